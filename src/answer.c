@@ -1,0 +1,204 @@
+/*
+ * answer.c - local replies.
+ *
+ * The reply is written in order: header, the client's question, answer
+ * records, authority SOA for negative answers (RFC 2308 3), OPT.  Owner
+ * names are compression pointers to the question or to the CNAME target
+ * just written, so the client sees its own spelling of the name.
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include "answer.h"
+#include "zone.h"
+
+/* Where the owner name of the next records stands in the reply. */
+struct owner {
+	size_t off;           /* offset of the name in the reply */
+	const uint8_t *name;  /* the name itself (for lookups) */
+	size_t len;
+};
+
+static void put_header(struct wire_buf *b, const struct wire_query *q,
+		       uint16_t flags)
+{
+	/* QR, the client's opcode and RD and CD, and RA: we recurse. */
+	flags |= WIRE_QR | WIRE_RA | (q->hdr.flags & (WIRE_RD | WIRE_CD)) |
+		 (uint16_t)(q->hdr.flags & 0x7800u);
+	wire_put16(b, q->hdr.id);
+	wire_put16(b, flags);
+	wire_put16(b, q->qname_len ? 1 : 0);
+	wire_put16(b, 0);
+	wire_put16(b, 0);
+	wire_put16(b, 0);
+}
+
+static void put_question(struct wire_buf *b, const struct wire_query *q,
+			 const uint8_t *pkt)
+{
+	if (q->qname_len)
+		wire_put_bytes(b, pkt + WIRE_HEADER_LEN,
+			       q->question_end - WIRE_HEADER_LEN);
+}
+
+/* Our OPT record (RFC 6891 6.1.2): ext-rcode, version 0, DO echoed. */
+static void put_opt(struct wire_buf *b, const struct wire_query *q,
+		    unsigned rcode, uint16_t edns_size)
+{
+	uint8_t root = 0;
+	wire_put_bytes(b, &root, 1);
+	wire_put16(b, WIRE_T_OPT);
+	wire_put16(b, edns_size);
+	wire_put32(b, ((uint32_t)(rcode >> 4) << 24) |
+			      (q->do_bit ? 0x8000u : 0));
+	wire_put16(b, 0);
+}
+
+static void set_count(struct wire_buf *b, size_t at, uint16_t n)
+{
+	if (!b->overflow)
+		wire_set16(b->p + at, n);
+}
+
+static void put_rr(struct wire_buf *b, const struct owner *o, uint16_t type,
+		   uint32_t ttl, const struct zone_rdata *rd)
+{
+	if (o->off < 0x4000) {
+		wire_put16(b, (uint16_t)(0xc000u | o->off));
+	} else {
+		wire_put_bytes(b, o->name, o->len);
+	}
+	wire_put16(b, type);
+	wire_put16(b, WIRE_CLASS_IN);
+	wire_put32(b, ttl);
+	wire_put16(b, rd->len);
+	wire_put_bytes(b, rd->data, rd->len);
+}
+
+static uint16_t put_rrset(struct wire_buf *b, const struct owner *o,
+			  const struct zone_rrset *set)
+{
+	for (size_t i = 0; i < set->count; i++)
+		put_rr(b, o, set->type, set->ttl, &set->rdata[i]);
+	return (uint16_t)set->count;
+}
+
+static uint16_t put_soa(struct wire_buf *b, const struct zone_apex *apex)
+{
+	struct owner o = {0x4000, apex->name, apex->name_len};
+	struct zone_rdata rd = {apex->soa_len, apex->soa, 0};
+	put_rr(b, &o, WIRE_T_SOA, apex->negative_ttl, &rd);
+	return 1;
+}
+
+/* The answer section for one step of the chain.  Returns the next CNAME
+ * target's owner through *next, or leaves next->name NULL. */
+static uint16_t put_node(struct wire_buf *b, const struct owner *o,
+			 const struct zone_node *node, uint16_t qtype,
+			 struct owner *next)
+{
+	const struct zone_rrset *set;
+
+	next->name = NULL;
+	if (qtype == WIRE_T_ANY) {
+		uint16_t n = 0;
+		size_t count = zone_rrsets(node, &set);
+		for (size_t i = 0; i < count; i++)
+			n = (uint16_t)(n + put_rrset(b, o, &set[i]));
+		return n;
+	}
+	if ((set = zone_find_rrset(node, qtype)))
+		return put_rrset(b, o, set);
+	if ((set = zone_find_rrset(node, WIRE_T_CNAME))) {
+		/* The target's name is the RDATA just written. */
+		put_rrset(b, o, set);
+		next->off = b->overflow ? 0x4000 : b->len - set->rdata[0].len;
+		next->name = set->rdata[0].data;
+		next->len = set->rdata[0].len;
+		return 1;
+	}
+	return 0;
+}
+
+size_t answer_local(const struct zone *z, const struct wire_query *q,
+		    const uint8_t *pkt, uint16_t edns_size, uint8_t *out,
+		    size_t cap)
+{
+	struct wire_buf b = {out, 0, cap, false};
+	struct zone_result r;
+	struct owner o = {WIRE_HEADER_LEN, q->qname, q->qname_len};
+	uint16_t an = 0, ns = 0;
+	unsigned rcode = WIRE_NOERROR;
+
+	if (q->qclass != WIRE_CLASS_IN)
+		return 0;
+	zone_lookup(z, q->qname, q->qname_len, &r);
+	if (r.match == ZONE_NOT_LOCAL)
+		return 0;
+	put_header(&b, q, WIRE_AA);
+	put_question(&b, q, pkt);
+	for (int step = 0;; step++) {
+		if (step > ANSWER_MAX_CHAIN)
+			return answer_error(q, pkt, WIRE_SERVFAIL, edns_size,
+					    out, cap);
+		if (r.match == ZONE_NOT_LOCAL)
+			break; /* the chain leaves local data */
+		if (r.match == ZONE_NXDOMAIN) {
+			/* RFC 6604 2.1: the rcode is the last name's. */
+			rcode = WIRE_NXDOMAIN;
+			ns = put_soa(&b, r.apex);
+			break;
+		}
+		struct owner next;
+		uint16_t n = put_node(&b, &o, r.node, q->qtype, &next);
+		an = (uint16_t)(an + n);
+		if (!next.name) {
+			if (n == 0)
+				ns = put_soa(&b, r.apex); /* NODATA */
+			break;
+		}
+		o = next;
+		zone_lookup(z, o.name, o.len, &r);
+	}
+	if (q->has_opt)
+		put_opt(&b, q, rcode, edns_size);
+	if (b.overflow) {
+		/* Only the 64 KiB message limit gets here: TC, question. */
+		b.overflow = false;
+		b.len = q->question_end;
+		wire_set16(out + 2, (uint16_t)(wire_get16(out + 2) | WIRE_TC));
+		an = ns = 0;
+		if (q->has_opt)
+			put_opt(&b, q, rcode, edns_size);
+	}
+	wire_set16(out + 2, (uint16_t)(wire_get16(out + 2) | rcode));
+	set_count(&b, 6, an);
+	set_count(&b, 8, ns);
+	set_count(&b, 10, q->has_opt ? 1 : 0);
+	return b.len;
+}
+
+size_t answer_error(const struct wire_query *q, const uint8_t *pkt,
+		    unsigned rcode, uint16_t edns_size, uint8_t *out,
+		    size_t cap)
+{
+	struct wire_buf b = {out, 0, cap, false};
+
+	put_header(&b, q, (uint16_t)(rcode & 0xfu));
+	put_question(&b, q, pkt);
+	/* BADVERS only exists in the OPT record (RFC 6891 7). */
+	if (q->has_opt || rcode > 15) {
+		put_opt(&b, q, rcode, edns_size);
+		set_count(&b, 10, 1);
+	}
+	if (b.overflow) {
+		b.overflow = false;
+		b.len = WIRE_HEADER_LEN;
+		set_count(&b, 4, 0);
+		set_count(&b, 10, 0);
+		if (cap < WIRE_HEADER_LEN)
+			return 0;
+	}
+	return b.len;
+}

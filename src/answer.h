@@ -1,0 +1,41 @@
+/*
+ * answer.h - build replies locally: answers from the zone store (data,
+ * CNAME chains, NODATA, NXDOMAIN) and error replies (FORMERR, NOTIMP,
+ * SERVFAIL, REFUSED, BADVERS).
+ *
+ * Replies are written into the caller's buffer without allocation.  Every
+ * reply carries the client's ID and, when the question was readable, the
+ * question exactly as the client sent it.
+ */
+#ifndef SPLITDNS_ANSWER_H
+#define SPLITDNS_ANSWER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+struct zone;
+
+/* At most this many CNAMEs are followed inside local data. */
+#define ANSWER_MAX_CHAIN 16
+
+/*
+ * Answer q (parsed from pkt) from z into out (cap bytes).  Returns the
+ * reply's length, or 0 when the name has no local data and the query must
+ * be forwarded.  edns_size is the payload size advertised in our OPT.
+ */
+size_t answer_local(const struct zone *z, const struct wire_query *q,
+		    const uint8_t *pkt, uint16_t edns_size, uint8_t *out,
+		    size_t cap);
+
+/*
+ * An error reply with rcode (WIRE_BADVERS included) to q from pkt.  The
+ * question is echoed when q has one.  Returns the length (0 only when cap
+ * is below a header).
+ */
+size_t answer_error(const struct wire_query *q, const uint8_t *pkt,
+		    unsigned rcode, uint16_t edns_size, uint8_t *out,
+		    size_t cap);
+
+#endif

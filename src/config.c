@@ -1,0 +1,585 @@
+/*
+ * config.c - read splitdns.conf and zone files with libconfig.
+ *
+ * Everything is copied into plain structures and the libconfig objects are
+ * destroyed before returning, so no other module sees libconfig.  Every
+ * setting is checked for name, type and range here; unknown settings are
+ * errors, because a misspelt option that is silently ignored is the worst
+ * kind of configuration bug.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <libconfig.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+#define CONFIG_MAX_LISTEN 64
+#define CONFIG_MAX_SERVERS 32
+
+/* Loader state for one call of config_load. */
+struct loader {
+	char *err;
+	size_t errlen;
+	const char *file; /* the file being read, for settings without one */
+};
+
+static bool fail(struct loader *ld, const config_setting_t *s,
+		 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static bool fail(struct loader *ld, const config_setting_t *s,
+		 const char *fmt, ...)
+{
+	char msg[CONFIG_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	const char *file = s ? config_setting_source_file(s) : NULL;
+	unsigned line = s ? config_setting_source_line(s) : 0;
+	snprintf(ld->err, ld->errlen, "%s:%u: %s", file ? file : ld->file,
+		 line, msg);
+	return false;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d) {
+		fprintf(stderr, "splitdns: out of memory\n");
+		exit(1);
+	}
+	return d;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+	if (!p) {
+		fprintf(stderr, "splitdns: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+/* Reject members of group g whose names are not in known (NULL-ended). */
+static bool check_names(struct loader *ld, const config_setting_t *g,
+			const char *const *known, const char *where)
+{
+	int n = config_setting_length(g);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(m);
+		bool ok = false;
+		for (const char *const *k = known; *k && !ok; k++)
+			ok = name && strcmp(name, *k) == 0;
+		if (!ok)
+			return fail(ld, m, "unknown setting '%s'%s%s",
+				    name ? name : "?", where ? " in " : "",
+				    where ? where : "");
+	}
+	return true;
+}
+
+/* Integer member name of g in [lo, hi]; *out keeps its default when the
+ * member is absent. */
+static bool get_int(struct loader *ld, const config_setting_t *g,
+		    const char *name, int64_t lo, int64_t hi, int64_t *out)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+	if (!s)
+		return true;
+	int t = config_setting_type(s);
+	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+		return fail(ld, s, "'%s' must be an integer", name);
+	long long v = config_setting_get_int64(s);
+	if (v < lo || v > hi)
+		return fail(ld, s, "'%s' is %lld, must be %" PRId64
+				   "..%" PRId64, name, v, lo, hi);
+	*out = v;
+	return true;
+}
+
+static bool get_bool(struct loader *ld, const config_setting_t *g,
+		     const char *name, bool *out)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+	if (!s)
+		return true;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return fail(ld, s, "'%s' must be true or false", name);
+	*out = config_setting_get_bool(s) != 0;
+	return true;
+}
+
+static bool get_string(struct loader *ld, const config_setting_t *g,
+		       const char *name, bool required, const char **out,
+		       int *line)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+	if (!s) {
+		if (required)
+			return fail(ld, g, "missing '%s'", name);
+		return true;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail(ld, s, "'%s' must be a string", name);
+	*out = config_setting_get_string(s);
+	if (line)
+		*line = (int)config_setting_source_line(s);
+	return true;
+}
+
+/* A list or array of strings; returns the setting (or NULL when absent)
+ * through *list. */
+static bool get_strings(struct loader *ld, const config_setting_t *g,
+			const char *name, config_setting_t **list)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+	*list = s;
+	if (!s)
+		return true;
+	int t = config_setting_type(s);
+	if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST)
+		return fail(ld, s, "'%s' must be a list of strings", name);
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			return fail(ld, e, "'%s' must be a list of strings",
+				    name);
+	}
+	return true;
+}
+
+bool config_parse_addr(const char *text, uint16_t default_port,
+		       struct config_addr *out, const char **why)
+{
+	char host[64];
+	const char *port = NULL;
+	size_t n = strlen(text);
+
+	memset(out, 0, sizeof(*out));
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (!close || (size_t)(close - text - 1) >= sizeof(host)) {
+			*why = "missing ']'";
+			return false;
+		}
+		memcpy(host, text + 1, (size_t)(close - text - 1));
+		host[close - text - 1] = '\0';
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1] != '\0') {
+			*why = "expected ':PORT' after ']'";
+			return false;
+		}
+	} else {
+		const char *colon = strchr(text, ':');
+		if (n >= sizeof(host)) {
+			*why = "address too long";
+			return false;
+		}
+		memcpy(host, text, n + 1);
+		/* One colon: IPv4 with a port.  More: a bare IPv6 address. */
+		if (colon && !strchr(colon + 1, ':')) {
+			host[colon - text] = '\0';
+			port = colon + 1;
+		}
+	}
+	unsigned long p = default_port;
+	if (port) {
+		char *end;
+		errno = 0;
+		p = strtoul(port, &end, 10);
+		if (*port < '0' || *port > '9' || *end || errno || p == 0 ||
+		    p > 65535) {
+			*why = "port must be 1..65535";
+			return false;
+		}
+	}
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)p);
+		out->len = sizeof(*v4);
+		snprintf(out->text, sizeof(out->text), "%s:%lu", host, p);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)p);
+		out->len = sizeof(*v6);
+		snprintf(out->text, sizeof(out->text), "[%s]:%lu", host, p);
+	} else {
+		*why = "not an IPv4 or IPv6 address";
+		return false;
+	}
+	return true;
+}
+
+int config_read_resolv(const char *path, struct config_addr *out, size_t max)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	size_t n = 0;
+
+	if (!f)
+		return -1;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		char word[32], addr[128];
+		const char *why;
+		if (sscanf(line, " %31s %127s", word, addr) != 2 ||
+		    strcmp(word, "nameserver") != 0)
+			continue;
+		char *pct = strchr(addr, '%'); /* scoped link-local */
+		if (pct)
+			continue;
+		if (config_parse_addr(addr, 53, &out[n], &why))
+			n++;
+	}
+	fclose(f);
+	return (int)n;
+}
+
+static bool same_endpoint(const struct config_addr *a,
+			  const struct config_addr *b)
+{
+	if (a->ss.ss_family != b->ss.ss_family)
+		return false;
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)&a->ss;
+		const struct sockaddr_in *y = (const void *)&b->ss;
+		if (x->sin_port != y->sin_port)
+			return false;
+		/* A wildcard listener also receives what goes to loopback. */
+		return x->sin_addr.s_addr == y->sin_addr.s_addr ||
+		       x->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		       y->sin_addr.s_addr == htonl(INADDR_ANY);
+	}
+	const struct sockaddr_in6 *x = (const void *)&a->ss;
+	const struct sockaddr_in6 *y = (const void *)&b->ss;
+	return x->sin6_port == y->sin6_port &&
+	       (memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0 ||
+		IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) ||
+		IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr));
+}
+
+static bool load_addrs(struct loader *ld, config_setting_t *list,
+		       struct config_addr **out, size_t *n, size_t max,
+		       const char *what)
+{
+	size_t len = (size_t)config_setting_length(list);
+	if (len == 0)
+		return fail(ld, list, "'%s' is empty", what);
+	if (len > max)
+		return fail(ld, list, "'%s' has more than %zu entries", what,
+			    max);
+	*out = xcalloc(len, sizeof(**out));
+	*n = len;
+	for (size_t i = 0; i < len; i++) {
+		config_setting_t *e = config_setting_get_elem(list,
+							      (unsigned)i);
+		const char *why;
+		if (!config_parse_addr(config_setting_get_string(e), 53,
+				       &(*out)[i], &why))
+			return fail(ld, e, "%s: '%s': %s", what,
+				    config_setting_get_string(e), why);
+	}
+	return true;
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return xstrdup(".");
+	char *d = xstrdup(path);
+	d[slash - path == 0 ? 1 : slash - path] = '\0';
+	return d;
+}
+
+/* Read libconfig file path into c, reporting errors through ld. */
+static bool read_file(struct loader *ld, config_t *c, const char *path)
+{
+	char *dir = dir_of(path);
+
+	config_init(c);
+	config_set_include_dir(c, dir);
+	free(dir);
+	if (config_read_file(c, path) == CONFIG_TRUE)
+		return true;
+	if (config_error_type(c) == CONFIG_ERR_FILE_IO || !config_error_file(c))
+		snprintf(ld->err, ld->errlen, "%s: cannot read: %s", path,
+			 strerror(errno ? errno : ENOENT));
+	else
+		snprintf(ld->err, ld->errlen, "%s:%d: %s",
+			 config_error_file(c), config_error_line(c),
+			 config_error_text(c));
+	return false;
+}
+
+static bool load_record(struct loader *ld, config_setting_t *g,
+			struct config_record *r)
+{
+	static const char *const known[] = {"name", "type", "data", "ttl",
+					    NULL};
+	const char *name = NULL, *type = NULL, *data = NULL;
+	int64_t ttl = -1;
+
+	r->line = (int)config_setting_source_line(g);
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return fail(ld, g, "a record must be a group { name = ...; "
+				   "type = ...; data = ...; }");
+	if (!check_names(ld, g, known, "a record") ||
+	    !get_string(ld, g, "name", true, &name, NULL) ||
+	    !get_string(ld, g, "type", true, &type, NULL) ||
+	    !get_string(ld, g, "data", true, &data, NULL) ||
+	    !get_int(ld, g, "ttl", 0, INT32_MAX, &ttl))
+		return false;
+	r->name = xstrdup(name);
+	r->type = xstrdup(type);
+	r->data = xstrdup(data);
+	r->ttl = ttl;
+	return true;
+}
+
+static bool load_zone(struct loader *ld, struct config_zone *z)
+{
+	static const char *const known[] = {"origin", "ttl", "authoritative",
+					    "records", NULL};
+	config_t c;
+	const char *origin = NULL;
+	bool ok = false;
+
+	z->ttl = 300;
+	if (!read_file(ld, &c, z->path))
+		goto out;
+	ld->file = z->path;
+	config_setting_t *root = config_root_setting(&c);
+	if (!check_names(ld, root, known, NULL) ||
+	    !get_string(ld, root, "origin", true, &origin, &z->origin_line) ||
+	    !get_int(ld, root, "ttl", 0, INT32_MAX, &z->ttl) ||
+	    !get_bool(ld, root, "authoritative", &z->authoritative))
+		goto out;
+	z->origin = xstrdup(origin);
+	config_setting_t *recs = config_setting_get_member(root, "records");
+	if (recs) {
+		if (config_setting_type(recs) != CONFIG_TYPE_LIST) {
+			fail(ld, recs, "'records' must be a list ( {...}, ... )");
+			goto out;
+		}
+		z->nrecords = (size_t)config_setting_length(recs);
+		z->records = xcalloc(z->nrecords, sizeof(*z->records));
+		for (size_t i = 0; i < z->nrecords; i++)
+			if (!load_record(ld, config_setting_get_elem(recs, (unsigned)i),
+					 &z->records[i]))
+				goto out;
+	}
+	ok = true;
+out:
+	config_destroy(&c);
+	return ok;
+}
+
+static bool load_upstream(struct loader *ld, config_setting_t *root,
+			  struct config *cfg)
+{
+	static const char *const known[] = {"servers", "timeout_ms", "tries",
+					    NULL};
+	config_setting_t *up = config_setting_get_member(root, "upstream");
+	config_setting_t *list = NULL;
+	int64_t timeout = 1000, tries = 2;
+
+	if (up) {
+		if (config_setting_type(up) != CONFIG_TYPE_GROUP)
+			return fail(ld, up, "'upstream' must be a group { ... }");
+		if (!check_names(ld, up, known, "upstream") ||
+		    !get_strings(ld, up, "servers", &list) ||
+		    !get_int(ld, up, "timeout_ms", 100, 30000, &timeout) ||
+		    !get_int(ld, up, "tries", 1, 10, &tries))
+			return false;
+	}
+	cfg->timeout_ms = (int)timeout;
+	cfg->tries = (int)tries;
+	if (list)
+		return load_addrs(ld, list, &cfg->servers, &cfg->nservers,
+				  CONFIG_MAX_SERVERS, "upstream.servers");
+	cfg->servers_from_resolv = true;
+	cfg->servers = xcalloc(CONFIG_MAX_SERVERS, sizeof(*cfg->servers));
+	int n = config_read_resolv("/etc/resolv.conf", cfg->servers,
+				   CONFIG_MAX_SERVERS);
+	if (n <= 0) {
+		snprintf(ld->err, ld->errlen,
+			 "%s: no upstream.servers, and /etc/resolv.conf "
+			 "names no usable nameserver", cfg->path);
+		return false;
+	}
+	cfg->nservers = (size_t)n;
+	return true;
+}
+
+static bool load_listen(struct loader *ld, config_setting_t *root,
+			struct config *cfg,
+			const char *const *override, size_t n_override)
+{
+	config_setting_t *list;
+	const char *why;
+
+	if (!get_strings(ld, root, "listen", &list))
+		return false;
+	if (override && n_override) {
+		cfg->listen = xcalloc(n_override, sizeof(*cfg->listen));
+		cfg->nlisten = n_override;
+		for (size_t i = 0; i < n_override; i++)
+			if (!config_parse_addr(override[i], 53,
+					       &cfg->listen[i], &why)) {
+				snprintf(ld->err, ld->errlen,
+					 "-l %s: %s", override[i], why);
+				return false;
+			}
+		return true;
+	}
+	if (list)
+		return load_addrs(ld, list, &cfg->listen, &cfg->nlisten,
+				  CONFIG_MAX_LISTEN, "listen");
+	static const char *const defaults[] = {"127.0.0.1:53", "[::1]:53"};
+	cfg->listen = xcalloc(2, sizeof(*cfg->listen));
+	cfg->nlisten = 2;
+	for (size_t i = 0; i < 2; i++)
+		config_parse_addr(defaults[i], 53, &cfg->listen[i], &why);
+	return true;
+}
+
+static bool load_zones(struct loader *ld, config_setting_t *root,
+		       struct config *cfg)
+{
+	config_setting_t *list;
+
+	if (!get_strings(ld, root, "zones", &list))
+		return false;
+	if (!list)
+		return true;
+	cfg->nzones = (size_t)config_setting_length(list);
+	cfg->zones = xcalloc(cfg->nzones, sizeof(*cfg->zones));
+	char *dir = dir_of(cfg->path);
+	for (size_t i = 0; i < cfg->nzones; i++) {
+		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *p = config_setting_get_string(e);
+		struct config_zone *z = &cfg->zones[i];
+		z->line = (int)config_setting_source_line(e);
+		if (p[0] == '/') {
+			z->path = xstrdup(p);
+		} else {
+			z->path = xcalloc(strlen(dir) + strlen(p) + 2, 1);
+			sprintf(z->path, "%s/%s", dir, p);
+		}
+		if (!load_zone(ld, z)) {
+			free(dir);
+			return false;
+		}
+	}
+	free(dir);
+	return true;
+}
+
+static bool load_tcp(struct loader *ld, config_setting_t *root,
+		     struct config *cfg)
+{
+	static const char *const known[] = {"max_connections",
+					    "idle_timeout_ms", NULL};
+	config_setting_t *g = config_setting_get_member(root, "tcp");
+	int64_t maxc = 256, idle = 10000;
+
+	if (g) {
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			return fail(ld, g, "'tcp' must be a group { ... }");
+		if (!check_names(ld, g, known, "tcp") ||
+		    !get_int(ld, g, "max_connections", 1, 65535, &maxc) ||
+		    !get_int(ld, g, "idle_timeout_ms", 1000, 600000, &idle))
+			return false;
+	}
+	cfg->tcp_max_connections = (int)maxc;
+	cfg->tcp_idle_timeout_ms = (int)idle;
+	return true;
+}
+
+/* An upstream that is one of our own listeners would forward to itself. */
+static bool check_loops(struct loader *ld, const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nservers; i++)
+		for (size_t j = 0; j < cfg->nlisten; j++)
+			if (same_endpoint(&cfg->servers[i], &cfg->listen[j])) {
+				snprintf(ld->err, ld->errlen,
+					 "%s: upstream %s%s is our own listen "
+					 "address %s: a forwarding loop",
+					 cfg->path, cfg->servers[i].text,
+					 cfg->servers_from_resolv
+						 ? " (from /etc/resolv.conf)"
+						 : "",
+					 cfg->listen[j].text);
+				return false;
+			}
+	return true;
+}
+
+struct config *config_load(const char *path, const char *const *override,
+			   size_t n_override, char *err, size_t errlen)
+{
+	static const char *const known[] = {"listen", "upstream", "zones",
+					    "edns_size", "tcp", NULL};
+	struct loader ld = {err, errlen, path};
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	config_t c;
+	int64_t edns = 1232;
+	bool ok = false;
+
+	cfg->path = xstrdup(path);
+	if (!read_file(&ld, &c, path))
+		goto out;
+	config_setting_t *root = config_root_setting(&c);
+	if (!check_names(&ld, root, known, NULL) ||
+	    !load_listen(&ld, root, cfg, override, n_override) ||
+	    !load_upstream(&ld, root, cfg) ||
+	    !get_int(&ld, root, "edns_size", 512, 4096, &edns) ||
+	    !load_tcp(&ld, root, cfg) || !check_loops(&ld, cfg) ||
+	    !load_zones(&ld, root, cfg))
+		goto out;
+	cfg->edns_size = (int)edns;
+	ok = true;
+out:
+	config_destroy(&c);
+	if (!ok) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->nzones; i++) {
+		struct config_zone *z = &cfg->zones[i];
+		for (size_t j = 0; j < z->nrecords; j++) {
+			free(z->records[j].name);
+			free(z->records[j].type);
+			free(z->records[j].data);
+		}
+		free(z->records);
+		free(z->origin);
+		free(z->path);
+	}
+	free(cfg->zones);
+	free(cfg->listen);
+	free(cfg->servers);
+	free(cfg->path);
+	free(cfg);
+}

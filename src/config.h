@@ -1,0 +1,83 @@
+/*
+ * config.h - the main configuration file and zone files, read with
+ * libconfig into plain structures.
+ *
+ * This is the only module that includes <libconfig.h>.  It checks syntax,
+ * names, types and ranges, and reports the first error as "file:line:
+ * message".  It does not interpret record data: the zone module does, and
+ * reports its errors with the file and line kept here.
+ */
+#ifndef SPLITDNS_CONFIG_H
+#define SPLITDNS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONFIG_ERR_MAX 1024
+
+struct config_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[80]; /* normalised "1.2.3.4:53" or "[::1]:53" */
+};
+
+struct config_record {
+	char *name;
+	char *type;
+	char *data;
+	int64_t ttl; /* -1: the zone's default */
+	int line;
+};
+
+struct config_zone {
+	char *path; /* as resolved; every record error names it */
+	int line;   /* where the main file lists it */
+	char *origin;
+	int origin_line;
+	int64_t ttl;
+	bool authoritative;
+	struct config_record *records;
+	size_t nrecords;
+};
+
+struct config {
+	char *path;
+	struct config_addr *listen;
+	size_t nlisten;
+	struct config_addr *servers;
+	size_t nservers;
+	bool servers_from_resolv; /* upstream.servers was absent */
+	int timeout_ms;
+	int tries;
+	int edns_size;
+	int tcp_max_connections;
+	int tcp_idle_timeout_ms;
+	struct config_zone *zones;
+	size_t nzones;
+};
+
+/*
+ * Read the main file at path and every zone file it names.  listen_override
+ * (n entries, may be NULL) replaces the file's listen list.  Returns a new
+ * config (caller frees with config_free) or NULL with "file:line: message"
+ * in err.
+ */
+struct config *config_load(const char *path, const char *const *listen_override,
+			   size_t n_override, char *err, size_t errlen);
+
+void config_free(struct config *cfg);
+
+/*
+ * Parse "1.2.3.4", "1.2.3.4:53", "::1", "[::1]:53".  Returns false with a
+ * reason in *why.
+ */
+bool config_parse_addr(const char *text, uint16_t default_port,
+		       struct config_addr *out, const char **why);
+
+/* Read the nameserver lines of a resolv.conf-format file.  Returns the
+ * number found (0..max), or -1 when the file cannot be read. */
+int config_read_resolv(const char *path, struct config_addr *out, size_t max);
+
+#endif

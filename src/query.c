@@ -1,0 +1,282 @@
+/*
+ * query.c - the query pipeline.
+ *
+ * Reads top to bottom: check the packet, answer locally when the name is
+ * local, otherwise relay it upstream; in the upstream callback check the
+ * reply, restore the client's ID, fit it to the client's size and send.
+ * One struct query holds everything about a relayed query and one function
+ * (query_done) releases it.  A client whose deadline passes gets SERVFAIL
+ * at once; its query object stays until c-ares reports back, because
+ * c-ares still holds a pointer to it.
+ */
+#include <config.h>
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "answer.h"
+#include "forward.h"
+#include "log.h"
+#include "loop.h"
+#include "query.h"
+#include "wire.h"
+#include "zone.h"
+
+/* Queries up to this size are copied into the pool object itself; larger
+ * ones (rare: TCP with big EDNS options) get a buffer of their own. */
+#define QUERY_INLINE 1232
+
+struct query {
+	struct forward_req req; /* first: the callback hands us this */
+	struct query_env *env;
+	struct query_client client;
+	struct wire_query wq;   /* the parsed client query */
+	uint64_t deadline;
+	bool answered;          /* the client has its reply (or SERVFAIL) */
+	struct query *prev, *next; /* deadline list, or the free list */
+	uint8_t *pkt;           /* inline or heap */
+	size_t len;
+	uint8_t inline_pkt[QUERY_INLINE];
+};
+
+struct query_env {
+	const struct zone *zone;
+	struct forward *fw;
+	struct query_io io;
+	uint16_t edns_size;
+	int deadline_ms;
+	size_t inflight;
+	struct query *free_list;
+	struct query *head, *tail; /* waiting for upstream, by deadline */
+	uint8_t out[WIRE_MSG_MAX]; /* replies are built here */
+};
+
+struct query_env *query_env_new(const struct zone *zone, struct forward *fw,
+				uint16_t edns_size, int deadline_ms,
+				const struct query_io *io)
+{
+	struct query_env *env = calloc(1, sizeof(*env));
+	if (!env)
+		return NULL;
+	env->zone = zone;
+	env->fw = fw;
+	env->io = *io;
+	env->edns_size = edns_size;
+	env->deadline_ms = deadline_ms;
+	return env;
+}
+
+void query_env_free(struct query_env *env)
+{
+	if (!env)
+		return;
+	while (env->free_list) {
+		struct query *q = env->free_list;
+		env->free_list = q->next;
+		free(q);
+	}
+	free(env);
+}
+
+/* The largest UDP reply this client takes (RFC 6891 6.2.5): 512 without
+ * EDNS, else its size capped by ours, never below 512. */
+static size_t udp_limit(const struct query_env *env,
+			const struct wire_query *wq)
+{
+	if (!wq->has_opt || wq->udp_size <= WIRE_UDP_MIN)
+		return WIRE_UDP_MIN;
+	return wq->udp_size < env->edns_size ? wq->udp_size : env->edns_size;
+}
+
+/* The single exit towards the client: fit to UDP size, then send. */
+static void reply(struct query_env *env, const struct query_client *c,
+		  const struct wire_query *wq, uint8_t *msg, size_t len)
+{
+	if (!c->conn && len > udp_limit(env, wq))
+		len = wire_truncate(msg, len, udp_limit(env, wq));
+	if (len)
+		env->io.send(env->io.ctx, c, msg, len);
+}
+
+static void reply_error(struct query_env *env, const struct query_client *c,
+			const struct wire_query *wq, const uint8_t *pkt,
+			unsigned rcode)
+{
+	size_t n = answer_error(wq, pkt, rcode, env->edns_size, env->out,
+				sizeof(env->out));
+	reply(env, c, wq, env->out, n);
+}
+
+static void list_unlink(struct query_env *env, struct query *q)
+{
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		env->head = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	else
+		env->tail = q->prev;
+	q->prev = q->next = NULL;
+}
+
+static struct query *query_get(struct query_env *env)
+{
+	struct query *q = env->free_list;
+	if (env->inflight >= QUERY_MAX_INFLIGHT)
+		return NULL;
+	if (q)
+		env->free_list = q->next;
+	else if (!(q = malloc(sizeof(*q))))
+		return NULL;
+	memset(q, 0, offsetof(struct query, inline_pkt));
+	q->env = env;
+	env->inflight++;
+	return q;
+}
+
+/* The one place a relayed query ends. */
+static void query_done(struct query *q)
+{
+	struct query_env *env = q->env;
+
+	if (!q->answered)
+		list_unlink(env, q);
+	if (q->client.conn)
+		env->io.release(env->io.ctx, &q->client);
+	if (q->pkt != q->inline_pkt)
+		free(q->pkt);
+	env->inflight--;
+	q->next = env->free_list;
+	env->free_list = q;
+}
+
+/* Put the client's question and ID back into our copy of its packet, so
+ * that error replies echo what the client sent. */
+static void restore_client_id(struct query *q)
+{
+	wire_set16(q->pkt, q->wq.hdr.id);
+}
+
+static void on_upstream(struct forward_req *req, enum forward_status st,
+			const uint8_t *ans, size_t len)
+{
+	struct query *q = (struct query *)req;
+	struct query_env *env = q->env;
+
+	restore_client_id(q);
+	if (q->answered) {
+		query_done(q);
+		return;
+	}
+	list_unlink(env, q);
+	q->answered = true;
+	if (st != FORWARD_OK || len > sizeof(env->out) || len < WIRE_HEADER_LEN) {
+		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
+		query_done(q);
+		return;
+	}
+	memcpy(env->out, ans, len);
+	if (!wire_check_reply(env->out, len, q->wq.qname, q->wq.qname_len,
+			      q->wq.qtype, q->wq.qclass)) {
+		log_debug("unusable upstream reply, answering SERVFAIL");
+		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
+		query_done(q);
+		return;
+	}
+	wire_set16(env->out, q->wq.hdr.id);
+	/* Newer c-ares rewrites client cookies: never relay a server cookie
+	 * that was not made for this client (RFC 7873 5.3). */
+	len = wire_strip_edns_option(env->out, len, WIRE_EDNS_COOKIE);
+	reply(env, &q->client, &q->wq, env->out, len);
+	query_done(q);
+}
+
+static void relay(struct query_env *env, const struct query_client *c,
+		  const struct wire_query *wq, const uint8_t *pkt, size_t len)
+{
+	struct query *q = query_get(env);
+
+	if (q && len > QUERY_INLINE) {
+		q->pkt = malloc(len);
+		if (!q->pkt) {
+			q->pkt = q->inline_pkt;
+			q->answered = true;
+			query_done(q);
+			q = NULL;
+		}
+	}
+	if (!q) {
+		reply_error(env, c, wq, pkt, WIRE_SERVFAIL);
+		return;
+	}
+	if (len <= QUERY_INLINE)
+		q->pkt = q->inline_pkt;
+	memcpy(q->pkt, pkt, len);
+	q->len = len;
+	q->client = *c;
+	q->wq = *wq;
+	q->deadline = loop_now_ms() + (uint64_t)env->deadline_ms;
+	if (c->conn)
+		env->io.hold(env->io.ctx, c);
+	/* Deadlines are all now + the same budget: appending keeps the
+	 * list sorted. */
+	q->prev = env->tail;
+	if (env->tail)
+		env->tail->next = q;
+	else
+		env->head = q;
+	env->tail = q;
+	/* Fully set up: on_upstream may run inside this call. */
+	forward_send(env->fw, &q->req, q->pkt, len, on_upstream);
+}
+
+void query_handle(struct query_env *env, const struct query_client *c,
+		  const uint8_t *pkt, size_t len)
+{
+	struct wire_query wq;
+	size_t n;
+
+	switch (wire_parse_query(pkt, len, &wq)) {
+	case WIRE_DROP:
+		return;
+	case WIRE_BAD_FORMAT:
+		reply_error(env, c, &wq, pkt, WIRE_FORMERR);
+		return;
+	case WIRE_BAD_OPCODE:
+		reply_error(env, c, &wq, pkt, WIRE_NOTIMP);
+		return;
+	case WIRE_BAD_VERSION:
+		reply_error(env, c, &wq, pkt, WIRE_BADVERS);
+		return;
+	case WIRE_OK:
+		break;
+	}
+	if (env->zone && (n = answer_local(env->zone, &wq, pkt, env->edns_size,
+					   env->out, sizeof(env->out)))) {
+		reply(env, c, &wq, env->out, n);
+		return;
+	}
+	relay(env, c, &wq, pkt, len);
+}
+
+void query_expire(struct query_env *env, uint64_t now_ms)
+{
+	while (env->head && env->head->deadline <= now_ms) {
+		struct query *q = env->head;
+		list_unlink(env, q);
+		q->answered = true;
+		restore_client_id(q);
+		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
+	}
+}
+
+int query_next_deadline_ms(const struct query_env *env, uint64_t now_ms)
+{
+	if (!env->head)
+		return -1;
+	if (env->head->deadline <= now_ms)
+		return 0;
+	return (int)(env->head->deadline - now_ms);
+}

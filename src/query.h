@@ -1,0 +1,67 @@
+/*
+ * query.h - the pipeline of one client query: validate, answer locally or
+ * forward, and reply with the client's ID within a deadline.
+ *
+ * The pipeline does not know sockets: the server hands it a packet and a
+ * client handle, and it answers through the send callback.  Queries that
+ * go upstream live in a pool of preallocated objects, so the hot path does
+ * not allocate once the pool has warmed up.
+ */
+#ifndef SPLITDNS_QUERY_H
+#define SPLITDNS_QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct forward;
+struct zone;
+
+/* Most queries relayed at once; beyond it clients get SERVFAIL. */
+#define QUERY_MAX_INFLIGHT 16384
+
+/* Who asked, and how to reach them; the server fills it in. */
+struct query_client {
+	int fd;           /* UDP socket, or -1 for TCP */
+	void *conn;       /* TCP connection, or NULL for UDP */
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+};
+
+/* Callbacks into the server.  send may be asked to reach a TCP connection
+ * that has closed: it then drops the reply.  hold/release count the
+ * pipeline's references to a TCP connection. */
+struct query_io {
+	void (*send)(void *ctx, const struct query_client *c,
+		     const uint8_t *msg, size_t len);
+	void (*hold)(void *ctx, const struct query_client *c);
+	void (*release)(void *ctx, const struct query_client *c);
+	void *ctx;
+};
+
+struct query_env;
+
+/*
+ * A pipeline answering from zone (borrowed, may be NULL) and relaying
+ * through fw (borrowed).  deadline_ms bounds how long a client waits for
+ * an upstream answer before it gets SERVFAIL.
+ */
+struct query_env *query_env_new(const struct zone *zone, struct forward *fw,
+				uint16_t edns_size, int deadline_ms,
+				const struct query_io *io);
+
+/* Free the pipeline.  Call after forward_free, which completes every
+ * upstream request. */
+void query_env_free(struct query_env *env);
+
+/* Handle one packet from client c (UDP when c->conn is NULL). */
+void query_handle(struct query_env *env, const struct query_client *c,
+		  const uint8_t *pkt, size_t len);
+
+/* Answer SERVFAIL to clients whose deadline has passed. */
+void query_expire(struct query_env *env, uint64_t now_ms);
+
+/* Milliseconds until the next deadline, or -1 when none is pending. */
+int query_next_deadline_ms(const struct query_env *env, uint64_t now_ms);
+
+#endif

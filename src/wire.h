@@ -1,0 +1,197 @@
+/*
+ * wire.h - DNS message codec: header, names, question, EDNS OPT, reply
+ * surgery (truncation, option stripping).
+ *
+ * Every read of message bytes is bounds-checked against the length the
+ * caller gives; names are read with a hop limit and backward-only
+ * compression pointers.  This module owns no memory and depends on nothing
+ * else in splitdns.
+ */
+#ifndef SPLITDNS_WIRE_H
+#define SPLITDNS_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_HEADER_LEN 12
+#define WIRE_NAME_MAX 255  /* octets in an uncompressed wire name */
+#define WIRE_LABEL_MAX 63
+#define WIRE_UDP_MIN 512   /* RFC 1035 4.2.1 limit without EDNS */
+#define WIRE_MSG_MAX 65535
+
+/* Header flag bits (RFC 1035 4.1.1, RFC 4035 3.2). */
+#define WIRE_QR 0x8000u
+#define WIRE_AA 0x0400u
+#define WIRE_TC 0x0200u
+#define WIRE_RD 0x0100u
+#define WIRE_RA 0x0080u
+#define WIRE_AD 0x0020u
+#define WIRE_CD 0x0010u
+#define WIRE_OPCODE(flags) (((flags) >> 11) & 0xfu)
+#define WIRE_RCODE(flags) ((flags) & 0xfu)
+
+enum wire_type {
+	WIRE_T_A = 1,
+	WIRE_T_NS = 2,
+	WIRE_T_CNAME = 5,
+	WIRE_T_SOA = 6,
+	WIRE_T_PTR = 12,
+	WIRE_T_MX = 15,
+	WIRE_T_TXT = 16,
+	WIRE_T_AAAA = 28,
+	WIRE_T_SRV = 33,
+	WIRE_T_OPT = 41,
+	WIRE_T_ANY = 255,
+	WIRE_T_CAA = 257,
+};
+
+#define WIRE_CLASS_IN 1
+
+enum wire_rcode {
+	WIRE_NOERROR = 0,
+	WIRE_FORMERR = 1,
+	WIRE_SERVFAIL = 2,
+	WIRE_NXDOMAIN = 3,
+	WIRE_NOTIMP = 4,
+	WIRE_REFUSED = 5,
+	WIRE_BADVERS = 16, /* extended: needs an OPT record */
+};
+
+#define WIRE_EDNS_COOKIE 10 /* RFC 7873 option code */
+
+struct wire_header {
+	uint16_t id;
+	uint16_t flags;
+	uint16_t qdcount;
+	uint16_t ancount;
+	uint16_t nscount;
+	uint16_t arcount;
+};
+
+/* A client query, as parsed by wire_parse_query().  Offsets point into the
+ * packet the caller owns. */
+struct wire_query {
+	struct wire_header hdr;
+	uint8_t qname[WIRE_NAME_MAX]; /* as sent: the client's letter case */
+	size_t qname_len;
+	size_t question_end; /* offset just past QTYPE/QCLASS */
+	uint16_t qtype;
+	uint16_t qclass;
+	bool has_opt;
+	uint16_t udp_size;    /* the client's EDNS payload size, as sent */
+	uint8_t edns_version;
+	bool do_bit;
+};
+
+/* What to do with a packet that claims to be a query. */
+enum wire_verdict {
+	WIRE_OK,
+	WIRE_DROP,        /* too short, or QR=1: never answer */
+	WIRE_BAD_FORMAT,  /* answer FORMERR */
+	WIRE_BAD_OPCODE,  /* answer NOTIMP */
+	WIRE_BAD_VERSION, /* answer BADVERS (EDNS version > 0) */
+};
+
+/* A bounded output cursor.  Writes past cap set overflow and write nothing. */
+struct wire_buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+	bool overflow;
+};
+
+static inline uint16_t wire_get16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t wire_get32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+	       ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline void wire_set16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* Read the 12-byte header.  Returns false when len < 12. */
+bool wire_read_header(const uint8_t *msg, size_t len, struct wire_header *h);
+
+/*
+ * Read the (possibly compressed) name at *off into out, uncompressed.
+ * Pointers must point strictly before the current name's start (RFC 1035
+ * 4.1.4; this also rules out loops).  On success advances *off past the
+ * name as it stands in the message and returns the name's length (>= 1);
+ * returns -1 on a malformed name.  out may be NULL to only skip.
+ */
+int wire_read_name(const uint8_t *msg, size_t len, size_t *off,
+		   uint8_t *out);
+
+/* Skip one resource record at *off; on success stores its type and the
+ * offsets of its RDATA.  Returns false when the record is cut short. */
+bool wire_skip_rr(const uint8_t *msg, size_t len, size_t *off,
+		  uint16_t *type, size_t *rdata_off, uint16_t *rdlen);
+
+/*
+ * Parse and validate a client query (RFC 1035 4.1, RFC 6891 6.1).  On
+ * WIRE_OK, WIRE_BAD_VERSION and (where the question was readable)
+ * WIRE_BAD_OPCODE/WIRE_BAD_FORMAT, q->hdr holds the header; q->qname_len
+ * is 0 when no question could be read.
+ */
+enum wire_verdict wire_parse_query(const uint8_t *msg, size_t len,
+				   struct wire_query *q);
+
+/* Case-insensitive comparison of two uncompressed wire names. */
+bool wire_name_equal(const uint8_t *a, size_t alen, const uint8_t *b,
+		     size_t blen);
+
+/* Lower-case a wire name (length octets are < 64 and so never change). */
+void wire_name_lower(uint8_t *dst, const uint8_t *src, size_t len);
+
+/* Number of labels in a wire name, root excluded. */
+int wire_name_labels(const uint8_t *name, size_t len);
+
+/*
+ * Convert presentation text to a wire name (RFC 1035 5.1: \. and \DDD
+ * escapes).  "@" is origin; a name not ending in "." is relative to origin
+ * (origin may be NULL for absolute-only).  Returns the length or -1, with a
+ * reason in *why.
+ */
+int wire_name_from_text(const char *text, const uint8_t *origin,
+			size_t origin_len, uint8_t *out, const char **why);
+
+/* Write name as dotted text with escapes into buf (at least 1010 bytes
+ * covers any name).  Returns buf. */
+char *wire_name_to_text(const uint8_t *name, size_t len, char *buf,
+			size_t size);
+
+void wire_put_bytes(struct wire_buf *b, const void *src, size_t n);
+void wire_put16(struct wire_buf *b, uint16_t v);
+void wire_put32(struct wire_buf *b, uint32_t v);
+
+/*
+ * Check an upstream reply against the query that was sent: QR=1, opcode
+ * QUERY, one question equal (ignoring case) to qname/qtype/qclass.  On
+ * success the reply's question name is overwritten with the client's
+ * spelling (qname) and true is returned.
+ */
+bool wire_check_reply(uint8_t *reply, size_t len, const uint8_t *qname,
+		      size_t qname_len, uint16_t qtype, uint16_t qclass);
+
+/*
+ * Cut a reply down to header, question and OPT record with TC=1, so that
+ * it fits in limit bytes (RFC 2181 9, RFC 6891 7).  Returns the new length
+ * (<= limit), or 0 when even the header and question do not fit or the
+ * reply is malformed.
+ */
+size_t wire_truncate(uint8_t *msg, size_t len, size_t limit);
+
+/* Remove every EDNS option with the given code from the reply's OPT
+ * record.  Returns the new length (unchanged when there is none). */
+size_t wire_strip_edns_option(uint8_t *msg, size_t len, uint16_t code);
+
+#endif
