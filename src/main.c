@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +45,28 @@ struct options {
 	bool verbose;
 };
 
-/* Signal state, read by the main loop. */
-struct sigwatch {
-	struct loop_watch w;
+/* What one load of the configuration produces; replaced whole on reload. */
+struct runtime {
+	struct config *cfg;
+	struct zone *zone;
+	struct forward *fw;
+};
+
+#define MAX_DRAINING 16
+
+/* The running daemon: main's state, passed down explicitly. */
+struct daemon {
+	struct options *o;
+	struct loop *loop;
+	struct server *srv;
+	struct query_env *env;
+	struct runtime rt;
+	/* Channels replaced by a reload, freed once their queries end. */
+	struct forward *draining[MAX_DRAINING];
+	size_t ndraining;
+	struct loop_watch sigw;
 	bool stop;
+	bool reload;
 };
 
 static void usage(FILE *f)
@@ -153,20 +172,119 @@ static int detach(const char *pidfile)
 
 static void on_signal(struct loop_watch *w, uint32_t events)
 {
-	struct sigwatch *s = (struct sigwatch *)w;
+	struct daemon *d = (struct daemon *)((char *)w -
+					     offsetof(struct daemon, sigw));
 	struct signalfd_siginfo si;
 
 	(void)events;
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			log_info("SIGHUP: reload is not supported by this "
-				 "version; still serving");
+			d->reload = true;
 			continue;
 		}
 		log_info("%s: shutting down",
 			 si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-		s->stop = true;
+		d->stop = true;
 	}
+}
+
+static bool same_upstreams(const struct config *a, const struct config *b)
+{
+	if (a->nservers != b->nservers || a->timeout_ms != b->timeout_ms ||
+	    a->tries != b->tries)
+		return false;
+	for (size_t i = 0; i < a->nservers; i++)
+		if (strcmp(a->servers[i].text, b->servers[i].text) != 0)
+			return false;
+	return true;
+}
+
+static bool same_sockets(const struct config *a, const struct config *b)
+{
+	if (a->nlisten != b->nlisten ||
+	    a->tcp_max_connections != b->tcp_max_connections ||
+	    a->tcp_idle_timeout_ms != b->tcp_idle_timeout_ms)
+		return false;
+	for (size_t i = 0; i < a->nlisten; i++)
+		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
+			return false;
+	return true;
+}
+
+/* Load the configuration into rt, keeping fw when the upstreams did not
+ * change.  Returns false with the reason in err; rt is then untouched. */
+static bool load(const struct options *o, struct loop *loop,
+		 const struct runtime *old, struct runtime *rt, char *err,
+		 size_t errlen)
+{
+	memset(rt, 0, sizeof(*rt));
+	if (!(rt->cfg = config_load(o->conf, o->listen, o->nlisten, err,
+				    errlen)) ||
+	    !(rt->zone = zone_build(rt->cfg, err, errlen)))
+		goto fail;
+	if (old && same_upstreams(old->cfg, rt->cfg))
+		rt->fw = old->fw;
+	else if (!(rt->fw = forward_new(loop, rt->cfg->servers,
+					rt->cfg->nservers,
+					rt->cfg->timeout_ms, rt->cfg->tries,
+					err, errlen)))
+		goto fail;
+	return true;
+fail:
+	zone_free(rt->zone);
+	config_free(rt->cfg);
+	memset(rt, 0, sizeof(*rt));
+	return false;
+}
+
+/* SIGHUP: build the new state beside the old and switch in one step.
+ * The loop is single-threaded, so nothing can see the old zone store
+ * once query_env_set has returned; only the old channel must wait for
+ * its queries. */
+static void reload(struct daemon *d)
+{
+	char err[CONFIG_ERR_MAX];
+	struct runtime rt;
+
+	d->reload = false;
+	if (!load(d->o, d->loop, &d->rt, &rt, err, sizeof(err))) {
+		log_err("reload failed, still serving the previous "
+			"configuration: %s", err);
+		return;
+	}
+	if (!same_sockets(d->rt.cfg, rt.cfg))
+		log_warn("listen or tcp settings changed: they take effect "
+			 "after a restart");
+	query_env_set(d->env, rt.zone, rt.fw, (uint16_t)rt.cfg->edns_size,
+		      rt.cfg->timeout_ms * rt.cfg->tries);
+	if (rt.fw != d->rt.fw) {
+		if (forward_pending(d->rt.fw) == 0 ||
+		    d->ndraining == MAX_DRAINING)
+			forward_free(d->rt.fw);
+		else
+			d->draining[d->ndraining++] = d->rt.fw;
+	}
+	zone_free(d->rt.zone);
+	config_free(d->rt.cfg);
+	d->rt = rt;
+	log_info("reloaded %s: %zu local names, %zu upstream servers",
+		 d->o->conf, zone_size(rt.zone), rt.cfg->nservers);
+}
+
+/* Drive the channels that a reload replaced; free the idle ones. */
+static int tick_draining(struct daemon *d, int timeout)
+{
+	for (size_t i = 0; i < d->ndraining;) {
+		forward_tick(d->draining[i]);
+		if (forward_pending(d->draining[i]) == 0) {
+			forward_free(d->draining[i]);
+			d->draining[i] = d->draining[--d->ndraining];
+			continue;
+		}
+		timeout = forward_timeout_ms(d->draining[i], timeout);
+		i++;
+	}
+	return timeout;
 }
 
 static int min_timeout(int a, int b)
@@ -178,22 +296,22 @@ static int min_timeout(int a, int b)
 	return a < b ? a : b;
 }
 
-static void serve(struct loop *loop, struct server *srv,
-		  struct query_env *env, struct forward *fw,
-		  struct sigwatch *sig)
+static void serve(struct daemon *d)
 {
-	while (!sig->stop) {
+	while (!d->stop) {
 		uint64_t now = loop_now_ms();
-		int t = min_timeout(query_next_deadline_ms(env, now),
-				    server_expire(srv, now));
-		t = forward_timeout_ms(fw, t);
-		if (loop_wait(loop, t) < 0) {
+		int t = min_timeout(query_next_deadline_ms(d->env, now),
+				    server_expire(d->srv, now));
+		t = forward_timeout_ms(d->rt.fw, t);
+		t = tick_draining(d, t);
+		if (loop_wait(d->loop, t) < 0) {
 			log_err("epoll_wait: %s", strerror(errno));
 			break;
 		}
-		forward_tick(fw);
-		now = loop_now_ms();
-		query_expire(env, now);
+		forward_tick(d->rt.fw);
+		query_expire(d->env, loop_now_ms());
+		if (d->reload)
+			reload(d);
 	}
 }
 
@@ -220,14 +338,8 @@ static int check_only(const struct options *o)
 int main(int argc, char **argv)
 {
 	struct options o = {0};
-	char err[CONFIG_ERR_MAX];
-	struct config *cfg = NULL;
-	struct zone *zone = NULL;
-	struct loop *loop = NULL;
-	struct server *srv = NULL;
-	struct forward *fw = NULL;
-	struct query_env *env = NULL;
-	struct sigwatch sig = {{-1, on_signal}, false};
+	struct daemon d = {.o = &o, .sigw = {-1, on_signal}};
+	char err[CONFIG_ERR_MAX], *conf = NULL;
 	struct query_io io;
 	sigset_t mask;
 	int rc = 1;
@@ -237,24 +349,26 @@ int main(int argc, char **argv)
 	if (o.check)
 		return check_only(&o);
 	log_init(false, o.verbose);
-
-	if (!(cfg = config_load(o.conf, o.listen, o.nlisten, err,
-				sizeof(err))) ||
-	    !(zone = zone_build(cfg, err, sizeof(err)))) {
-		log_err("%s", err);
-		goto out;
+	/* Reloads happen after chdir("/") when detached. */
+	if (!(conf = realpath(o.conf, NULL))) {
+		log_err("%s: %s", o.conf, strerror(errno));
+		return 1;
 	}
+	o.conf = conf;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (!(loop = loop_new())) {
+	if (!(d.loop = loop_new())) {
 		log_err("epoll: %s", strerror(errno));
 		goto out;
 	}
-	if (!(srv = server_new(cfg, loop, err, sizeof(err)))) {
+	/* Everything is checked before anything is bound.  c-ares opens no
+	 * socket before the first query, so its channel survives the fork. */
+	if (!load(&o, d.loop, NULL, &d.rt, err, sizeof(err)) ||
+	    !(d.srv = server_new(d.rt.cfg, d.loop, err, sizeof(err)))) {
 		log_err("%s", err);
 		goto out;
 	}
@@ -263,45 +377,45 @@ int main(int argc, char **argv)
 		if (detach(o.pidfile) < 0)
 			goto out;
 	}
-	/* After the fork: epoll sets and c-ares state are per process. */
-	if (!(fw = forward_new(loop, cfg->servers, cfg->nservers,
-			       cfg->timeout_ms, cfg->tries, err,
-			       sizeof(err)))) {
-		log_err("%s", err);
-		goto out;
-	}
-	server_io(srv, &io);
-	env = query_env_new(zone, fw, (uint16_t)cfg->edns_size,
-			    cfg->timeout_ms * cfg->tries, &io);
-	sig.w.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (!env || sig.w.fd < 0 || loop_add(loop, &sig.w, EPOLLIN) < 0 ||
-	    server_start(srv, env) < 0) {
+	server_io(d.srv, &io);
+	d.env = query_env_new(d.rt.zone, d.rt.fw,
+			      (uint16_t)d.rt.cfg->edns_size,
+			      d.rt.cfg->timeout_ms * d.rt.cfg->tries, &io);
+	d.sigw.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (!d.env || d.sigw.fd < 0 ||
+	    loop_add(d.loop, &d.sigw, EPOLLIN) < 0 ||
+	    server_start(d.srv, d.env) < 0) {
 		log_err("start-up failed: %s", strerror(errno));
 		goto out;
 	}
 	char listening[CONFIG_ERR_MAX] = "";
-	for (size_t i = 0, n = 0; i < cfg->nlisten; i++)
+	for (size_t i = 0, n = 0; i < d.rt.cfg->nlisten; i++)
 		n += (size_t)snprintf(listening + n, sizeof(listening) - n,
 				      "%s%s", i ? ", " : "",
-				      cfg->listen[i].text);
+				      d.rt.cfg->listen[i].text);
 	log_info("splitdns %s ready: listening on %s; %zu local names; "
 		 "%zu upstream servers%s",
-		 PACKAGE_VERSION, listening, zone_size(zone), cfg->nservers,
-		 cfg->servers_from_resolv ? " (from /etc/resolv.conf)" : "");
-	serve(loop, srv, env, fw, &sig);
-	rc = sig.stop ? 0 : 1;
+		 PACKAGE_VERSION, listening, zone_size(d.rt.zone),
+		 d.rt.cfg->nservers,
+		 d.rt.cfg->servers_from_resolv ? " (from /etc/resolv.conf)"
+					       : "");
+	serve(&d);
+	rc = d.stop ? 0 : 1;
 out:
 	/* c-ares completes what is in flight first (clients get SERVFAIL
 	 * while their sockets are still open), then the rest goes. */
-	forward_free(fw);
-	query_env_free(env);
-	server_free(srv);
-	if (sig.w.fd >= 0)
-		close(sig.w.fd);
-	loop_free(loop);
-	zone_free(zone);
-	config_free(cfg);
+	forward_free(d.rt.fw);
+	while (d.ndraining)
+		forward_free(d.draining[--d.ndraining]);
+	query_env_free(d.env);
+	server_free(d.srv);
+	if (d.sigw.fd >= 0)
+		close(d.sigw.fd);
+	loop_free(d.loop);
+	zone_free(d.rt.zone);
+	config_free(d.rt.cfg);
 	if (rc == 0 && o.detach)
 		unlink(o.pidfile);
+	free(conf);
 	return rc;
 }

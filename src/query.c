@@ -11,6 +11,8 @@
  */
 #include <config.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +61,18 @@ struct query_env *query_env_new(const struct zone *zone, struct forward *fw,
 	struct query_env *env = calloc(1, sizeof(*env));
 	if (!env)
 		return NULL;
+	env->io = *io;
+	query_env_set(env, zone, fw, edns_size, deadline_ms);
+	return env;
+}
+
+void query_env_set(struct query_env *env, const struct zone *zone,
+		   struct forward *fw, uint16_t edns_size, int deadline_ms)
+{
 	env->zone = zone;
 	env->fw = fw;
-	env->io = *io;
 	env->edns_size = edns_size;
 	env->deadline_ms = deadline_ms;
-	return env;
 }
 
 void query_env_free(struct query_env *env)
@@ -220,16 +228,43 @@ static void relay(struct query_env *env, const struct query_client *c,
 	q->deadline = loop_now_ms() + (uint64_t)env->deadline_ms;
 	if (c->conn)
 		env->io.hold(env->io.ctx, c);
-	/* Deadlines are all now + the same budget: appending keeps the
-	 * list sorted. */
-	q->prev = env->tail;
-	if (env->tail)
-		env->tail->next = q;
+	/* Deadlines are now + one budget, so the new one belongs at the
+	 * tail; only a reload that shortened the budget makes it walk. */
+	struct query *at = env->tail;
+	while (at && at->deadline > q->deadline)
+		at = at->prev;
+	q->prev = at;
+	q->next = at ? at->next : env->head;
+	if (q->next)
+		q->next->prev = q;
+	else
+		env->tail = q;
+	if (at)
+		at->next = q;
 	else
 		env->head = q;
-	env->tail = q;
 	/* Fully set up: on_upstream may run inside this call. */
 	forward_send(env->fw, &q->req, q->pkt, len, on_upstream);
+}
+
+/* One line per query with -v: client, name, type, what happened. */
+static void log_query(const struct query_client *c, const struct wire_query *wq,
+		      const char *what, int rcode)
+{
+	char name[1024], addr[INET6_ADDRSTRLEN] = "?";
+	const void *a = c->peer.ss_family == AF_INET6
+				? (const void *)&((const struct sockaddr_in6 *)&c->peer)->sin6_addr
+				: (const void *)&((const struct sockaddr_in *)&c->peer)->sin_addr;
+
+	if (c->peerlen)
+		inet_ntop(c->peer.ss_family, a, addr, sizeof(addr));
+	wire_name_to_text(wq->qname, wq->qname_len, name, sizeof(name));
+	if (rcode >= 0)
+		log_debug("%s %s %s type %u: %s, rcode %d", c->conn ? "tcp" : "udp",
+			  addr, name, wq->qtype, what, rcode);
+	else
+		log_debug("%s %s %s type %u: %s", c->conn ? "tcp" : "udp", addr,
+			  name, wq->qtype, what);
 }
 
 void query_handle(struct query_env *env, const struct query_client *c,
@@ -255,9 +290,13 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	}
 	if (env->zone && (n = answer_local(env->zone, &wq, pkt, env->edns_size,
 					   env->out, sizeof(env->out)))) {
+		if (log_verbose())
+			log_query(c, &wq, "local", WIRE_RCODE(wire_get16(env->out + 2)));
 		reply(env, c, &wq, env->out, n);
 		return;
 	}
+	if (log_verbose())
+		log_query(c, &wq, "forward", -1);
 	relay(env, c, &wq, pkt, len);
 }
 

@@ -50,6 +50,11 @@ struct query_env *query_env_new(const struct zone *zone, struct forward *fw,
 				uint16_t edns_size, int deadline_ms,
 				const struct query_io *io);
 
+/* Switch to a new zone store, channel and limits (a reload).  Queries in
+ * flight keep the channel they were sent on. */
+void query_env_set(struct query_env *env, const struct zone *zone,
+		   struct forward *fw, uint16_t edns_size, int deadline_ms);
+
 /* Free the pipeline.  Call after forward_free, which completes every
  * upstream request. */
 void query_env_free(struct query_env *env);

@@ -48,6 +48,8 @@ struct conn {
 	size_t out_len, out_off, out_cap;
 	uint64_t last; /* last activity, for the idle timeout */
 	struct conn *prev, *next;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
 };
 
 struct server {
@@ -207,6 +209,8 @@ static void conn_frames(struct conn *c)
 	struct query_client cl = {.fd = -1, .conn = c};
 	size_t off = 0;
 
+	cl.peer = c->peer;
+	cl.peerlen = c->peerlen;
 	c->refs++; /* the pipeline may close c while we iterate */
 	while (!c->closed && c->in_len - off >= 2) {
 		size_t flen = wire_get16(c->in + off);
@@ -273,7 +277,9 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 
 	(void)events;
 	for (int i = 0; i < 16; i++) {
-		int fd = accept4(w->fd, NULL, NULL,
+		struct sockaddr_storage peer;
+		socklen_t peerlen = sizeof(peer);
+		int fd = accept4(w->fd, (struct sockaddr *)&peer, &peerlen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
@@ -290,6 +296,8 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 		c->w.cb = on_conn;
 		c->srv = srv;
 		c->refs = 1;
+		c->peer = peer;
+		c->peerlen = peerlen;
 		if (loop_add(srv->loop, &c->w, EPOLLIN) < 0) {
 			close(fd);
 			free(c);
