@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 struct forward;
@@ -26,6 +27,13 @@ struct query_client {
 	void *conn;       /* TCP connection, or NULL for UDP */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
+	/* For a UDP socket bound to a wildcard address: the address the
+	 * query came to, which the reply must come from (AF_UNSPEC: none). */
+	int local_family;
+	union {
+		struct in_pktinfo v4;
+		struct in6_pktinfo v6;
+	} local;
 };
 
 /* Callbacks into the server.  send may be asked to reach a TCP connection

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -26,7 +27,9 @@
 #include "server.h"
 #include "wire.h"
 
-#define SERVER_UDP_BATCH 64        /* datagrams per wake-up per socket */
+#define SERVER_UDP_BATCH 32        /* datagrams per recvmmsg/sendmmsg */
+#define SERVER_UDP_OUT 4096        /* edns_size <= 4096: no UDP reply is larger */
+#define SERVER_CMSG 64             /* room for one in(6)_pktinfo */
 #define SERVER_TCP_OUT_MAX (1 << 20) /* unsent bytes before we give up */
 #define SERVER_RCVBUF (4 * 1024 * 1024)
 
@@ -34,6 +37,24 @@ struct listener {
 	struct loop_watch w;
 	struct server *srv;
 	bool tcp;
+	bool wildcard; /* replies need the query's destination address */
+};
+
+/* One recvmmsg batch in, one sendmmsg batch out: two system calls for up
+ * to SERVER_UDP_BATCH queries answered locally. */
+struct udp_batch {
+	int fd; /* the socket being served, -1 outside a batch */
+	struct mmsghdr in[SERVER_UDP_BATCH];
+	struct iovec in_iov[SERVER_UDP_BATCH];
+	struct sockaddr_storage in_peer[SERVER_UDP_BATCH];
+	uint8_t in_cmsg[SERVER_UDP_BATCH][SERVER_CMSG];
+	uint8_t in_buf[SERVER_UDP_BATCH][WIRE_MSG_MAX];
+	unsigned nout;
+	struct mmsghdr out[SERVER_UDP_BATCH];
+	struct iovec out_iov[SERVER_UDP_BATCH];
+	struct sockaddr_storage out_peer[SERVER_UDP_BATCH];
+	uint8_t out_cmsg[SERVER_UDP_BATCH][SERVER_CMSG];
+	uint8_t out_buf[SERVER_UDP_BATCH][SERVER_UDP_OUT];
 };
 
 struct conn {
@@ -61,35 +82,147 @@ struct server {
 	size_t nconns;
 	size_t max_conns;
 	int idle_ms;
-	uint8_t buf[WIRE_MSG_MAX + 1];
+	struct udp_batch *udp;
 };
 
 static void conn_close(struct conn *c);
 
-static void udp_send(const struct query_client *cl, const uint8_t *msg,
-		     size_t len)
+/* Fill msg's control data with the source address for a wildcard
+ * socket's reply (IP_PKTINFO / IPV6_PKTINFO, RFC 3542 6). */
+static void set_source(struct msghdr *msg, uint8_t *ctl,
+		       const struct query_client *cl)
 {
+	msg->msg_control = NULL;
+	msg->msg_controllen = 0;
+	if (cl->local_family == AF_UNSPEC)
+		return;
+	msg->msg_control = ctl;
+	msg->msg_controllen = SERVER_CMSG;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(msg);
+	if (cl->local_family == AF_INET) {
+		struct in_pktinfo pi = cl->local.v4;
+		pi.ipi_spec_dst = pi.ipi_addr;
+		pi.ipi_ifindex = 0;
+		cm->cmsg_level = IPPROTO_IP;
+		cm->cmsg_type = IP_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		msg->msg_controllen = CMSG_SPACE(sizeof(pi));
+	} else {
+		cm->cmsg_level = IPPROTO_IPV6;
+		cm->cmsg_type = IPV6_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(cl->local.v6));
+		memcpy(CMSG_DATA(cm), &cl->local.v6, sizeof(cl->local.v6));
+		msg->msg_controllen = CMSG_SPACE(sizeof(cl->local.v6));
+	}
+}
+
+/* The destination address of a datagram received on a wildcard socket. */
+static void get_destination(struct msghdr *msg, struct query_client *cl)
+{
+	cl->local_family = AF_UNSPEC;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm;
+	     cm = CMSG_NXTHDR(msg, cm)) {
+		if (cm->cmsg_level == IPPROTO_IP &&
+		    cm->cmsg_type == IP_PKTINFO) {
+			memcpy(&cl->local.v4, CMSG_DATA(cm),
+			       sizeof(cl->local.v4));
+			cl->local_family = AF_INET;
+		} else if (cm->cmsg_level == IPPROTO_IPV6 &&
+			   cm->cmsg_type == IPV6_PKTINFO) {
+			memcpy(&cl->local.v6, CMSG_DATA(cm),
+			       sizeof(cl->local.v6));
+			cl->local_family = AF_INET6;
+		}
+	}
+}
+
+static void udp_send(struct server *srv, const struct query_client *cl,
+		     const uint8_t *msg, size_t len)
+{
+	struct udp_batch *b = srv->udp;
+
+	if (b->fd == cl->fd && b->nout < SERVER_UDP_BATCH &&
+	    len <= SERVER_UDP_OUT) {
+		/* Inside a receive batch: queue for one sendmmsg. */
+		unsigned i = b->nout++;
+		memcpy(b->out_buf[i], msg, len);
+		memcpy(&b->out_peer[i], &cl->peer, cl->peerlen);
+		b->out_iov[i] = (struct iovec){b->out_buf[i], len};
+		struct msghdr *m = &b->out[i].msg_hdr;
+		memset(m, 0, sizeof(*m));
+		m->msg_name = &b->out_peer[i];
+		m->msg_namelen = cl->peerlen;
+		m->msg_iov = &b->out_iov[i];
+		m->msg_iovlen = 1;
+		set_source(m, b->out_cmsg[i], cl);
+		return;
+	}
+	uint8_t ctl[SERVER_CMSG];
+	struct iovec iov = {(void *)(uintptr_t)msg, len};
+	struct msghdr m = {.msg_name = (void *)(uintptr_t)&cl->peer,
+			   .msg_namelen = cl->peerlen,
+			   .msg_iov = &iov,
+			   .msg_iovlen = 1};
+	set_source(&m, ctl, cl);
 	/* A full socket buffer drops the reply: the client retries. */
-	(void)!sendto(cl->fd, msg, len, MSG_DONTWAIT,
-		      (const struct sockaddr *)&cl->peer, cl->peerlen);
+	(void)!sendmsg(cl->fd, &m, MSG_DONTWAIT);
+}
+
+static void udp_flush(struct udp_batch *b)
+{
+	for (unsigned done = 0; done < b->nout;) {
+		int n = sendmmsg(b->fd, b->out + done, b->nout - done,
+				 MSG_DONTWAIT);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+				done++; /* skip the datagram that failed */
+			else
+				break; /* buffer full: drop the rest */
+			continue;
+		}
+		done += (unsigned)n;
+	}
+	b->nout = 0;
 }
 
 static void on_udp(struct loop_watch *w, uint32_t events)
 {
 	struct listener *l = (struct listener *)w;
 	struct server *srv = l->srv;
+	struct udp_batch *b = srv->udp;
 	struct query_client cl = {.fd = w->fd, .conn = NULL};
 
 	(void)events;
-	for (int i = 0; i < SERVER_UDP_BATCH; i++) {
-		cl.peerlen = sizeof(cl.peer);
-		ssize_t n = recvfrom(w->fd, srv->buf, sizeof(srv->buf),
-				     MSG_DONTWAIT, (struct sockaddr *)&cl.peer,
-				     &cl.peerlen);
-		if (n < 0)
-			return; /* EAGAIN, or an ICMP error: nothing to do */
-		query_handle(srv->env, &cl, srv->buf, (size_t)n);
+	for (unsigned i = 0; i < SERVER_UDP_BATCH; i++) {
+		struct msghdr *m = &b->in[i].msg_hdr;
+		b->in_iov[i] = (struct iovec){b->in_buf[i], WIRE_MSG_MAX};
+		memset(m, 0, sizeof(*m));
+		m->msg_name = &b->in_peer[i];
+		m->msg_namelen = sizeof(b->in_peer[i]);
+		m->msg_iov = &b->in_iov[i];
+		m->msg_iovlen = 1;
+		if (l->wildcard) {
+			m->msg_control = b->in_cmsg[i];
+			m->msg_controllen = SERVER_CMSG;
+		}
 	}
+	int n = recvmmsg(w->fd, b->in, SERVER_UDP_BATCH, MSG_DONTWAIT, NULL);
+	if (n <= 0)
+		return; /* EAGAIN, or an ICMP error: nothing to do */
+	b->fd = w->fd;
+	for (int i = 0; i < n; i++) {
+		struct msghdr *m = &b->in[i].msg_hdr;
+		memcpy(&cl.peer, &b->in_peer[i], m->msg_namelen);
+		cl.peerlen = m->msg_namelen;
+		if (l->wildcard)
+			get_destination(m, &cl);
+		query_handle(srv->env, &cl, b->in_buf[i], b->in[i].msg_len);
+	}
+	udp_flush(b);
+	b->fd = -1;
 }
 
 static void idle_unlink(struct server *srv, struct conn *c)
@@ -323,11 +456,10 @@ static void conn_close(struct conn *c)
 static void io_send(void *ctx, const struct query_client *cl,
 		    const uint8_t *msg, size_t len)
 {
-	(void)ctx;
 	if (cl->conn)
 		tcp_send(cl->conn, msg, len);
 	else
-		udp_send(cl, msg, len);
+		udp_send(ctx, cl, msg, len);
 }
 
 static void io_hold(void *ctx, const struct query_client *cl)
@@ -354,6 +486,15 @@ void server_io(struct server *srv, struct query_io *io)
 	io->ctx = srv;
 }
 
+static bool is_wildcard(const struct config_addr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
+		       htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(
+		&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
 static int open_socket(const struct config_addr *a, bool tcp, char *err,
 		       size_t errlen)
 {
@@ -367,10 +508,17 @@ static int open_socket(const struct config_addr *a, bool tcp, char *err,
 		goto fail;
 	if (a->ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (tcp)
+	if (tcp) {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	else
+	} else {
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+		if (is_wildcard(a) && a->ss.ss_family == AF_INET)
+			setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one,
+				   sizeof(one));
+		else if (is_wildcard(a))
+			setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
+				   sizeof(one));
+	}
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 ||
 	    (tcp && listen(fd, 128) < 0))
 		goto fail;
@@ -393,6 +541,14 @@ struct server *server_new(const struct config *cfg, struct loop *loop,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	if (!(srv->udp = malloc(sizeof(*srv->udp)))) {
+		free(srv->ls);
+		free(srv);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	srv->udp->fd = -1;
+	srv->udp->nout = 0;
 	srv->loop = loop;
 	srv->max_conns = (size_t)cfg->tcp_max_connections;
 	srv->idle_ms = cfg->tcp_idle_timeout_ms;
@@ -406,6 +562,7 @@ struct server *server_new(const struct config *cfg, struct loop *loop,
 			return NULL;
 		}
 		l->w.cb = l->tcp ? on_accept : on_udp;
+		l->wildcard = is_wildcard(&cfg->listen[i / 2]);
 		srv->nls++;
 	}
 	return srv;
@@ -454,6 +611,7 @@ void server_free(struct server *srv)
 	if (!srv)
 		return;
 	server_stop(srv);
+	free(srv->udp);
 	free(srv->ls);
 	free(srv);
 }
