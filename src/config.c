@@ -18,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
+#include "wire.h"
 
 #define CONFIG_MAX_LISTEN 64
 #define CONFIG_MAX_SERVERS 32
@@ -157,6 +159,34 @@ static bool get_strings(struct loader *ld, const config_setting_t *g,
 				    name);
 	}
 	return true;
+}
+
+/* A list of strings copied into *out (n entries). */
+static bool get_string_list(struct loader *ld, const config_setting_t *g,
+			    const char *name, char ***out, size_t *n,
+			    int *line)
+{
+	config_setting_t *list;
+
+	if (!get_strings(ld, g, name, &list))
+		return false;
+	if (!list)
+		return true;
+	*n = (size_t)config_setting_length(list);
+	*out = xcalloc(*n, sizeof(**out));
+	if (line)
+		*line = (int)config_setting_source_line(list);
+	for (size_t i = 0; i < *n; i++)
+		(*out)[i] = xstrdup(config_setting_get_string(
+			config_setting_get_elem(list, (unsigned)i)));
+	return true;
+}
+
+static void free_strings(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 bool config_parse_addr(const char *text, uint16_t default_port,
@@ -353,7 +383,7 @@ static bool load_record(struct loader *ld, config_setting_t *g,
 static bool load_zone(struct loader *ld, struct config_zone *z)
 {
 	static const char *const known[] = {"origin", "ttl", "authoritative",
-					    "records", NULL};
+					    "ptr", "reverse", "records", NULL};
 	config_t c;
 	const char *origin = NULL;
 	bool ok = false;
@@ -366,7 +396,10 @@ static bool load_zone(struct loader *ld, struct config_zone *z)
 	if (!check_names(ld, root, known, NULL) ||
 	    !get_string(ld, root, "origin", true, &origin, &z->origin_line) ||
 	    !get_int(ld, root, "ttl", 0, INT32_MAX, &z->ttl) ||
-	    !get_bool(ld, root, "authoritative", &z->authoritative))
+	    !get_bool(ld, root, "authoritative", &z->authoritative) ||
+	    !get_bool(ld, root, "ptr", &z->ptr) ||
+	    !get_string_list(ld, root, "reverse", &z->reverse, &z->nreverse,
+			     &z->reverse_line))
 		goto out;
 	z->origin = xstrdup(origin);
 	config_setting_t *recs = config_setting_get_member(root, "records");
@@ -510,30 +543,107 @@ static bool load_tcp(struct loader *ld, config_setting_t *root,
 	return true;
 }
 
-/* An upstream that is one of our own listeners would forward to itself. */
-static bool check_loops(struct loader *ld, const struct config *cfg)
+static bool load_forward(struct loader *ld, config_setting_t *g,
+			 struct config_forward *f)
 {
-	for (size_t i = 0; i < cfg->nservers; i++)
+	static const char *const known[] = {"domain", "servers", "refuse",
+					    NULL};
+	const char *domain = NULL, *why;
+	config_setting_t *list = NULL;
+	uint8_t wire[255];
+
+	f->line = (int)config_setting_source_line(g);
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return fail(ld, g, "a forward rule must be a group { domain = "
+				   "...; servers = [...]; }");
+	if (!check_names(ld, g, known, "a forward rule") ||
+	    !get_string(ld, g, "domain", true, &domain, NULL) ||
+	    !get_strings(ld, g, "servers", &list) ||
+	    !get_bool(ld, g, "refuse", &f->refuse))
+		return false;
+	if (wire_name_from_text(domain, NULL, 0, wire, &why) < 0)
+		return fail(ld, g, "forward domain '%s': %s", domain, why);
+	f->domain = xstrdup(domain);
+	size_t n = list ? (size_t)config_setting_length(list) : 0;
+	if (f->refuse && n)
+		return fail(ld, g, "forward rule for '%s': 'refuse = true' "
+				   "takes no servers", domain);
+	if (!f->refuse && n == 0)
+		return fail(ld, g, "forward rule for '%s' needs servers (or "
+				   "'refuse = true')", domain);
+	if (n)
+		return load_addrs(ld, list, &f->servers, &f->nservers,
+				  CONFIG_MAX_SERVERS, "servers");
+	return true;
+}
+
+static bool load_forwards(struct loader *ld, config_setting_t *root,
+			  struct config *cfg)
+{
+	config_setting_t *list = config_setting_get_member(root, "forward");
+
+	if (!list)
+		return true;
+	if (config_setting_type(list) != CONFIG_TYPE_LIST)
+		return fail(ld, list, "'forward' must be a list ( {...}, ... )");
+	cfg->nforwards = (size_t)config_setting_length(list);
+	cfg->forwards = xcalloc(cfg->nforwards, sizeof(*cfg->forwards));
+	for (size_t i = 0; i < cfg->nforwards; i++) {
+		config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		if (!load_forward(ld, g, &cfg->forwards[i]))
+			return false;
+		for (size_t j = 0; j < i; j++)
+			if (strcasecmp(cfg->forwards[j].domain,
+				       cfg->forwards[i].domain) == 0)
+				return fail(ld, g, "a second forward rule "
+						   "for '%s' (the first is "
+						   "on line %d)",
+					    cfg->forwards[i].domain,
+					    cfg->forwards[j].line);
+	}
+	return true;
+}
+
+static bool loop_in(struct loader *ld, const struct config *cfg,
+		    const struct config_addr *servers, size_t n,
+		    const char *what)
+{
+	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < cfg->nlisten; j++)
-			if (same_endpoint(&cfg->servers[i], &cfg->listen[j])) {
+			if (same_endpoint(&servers[i], &cfg->listen[j])) {
 				snprintf(ld->err, ld->errlen,
-					 "%s: upstream %s%s is our own listen "
+					 "%s: %s %s is our own listen "
 					 "address %s: a forwarding loop",
-					 cfg->path, cfg->servers[i].text,
-					 cfg->servers_from_resolv
-						 ? " (from /etc/resolv.conf)"
-						 : "",
+					 cfg->path, what, servers[i].text,
 					 cfg->listen[j].text);
 				return false;
 			}
 	return true;
 }
 
+/* An upstream that is one of our own listeners would forward to itself. */
+static bool check_loops(struct loader *ld, const struct config *cfg)
+{
+	if (!loop_in(ld, cfg, cfg->servers, cfg->nservers,
+		     cfg->servers_from_resolv
+			     ? "upstream (from /etc/resolv.conf)"
+			     : "upstream"))
+		return false;
+	for (size_t i = 0; i < cfg->nforwards; i++)
+		if (!loop_in(ld, cfg, cfg->forwards[i].servers,
+			     cfg->forwards[i].nservers, "forward server"))
+			return false;
+	return true;
+}
+
 struct config *config_load(const char *path, const char *const *override,
 			   size_t n_override, char *err, size_t errlen)
 {
-	static const char *const known[] = {"listen", "upstream", "zones",
-					    "edns_size", "tcp", NULL};
+	static const char *const known[] = {
+		"listen",	 "upstream",	      "zones",
+		"edns_size",	 "tcp",		      "forward",
+		"private_local", "rebind_protection", "rebind_ok",
+		NULL};
 	struct loader ld = {err, errlen, path};
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	config_t c;
@@ -541,6 +651,8 @@ struct config *config_load(const char *path, const char *const *override,
 	bool ok = false;
 
 	cfg->path = xstrdup(path);
+	cfg->private_local = true;
+	cfg->rebind_protection = true;
 	if (!read_file(&ld, &c, path))
 		goto out;
 	config_setting_t *root = config_root_setting(&c);
@@ -548,7 +660,13 @@ struct config *config_load(const char *path, const char *const *override,
 	    !load_listen(&ld, root, cfg, override, n_override) ||
 	    !load_upstream(&ld, root, cfg) ||
 	    !get_int(&ld, root, "edns_size", 512, 4096, &edns) ||
-	    !load_tcp(&ld, root, cfg) || !check_loops(&ld, cfg) ||
+	    !load_tcp(&ld, root, cfg) || !load_forwards(&ld, root, cfg) ||
+	    !get_bool(&ld, root, "private_local", &cfg->private_local) ||
+	    !get_bool(&ld, root, "rebind_protection",
+		      &cfg->rebind_protection) ||
+	    !get_string_list(&ld, root, "rebind_ok", &cfg->rebind_ok,
+			     &cfg->nrebind_ok, NULL) ||
+	    !check_loops(&ld, cfg) ||
 	    !load_zones(&ld, root, cfg))
 		goto out;
 	cfg->edns_size = (int)edns;
@@ -574,10 +692,17 @@ void config_free(struct config *cfg)
 			free(z->records[j].data);
 		}
 		free(z->records);
+		free_strings(z->reverse, z->nreverse);
 		free(z->origin);
 		free(z->path);
 	}
 	free(cfg->zones);
+	for (size_t i = 0; i < cfg->nforwards; i++) {
+		free(cfg->forwards[i].domain);
+		free(cfg->forwards[i].servers);
+	}
+	free(cfg->forwards);
+	free_strings(cfg->rebind_ok, cfg->nrebind_ok);
 	free(cfg->listen);
 	free(cfg->servers);
 	free(cfg->path);

@@ -31,6 +31,14 @@ struct config_record {
 	int line;
 };
 
+struct config_forward {
+	char *domain;
+	int line;
+	struct config_addr *servers;
+	size_t nservers;
+	bool refuse; /* answer REFUSED, never forward */
+};
+
 struct config_zone {
 	char *path; /* as resolved; every record error names it */
 	int line;   /* where the main file lists it */
@@ -38,6 +46,10 @@ struct config_zone {
 	int origin_line;
 	int64_t ttl;
 	bool authoritative;
+	bool ptr;          /* answer PTR queries for the A/AAAA addresses */
+	char **reverse;    /* CIDR prefixes whose reverse zone is ours */
+	size_t nreverse;
+	int reverse_line;
 	struct config_record *records;
 	size_t nrecords;
 };
@@ -56,6 +68,12 @@ struct config {
 	int tcp_idle_timeout_ms;
 	struct config_zone *zones;
 	size_t nzones;
+	struct config_forward *forwards;
+	size_t nforwards;
+	bool private_local;     /* single-label and private reverse names stay */
+	bool rebind_protection; /* no private addresses for public names */
+	char **rebind_ok;       /* domains exempt from rebind protection */
+	size_t nrebind_ok;
 };
 
 /*

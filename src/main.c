@@ -25,6 +25,7 @@
 #include "config.h"
 #include "forward.h"
 #include "log.h"
+#include "policy.h"
 #include "loop.h"
 #include "query.h"
 #include "server.h"
@@ -49,10 +50,12 @@ struct options {
 struct runtime {
 	struct config *cfg;
 	struct zone *zone;
-	struct forward *fw;
+	struct policy *policy;
+	struct forward **groups; /* [0] default, [i] forward rule i - 1 */
+	size_t ngroups;
 };
 
-#define MAX_DRAINING 16
+#define MAX_DRAINING 64
 
 /* The running daemon: main's state, passed down explicitly. */
 struct daemon {
@@ -188,13 +191,29 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 	}
 }
 
+static bool same_servers(const struct config_addr *a, size_t na,
+			 const struct config_addr *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].text, b[i].text) != 0)
+			return false;
+	return true;
+}
+
+/* Can the new configuration keep the old c-ares channels? */
 static bool same_upstreams(const struct config *a, const struct config *b)
 {
-	if (a->nservers != b->nservers || a->timeout_ms != b->timeout_ms ||
-	    a->tries != b->tries)
+	if (a->timeout_ms != b->timeout_ms || a->tries != b->tries ||
+	    a->nforwards != b->nforwards ||
+	    !same_servers(a->servers, a->nservers, b->servers, b->nservers))
 		return false;
-	for (size_t i = 0; i < a->nservers; i++)
-		if (strcmp(a->servers[i].text, b->servers[i].text) != 0)
+	for (size_t i = 0; i < a->nforwards; i++)
+		if (!same_servers(a->forwards[i].servers,
+				  a->forwards[i].nservers,
+				  b->forwards[i].servers,
+				  b->forwards[i].nservers))
 			return false;
 	return true;
 }
@@ -211,36 +230,90 @@ static bool same_sockets(const struct config *a, const struct config *b)
 	return true;
 }
 
-/* Load the configuration into rt, keeping fw when the upstreams did not
- * change.  Returns false with the reason in err; rt is then untouched. */
+static void free_groups(struct runtime *rt)
+{
+	for (size_t i = 0; rt->groups && i < rt->ngroups; i++)
+		forward_free(rt->groups[i]);
+	free(rt->groups);
+	rt->groups = NULL;
+}
+
+static void runtime_free(struct runtime *rt)
+{
+	free_groups(rt);
+	policy_free(rt->policy);
+	zone_free(rt->zone);
+	config_free(rt->cfg);
+	memset(rt, 0, sizeof(*rt));
+}
+
+/* One c-ares channel per upstream group; refusing rules have none. */
+static bool make_groups(struct loop *loop, struct runtime *rt, char *err,
+			size_t errlen)
+{
+	const struct config *cfg = rt->cfg;
+
+	rt->ngroups = cfg->nforwards + 1;
+	if (!(rt->groups = calloc(rt->ngroups, sizeof(*rt->groups)))) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < rt->ngroups; i++) {
+		const struct config_addr *sv = i ? cfg->forwards[i - 1].servers
+						 : cfg->servers;
+		size_t n = i ? cfg->forwards[i - 1].nservers : cfg->nservers;
+		if (n == 0)
+			continue;
+		if (!(rt->groups[i] = forward_new(loop, sv, n, cfg->timeout_ms,
+						  cfg->tries, err, errlen)))
+			return false;
+	}
+	return true;
+}
+
+/* Load the configuration into rt, taking over old's channels when the
+ * upstreams did not change.  Returns false with the reason in err; old is
+ * then untouched. */
 static bool load(const struct options *o, struct loop *loop,
-		 const struct runtime *old, struct runtime *rt, char *err,
+		 struct runtime *old, struct runtime *rt, char *err,
 		 size_t errlen)
 {
 	memset(rt, 0, sizeof(*rt));
 	if (!(rt->cfg = config_load(o->conf, o->listen, o->nlisten, err,
 				    errlen)) ||
-	    !(rt->zone = zone_build(rt->cfg, err, errlen)))
+	    !(rt->zone = zone_build(rt->cfg, err, errlen)) ||
+	    !(rt->policy = policy_build(rt->cfg, err, errlen)))
 		goto fail;
-	if (old && same_upstreams(old->cfg, rt->cfg))
-		rt->fw = old->fw;
-	else if (!(rt->fw = forward_new(loop, rt->cfg->servers,
-					rt->cfg->nservers,
-					rt->cfg->timeout_ms, rt->cfg->tries,
-					err, errlen)))
+	if (old && same_upstreams(old->cfg, rt->cfg)) {
+		rt->groups = old->groups;
+		rt->ngroups = old->ngroups;
+		old->groups = NULL;
+		old->ngroups = 0;
+	} else if (!make_groups(loop, rt, err, errlen)) {
 		goto fail;
+	}
 	return true;
 fail:
-	zone_free(rt->zone);
-	config_free(rt->cfg);
-	memset(rt, 0, sizeof(*rt));
+	runtime_free(rt);
 	return false;
+}
+
+static void set_view(struct daemon *d)
+{
+	struct query_view v = {
+		.zone = d->rt.zone,
+		.policy = d->rt.policy,
+		.groups = d->rt.groups,
+		.ngroups = d->rt.ngroups,
+		.edns_size = (uint16_t)d->rt.cfg->edns_size,
+		.deadline_ms = d->rt.cfg->timeout_ms * d->rt.cfg->tries,
+	};
+	query_env_set(d->env, &v);
 }
 
 /* SIGHUP: build the new state beside the old and switch in one step.
  * The loop is single-threaded, so nothing can see the old zone store
- * once query_env_set has returned; only the old channel must wait for
- * its queries. */
+ * once the view is switched; only old channels wait for their queries. */
 static void reload(struct daemon *d)
 {
 	char err[CONFIG_ERR_MAX];
@@ -255,20 +328,19 @@ static void reload(struct daemon *d)
 	if (!same_sockets(d->rt.cfg, rt.cfg))
 		log_warn("listen or tcp settings changed: they take effect "
 			 "after a restart");
-	query_env_set(d->env, rt.zone, rt.fw, (uint16_t)rt.cfg->edns_size,
-		      rt.cfg->timeout_ms * rt.cfg->tries);
-	if (rt.fw != d->rt.fw) {
-		if (forward_pending(d->rt.fw) == 0 ||
-		    d->ndraining == MAX_DRAINING)
-			forward_free(d->rt.fw);
-		else
-			d->draining[d->ndraining++] = d->rt.fw;
-	}
-	zone_free(d->rt.zone);
-	config_free(d->rt.cfg);
+	struct runtime old = d->rt;
 	d->rt = rt;
-	log_info("reloaded %s: %zu local names, %zu upstream servers",
-		 d->o->conf, zone_size(rt.zone), rt.cfg->nservers);
+	set_view(d);
+	for (size_t i = 0; old.groups && i < old.ngroups; i++) {
+		struct forward *fw = old.groups[i];
+		if (fw && forward_pending(fw) && d->ndraining < MAX_DRAINING) {
+			d->draining[d->ndraining++] = fw;
+			old.groups[i] = NULL;
+		}
+	}
+	runtime_free(&old);
+	log_info("reloaded %s: %zu local names, %zu forward rules",
+		 d->o->conf, zone_size(rt.zone), rt.cfg->nforwards);
 }
 
 /* Drive the channels that a reload replaced; free the idle ones. */
@@ -302,13 +374,17 @@ static void serve(struct daemon *d)
 		uint64_t now = loop_now_ms();
 		int t = min_timeout(query_next_deadline_ms(d->env, now),
 				    server_expire(d->srv, now));
-		t = forward_timeout_ms(d->rt.fw, t);
+		for (size_t i = 0; i < d->rt.ngroups; i++)
+			if (d->rt.groups[i])
+				t = forward_timeout_ms(d->rt.groups[i], t);
 		t = tick_draining(d, t);
 		if (loop_wait(d->loop, t) < 0) {
 			log_err("epoll_wait: %s", strerror(errno));
 			break;
 		}
-		forward_tick(d->rt.fw);
+		for (size_t i = 0; i < d->rt.ngroups; i++)
+			if (d->rt.groups[i])
+				forward_tick(d->rt.groups[i]);
 		query_expire(d->env, loop_now_ms());
 		if (d->reload)
 			reload(d);
@@ -378,9 +454,9 @@ int main(int argc, char **argv)
 			goto out;
 	}
 	server_io(d.srv, &io);
-	d.env = query_env_new(d.rt.zone, d.rt.fw,
-			      (uint16_t)d.rt.cfg->edns_size,
-			      d.rt.cfg->timeout_ms * d.rt.cfg->tries, &io);
+	struct query_view none = {0};
+	if ((d.env = query_env_new(&none, &io)))
+		set_view(&d);
 	d.sigw.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (!d.env || d.sigw.fd < 0 ||
 	    loop_add(d.loop, &d.sigw, EPOLLIN) < 0 ||
@@ -404,7 +480,7 @@ int main(int argc, char **argv)
 out:
 	/* c-ares completes what is in flight first (clients get SERVFAIL
 	 * while their sockets are still open), then the rest goes. */
-	forward_free(d.rt.fw);
+	free_groups(&d.rt);
 	while (d.ndraining)
 		forward_free(d.draining[--d.ndraining]);
 	query_env_free(d.env);
@@ -412,8 +488,7 @@ out:
 	if (d.sigw.fd >= 0)
 		close(d.sigw.fd);
 	loop_free(d.loop);
-	zone_free(d.rt.zone);
-	config_free(d.rt.cfg);
+	runtime_free(&d.rt);
 	if (rc == 0 && o.detach)
 		unlink(o.pidfile);
 	free(conf);

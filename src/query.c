@@ -20,6 +20,7 @@
 #include "answer.h"
 #include "forward.h"
 #include "log.h"
+#include "policy.h"
 #include "loop.h"
 #include "query.h"
 #include "wire.h"
@@ -34,6 +35,7 @@ struct query {
 	struct query_env *env;
 	struct query_client client;
 	struct wire_query wq;   /* the parsed client query */
+	size_t group;           /* the upstream group it went to */
 	uint64_t deadline;
 	bool answered;          /* the client has its reply (or SERVFAIL) */
 	struct query *prev, *next; /* deadline list, or the free list */
@@ -43,36 +45,28 @@ struct query {
 };
 
 struct query_env {
-	const struct zone *zone;
-	struct forward *fw;
+	struct query_view v;
 	struct query_io io;
-	uint16_t edns_size;
-	int deadline_ms;
 	size_t inflight;
 	struct query *free_list;
 	struct query *head, *tail; /* waiting for upstream, by deadline */
 	uint8_t out[WIRE_MSG_MAX]; /* replies are built here */
 };
 
-struct query_env *query_env_new(const struct zone *zone, struct forward *fw,
-				uint16_t edns_size, int deadline_ms,
+struct query_env *query_env_new(const struct query_view *view,
 				const struct query_io *io)
 {
 	struct query_env *env = calloc(1, sizeof(*env));
 	if (!env)
 		return NULL;
 	env->io = *io;
-	query_env_set(env, zone, fw, edns_size, deadline_ms);
+	query_env_set(env, view);
 	return env;
 }
 
-void query_env_set(struct query_env *env, const struct zone *zone,
-		   struct forward *fw, uint16_t edns_size, int deadline_ms)
+void query_env_set(struct query_env *env, const struct query_view *view)
 {
-	env->zone = zone;
-	env->fw = fw;
-	env->edns_size = edns_size;
-	env->deadline_ms = deadline_ms;
+	env->v = *view;
 }
 
 void query_env_free(struct query_env *env)
@@ -94,7 +88,7 @@ static size_t udp_limit(const struct query_env *env,
 {
 	if (!wq->has_opt || wq->udp_size <= WIRE_UDP_MIN)
 		return WIRE_UDP_MIN;
-	return wq->udp_size < env->edns_size ? wq->udp_size : env->edns_size;
+	return wq->udp_size < env->v.edns_size ? wq->udp_size : env->v.edns_size;
 }
 
 /* The single exit towards the client: fit to UDP size, then send. */
@@ -111,7 +105,7 @@ static void reply_error(struct query_env *env, const struct query_client *c,
 			const struct wire_query *wq, const uint8_t *pkt,
 			unsigned rcode)
 {
-	size_t n = answer_error(wq, pkt, rcode, env->edns_size, env->out,
+	size_t n = answer_error(wq, pkt, rcode, env->v.edns_size, env->out,
 				sizeof(env->out));
 	reply(env, c, wq, env->out, n);
 }
@@ -193,6 +187,17 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 		query_done(q);
 		return;
 	}
+	if (env->v.policy &&
+	    policy_rebind(env->v.policy, q->group, q->wq.qname,
+			  q->wq.qname_len, env->out, len)) {
+		/* RFC-less but common: a public name must not point into the
+		 * local network (DNS rebinding). */
+		log_debug("rebind protection: private address for a public "
+			  "name, answering NXDOMAIN");
+		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_NXDOMAIN);
+		query_done(q);
+		return;
+	}
 	wire_set16(env->out, q->wq.hdr.id);
 	/* Newer c-ares rewrites client cookies: never relay a server cookie
 	 * that was not made for this client (RFC 7873 5.3). */
@@ -202,7 +207,8 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 }
 
 static void relay(struct query_env *env, const struct query_client *c,
-		  const struct wire_query *wq, const uint8_t *pkt, size_t len)
+		  const struct wire_query *wq, const uint8_t *pkt, size_t len,
+		  size_t group)
 {
 	struct query *q = query_get(env);
 
@@ -225,7 +231,8 @@ static void relay(struct query_env *env, const struct query_client *c,
 	q->len = len;
 	q->client = *c;
 	q->wq = *wq;
-	q->deadline = loop_now_ms() + (uint64_t)env->deadline_ms;
+	q->group = group;
+	q->deadline = loop_now_ms() + (uint64_t)env->v.deadline_ms;
 	if (c->conn)
 		env->io.hold(env->io.ctx, c);
 	/* Deadlines are now + one budget, so the new one belongs at the
@@ -244,7 +251,7 @@ static void relay(struct query_env *env, const struct query_client *c,
 	else
 		env->head = q;
 	/* Fully set up: on_upstream may run inside this call. */
-	forward_send(env->fw, &q->req, q->pkt, len, on_upstream);
+	forward_send(env->v.groups[group], &q->req, q->pkt, len, on_upstream);
 }
 
 /* One line per query with -v: client, name, type, what happened. */
@@ -288,16 +295,36 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	case WIRE_OK:
 		break;
 	}
-	if (env->zone && (n = answer_local(env->zone, &wq, pkt, env->edns_size,
-					   env->out, sizeof(env->out)))) {
+	if (env->v.zone &&
+	    (n = answer_local(env->v.zone, &wq, pkt, env->v.edns_size, env->out,
+			      sizeof(env->out)))) {
 		if (log_verbose())
-			log_query(c, &wq, "local", WIRE_RCODE(wire_get16(env->out + 2)));
+			log_query(c, &wq, "local",
+				  WIRE_RCODE(wire_get16(env->out + 2)));
 		reply(env, c, &wq, env->out, n);
 		return;
 	}
+	struct policy_decision d = {POLICY_FORWARD, 0};
+	if (env->v.policy)
+		policy_decide(env->v.policy, wq.qname, wq.qname_len, &d);
+	switch (d.action) {
+	case POLICY_REFUSE:
+		if (log_verbose())
+			log_query(c, &wq, "refused by forward rule", WIRE_REFUSED);
+		reply_error(env, c, &wq, pkt, WIRE_REFUSED);
+		return;
+	case POLICY_PRIVATE:
+		if (log_verbose())
+			log_query(c, &wq, "private name, not forwarded",
+				  WIRE_NXDOMAIN);
+		reply_error(env, c, &wq, pkt, WIRE_NXDOMAIN);
+		return;
+	case POLICY_FORWARD:
+		break;
+	}
 	if (log_verbose())
-		log_query(c, &wq, "forward", -1);
-	relay(env, c, &wq, pkt, len);
+		log_query(c, &wq, d.group ? "forward rule" : "forward", -1);
+	relay(env, c, &wq, pkt, len, d.group);
 }
 
 void query_expire(struct query_env *env, uint64_t now_ms)

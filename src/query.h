@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 struct forward;
+struct policy;
 struct zone;
 
 /* Most queries relayed at once; beyond it clients get SERVFAIL. */
@@ -49,19 +50,23 @@ struct query_io {
 
 struct query_env;
 
-/*
- * A pipeline answering from zone (borrowed, may be NULL) and relaying
- * through fw (borrowed).  deadline_ms bounds how long a client waits for
- * an upstream answer before it gets SERVFAIL.
- */
-struct query_env *query_env_new(const struct zone *zone, struct forward *fw,
-				uint16_t edns_size, int deadline_ms,
+/* What the pipeline answers from: built by main for each configuration
+ * load and switched as a whole on reload.  All borrowed. */
+struct query_view {
+	const struct zone *zone;
+	const struct policy *policy;
+	struct forward *const *groups; /* [0] default; [i] forward rule i-1 */
+	size_t ngroups;
+	uint16_t edns_size;  /* our EDNS UDP payload size */
+	int deadline_ms;     /* a client gets SERVFAIL after this long */
+};
+
+struct query_env *query_env_new(const struct query_view *view,
 				const struct query_io *io);
 
-/* Switch to a new zone store, channel and limits (a reload).  Queries in
- * flight keep the channel they were sent on. */
-void query_env_set(struct query_env *env, const struct zone *zone,
-		   struct forward *fw, uint16_t edns_size, int deadline_ms);
+/* Switch to a new view (a reload).  Queries in flight keep the channel
+ * they were sent on. */
+void query_env_set(struct query_env *env, const struct query_view *view);
 
 /* Free the pipeline.  Call after forward_free, which completes every
  * upstream request. */

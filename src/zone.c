@@ -12,6 +12,7 @@
  */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ struct zone {
 	char **files; /* zone file paths, owned */
 	uint8_t **soas; /* synthesized SOA RDATA, owned */
 	uint8_t *scratch; /* RDATA_MAX bytes, only while building */
+	uint32_t *ttls;   /* each apex's default TTL */
 };
 
 static uint32_t hash(const uint8_t *name, size_t len)
@@ -331,73 +333,233 @@ static bool set_soa(struct zone *z, size_t i, uint32_t ttl)
 	return true;
 }
 
-static bool add_zone(struct zone *z, size_t i, const struct config_zone *cz,
-		     char *err, size_t errlen)
+/* Register an apex for name (absolute text). */
+static bool add_apex(struct zone *z, const char *text, bool authoritative,
+		     uint32_t ttl, const char *file, int line, char *err,
+		     size_t errlen)
 {
+	size_t i = z->napexes;
 	struct zone_apex *a = &z->apexes[i];
 	const char *why;
-	char origin[1100];
+	char name[1100];
 
-	z->files[i] = strdup(cz->path);
-	if (!z->files[i])
-		return fail(err, errlen, cz->path, 0, "%s", "out of memory");
-	a->file = z->files[i];
-	a->authoritative = cz->authoritative;
 	/* An origin is always absolute, with or without its final dot. */
-	snprintf(origin, sizeof(origin), "%s%s", cz->origin,
-		 cz->origin[0] && cz->origin[strlen(cz->origin) - 1] == '.'
-			 ? ""
-			 : ".");
-	int len = wire_name_from_text(origin, NULL, 0, a->name, &why);
+	snprintf(name, sizeof(name), "%s%s", text,
+		 text[0] && text[strlen(text) - 1] == '.' ? "" : ".");
+	int len = wire_name_from_text(name, NULL, 0, a->name, &why);
 	if (len < 0)
-		return fail(err, errlen, cz->path, cz->origin_line,
-			    "bad origin: %s", why);
+		return fail(err, errlen, file, line, "bad origin: %s", why);
+	if (!(z->files[i] = strdup(file)))
+		return fail(err, errlen, file, line, "%s", "out of memory");
+	z->napexes++;
+	a->file = z->files[i];
+	a->authoritative = authoritative;
 	a->name_len = (size_t)len;
+	z->ttls[i] = ttl;
 	wire_name_lower(z->apex_lname[i], a->name, a->name_len);
 	uint32_t *s = probe(&z->apex_names, z->apex_lname[i], a->name_len,
 			    apex_key, z);
 	if (*s)
-		return fail(err, errlen, cz->path, cz->origin_line,
-			    "origin '%s' is already defined in another zone "
-			    "file", cz->origin);
+		return fail(err, errlen, file, line,
+			    "zone '%s' is defined twice", text);
 	*s = (uint32_t)i + 1;
 	if (node_get(z, z->apex_lname[i], a->name_len, i) < 0)
-		return fail(err, errlen, cz->path, 0, "%s", "out of memory");
-	for (size_t r = 0; r < cz->nrecords; r++)
-		if (!add_record(z, i, &cz->records[r], (uint32_t)cz->ttl, err,
-				errlen))
-			return false;
+		return fail(err, errlen, file, line, "%s", "out of memory");
+	return true;
+}
+
+/* "192.168.1.0/24" -> "1.168.192.in-addr.arpa"; prefixes must end on a
+ * label boundary (octets for IPv4, nibbles for IPv6, RFC 3596 2.5). */
+static bool reverse_zone(const char *cidr, char *out, size_t size,
+			 const char **why)
+{
+	char addr[64];
+	uint8_t bytes[16];
+	const char *slash = strchr(cidr, '/');
+	char *end;
+
+	*why = "expected ADDRESS/PREFIX, e.g. 192.168.1.0/24";
+	if (!slash || (size_t)(slash - cidr) >= sizeof(addr))
+		return false;
+	memcpy(addr, cidr, (size_t)(slash - cidr));
+	addr[slash - cidr] = '\0';
+	long bits = strtol(slash + 1, &end, 10);
+	bool v4 = inet_pton(AF_INET, addr, bytes) == 1;
+	if (!v4 && inet_pton(AF_INET6, addr, bytes) != 1)
+		return false;
+	int step = v4 ? 8 : 4;
+	if (*end || bits <= 0 || bits > (v4 ? 32 : 128) || bits % step) {
+		*why = v4 ? "IPv4 prefix length must be 8, 16, 24 or 32"
+			  : "IPv6 prefix length must be a multiple of 4";
+		return false;
+	}
+	size_t o = 0;
+	for (long i = bits / step - 1; i >= 0; i--) {
+		unsigned v = v4 ? bytes[i]
+				: (unsigned)(bytes[i / 2] >> (i % 2 ? 0 : 4)) &
+					  0xfu;
+		o += (size_t)snprintf(out + o, size - o, v4 ? "%u." : "%x.",
+				      v);
+	}
+	snprintf(out + o, size - o, "%s", v4 ? "in-addr.arpa" : "ip6.arpa");
+	return true;
+}
+
+/* The reverse name of an address record's RDATA, lower-case wire form. */
+static size_t reverse_name(const struct zone_rdata *rd, uint8_t *out)
+{
+	static const uint8_t v4[] = "\007in-addr\004arpa";
+	static const uint8_t v6[] = "\003ip6\004arpa";
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (rd->len == 4) {
+		for (int i = 3; i >= 0; i--) {
+			char t[4];
+			int n = snprintf(t, sizeof(t), "%u", rd->data[i]);
+			out[o++] = (uint8_t)n;
+			memcpy(out + o, t, (size_t)n);
+			o += (size_t)n;
+		}
+		memcpy(out + o, v4, sizeof(v4));
+		return o + sizeof(v4);
+	}
+	for (int i = 15; i >= 0; i--) {
+		out[o++] = 1;
+		out[o++] = (uint8_t)hex[rd->data[i] & 0xf];
+		out[o++] = 1;
+		out[o++] = (uint8_t)hex[rd->data[i] >> 4];
+	}
+	memcpy(out + o, v6, sizeof(v6));
+	return o + sizeof(v6);
+}
+
+/* Closest enclosing apex of lname, or fallback. */
+static size_t closest_apex(const struct zone *z, const uint8_t *lname,
+			   size_t len, size_t fallback)
+{
+	for (size_t off = 0; off < len && lname[off];
+	     off += (size_t)lname[off] + 1) {
+		long a = find_apex(z, lname + off, len - off);
+		if (a >= 0)
+			return (size_t)a;
+	}
+	return fallback;
+}
+
+static bool add_ptr(struct zone *z, size_t owner, const struct zone_rrset *set,
+		    const struct zone_rdata *rd, size_t apex)
+{
+	uint8_t rev[WIRE_NAME_MAX];
+	size_t len = reverse_name(rd, rev);
+	size_t a = closest_apex(z, rev, len, apex);
+	/* The owner's spelling as written: the node keeps it lower-case,
+	 * so take the name from the zone's original case where possible. */
+	uint8_t target[WIRE_NAME_MAX];
+	size_t tlen = z->nodes[owner].len;
+
+	memcpy(target, z->nodes[owner].name, tlen);
+	long n = node_get(z, rev, len, a);
+	if (n < 0)
+		return false;
+	if (zone_find_rrset(&z->nodes[n], WIRE_T_PTR))
+		return true; /* the first name for an address wins */
+	return add_rdata(&z->nodes[n], WIRE_T_PTR, set->ttl, target, tlen,
+			 rd->line);
+}
+
+/* ptr = true: a PTR for every A/AAAA address of zone i, in file order, so
+ * the first name listed for an address wins. */
+static bool add_ptrs(struct zone *z, size_t apex, char *err, size_t errlen)
+{
+	size_t nnodes = z->nnodes;
+
+	for (size_t i = 0; i < nnodes; i++) {
+		if (z->nodes[i].apex != apex)
+			continue;
+		for (size_t t = 0; t < z->nodes[i].nrrsets; t++) {
+			struct zone_rrset *set = &z->nodes[i].rrsets[t];
+			if (set->type != WIRE_T_A && set->type != WIRE_T_AAAA)
+				continue;
+			for (size_t r = 0; r < set->count; r++) {
+				if (!add_ptr(z, i, set, &set->rdata[r], apex))
+					return fail(err, errlen,
+						    z->apexes[apex].file,
+						    set->rdata[r].line, "%s",
+						    "out of memory");
+			}
+		}
+	}
 	return true;
 }
 
 struct zone *zone_build(const struct config *cfg, char *err, size_t errlen)
 {
 	struct zone *z = calloc(1, sizeof(*z));
-	size_t n = cfg->nzones;
+	size_t n = 0;
 
 	if (!z)
 		goto oom;
+	for (size_t i = 0; i < cfg->nzones; i++)
+		n += 1 + cfg->zones[i].nreverse;
 	z->apexes = calloc(n ? n : 1, sizeof(*z->apexes));
 	z->apex_lname = calloc(n ? n : 1, sizeof(*z->apex_lname));
 	z->files = calloc(n ? n : 1, sizeof(*z->files));
 	z->soas = calloc(n ? n : 1, sizeof(*z->soas));
+	z->ttls = calloc(n ? n : 1, sizeof(*z->ttls));
+	z->scratch = malloc(RDATA_MAX);
 	if (!z->apexes || !z->apex_lname || !z->files || !z->soas ||
-	    !table_init(&z->apex_names, n) || !table_init(&z->names, 32))
+	    !z->ttls || !z->scratch || !table_init(&z->apex_names, n) ||
+	    !table_init(&z->names, 32))
 		goto oom;
-	z->napexes = n;
-	if (!(z->scratch = malloc(RDATA_MAX)))
+	/* Apexes first, so that every record and PTR finds its zone. */
+	size_t *first = calloc(cfg->nzones ? cfg->nzones : 1, sizeof(*first));
+	if (!first)
 		goto oom;
-	for (size_t i = 0; i < n; i++)
-		if (!add_zone(z, i, &cfg->zones[i], err, errlen))
-			goto fail;
+	for (size_t i = 0; i < cfg->nzones; i++) {
+		const struct config_zone *cz = &cfg->zones[i];
+		first[i] = z->napexes;
+		if (!add_apex(z, cz->origin, cz->authoritative,
+			      (uint32_t)cz->ttl, cz->path, cz->origin_line,
+			      err, errlen))
+			goto fail_first;
+		for (size_t r = 0; r < cz->nreverse; r++) {
+			char name[128];
+			const char *why;
+			if (!reverse_zone(cz->reverse[r], name, sizeof(name),
+					  &why)) {
+				fail(err, errlen, cz->path, cz->reverse_line,
+				     "reverse '%s': ", cz->reverse[r]);
+				size_t l = strlen(err);
+				snprintf(err + l, errlen - l, "%s", why);
+				goto fail_first;
+			}
+			if (!add_apex(z, name, true, (uint32_t)cz->ttl,
+				      cz->path, cz->reverse_line, err, errlen))
+				goto fail_first;
+		}
+	}
+	for (size_t i = 0; i < cfg->nzones; i++)
+		for (size_t r = 0; r < cfg->zones[i].nrecords; r++)
+			if (!add_record(z, first[i], &cfg->zones[i].records[r],
+					(uint32_t)cfg->zones[i].ttl, err,
+					errlen))
+				goto fail_first;
+	for (size_t i = 0; i < cfg->nzones; i++)
+		if (cfg->zones[i].ptr && !add_ptrs(z, first[i], err, errlen))
+			goto fail_first;
+	free(first);
 	if (!check_cnames(z, err, errlen))
 		goto fail;
-	for (size_t i = 0; i < n; i++)
-		if (!set_soa(z, i, (uint32_t)cfg->zones[i].ttl))
+	for (size_t i = 0; i < z->napexes; i++)
+		if (!set_soa(z, i, z->ttls[i]))
 			goto oom;
 	free(z->scratch);
 	z->scratch = NULL;
 	return z;
+fail_first:
+	free(first);
+	goto fail;
 oom:
 	snprintf(err, errlen, "out of memory building the zone store");
 fail:
@@ -424,6 +586,7 @@ void zone_free(struct zone *z)
 	}
 	free(z->files);
 	free(z->soas);
+	free(z->ttls);
 	free(z->scratch);
 	free(z->nodes);
 	free(z->names.slot);

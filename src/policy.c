@@ -1,0 +1,181 @@
+/*
+ * policy.c - forward rules, private names and rebind protection.
+ *
+ * Private names (like dnsmasq's domain-needed and bogus-priv): single-label
+ * names, the reverse zones of RFC 1918, RFC 6598, loopback, link-local and
+ * RFC 4193 addresses, and the special-use domains that exist only on a
+ * local network (RFC 6761, RFC 6762, RFC 8375).  Their queries would only
+ * leak local information to the internet, so unless a forward rule claims
+ * them they are answered NXDOMAIN here.
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "nameset.h"
+#include "policy.h"
+#include "wire.h"
+
+struct policy {
+	struct nameset *rules;     /* domain -> forward rule index + 1 */
+	bool *refuse;              /* per rule */
+	size_t nrules;
+	struct nameset *private;   /* NULL when private_local is off */
+	struct nameset *rebind_ok; /* NULL when rebind protection is off */
+};
+
+static const char *const private_domains[] = {
+	"10.in-addr.arpa",	"168.192.in-addr.arpa", "127.in-addr.arpa",
+	"254.169.in-addr.arpa", "0.in-addr.arpa",	"d.f.ip6.arpa",
+	"c.f.ip6.arpa",		"8.e.f.ip6.arpa",	"9.e.f.ip6.arpa",
+	"a.e.f.ip6.arpa",	"b.e.f.ip6.arpa",
+	"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+	"ip6.arpa",
+	"home.arpa",		"local",		"localhost",
+	"invalid",		"test",			"lan",
+	"internal",
+};
+
+static bool add_private(struct nameset *s)
+{
+	const char *why;
+	char name[64];
+
+	for (size_t i = 0; i < sizeof(private_domains) / sizeof(*private_domains); i++)
+		if (!nameset_add_text(s, private_domains[i], 0, &why))
+			return false;
+	/* 172.16.0.0/12 and 100.64.0.0/10. */
+	for (int i = 16; i < 32; i++) {
+		snprintf(name, sizeof(name), "%d.172.in-addr.arpa", i);
+		if (!nameset_add_text(s, name, 0, &why))
+			return false;
+	}
+	for (int i = 64; i < 128; i++) {
+		snprintf(name, sizeof(name), "%d.100.in-addr.arpa", i);
+		if (!nameset_add_text(s, name, 0, &why))
+			return false;
+	}
+	return true;
+}
+
+struct policy *policy_build(const struct config *cfg, char *err,
+			    size_t errlen)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+	const char *why = "out of memory";
+
+	if (!p || !(p->rules = nameset_new()) ||
+	    !(p->refuse = calloc(cfg->nforwards + 1, sizeof(bool))))
+		goto fail;
+	p->nrules = cfg->nforwards;
+	for (size_t i = 0; i < cfg->nforwards; i++) {
+		p->refuse[i] = cfg->forwards[i].refuse;
+		if (!nameset_add_text(p->rules, cfg->forwards[i].domain,
+				      (uint32_t)i + 1, &why))
+			goto fail;
+	}
+	if (cfg->private_local &&
+	    (!(p->private = nameset_new()) || !add_private(p->private)))
+		goto fail;
+	if (cfg->rebind_protection) {
+		if (!(p->rebind_ok = nameset_new()))
+			goto fail;
+		for (size_t i = 0; i < cfg->nrebind_ok; i++)
+			if (!nameset_add_text(p->rebind_ok, cfg->rebind_ok[i],
+					      0, &why)) {
+				snprintf(err, errlen, "%s: rebind_ok '%s': %s",
+					 cfg->path, cfg->rebind_ok[i], why);
+				policy_free(p);
+				return NULL;
+			}
+	}
+	return p;
+fail:
+	snprintf(err, errlen, "%s: %s", cfg->path, why);
+	policy_free(p);
+	return NULL;
+}
+
+void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	nameset_free(p->rules);
+	nameset_free(p->private);
+	nameset_free(p->rebind_ok);
+	free(p->refuse);
+	free(p);
+}
+
+void policy_decide(const struct policy *p, const uint8_t *name, size_t len,
+		   struct policy_decision *d)
+{
+	uint32_t rule;
+
+	d->action = POLICY_FORWARD;
+	d->group = 0;
+	if (nameset_match(p->rules, name, len, &rule, NULL)) {
+		d->group = rule;
+		if (p->refuse[rule - 1])
+			d->action = POLICY_REFUSE;
+		return;
+	}
+	if (p->private && (wire_name_labels(name, len) == 1 ||
+			   nameset_match(p->private, name, len, &rule, NULL)))
+		d->action = POLICY_PRIVATE;
+}
+
+/* Addresses that a public name must not resolve to (RFC 1918, RFC 6598,
+ * RFC 1122 loopback and "this network", RFC 3927, RFC 4193, RFC 4291). */
+static bool private_v4(const uint8_t *a)
+{
+	return a[0] == 10 || a[0] == 127 || a[0] == 0 ||
+	       (a[0] == 172 && (a[1] & 0xf0) == 16) ||
+	       (a[0] == 192 && a[1] == 168) || (a[0] == 169 && a[1] == 254) ||
+	       (a[0] == 100 && (a[1] & 0xc0) == 64);
+}
+
+static bool private_v6(const uint8_t *a)
+{
+	static const uint8_t zero[15] = {0};
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					   0xff, 0xff};
+	if (memcmp(a, zero, 15) == 0 && a[15] <= 1)
+		return true; /* :: and ::1 */
+	if (memcmp(a, mapped, 12) == 0)
+		return private_v4(a + 12);
+	return (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80);
+}
+
+bool policy_rebind(const struct policy *p, size_t group, const uint8_t *name,
+		   size_t len, const uint8_t *reply, size_t rlen)
+{
+	struct wire_header h;
+	uint32_t v;
+	size_t off = WIRE_HEADER_LEN;
+
+	if (!p->rebind_ok || group != 0 ||
+	    nameset_match(p->rebind_ok, name, len, &v, NULL) ||
+	    !wire_read_header(reply, rlen, &h))
+		return false;
+	for (unsigned i = 0; i < h.qdcount; i++) {
+		if (wire_read_name(reply, rlen, &off, NULL) < 0 ||
+		    rlen - off < 4)
+			return false;
+		off += 4;
+	}
+	for (unsigned i = 0; i < h.ancount; i++) {
+		uint16_t type, rdlen;
+		size_t rd;
+		if (!wire_skip_rr(reply, rlen, &off, &type, &rd, &rdlen))
+			return false;
+		if ((type == WIRE_T_A && rdlen == 4 && private_v4(reply + rd)) ||
+		    (type == WIRE_T_AAAA && rdlen == 16 &&
+		     private_v6(reply + rd)))
+			return true;
+	}
+	return false;
+}
