@@ -43,8 +43,8 @@ static void put_question(struct wire_buf *b, const struct wire_query *q,
 }
 
 /* Our OPT record (RFC 6891 6.1.2): ext-rcode, version 0, DO echoed. */
-static void put_opt(struct wire_buf *b, const struct wire_query *q,
-		    unsigned rcode, uint16_t edns_size)
+void answer_opt(struct wire_buf *b, const struct wire_query *q,
+		unsigned rcode, uint16_t edns_size)
 {
 	uint8_t root = 0;
 	wire_put_bytes(b, &root, 1);
@@ -123,7 +123,7 @@ static uint16_t put_node(struct wire_buf *b, const struct owner *o,
 
 size_t answer_local(const struct zone *z, const struct wire_query *q,
 		    const uint8_t *pkt, uint16_t edns_size, uint8_t *out,
-		    size_t cap)
+		    size_t cap, struct answer_chase *chase)
 {
 	struct wire_buf b = {out, 0, cap, false};
 	struct zone_result r;
@@ -136,14 +136,25 @@ size_t answer_local(const struct zone *z, const struct wire_query *q,
 	zone_lookup(z, q->qname, q->qname_len, &r);
 	if (r.match == ZONE_NOT_LOCAL)
 		return 0;
+	if (chase)
+		chase->target = NULL;
 	put_header(&b, q, WIRE_AA);
 	put_question(&b, q, pkt);
 	for (int step = 0;; step++) {
 		if (step > ANSWER_MAX_CHAIN)
 			return answer_error(q, pkt, WIRE_SERVFAIL, edns_size,
 					    out, cap);
-		if (r.match == ZONE_NOT_LOCAL)
-			break; /* the chain leaves local data */
+		if (r.match == ZONE_NOT_LOCAL) {
+			/* The chain leaves local data (DESIGN: the rest is
+			 * resolved upstream by the caller). */
+			if (chase && !b.overflow) {
+				chase->target = o.name;
+				chase->target_len = o.len;
+				chase->body_len = b.len;
+				chase->ancount = an;
+			}
+			break;
+		}
 		if (r.match == ZONE_NXDOMAIN) {
 			/* RFC 6604 2.1: the rcode is the last name's. */
 			rcode = WIRE_NXDOMAIN;
@@ -162,7 +173,7 @@ size_t answer_local(const struct zone *z, const struct wire_query *q,
 		zone_lookup(z, o.name, o.len, &r);
 	}
 	if (q->has_opt)
-		put_opt(&b, q, rcode, edns_size);
+		answer_opt(&b, q, rcode, edns_size);
 	if (b.overflow) {
 		/* Only the 64 KiB message limit gets here: TC, question. */
 		b.overflow = false;
@@ -170,7 +181,7 @@ size_t answer_local(const struct zone *z, const struct wire_query *q,
 		wire_set16(out + 2, (uint16_t)(wire_get16(out + 2) | WIRE_TC));
 		an = ns = 0;
 		if (q->has_opt)
-			put_opt(&b, q, rcode, edns_size);
+			answer_opt(&b, q, rcode, edns_size);
 	}
 	wire_set16(out + 2, (uint16_t)(wire_get16(out + 2) | rcode));
 	set_count(&b, 6, an);
@@ -189,7 +200,7 @@ size_t answer_error(const struct wire_query *q, const uint8_t *pkt,
 	put_question(&b, q, pkt);
 	/* BADVERS only exists in the OPT record (RFC 6891 7). */
 	if (q->has_opt || rcode > 15) {
-		put_opt(&b, q, rcode, edns_size);
+		answer_opt(&b, q, rcode, edns_size);
 		set_count(&b, 10, 1);
 	}
 	if (b.overflow) {

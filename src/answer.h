@@ -20,14 +20,29 @@ struct zone;
 /* At most this many CNAMEs are followed inside local data. */
 #define ANSWER_MAX_CHAIN 16
 
+/* Where a local CNAME chain leaves local data. */
+struct answer_chase {
+	const uint8_t *target; /* NULL: the answer is complete */
+	size_t target_len;
+	size_t body_len;       /* the reply up to (without) its OPT record */
+	uint16_t ancount;      /* CNAME records in that body */
+};
+
 /*
  * Answer q (parsed from pkt) from z into out (cap bytes).  Returns the
  * reply's length, or 0 when the name has no local data and the query must
  * be forwarded.  edns_size is the payload size advertised in our OPT.
+ * When a CNAME chain leads out of local data, the reply holds the chain
+ * and chase (if not NULL) says where it ends; chase->target points into
+ * z and lives as long as z.
  */
 size_t answer_local(const struct zone *z, const struct wire_query *q,
 		    const uint8_t *pkt, uint16_t edns_size, uint8_t *out,
-		    size_t cap);
+		    size_t cap, struct answer_chase *chase);
+
+/* Append our OPT record for a reply to q with rcode (RFC 6891 6.1.2). */
+void answer_opt(struct wire_buf *b, const struct wire_query *q,
+		unsigned rcode, uint16_t edns_size);
 
 /*
  * An error reply with rcode (WIRE_BADVERS included) to q from pkt.  The

@@ -41,7 +41,21 @@ struct query {
 	struct query *prev, *next; /* deadline list, or the free list */
 	uint8_t *pkt;           /* inline or heap */
 	size_t len;
+	struct chase *chase;    /* a local CNAME chain resolved upstream */
 	uint8_t inline_pkt[QUERY_INLINE];
+};
+
+/* A local CNAME chain whose target is resolved upstream: the local part
+ * of the reply waits here for the upstream part (heap; this path is not
+ * the hot one). */
+struct chase {
+	uint8_t target[WIRE_NAME_MAX];
+	size_t target_len;
+	uint16_t ancount;
+	size_t body_len;
+	uint8_t *upstream_pkt; /* the query for the target */
+	size_t upstream_len;
+	uint8_t body[];        /* header, question, local CNAMEs */
 };
 
 struct query_env {
@@ -51,6 +65,7 @@ struct query_env {
 	struct query *free_list;
 	struct query *head, *tail; /* waiting for upstream, by deadline */
 	uint8_t out[WIRE_MSG_MAX]; /* replies are built here */
+	uint8_t merge[WIRE_MSG_MAX]; /* local + upstream parts of a chase */
 };
 
 struct query_env *query_env_new(const struct query_view *view,
@@ -149,6 +164,10 @@ static void query_done(struct query *q)
 		env->io.release(env->io.ctx, &q->client);
 	if (q->pkt != q->inline_pkt)
 		free(q->pkt);
+	if (q->chase) {
+		free(q->chase->upstream_pkt);
+		free(q->chase);
+	}
 	env->inflight--;
 	q->next = env->free_list;
 	env->free_list = q;
@@ -159,6 +178,52 @@ static void query_done(struct query *q)
 static void restore_client_id(struct query *q)
 {
 	wire_set16(q->pkt, q->wq.hdr.id);
+}
+
+/*
+ * The reply to a chased CNAME target: our local chain, then the upstream
+ * answer and authority records (names decompressed, since they move), the
+ * upstream rcode (RFC 6604: the last name's), and our OPT.  AA goes: part
+ * of the answer is not ours.
+ */
+static size_t merge_chase(struct query_env *env, struct query *q, size_t len)
+{
+	const struct chase *ch = q->chase;
+	struct wire_buf b = {env->merge, 0, sizeof(env->merge), false};
+	struct wire_header h;
+	size_t off = WIRE_HEADER_LEN;
+	unsigned rcode;
+
+	wire_read_header(env->out, len, &h);
+	rcode = WIRE_RCODE(h.flags);
+	wire_put_bytes(&b, ch->body, ch->body_len);
+	if (wire_read_name(env->out, len, &off, NULL) < 0 || len - off < 4)
+		return answer_error(&q->wq, q->pkt, WIRE_SERVFAIL,
+				    env->v.edns_size, env->merge,
+				    sizeof(env->merge));
+	off += 4;
+	unsigned an = 0, ns = 0;
+	for (unsigned i = 0; i < (unsigned)h.ancount + h.nscount; i++) {
+		if (!wire_copy_rr(env->out, len, &off, &b))
+			break; /* keep what was whole */
+		if (i < h.ancount)
+			an++;
+		else
+			ns++;
+	}
+	if (q->wq.has_opt)
+		answer_opt(&b, &q->wq, rcode, env->v.edns_size);
+	if (b.overflow)
+		return answer_error(&q->wq, q->pkt, WIRE_SERVFAIL,
+				    env->v.edns_size, env->merge,
+				    sizeof(env->merge));
+	uint16_t flags = wire_get16(env->merge + 2);
+	flags = (uint16_t)((flags & ~(WIRE_AA | 0xfu)) | rcode);
+	wire_set16(env->merge + 2, flags);
+	wire_set16(env->merge + 6, (uint16_t)(ch->ancount + an));
+	wire_set16(env->merge + 8, (uint16_t)ns);
+	wire_set16(env->merge + 10, q->wq.has_opt ? 1 : 0);
+	return b.len;
 }
 
 static void on_upstream(struct forward_req *req, enum forward_status st,
@@ -180,21 +245,29 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 		return;
 	}
 	memcpy(env->out, ans, len);
-	if (!wire_check_reply(env->out, len, q->wq.qname, q->wq.qname_len,
-			      q->wq.qtype, q->wq.qclass)) {
+	const uint8_t *qname = q->chase ? q->chase->target : q->wq.qname;
+	size_t qname_len = q->chase ? q->chase->target_len : q->wq.qname_len;
+	if (!wire_check_reply(env->out, len, qname, qname_len, q->wq.qtype,
+			      q->wq.qclass)) {
 		log_debug("unusable upstream reply, answering SERVFAIL");
 		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
 		query_done(q);
 		return;
 	}
 	if (env->v.policy &&
-	    policy_rebind(env->v.policy, q->group, q->wq.qname,
-			  q->wq.qname_len, env->out, len)) {
+	    policy_rebind(env->v.policy, q->group, qname, qname_len, env->out,
+			  len)) {
 		/* RFC-less but common: a public name must not point into the
 		 * local network (DNS rebinding). */
 		log_debug("rebind protection: private address for a public "
 			  "name, answering NXDOMAIN");
 		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_NXDOMAIN);
+		query_done(q);
+		return;
+	}
+	if (q->chase) {
+		len = merge_chase(env, q, len);
+		reply(env, &q->client, &q->wq, env->merge, len);
 		query_done(q);
 		return;
 	}
@@ -206,9 +279,11 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 	query_done(q);
 }
 
+/* Send a query upstream to group: the client's packet, or for a chase
+ * (owned from here on) the query for the chain's target. */
 static void relay(struct query_env *env, const struct query_client *c,
 		  const struct wire_query *wq, const uint8_t *pkt, size_t len,
-		  size_t group)
+		  size_t group, struct chase *ch)
 {
 	struct query *q = query_get(env);
 
@@ -222,9 +297,14 @@ static void relay(struct query_env *env, const struct query_client *c,
 		}
 	}
 	if (!q) {
+		if (ch) {
+			free(ch->upstream_pkt);
+			free(ch);
+		}
 		reply_error(env, c, wq, pkt, WIRE_SERVFAIL);
 		return;
 	}
+	q->chase = ch;
 	if (len <= QUERY_INLINE)
 		q->pkt = q->inline_pkt;
 	memcpy(q->pkt, pkt, len);
@@ -251,7 +331,12 @@ static void relay(struct query_env *env, const struct query_client *c,
 	else
 		env->head = q;
 	/* Fully set up: on_upstream may run inside this call. */
-	forward_send(env->v.groups[group], &q->req, q->pkt, len, on_upstream);
+	if (ch)
+		forward_send(env->v.groups[group], &q->req, ch->upstream_pkt,
+			     ch->upstream_len, on_upstream);
+	else
+		forward_send(env->v.groups[group], &q->req, q->pkt, len,
+			     on_upstream);
 }
 
 /* One line per query with -v: client, name, type, what happened. */
@@ -272,6 +357,56 @@ static void log_query(const struct query_client *c, const struct wire_query *wq,
 	else
 		log_debug("%s %s %s type %u: %s", c->conn ? "tcp" : "udp", addr,
 			  name, wq->qtype, what);
+}
+
+/*
+ * A local CNAME chain ends at a name without local data: ask upstream for
+ * that name (same type, the client's RD/CD and OPT) and answer with both
+ * parts.  Returns false when the chain should be answered as it is: the
+ * target is refused or private, or memory ran out.
+ */
+static bool start_chase(struct query_env *env, const struct query_client *c,
+			const struct wire_query *wq, const uint8_t *pkt,
+			size_t len, const struct answer_chase *ac)
+{
+	struct policy_decision d = {POLICY_FORWARD, 0};
+
+	if (env->v.policy)
+		policy_decide(env->v.policy, ac->target, ac->target_len, &d);
+	if (d.action != POLICY_FORWARD)
+		return false;
+	struct chase *ch = malloc(sizeof(*ch) + ac->body_len);
+	size_t ulen = WIRE_HEADER_LEN + ac->target_len + 4 +
+		      (wq->has_opt ? wq->opt_len : 0);
+	uint8_t *u = malloc(ulen);
+	if (!ch || !u) {
+		free(ch);
+		free(u);
+		return false;
+	}
+	memcpy(ch->target, ac->target, ac->target_len);
+	ch->target_len = ac->target_len;
+	ch->ancount = ac->ancount;
+	ch->body_len = ac->body_len;
+	memcpy(ch->body, env->out, ac->body_len);
+	ch->upstream_pkt = u;
+	ch->upstream_len = ulen;
+	struct wire_buf b = {u, 0, ulen, false};
+	wire_put16(&b, 0); /* the forwarder writes its own ID */
+	wire_put16(&b, wq->hdr.flags & (WIRE_RD | WIRE_CD));
+	wire_put16(&b, 1);
+	wire_put16(&b, 0);
+	wire_put16(&b, 0);
+	wire_put16(&b, wq->has_opt ? 1 : 0);
+	wire_put_bytes(&b, ac->target, ac->target_len);
+	wire_put16(&b, wq->qtype);
+	wire_put16(&b, wq->qclass);
+	if (wq->has_opt)
+		wire_put_bytes(&b, pkt + wq->opt_off, wq->opt_len);
+	if (log_verbose())
+		log_query(c, wq, "local CNAME, target upstream", -1);
+	relay(env, c, wq, pkt, len, d.group, ch);
+	return true;
 }
 
 void query_handle(struct query_env *env, const struct query_client *c,
@@ -295,9 +430,12 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	case WIRE_OK:
 		break;
 	}
+	struct answer_chase chase = {0};
 	if (env->v.zone &&
 	    (n = answer_local(env->v.zone, &wq, pkt, env->v.edns_size, env->out,
-			      sizeof(env->out)))) {
+			      sizeof(env->out), &chase))) {
+		if (chase.target && start_chase(env, c, &wq, pkt, len, &chase))
+			return;
 		if (log_verbose())
 			log_query(c, &wq, "local",
 				  WIRE_RCODE(wire_get16(env->out + 2)));
@@ -324,7 +462,7 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	}
 	if (log_verbose())
 		log_query(c, &wq, d.group ? "forward rule" : "forward", -1);
-	relay(env, c, &wq, pkt, len, d.group);
+	relay(env, c, &wq, pkt, len, d.group, NULL);
 }
 
 void query_expire(struct query_env *env, uint64_t now_ms)

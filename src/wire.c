@@ -99,6 +99,8 @@ static enum wire_verdict read_opt(const uint8_t *msg, size_t len,
 	if (q->has_opt)
 		return WIRE_BAD_FORMAT; /* at most one OPT */
 	q->has_opt = true;
+	q->opt_off = start;
+	q->opt_len = rdata + rdlen - start;
 	q->udp_size = wire_get16(msg + start + 3);
 	q->edns_version = msg[start + 6];
 	q->do_bit = (msg[start + 7] & 0x80) != 0;
@@ -428,4 +430,68 @@ size_t wire_strip_edns_option(uint8_t *msg, size_t len, uint16_t code)
 		}
 	}
 	return len;
+}
+
+/* Copy one name, decompressed; false when malformed. */
+static bool copy_name(const uint8_t *msg, size_t len, size_t *off,
+		      struct wire_buf *out)
+{
+	uint8_t name[WIRE_NAME_MAX];
+	int n = wire_read_name(msg, len, off, name);
+	if (n < 0)
+		return false;
+	wire_put_bytes(out, name, (size_t)n);
+	return true;
+}
+
+bool wire_copy_rr(const uint8_t *msg, size_t len, size_t *off,
+		  struct wire_buf *out)
+{
+	size_t pos = *off;
+
+	if (!copy_name(msg, len, &pos, out) || len - pos < 10)
+		return false;
+	uint16_t type = wire_get16(msg + pos);
+	uint16_t rdlen = wire_get16(msg + pos + 8);
+	size_t rd = pos + 10, end = rd + rdlen;
+	if (end > len)
+		return false;
+	wire_put_bytes(out, msg + pos, 8); /* type, class, TTL */
+	size_t rdlen_at = out->len;
+	wire_put16(out, 0);
+	size_t start = out->len;
+	size_t p = rd;
+	size_t fixed = 0; /* octets before the (first) name */
+	int names = 0;
+	switch (type) {
+	case WIRE_T_NS:
+	case WIRE_T_CNAME:
+	case WIRE_T_PTR:
+	case 39: /* DNAME */
+		names = 1;
+		break;
+	case WIRE_T_MX:
+		fixed = 2;
+		names = 1;
+		break;
+	case WIRE_T_SRV:
+		fixed = 6;
+		names = 1;
+		break;
+	case WIRE_T_SOA:
+		names = 2;
+		break;
+	}
+	if (fixed > rdlen)
+		return false;
+	wire_put_bytes(out, msg + p, fixed);
+	p += fixed;
+	for (int i = 0; i < names; i++)
+		if (!copy_name(msg, len, &p, out) || p > end)
+			return false;
+	wire_put_bytes(out, msg + p, end - p);
+	if (!out->overflow)
+		wire_set16(out->p + rdlen_at, (uint16_t)(out->len - start));
+	*off = end;
+	return true;
 }

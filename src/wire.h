@@ -79,6 +79,8 @@ struct wire_query {
 	uint16_t qtype;
 	uint16_t qclass;
 	bool has_opt;
+	size_t opt_off;       /* the OPT record's offset and length */
+	size_t opt_len;
 	uint16_t udp_size;    /* the client's EDNS payload size, as sent */
 	uint8_t edns_version;
 	bool do_bit;
@@ -189,6 +191,15 @@ bool wire_check_reply(uint8_t *reply, size_t len, const uint8_t *qname,
  * reply is malformed.
  */
 size_t wire_truncate(uint8_t *msg, size_t len, size_t limit);
+
+/*
+ * Copy the resource record at *off in msg to out, with every name that
+ * may be compressed (owner, and the names inside NS, CNAME, SOA, PTR, MX,
+ * SRV and DNAME data) written out in full, so the record can stand in
+ * another message.  Advances *off; false on a malformed record.
+ */
+bool wire_copy_rr(const uint8_t *msg, size_t len, size_t *off,
+		  struct wire_buf *out);
 
 /* Remove every EDNS option with the given code from the reply's OPT
  * record.  Returns the new length (unchanged when there is none). */
