@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "explain.h"
 #include "forward.h"
 #include "log.h"
 #include "policy.h"
@@ -42,6 +43,8 @@ struct options {
 	const char *listen[MAX_LISTEN_ARGS];
 	size_t nlisten;
 	bool check;
+	const char *explain_name; /* --explain NAME [TYPE] */
+	const char *explain_type;
 	bool detach;
 	bool verbose;
 };
@@ -87,6 +90,9 @@ static void usage(FILE *f)
 		"addresses\n"
 		"              (repeatable; 1.2.3.4:53 or [::1]:53)\n"
 		"  -v          log every query\n"
+		"  --explain NAME [TYPE]\n"
+		"              say which rule answers NAME and what the "
+		"answer is, then exit\n"
 		"  -V, --version\n"
 		"  -h, --help\n",
 		SPLITDNS_CONF);
@@ -97,6 +103,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	static const struct option longs[] = {
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
+		{"explain", required_argument, NULL, 'x'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -117,6 +124,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			}
 			o->listen[o->nlisten++] = optarg;
 			break;
+		case 'x':
+			o->explain_name = optarg;
+			break;
 		case 'V':
 			printf("splitdns %s\n", PACKAGE_VERSION);
 			exit(0);
@@ -128,6 +138,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			return 1;
 		}
 	}
+	if (o->explain_name && optind + 1 == argc)
+		o->explain_type = argv[optind++];
 	if (optind != argc) {
 		fprintf(stderr, "splitdns: unexpected argument '%s'\n",
 			argv[optind]);
@@ -391,24 +403,27 @@ static void serve(struct daemon *d)
 	}
 }
 
+/* -t and --explain: load everything the server would, bind nothing. */
 static int check_only(const struct options *o)
 {
 	char err[CONFIG_ERR_MAX];
 	struct config *cfg = config_load(o->conf, o->listen, o->nlisten, err,
 					 sizeof(err));
-	if (!cfg) {
+	struct zone *z = cfg ? zone_build(cfg, err, sizeof(err)) : NULL;
+	struct policy *p = z ? policy_build(cfg, err, sizeof(err)) : NULL;
+	int rc = 1;
+
+	if (!p)
 		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	struct zone *z = zone_build(cfg, err, sizeof(err));
-	config_free(cfg);
-	if (!z) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
+	else if (o->explain_name)
+		rc = explain(stdout, cfg, z, p, o->explain_name,
+			     o->explain_type);
+	else
+		rc = printf("%s: configuration OK\n", o->conf) < 0;
+	policy_free(p);
 	zone_free(z);
-	printf("%s: configuration OK\n", o->conf);
-	return 0;
+	config_free(cfg);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -422,7 +437,7 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o))
 		return 1;
-	if (o.check)
+	if (o.check || o.explain_name)
 		return check_only(&o);
 	log_init(false, o.verbose);
 	/* Reloads happen after chdir("/") when detached. */

@@ -45,7 +45,6 @@ struct zone {
 	struct table names;
 	struct table apex_names;
 	char **files; /* zone file paths, owned */
-	uint8_t **soas; /* synthesized SOA RDATA, owned */
 	uint8_t *scratch; /* RDATA_MAX bytes, only while building */
 	uint32_t *ttls;   /* each apex's default TTL */
 };
@@ -304,17 +303,19 @@ static bool set_soa(struct zone *z, size_t i, uint32_t ttl)
 	long n = find_node(z, z->apex_lname[i], a->name_len);
 	const struct zone_rrset *soa =
 		n >= 0 ? zone_find_rrset(&z->nodes[n], WIRE_T_SOA) : NULL;
+	/* A name longer than 253 octets leaves no room for hostmaster. */
+	if (!soa && a->name_len + 11 > WIRE_NAME_MAX)
+		return false;
 	if (soa) {
 		a->soa = soa->rdata[0].data;
 		a->soa_len = soa->rdata[0].len;
 		a->soa_ttl = soa->ttl;
 	} else {
+		/* Synthesized, and then a record of the apex like any other
+		 * so that SOA queries answer it. */
 		static const uint8_t host[] = "\012hostmaster";
-		size_t len = 2 * a->name_len + 11 + 20;
-		uint8_t *rd = malloc(len);
-		if (!rd)
-			return false;
-		struct wire_buf b = {rd, 0, len, false};
+		uint8_t rd[2 * WIRE_NAME_MAX + 11 + 20];
+		struct wire_buf b = {rd, 0, sizeof(rd), false};
 		wire_put_bytes(&b, a->name, a->name_len);
 		wire_put_bytes(&b, host, 11);
 		wire_put_bytes(&b, a->name, a->name_len);
@@ -323,9 +324,12 @@ static bool set_soa(struct zone *z, size_t i, uint32_t ttl)
 		wire_put32(&b, 600);
 		wire_put32(&b, 86400);
 		wire_put32(&b, ttl);
-		z->soas[i] = rd;
-		a->soa = rd;
-		a->soa_len = (uint16_t)b.len;
+		if (b.overflow || n < 0 ||
+		    !add_rdata(&z->nodes[n], WIRE_T_SOA, ttl, rd, b.len, 0))
+			return false;
+		soa = zone_find_rrset(&z->nodes[n], WIRE_T_SOA);
+		a->soa = soa->rdata[0].data;
+		a->soa_len = soa->rdata[0].len;
 		a->soa_ttl = ttl;
 	}
 	uint32_t min = wire_get32(a->soa + a->soa_len - 4);
@@ -505,10 +509,9 @@ struct zone *zone_build(const struct config *cfg, char *err, size_t errlen)
 	z->apexes = calloc(n ? n : 1, sizeof(*z->apexes));
 	z->apex_lname = calloc(n ? n : 1, sizeof(*z->apex_lname));
 	z->files = calloc(n ? n : 1, sizeof(*z->files));
-	z->soas = calloc(n ? n : 1, sizeof(*z->soas));
 	z->ttls = calloc(n ? n : 1, sizeof(*z->ttls));
 	z->scratch = malloc(RDATA_MAX);
-	if (!z->apexes || !z->apex_lname || !z->files || !z->soas ||
+	if (!z->apexes || !z->apex_lname || !z->files ||
 	    !z->ttls || !z->scratch || !table_init(&z->apex_names, n) ||
 	    !table_init(&z->names, 32))
 		goto oom;
@@ -582,10 +585,8 @@ void zone_free(struct zone *z)
 	}
 	for (size_t i = 0; i < z->napexes; i++) {
 		free(z->files[i]);
-		free(z->soas[i]);
 	}
 	free(z->files);
-	free(z->soas);
 	free(z->ttls);
 	free(z->scratch);
 	free(z->nodes);

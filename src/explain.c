@@ -1,0 +1,284 @@
+/*
+ * explain.c - the --explain report.
+ *
+ * The query goes through the same steps as in query.c: local data first
+ * (answer_local), then the policy.  Only the final printing is particular
+ * to this file.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "answer.h"
+#include "config.h"
+#include "explain.h"
+#include "policy.h"
+#include "rdata.h"
+#include "wire.h"
+#include "zone.h"
+
+static const char *const rcodes[] = {"NOERROR", "FORMERR", "SERVFAIL",
+				     "NXDOMAIN", "NOTIMP", "REFUSED"};
+
+static void print_name(FILE *out, const uint8_t *msg, size_t len,
+		       size_t *off)
+{
+	uint8_t name[WIRE_NAME_MAX];
+	char text[1100];
+	int n = wire_read_name(msg, len, off, name);
+	fputs(n < 0 ? "?" : wire_name_to_text(name, (size_t)n, text,
+					       sizeof(text)),
+	      out);
+}
+
+static void print_string(FILE *out, const uint8_t *p, size_t n)
+{
+	fputc('"', out);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			fprintf(out, "\\%c", p[i]);
+		else if (p[i] < ' ' || p[i] > '~')
+			fprintf(out, "\\%03u", p[i]);
+		else
+			fputc(p[i], out);
+	}
+	fputc('"', out);
+}
+
+/* RDATA in presentation form for the types zone files hold; RFC 3597
+ * generic form for the rest. */
+static void print_rdata(FILE *out, const uint8_t *msg, size_t len,
+			uint16_t type, size_t rd, uint16_t rdlen)
+{
+	char addr[INET6_ADDRSTRLEN];
+	size_t p = rd, end = rd + rdlen;
+
+	switch (type) {
+	case WIRE_T_A:
+	case WIRE_T_AAAA:
+		if (rdlen == (type == WIRE_T_A ? 4 : 16)) {
+			inet_ntop(type == WIRE_T_A ? AF_INET : AF_INET6,
+				  msg + rd, addr, sizeof(addr));
+			fputs(addr, out);
+			return;
+		}
+		break;
+	case WIRE_T_NS:
+	case WIRE_T_CNAME:
+	case WIRE_T_PTR:
+		print_name(out, msg, len, &p);
+		return;
+	case WIRE_T_MX:
+		fprintf(out, "%u ", wire_get16(msg + p));
+		p += 2;
+		print_name(out, msg, len, &p);
+		return;
+	case WIRE_T_SRV:
+		fprintf(out, "%u %u %u ", wire_get16(msg + p),
+			wire_get16(msg + p + 2), wire_get16(msg + p + 4));
+		p += 6;
+		print_name(out, msg, len, &p);
+		return;
+	case WIRE_T_SOA:
+		print_name(out, msg, len, &p);
+		fputc(' ', out);
+		print_name(out, msg, len, &p);
+		for (int i = 0; i < 5 && p + 4 <= end; i++, p += 4)
+			fprintf(out, " %u", wire_get32(msg + p));
+		return;
+	case WIRE_T_TXT:
+		while (p < end && p + 1 + msg[p] <= end) {
+			print_string(out, msg + p + 1, msg[p]);
+			p += 1 + (size_t)msg[p];
+			if (p < end)
+				fputc(' ', out);
+		}
+		return;
+	case WIRE_T_CAA:
+		if (rdlen >= 2 && 2u + msg[p + 1] <= rdlen) {
+			fprintf(out, "%u %.*s ", msg[p], msg[p + 1],
+				(const char *)msg + p + 2);
+			print_string(out, msg + p + 2 + msg[p + 1],
+				     rdlen - 2u - msg[p + 1]);
+			return;
+		}
+		break;
+	}
+	fprintf(out, "\\# %u", rdlen);
+	for (size_t i = rd; i < end; i++)
+		fprintf(out, " %02x", msg[i]);
+}
+
+static void print_reply(FILE *out, const uint8_t *msg, size_t len)
+{
+	struct wire_header h;
+	size_t off = WIRE_HEADER_LEN;
+
+	if (!wire_read_header(msg, len, &h))
+		return;
+	unsigned rc = WIRE_RCODE(h.flags);
+	fprintf(out, "  reply:  %s%s\n", rc < 6 ? rcodes[rc] : "?",
+		(h.flags & WIRE_AA) ? ", authoritative (AA)" : "");
+	for (unsigned i = 0; i < h.qdcount; i++) {
+		wire_read_name(msg, len, &off, NULL);
+		off += 4;
+	}
+	for (unsigned i = 0; i < (unsigned)h.ancount + h.nscount; i++) {
+		size_t start = off, rd;
+		uint16_t type, rdlen;
+		if (!wire_skip_rr(msg, len, &off, &type, &rd, &rdlen))
+			return;
+		const char *tn = rdata_type_name(type);
+		fprintf(out, "    %s", i < h.ancount ? "" : "(authority) ");
+		print_name(out, msg, len, &start);
+		fprintf(out, " %u IN ", wire_get32(msg + rd - 6));
+		if (tn)
+			fputs(tn, out);
+		else
+			fprintf(out, "TYPE%u", type);
+		fputc(' ', out);
+		print_rdata(out, msg, len, type, rd, rdlen);
+		fputc('\n', out);
+	}
+}
+
+static void print_servers(FILE *out, const struct config_addr *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? ", " : "", a[i].text);
+}
+
+/* Where the records for the name come from. */
+static void print_sources(FILE *out, const struct zone *zone,
+			  const uint8_t *name, size_t len, uint16_t qtype)
+{
+	struct zone_result r;
+	const struct zone_rrset *set;
+
+	zone_lookup(zone, name, len, &r);
+	if (r.match == ZONE_NOT_LOCAL)
+		return;
+	fprintf(out, "  zone:   %s (%s%s)\n", r.apex->file,
+		r.apex->authoritative ? "authoritative" : "not authoritative",
+		r.match == ZONE_WILDCARD ? ", matched by a wildcard" : "");
+	if (r.match != ZONE_EXISTS && r.match != ZONE_WILDCARD)
+		return;
+	size_t n = zone_rrsets(r.node, &set);
+	for (size_t i = 0; i < n; i++) {
+		if (set[i].type != qtype && set[i].type != WIRE_T_CNAME &&
+		    qtype != WIRE_T_ANY)
+			continue;
+		for (size_t j = 0; j < set[i].count; j++) {
+			if (set[i].rdata[j].line == 0)
+				fprintf(out, "  record: (synthesized %s)\n",
+					rdata_type_name(set[i].type));
+			else
+				fprintf(out, "  record: %s:%d (%s)\n",
+					r.apex->file, set[i].rdata[j].line,
+					rdata_type_name(set[i].type));
+		}
+	}
+}
+
+static void print_policy(FILE *out, const struct config *cfg,
+			 const struct policy *policy, const uint8_t *name,
+			 size_t len)
+{
+	struct policy_decision d;
+
+	policy_decide(policy, name, len, &d);
+	if (d.action == POLICY_PRIVATE) {
+		fprintf(out, "  rule:   private name (private_local = true): "
+			     "NXDOMAIN, never forwarded\n");
+		return;
+	}
+	if (d.group == 0) {
+		fprintf(out, "  rule:   default upstreams%s: ",
+			cfg->servers_from_resolv ? " (from /etc/resolv.conf)"
+						 : "");
+		print_servers(out, cfg->servers, cfg->nservers);
+		fprintf(out, "\n");
+		return;
+	}
+	const struct config_forward *f = &cfg->forwards[d.group - 1];
+	fprintf(out, "  rule:   forward rule for '%s' (%s:%d): ", f->domain,
+		cfg->path, f->line);
+	if (d.action == POLICY_REFUSE)
+		fprintf(out, "refuse = true: REFUSED, never forwarded");
+	else
+		print_servers(out, f->servers, f->nservers);
+	fprintf(out, "\n");
+}
+
+int explain(FILE *out, const struct config *cfg, const struct zone *zone,
+	    const struct policy *policy, const char *name, const char *type)
+{
+	uint8_t pkt[WIRE_HEADER_LEN + WIRE_NAME_MAX + 4];
+	uint8_t *reply = malloc(WIRE_MSG_MAX);
+	struct wire_buf b = {pkt, 0, sizeof(pkt), false};
+	struct wire_query q;
+	struct answer_chase chase;
+	const char *why;
+	char text[1100];
+	uint8_t wname[WIRE_NAME_MAX];
+	unsigned long qtype = WIRE_T_A;
+
+	snprintf(text, sizeof(text), "%s%s", name,
+		 name[0] && name[strlen(name) - 1] == '.' ? "" : ".");
+	int len = wire_name_from_text(text, NULL, 0, wname, &why);
+	if (len < 0) {
+		fprintf(stderr, "splitdns: --explain '%s': %s\n", name, why);
+		return 1;
+	}
+	if (type) {
+		char *end;
+		qtype = rdata_type_from_text(type);
+		if (!qtype && strcasecmp(type, "ANY") == 0)
+			qtype = WIRE_T_ANY;
+		if (!qtype && (qtype = strtoul(type, &end, 10), *end || !qtype ||
+					       qtype > 65535)) {
+			fprintf(stderr, "splitdns: --explain: unknown type "
+					"'%s'\n", type);
+			return 1;
+		}
+	}
+	/* A real query packet, so the answer comes from the real code. */
+	wire_put16(&b, 0);
+	wire_put16(&b, WIRE_RD);
+	wire_put16(&b, 1);
+	wire_put16(&b, 0);
+	wire_put16(&b, 0);
+	wire_put16(&b, 0);
+	wire_put_bytes(&b, wname, (size_t)len);
+	wire_put16(&b, (uint16_t)qtype);
+	wire_put16(&b, WIRE_CLASS_IN);
+	if (!reply || wire_parse_query(pkt, b.len, &q) != WIRE_OK) {
+		free(reply);
+		return 1;
+	}
+	fprintf(out, "%s %s\n", text,
+		rdata_type_name((uint16_t)qtype) ? rdata_type_name((uint16_t)qtype)
+						 : type);
+	size_t n = answer_local(zone, &q, pkt, 1232, reply, WIRE_MSG_MAX,
+				&chase);
+	if (!n) {
+		print_policy(out, cfg, policy, wname, (size_t)len);
+		free(reply);
+		return 0;
+	}
+	fprintf(out, "  rule:   local data\n");
+	print_sources(out, zone, wname, (size_t)len, (uint16_t)qtype);
+	print_reply(out, reply, n);
+	if (chase.target) {
+		fprintf(out, "  chain:  leaves local data at %s, resolved "
+			     "upstream:\n",
+			wire_name_to_text(chase.target, chase.target_len, text,
+					  sizeof(text)));
+		print_policy(out, cfg, policy, chase.target, chase.target_len);
+	}
+	free(reply);
+	return 0;
+}
