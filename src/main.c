@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -185,6 +186,22 @@ static int detach(const char *pidfile)
 	return 0;
 }
 
+/* SIGUSR1: the counters, one line. */
+static void log_stats(const struct daemon *d)
+{
+	const struct query_stats *s = query_get_stats(d->env);
+
+	log_info("stats: queries %" PRIu64 ", local %" PRIu64
+		 ", blocked %" PRIu64 ", forwarded %" PRIu64
+		 ", upstream answers %" PRIu64 ", servfail %" PRIu64
+		 ", refused %" PRIu64 ", private %" PRIu64
+		 ", rebind %" PRIu64 ", malformed %" PRIu64
+		 ", dropped %" PRIu64 ", truncated %" PRIu64,
+		 s->queries, s->local, s->blocked, s->forwarded, s->answered,
+		 s->servfail, s->refused, s->private_nx, s->rebind,
+		 s->malformed, s->dropped, s->truncated);
+}
+
 static void on_signal(struct loop_watch *w, uint32_t events)
 {
 	struct daemon *d = (struct daemon *)((char *)w -
@@ -195,6 +212,10 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			d->reload = true;
+			continue;
+		}
+		if (si.ssi_signo == SIGUSR1) {
+			log_stats(d);
 			continue;
 		}
 		log_info("%s: shutting down",
@@ -450,6 +471,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (!(d.loop = loop_new())) {

@@ -60,6 +60,7 @@ struct chase {
 
 struct query_env {
 	struct query_view v;
+	struct query_stats st;
 	struct query_io io;
 	size_t inflight;
 	struct query *free_list;
@@ -110,8 +111,10 @@ static size_t udp_limit(const struct query_env *env,
 static void reply(struct query_env *env, const struct query_client *c,
 		  const struct wire_query *wq, uint8_t *msg, size_t len)
 {
-	if (!c->conn && len > udp_limit(env, wq))
+	if (!c->conn && len > udp_limit(env, wq)) {
 		len = wire_truncate(msg, len, udp_limit(env, wq));
+		env->st.truncated++;
+	}
 	if (len)
 		env->io.send(env->io.ctx, c, msg, len);
 }
@@ -240,6 +243,7 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 	list_unlink(env, q);
 	q->answered = true;
 	if (st != FORWARD_OK || len > sizeof(env->out) || len < WIRE_HEADER_LEN) {
+		env->st.servfail++;
 		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
 		query_done(q);
 		return;
@@ -250,6 +254,7 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 	if (!wire_check_reply(env->out, len, qname, qname_len, q->wq.qtype,
 			      q->wq.qclass)) {
 		log_debug("unusable upstream reply, answering SERVFAIL");
+		env->st.servfail++;
 		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
 		query_done(q);
 		return;
@@ -261,10 +266,12 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 		 * local network (DNS rebinding). */
 		log_debug("rebind protection: private address for a public "
 			  "name, answering NXDOMAIN");
+		env->st.rebind++;
 		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_NXDOMAIN);
 		query_done(q);
 		return;
 	}
+	env->st.answered++;
 	if (q->chase) {
 		len = merge_chase(env, q, len);
 		reply(env, &q->client, &q->wq, env->merge, len);
@@ -296,7 +303,9 @@ static void relay(struct query_env *env, const struct query_client *c,
 			q = NULL;
 		}
 	}
+	env->st.forwarded++;
 	if (!q) {
+		env->st.servfail++;
 		if (ch) {
 			free(ch->upstream_pkt);
 			free(ch);
@@ -415,16 +424,21 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	struct wire_query wq;
 	size_t n;
 
+	env->st.queries++;
 	switch (wire_parse_query(pkt, len, &wq)) {
 	case WIRE_DROP:
+		env->st.dropped++;
 		return;
 	case WIRE_BAD_FORMAT:
+		env->st.malformed++;
 		reply_error(env, c, &wq, pkt, WIRE_FORMERR);
 		return;
 	case WIRE_BAD_OPCODE:
+		env->st.malformed++;
 		reply_error(env, c, &wq, pkt, WIRE_NOTIMP);
 		return;
 	case WIRE_BAD_VERSION:
+		env->st.malformed++;
 		reply_error(env, c, &wq, pkt, WIRE_BADVERS);
 		return;
 	case WIRE_OK:
@@ -436,6 +450,7 @@ void query_handle(struct query_env *env, const struct query_client *c,
 			      sizeof(env->out), &chase))) {
 		if (chase.target && start_chase(env, c, &wq, pkt, len, &chase))
 			return;
+		env->st.local++;
 		if (log_verbose())
 			log_query(c, &wq, "local",
 				  WIRE_RCODE(wire_get16(env->out + 2)));
@@ -447,11 +462,13 @@ void query_handle(struct query_env *env, const struct query_client *c,
 		policy_decide(env->v.policy, wq.qname, wq.qname_len, &d);
 	switch (d.action) {
 	case POLICY_REFUSE:
+		env->st.refused++;
 		if (log_verbose())
 			log_query(c, &wq, "refused by forward rule", WIRE_REFUSED);
 		reply_error(env, c, &wq, pkt, WIRE_REFUSED);
 		return;
 	case POLICY_PRIVATE:
+		env->st.private_nx++;
 		if (log_verbose())
 			log_query(c, &wq, "private name, not forwarded",
 				  WIRE_NXDOMAIN);
@@ -472,6 +489,7 @@ void query_expire(struct query_env *env, uint64_t now_ms)
 		list_unlink(env, q);
 		q->answered = true;
 		restore_client_id(q);
+		env->st.servfail++;
 		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
 	}
 }
@@ -483,4 +501,9 @@ int query_next_deadline_ms(const struct query_env *env, uint64_t now_ms)
 	if (env->head->deadline <= now_ms)
 		return 0;
 	return (int)(env->head->deadline - now_ms);
+}
+
+const struct query_stats *query_get_stats(const struct query_env *env)
+{
+	return &env->st;
 }

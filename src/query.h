@@ -50,6 +50,22 @@ struct query_io {
 
 struct query_env;
 
+/* Counters since start (reloads keep them). */
+struct query_stats {
+	uint64_t queries;     /* packets handed to the pipeline */
+	uint64_t dropped;     /* too short, or QR=1 */
+	uint64_t malformed;   /* FORMERR, NOTIMP, BADVERS */
+	uint64_t local;       /* answered from zone files */
+	uint64_t blocked;     /* blocking answers */
+	uint64_t refused;     /* forward rules with refuse = true */
+	uint64_t private_nx;  /* private names kept local */
+	uint64_t forwarded;   /* sent upstream */
+	uint64_t answered;    /* upstream answers passed on */
+	uint64_t servfail;    /* upstream failures and deadlines */
+	uint64_t rebind;      /* rebind protection */
+	uint64_t truncated;   /* UDP replies cut to the client's size */
+};
+
 /* What the pipeline answers from: built by main for each configuration
  * load and switched as a whole on reload.  All borrowed. */
 struct query_view {
@@ -71,6 +87,8 @@ void query_env_set(struct query_env *env, const struct query_view *view);
 /* Free the pipeline.  Call after forward_free, which completes every
  * upstream request. */
 void query_env_free(struct query_env *env);
+
+const struct query_stats *query_get_stats(const struct query_env *env);
 
 /* Handle one packet from client c (UDP when c->conn is NULL). */
 void query_handle(struct query_env *env, const struct query_client *c,
