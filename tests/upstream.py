@@ -1,0 +1,392 @@
+#!/usr/bin/python3
+"""upstream.py - a scriptable upstream DNS server for the splitdns tests.
+
+Listens on UDP and TCP on every --addr (IPv4 or IPv6) at --port and answers
+for any zone.  What it does is chosen by the first label of the query name
+(case-insensitive):
+
+  (anything else)  A 198.51.100.X / AAAA 2001:db8::X, X derived from the
+                   name (see address_for), TTL 300; other types: NODATA + SOA
+  nx          NXDOMAIN with a SOA in the authority section
+  private     A 192.168.1.1
+  timeout     no answer at all
+  servfail    SERVFAIL            refused   REFUSED
+  garbage     64 random bytes     malformed the query's ID, QR=1, then junk
+  wrongid     reply with ID+1     noqr      reply with QR=0
+  badq        reply for another question name
+  short       the first 5 bytes of a reply
+  big         about 3000 bytes (A: 200 A records, AAAA: 100, TXT: 12 x 240)
+  mid         about 800 bytes (A: 48 A records, TXT: 3 x 240)
+              Over UDP a reply larger than the query's limit (512, or its
+              OPT size) is sent truncated (TC=1, question and OPT only);
+              TCP always gets the whole reply.
+  id          TXT: the transaction ID received, in decimal
+  edns        TXT: "opt=0|1 size=N do=0|1 opts=CODE,CODE" for the OPT received
+  slow        a normal answer, 500 ms late
+  cookie      a normal answer whose OPT carries a COOKIE option (code 10)
+
+--log FILE appends one line per query received, written before any answer:
+  PROTO ID QNAME QTYPE opt=0|1 size=N do=0|1 opts=CODE,...
+(QNAME lower-cased, absolute) or "PROTO - unparseable len=N".
+
+Prints "ready PORT" on stdout once every socket is bound; exits 1 if a bind
+fails.  SIGTERM/SIGINT end it.  Can also be imported for address_for() and
+the record sets.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import zlib
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+TTL = 300
+NEG_TTL = 60
+SLOW_SECONDS = 0.5
+OUR_PAYLOAD = 4096
+
+
+def first_label(name):
+    """The first label of a dns.name.Name, lower-cased text ('' for root)."""
+    if len(name.labels) == 0:
+        return ""
+    return name.labels[0].decode("latin-1").lower()
+
+
+def host_byte(qname):
+    """The deterministic X in 198.51.100.X for a name (str or Name)."""
+    if isinstance(qname, dns.name.Name):
+        qname = qname.to_text()
+    text = qname.lower()
+    if not text.endswith("."):
+        text += "."
+    return zlib.crc32(text.encode("latin-1")) % 250 + 1
+
+
+def address_for(qname):
+    return "198.51.100.%d" % host_byte(qname)
+
+
+def address6_for(qname):
+    return "2001:db8::%x" % host_byte(qname)
+
+
+def big_rdatas(kind, rdtype):
+    """Record data (text) for big.* (kind 'big') or mid.* (kind 'mid')."""
+    if rdtype == dns.rdatatype.A:
+        n = 200 if kind == "big" else 48
+        return ["198.18.%d.%d" % (i // 256, i % 256) for i in range(n)]
+    if rdtype == dns.rdatatype.AAAA:
+        n = 100 if kind == "big" else 24
+        return ["2001:db8:b16::%x" % (i + 1) for i in range(n)]
+    if rdtype == dns.rdatatype.TXT:
+        n = 12 if kind == "big" else 3
+        return ['"%02d%s"' % (i, "x" * 238) for i in range(n)]
+    return []
+
+
+class Upstream:
+    def __init__(self, addrs, port, logfile=None):
+        self.addrs = addrs
+        self.port = port
+        self.logfile = logfile
+        self.loglock = threading.Lock()
+        self.socks = []
+
+    # ---------------------------------------------------------------- log
+    def log(self, line):
+        if not self.logfile:
+            return
+        with self.loglock:
+            try:
+                with open(self.logfile, "a") as f:
+                    f.write(line + "\n")
+                    f.flush()
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------ answers
+    def soa_rrset(self, qname):
+        zone = qname.parent() if len(qname.labels) > 1 else qname
+        ztext = zone.to_text()
+        if ztext == ".":
+            ztext = ""
+        return dns.rrset.from_text(
+            zone, NEG_TTL, "IN", "SOA",
+            "ns.%s hostmaster.%s 1 3600 600 86400 %d"
+            % (ztext or ".", ztext or ".", NEG_TTL))
+
+    def response(self, q, rcode=dns.rcode.NOERROR):
+        r = dns.message.Message(id=q.id)
+        r.flags = dns.flags.QR | dns.flags.RA | (q.flags & dns.flags.RD)
+        r.set_opcode(q.opcode())
+        r.question = list(q.question)
+        if q.edns >= 0:
+            r.use_edns(0, q.ednsflags & dns.flags.DO, OUR_PAYLOAD)
+        r.set_rcode(rcode)
+        return r
+
+    def add(self, r, qname, rdtype, ttl, texts):
+        if not texts:
+            return
+        rrset = dns.rrset.from_text_list(qname, ttl, dns.rdataclass.IN,
+                                         rdtype, texts)
+        r.answer.append(rrset)
+
+    def normal(self, q, qname, rdtype, r):
+        if rdtype == dns.rdatatype.A:
+            self.add(r, qname, rdtype, TTL, [address_for(qname)])
+        elif rdtype == dns.rdatatype.AAAA:
+            self.add(r, qname, rdtype, TTL, [address6_for(qname)])
+        else:
+            r.authority.append(self.soa_rrset(qname))
+
+    def answer(self, q, proto):
+        """Return a list of (delay seconds, bytes) replies to send."""
+        if q.flags & dns.flags.QR or len(q.question) != 1:
+            return []
+        question = q.question[0]
+        qname = question.name
+        rdtype = question.rdtype
+        label = first_label(qname)
+        r = self.response(q)
+        delay = 0.0
+
+        if label == "timeout":
+            return []
+        if label == "servfail":
+            r.set_rcode(dns.rcode.SERVFAIL)
+        elif label == "refused":
+            r.set_rcode(dns.rcode.REFUSED)
+        elif label == "garbage":
+            return [(0.0, os.urandom(64))]
+        elif label == "malformed":
+            return [(0.0, struct.pack("!HHHHHH", q.id, 0x8180, 1, 5, 0, 0)
+                     + b"\x3fjunk" + os.urandom(20))]
+        elif label == "nx":
+            r.set_rcode(dns.rcode.NXDOMAIN)
+            r.authority.append(self.soa_rrset(qname))
+        elif label == "private":
+            if rdtype == dns.rdatatype.A:
+                self.add(r, qname, rdtype, TTL, ["192.168.1.1"])
+            else:
+                r.authority.append(self.soa_rrset(qname))
+        elif label in ("big", "mid"):
+            texts = big_rdatas(label, rdtype)
+            if texts:
+                self.add(r, qname, rdtype, TTL, texts)
+            else:
+                r.authority.append(self.soa_rrset(qname))
+        elif label == "id":
+            self.add(r, qname, dns.rdatatype.TXT, 0, ['"%d"' % q.id])
+        elif label == "edns":
+            if q.edns >= 0:
+                text = "opt=1 size=%d do=%d opts=%s" % (
+                    q.payload, 1 if q.ednsflags & dns.flags.DO else 0,
+                    ",".join(str(int(o.otype)) for o in q.options))
+            else:
+                text = "opt=0 size=0 do=0 opts="
+            self.add(r, qname, dns.rdatatype.TXT, 0, ['"%s"' % text])
+        elif label == "cookie":
+            self.normal(q, qname, rdtype, r)
+            client = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+            for o in q.options:
+                if int(o.otype) == 10:
+                    data = o.to_wire() if hasattr(o, "to_wire") else b""
+                    if data and len(data) >= 8:
+                        client = data[:8]
+            cookie = dns.edns.GenericOption(dns.edns.OptionType.COOKIE,
+                                            client + b"S" * 16)
+            flags = q.ednsflags & dns.flags.DO if q.edns >= 0 else 0
+            r.use_edns(0, flags, OUR_PAYLOAD, options=[cookie])
+        else:
+            if label == "slow":
+                delay = SLOW_SECONDS
+            self.normal(q, qname, rdtype, r)
+
+        if label == "badq":
+            r.question = [dns.rrset.RRset(dns.name.from_text("other.invalid."),
+                                          question.rdclass, rdtype)]
+        if label == "noqr":
+            r.flags &= ~dns.flags.QR
+        if label == "wrongid":
+            r.id = (q.id + 1) & 0xFFFF
+
+        wire = r.to_wire(max_size=65535)
+        if proto == "udp":
+            limit = max(512, q.payload) if q.edns >= 0 else 512
+            if len(wire) > limit:
+                r.answer = []
+                r.authority = []
+                r.additional = []
+                r.flags |= dns.flags.TC
+                wire = r.to_wire(max_size=65535)
+        if label == "short":
+            wire = wire[:5]
+        return [(delay, wire)]
+
+    def handle(self, data, proto):
+        try:
+            q = dns.message.from_wire(data)
+        except Exception:
+            self.log("%s - unparseable len=%d" % (proto, len(data)))
+            return []
+        try:
+            if q.question:
+                qn = q.question[0].name.to_text().lower()
+                qt = dns.rdatatype.to_text(q.question[0].rdtype)
+            else:
+                qn, qt = "-", "-"
+            if q.edns >= 0:
+                opt = "opt=1 size=%d do=%d opts=%s" % (
+                    q.payload, 1 if q.ednsflags & dns.flags.DO else 0,
+                    ",".join(str(int(o.otype)) for o in q.options))
+            else:
+                opt = "opt=0 size=0 do=0 opts="
+            self.log("%s %d %s %s %s" % (proto, q.id, qn, qt, opt))
+            return self.answer(q, proto)
+        except Exception as e:  # never die on a query
+            self.log("%s - error %r" % (proto, e))
+            return []
+
+    # ------------------------------------------------------------- sockets
+    def family(self, addr):
+        return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+    def bind(self):
+        for addr in self.addrs:
+            fam = self.family(addr)
+            u = socket.socket(fam, socket.SOCK_DGRAM)
+            t = socket.socket(fam, socket.SOCK_STREAM)
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if fam == socket.AF_INET6:
+                u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            u.bind((addr, self.port))
+            t.bind((addr, self.port))
+            t.listen(64)
+            self.socks.append((u, t))
+
+    def start(self):
+        for u, t in self.socks:
+            threading.Thread(target=self.udp_loop, args=(u,),
+                             daemon=True).start()
+            threading.Thread(target=self.tcp_loop, args=(t,),
+                             daemon=True).start()
+
+    def udp_loop(self, sock):
+        while True:
+            try:
+                data, peer = sock.recvfrom(65535)
+            except OSError:
+                time.sleep(0.01)
+                continue
+            for delay, wire in self.handle(data, "udp"):
+                if delay > 0:
+                    threading.Timer(delay, self.udp_send,
+                                    (sock, wire, peer)).start()
+                else:
+                    self.udp_send(sock, wire, peer)
+
+    def udp_send(self, sock, wire, peer):
+        try:
+            sock.sendto(wire, peer)
+        except OSError:
+            pass
+
+    def tcp_loop(self, lsock):
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                time.sleep(0.01)
+                continue
+            threading.Thread(target=self.tcp_conn, args=(conn,),
+                             daemon=True).start()
+
+    def tcp_conn(self, conn):
+        lock = threading.Lock()
+        conn.settimeout(30)
+
+        def recv_exact(n):
+            buf = b""
+            while len(buf) < n:
+                chunk = conn.recv(n - len(buf))
+                if not chunk:
+                    return None
+                buf += chunk
+            return buf
+
+        def send(wire):
+            with lock:
+                try:
+                    conn.sendall(struct.pack("!H", len(wire)) + wire)
+                except OSError:
+                    pass
+
+        try:
+            while True:
+                head = recv_exact(2)
+                if head is None:
+                    break
+                (n,) = struct.unpack("!H", head)
+                data = recv_exact(n)
+                if data is None:
+                    break
+                for delay, wire in self.handle(data, "tcp"):
+                    if delay > 0:
+                        threading.Timer(delay, send, (wire,)).start()
+                    else:
+                        send(wire)
+        except (OSError, ValueError):
+            pass
+        finally:
+            # let delayed answers go out before closing
+            time.sleep(0.0)
+            threading.Timer(SLOW_SECONDS + 0.5, conn.close).start()
+
+
+def main():
+    ap = argparse.ArgumentParser(description="scriptable test upstream DNS server")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--addr", action="append", default=[],
+                    help="address to listen on (repeatable; default 127.0.0.1)")
+    ap.add_argument("--log", help="append one line per query to this file")
+    args = ap.parse_args()
+    addrs = args.addr or ["127.0.0.1"]
+
+    def bye(signum, frame):
+        sys.stdout.flush()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, bye)
+    signal.signal(signal.SIGINT, bye)
+
+    up = Upstream(addrs, args.port, args.log)
+    try:
+        up.bind()
+    except OSError as e:
+        print("upstream: cannot bind port %d: %s" % (args.port, e),
+              file=sys.stderr)
+        sys.exit(1)
+    up.start()
+    print("ready %d" % args.port, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
