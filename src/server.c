@@ -244,7 +244,8 @@ static void touch(struct conn *c)
 	c->last = loop_now_ms();
 	if (srv->tail == c)
 		return;
-	idle_unlink(srv, c);
+	if (c->prev || srv->head == c)
+		idle_unlink(srv, c); /* not yet in the list when just accepted */
 	c->prev = srv->tail;
 	if (srv->tail)
 		srv->tail->next = c;

@@ -3,7 +3,7 @@
 import dns.flags
 import dns.rdatatype
 
-from sdtest import Daemon, Upstream, done, eq, query, rcode, test, texts
+from harness import Daemon, Upstream, done, eq, query, rcode, test, texts
 
 HOME = r'''
 origin = "home.lab";

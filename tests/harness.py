@@ -1,4 +1,4 @@
-"""sdtest - the harness of splitdns's integration tests.
+"""harness - the harness of splitdns's integration tests.
 
 TAP output (one "ok"/"not ok" per test function, the plan at the end),
 the scriptable upstream (upstream.py) and the daemon under test started on
