@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "config.h"
 #include "zone.h"
 
 /* Where the owner name of the next records stands in the reply. */
@@ -211,5 +212,75 @@ size_t answer_error(const struct wire_query *q, const uint8_t *pkt,
 		if (cap < WIRE_HEADER_LEN)
 			return 0;
 	}
+	return b.len;
+}
+
+/* SOA data for negative blocking answers: localhost. nobody.invalid. */
+static void put_block_soa(struct wire_buf *b, uint32_t ttl)
+{
+	static const uint8_t names[] = "\011localhost\000"
+				       "\006nobody\007invalid\000";
+	wire_put16(b, 0xc000u | WIRE_HEADER_LEN); /* the blocked name */
+	wire_put16(b, WIRE_T_SOA);
+	wire_put16(b, WIRE_CLASS_IN);
+	wire_put32(b, ttl);
+	wire_put16(b, (uint16_t)(sizeof(names) - 1 + 20));
+	wire_put_bytes(b, names, sizeof(names) - 1);
+	wire_put32(b, 1);
+	wire_put32(b, 3600);
+	wire_put32(b, 600);
+	wire_put32(b, 86400);
+	wire_put32(b, ttl);
+}
+
+size_t answer_blocked(const struct answer_block *blk,
+		      const struct wire_query *q, const uint8_t *pkt,
+		      uint16_t edns_size, uint8_t *out, size_t cap)
+{
+	static const uint8_t zero[16] = {0};
+	struct wire_buf b = {out, 0, cap, false};
+	const uint8_t *addr = NULL;
+	size_t alen = 0;
+	unsigned rcode = WIRE_NOERROR;
+
+	switch (blk->mode) {
+	case CONFIG_BLOCK_REFUSED:
+		return answer_error(q, pkt, WIRE_REFUSED, edns_size, out, cap);
+	case CONFIG_BLOCK_NXDOMAIN:
+		rcode = WIRE_NXDOMAIN;
+		break;
+	case CONFIG_BLOCK_NULL:
+		if (q->qtype == WIRE_T_A || q->qtype == WIRE_T_AAAA)
+			addr = zero;
+		break;
+	case CONFIG_BLOCK_ADDRESS:
+		if (q->qtype == WIRE_T_A && blk->has_a)
+			addr = blk->a;
+		if (q->qtype == WIRE_T_AAAA && blk->has_aaaa)
+			addr = blk->aaaa;
+		break;
+	}
+	if (addr)
+		alen = q->qtype == WIRE_T_A ? 4 : 16;
+	put_header(&b, q, (uint16_t)(WIRE_AA | rcode));
+	put_question(&b, q, pkt);
+	if (q->qclass != WIRE_CLASS_IN) {
+		addr = NULL; /* other classes: NODATA */
+	}
+	if (addr) {
+		struct owner o = {WIRE_HEADER_LEN, q->qname, q->qname_len};
+		struct zone_rdata rd = {(uint16_t)alen, addr, 0};
+		put_rr(&b, &o, q->qtype, blk->ttl, &rd);
+		set_count(&b, 6, 1);
+	} else {
+		put_block_soa(&b, blk->ttl);
+		set_count(&b, 8, 1);
+	}
+	if (q->has_opt) {
+		answer_opt(&b, q, rcode, edns_size);
+		set_count(&b, 10, 1);
+	}
+	if (b.overflow)
+		return answer_error(q, pkt, WIRE_SERVFAIL, edns_size, out, cap);
 	return b.len;
 }

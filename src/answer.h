@@ -10,6 +10,7 @@
 #ifndef SPLITDNS_ANSWER_H
 #define SPLITDNS_ANSWER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,24 @@ struct answer_chase {
 size_t answer_local(const struct zone *z, const struct wire_query *q,
 		    const uint8_t *pkt, uint16_t edns_size, uint8_t *out,
 		    size_t cap, struct answer_chase *chase);
+
+/* How blocked names are answered (from block.answer and block.ttl). */
+struct answer_block {
+	int mode; /* enum config_block_mode */
+	bool has_a, has_aaaa;
+	uint8_t a[4], aaaa[16];
+	uint32_t ttl;
+};
+
+/*
+ * The blocking answer to q: 0.0.0.0 / :: (null), the configured
+ * addresses, NXDOMAIN, NODATA or REFUSED.  Negative answers carry a SOA
+ * whose minimum is the block TTL, so that clients cache them as long as
+ * the positive ones (RFC 2308 5).
+ */
+size_t answer_blocked(const struct answer_block *blk,
+		      const struct wire_query *q, const uint8_t *pkt,
+		      uint16_t edns_size, uint8_t *out, size_t cap);
 
 /* Append our OPT record for a reply to q with rcode (RFC 6891 6.1.2). */
 void answer_opt(struct wire_buf *b, const struct wire_query *q,

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <libconfig.h>
 #include <netinet/in.h>
@@ -621,6 +622,112 @@ static bool loop_in(struct loader *ld, const struct config *cfg,
 	return true;
 }
 
+static bool block_answer(struct loader *ld, config_setting_t *s,
+			 struct config_block *b, const char *text)
+{
+	static const struct {
+		const char *name;
+		enum config_block_mode mode;
+	} modes[] = {{"null", CONFIG_BLOCK_NULL},
+		     {"nxdomain", CONFIG_BLOCK_NXDOMAIN},
+		     {"nodata", CONFIG_BLOCK_NODATA},
+		     {"refused", CONFIG_BLOCK_REFUSED}};
+	char buf[256], *save = NULL;
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++)
+		if (strcasecmp(text, modes[i].name) == 0) {
+			b->mode = modes[i].mode;
+			return true;
+		}
+	/* Otherwise one IPv4 and/or one IPv6 address. */
+	snprintf(buf, sizeof(buf), "%s", text);
+	b->mode = CONFIG_BLOCK_ADDRESS;
+	for (char *w = strtok_r(buf, " ,", &save); w;
+	     w = strtok_r(NULL, " ,", &save)) {
+		if (!b->has_a && inet_pton(AF_INET, w, b->a) == 1)
+			b->has_a = true;
+		else if (!b->has_aaaa && inet_pton(AF_INET6, w, b->aaaa) == 1)
+			b->has_aaaa = true;
+		else
+			return fail(ld, s, "block.answer '%s': expected null, "
+					   "nxdomain, nodata, refused, or an "
+					   "IPv4 and/or an IPv6 address", text);
+	}
+	if (!b->has_a && !b->has_aaaa)
+		return fail(ld, s, "block.answer is empty");
+	return true;
+}
+
+/* Expand each list pattern (relative to the main file's folder). */
+static bool block_lists(struct loader *ld, config_setting_t *g,
+			struct config_block *b, const char *dir)
+{
+	config_setting_t *list;
+
+	if (!get_strings(ld, g, "lists", &list))
+		return false;
+	if (!list)
+		return true;
+	for (int i = 0; i < config_setting_length(list); i++) {
+		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *p = config_setting_get_string(e);
+		char *path = xcalloc(strlen(dir) + strlen(p) + 2, 1);
+		glob_t gl;
+		if (p[0] == '/')
+			strcpy(path, p);
+		else
+			sprintf(path, "%s/%s", dir, p);
+		int rc = glob(path, GLOB_NOCHECK, NULL, &gl);
+		free(path);
+		if (rc != 0)
+			return fail(ld, e, "block.lists '%s': bad pattern", p);
+		char **more = realloc(b->lists, (b->nlists + gl.gl_pathc) *
+							sizeof(*more));
+		if (!more) {
+			globfree(&gl);
+			return fail(ld, e, "out of memory");
+		}
+		b->lists = more;
+		for (size_t j = 0; j < gl.gl_pathc; j++)
+			b->lists[b->nlists++] = xstrdup(gl.gl_pathv[j]);
+		globfree(&gl);
+	}
+	return true;
+}
+
+static bool load_block(struct loader *ld, config_setting_t *root,
+		       struct config *cfg)
+{
+	static const char *const known[] = {"answer", "lists", "domains",
+					    "allow", "ttl", "cname", NULL};
+	config_setting_t *g = config_setting_get_member(root, "block");
+	struct config_block *b = &cfg->block;
+	const char *answer = NULL;
+	bool ok;
+
+	b->ttl = 60;
+	b->cname = true;
+	if (!g)
+		return true;
+	b->line = (int)config_setting_source_line(g);
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return fail(ld, g, "'block' must be a group { ... }");
+	char *dir = dir_of(cfg->path);
+	ok = check_names(ld, g, known, "block") &&
+	     get_string(ld, g, "answer", false, &answer, NULL) &&
+	     (!answer ||
+	      block_answer(ld, config_setting_get_member(g, "answer"), b,
+			   answer)) &&
+	     block_lists(ld, g, b, dir) &&
+	     get_string_list(ld, g, "domains", &b->domains, &b->ndomains,
+			     NULL) &&
+	     get_string_list(ld, g, "allow", &b->allow, &b->nallow, NULL) &&
+	     get_int(ld, g, "ttl", 0, 604800, &b->ttl) &&
+	     get_bool(ld, g, "cname", &b->cname);
+	free(dir);
+	return ok;
+}
+
 /* An upstream that is one of our own listeners would forward to itself. */
 static bool check_loops(struct loader *ld, const struct config *cfg)
 {
@@ -643,7 +750,7 @@ struct config *config_load(const char *path, const char *const *override,
 		"listen",	 "upstream",	      "zones",
 		"edns_size",	 "tcp",		      "forward",
 		"private_local", "rebind_protection", "rebind_ok",
-		NULL};
+		"block",	 NULL};
 	struct loader ld = {err, errlen, path};
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	config_t c;
@@ -666,7 +773,7 @@ struct config *config_load(const char *path, const char *const *override,
 		      &cfg->rebind_protection) ||
 	    !get_string_list(&ld, root, "rebind_ok", &cfg->rebind_ok,
 			     &cfg->nrebind_ok, NULL) ||
-	    !check_loops(&ld, cfg) ||
+	    !load_block(&ld, root, cfg) || !check_loops(&ld, cfg) ||
 	    !load_zones(&ld, root, cfg))
 		goto out;
 	cfg->edns_size = (int)edns;
@@ -703,6 +810,9 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->forwards);
 	free_strings(cfg->rebind_ok, cfg->nrebind_ok);
+	free_strings(cfg->block.lists, cfg->block.nlists);
+	free_strings(cfg->block.domains, cfg->block.ndomains);
+	free_strings(cfg->block.allow, cfg->block.nallow);
 	free(cfg->listen);
 	free(cfg->servers);
 	free(cfg->path);

@@ -39,6 +39,29 @@ struct config_forward {
 	bool refuse; /* answer REFUSED, never forward */
 };
 
+enum config_block_mode {
+	CONFIG_BLOCK_NULL,     /* 0.0.0.0 / ::, NODATA for other types */
+	CONFIG_BLOCK_NXDOMAIN,
+	CONFIG_BLOCK_NODATA,
+	CONFIG_BLOCK_REFUSED,
+	CONFIG_BLOCK_ADDRESS,  /* the addresses given */
+};
+
+struct config_block {
+	enum config_block_mode mode;
+	bool has_a, has_aaaa;
+	uint8_t a[4], aaaa[16];
+	char **lists;      /* files, globs expanded, relative to the main file */
+	size_t nlists;
+	char **domains;
+	size_t ndomains;
+	char **allow;
+	size_t nallow;
+	int line;          /* of the block group, for messages */
+	int64_t ttl;
+	bool cname;        /* block forwarded replies whose CNAMEs are blocked */
+};
+
 struct config_zone {
 	char *path; /* as resolved; every record error names it */
 	int line;   /* where the main file lists it */
@@ -74,6 +97,7 @@ struct config {
 	bool rebind_protection; /* no private addresses for public names */
 	char **rebind_ok;       /* domains exempt from rebind protection */
 	size_t nrebind_ok;
+	struct config_block block;
 };
 
 /*

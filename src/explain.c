@@ -13,8 +13,10 @@
 #include <strings.h>
 
 #include "answer.h"
+#include "block.h"
 #include "config.h"
 #include "explain.h"
+#include "lists.h"
 #include "policy.h"
 #include "rdata.h"
 #include "wire.h"
@@ -214,7 +216,8 @@ static void print_policy(FILE *out, const struct config *cfg,
 }
 
 int explain(FILE *out, const struct config *cfg, const struct zone *zone,
-	    const struct policy *policy, const char *name, const char *type)
+	    const struct policy *policy, const struct lists *blocks,
+	    const char *name, const char *type)
 {
 	uint8_t pkt[WIRE_HEADER_LEN + WIRE_NAME_MAX + 4];
 	uint8_t *reply = malloc(WIRE_MSG_MAX);
@@ -265,7 +268,25 @@ int explain(FILE *out, const struct config *cfg, const struct zone *zone,
 	size_t n = answer_local(zone, &q, pkt, 1232, reply, WIRE_MSG_MAX,
 				&chase);
 	if (!n) {
-		print_policy(out, cfg, policy, wname, (size_t)len);
+		enum lists_verdict v = blocks ? lists_match(blocks, wname,
+							    (size_t)len)
+					      : LISTS_NONE;
+		if (v == LISTS_BLOCKED) {
+			struct answer_block blk;
+			block_answer_init(cfg, &blk);
+			fprintf(out, "  rule:   blocked\n");
+			block_explain(out, cfg, wname, (size_t)len);
+			n = answer_blocked(&blk, &q, pkt, 1232, reply,
+					   WIRE_MSG_MAX);
+			print_reply(out, reply, n);
+		} else {
+			if (v == LISTS_ALLOWED) {
+				fprintf(out, "  allow:  an allow entry "
+					     "overrides the block lists\n");
+				block_explain(out, cfg, wname, (size_t)len);
+			}
+			print_policy(out, cfg, policy, wname, (size_t)len);
+		}
 		free(reply);
 		return 0;
 	}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 struct config;
+struct lists;
 struct policy;
 struct zone;
 
@@ -21,6 +22,7 @@ struct zone;
  * type is not valid.
  */
 int explain(FILE *out, const struct config *cfg, const struct zone *zone,
-	    const struct policy *policy, const char *name, const char *type);
+	    const struct policy *policy, const struct lists *blocks,
+	    const char *name, const char *type);
 
 #endif

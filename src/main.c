@@ -23,9 +23,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block.h"
 #include "config.h"
 #include "explain.h"
 #include "forward.h"
+#include "lists.h"
 #include "log.h"
 #include "policy.h"
 #include "loop.h"
@@ -55,6 +57,7 @@ struct runtime {
 	struct config *cfg;
 	struct zone *zone;
 	struct policy *policy;
+	struct lists *blocks;    /* NULL: nothing blocked */
 	struct forward **groups; /* [0] default, [i] forward rule i - 1 */
 	size_t ngroups;
 };
@@ -263,6 +266,15 @@ static bool same_sockets(const struct config *a, const struct config *b)
 	return true;
 }
 
+static void report_log(void *ctx, int warning, const char *line)
+{
+	(void)ctx;
+	if (warning)
+		log_warn("%s", line);
+	else
+		log_info("%s", line);
+}
+
 static void free_groups(struct runtime *rt)
 {
 	for (size_t i = 0; rt->groups && i < rt->ngroups; i++)
@@ -274,6 +286,7 @@ static void free_groups(struct runtime *rt)
 static void runtime_free(struct runtime *rt)
 {
 	free_groups(rt);
+	lists_free(rt->blocks);
 	policy_free(rt->policy);
 	zone_free(rt->zone);
 	config_free(rt->cfg);
@@ -317,6 +330,9 @@ static bool load(const struct options *o, struct loop *loop,
 	    !(rt->zone = zone_build(rt->cfg, err, errlen)) ||
 	    !(rt->policy = policy_build(rt->cfg, err, errlen)))
 		goto fail;
+	rt->blocks = block_load(rt->cfg, report_log, NULL, err, errlen);
+	if (!rt->blocks && err[0])
+		goto fail;
 	if (old && same_upstreams(old->cfg, rt->cfg)) {
 		rt->groups = old->groups;
 		rt->ngroups = old->ngroups;
@@ -338,9 +354,12 @@ static void set_view(struct daemon *d)
 		.policy = d->rt.policy,
 		.groups = d->rt.groups,
 		.ngroups = d->rt.ngroups,
+		.blocks = d->rt.blocks,
+		.block_cname = d->rt.cfg->block.cname,
 		.edns_size = (uint16_t)d->rt.cfg->edns_size,
 		.deadline_ms = d->rt.cfg->timeout_ms * d->rt.cfg->tries,
 	};
+	block_answer_init(d->rt.cfg, &v.block);
 	query_env_set(d->env, &v);
 }
 
@@ -432,15 +451,24 @@ static int check_only(const struct options *o)
 					 sizeof(err));
 	struct zone *z = cfg ? zone_build(cfg, err, sizeof(err)) : NULL;
 	struct policy *p = z ? policy_build(cfg, err, sizeof(err)) : NULL;
+	struct lists *blocks = NULL;
 	int rc = 1;
 
+	if (p) {
+		blocks = block_load(cfg, NULL, NULL, err, sizeof(err));
+		if (!blocks && err[0]) {
+			policy_free(p);
+			p = NULL;
+		}
+	}
 	if (!p)
 		fprintf(stderr, "%s\n", err);
 	else if (o->explain_name)
-		rc = explain(stdout, cfg, z, p, o->explain_name,
+		rc = explain(stdout, cfg, z, p, blocks, o->explain_name,
 			     o->explain_type);
 	else
 		rc = printf("%s: configuration OK\n", o->conf) < 0;
+	lists_free(blocks);
 	policy_free(p);
 	zone_free(z);
 	config_free(cfg);

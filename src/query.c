@@ -19,6 +19,7 @@
 
 #include "answer.h"
 #include "forward.h"
+#include "lists.h"
 #include "log.h"
 #include "policy.h"
 #include "loop.h"
@@ -183,6 +184,33 @@ static void restore_client_id(struct query *q)
 	wire_set16(q->pkt, q->wq.hdr.id);
 }
 
+/* Does a CNAME in the reply's answer section point at a blocked name? */
+static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
+			  size_t len)
+{
+	struct wire_header h;
+	size_t off = WIRE_HEADER_LEN;
+	uint8_t target[WIRE_NAME_MAX];
+
+	if (!wire_read_header(msg, len, &h) || h.qdcount != 1 ||
+	    wire_read_name(msg, len, &off, NULL) < 0 || len - off < 4)
+		return false;
+	off += 4;
+	for (unsigned i = 0; i < h.ancount; i++) {
+		uint16_t type, rdlen;
+		size_t rd;
+		if (!wire_skip_rr(msg, len, &off, &type, &rd, &rdlen))
+			return false;
+		if (type != WIRE_T_CNAME)
+			continue;
+		int n = wire_read_name(msg, len, &rd, target);
+		if (n > 0 && lists_match(blocks, target, (size_t)n) ==
+				     LISTS_BLOCKED)
+			return true;
+	}
+	return false;
+}
+
 /*
  * The reply to a chased CNAME target: our local chain, then the upstream
  * answer and authority records (names decompressed, since they move), the
@@ -268,6 +296,19 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 			  "name, answering NXDOMAIN");
 		env->st.rebind++;
 		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_NXDOMAIN);
+		query_done(q);
+		return;
+	}
+	if (env->v.blocks && env->v.block_cname &&
+	    cname_blocked(env->v.blocks, env->out, len)) {
+		/* Deep CNAME blocking: trackers hidden behind a CNAME of a
+		 * first-party name. */
+		env->st.blocked++;
+		log_debug("CNAME chain reaches a blocked name");
+		len = answer_blocked(&env->v.block, &q->wq, q->pkt,
+				     env->v.edns_size, env->out,
+				     sizeof(env->out));
+		reply(env, &q->client, &q->wq, env->out, len);
 		query_done(q);
 		return;
 	}
@@ -454,6 +495,16 @@ void query_handle(struct query_env *env, const struct query_client *c,
 		if (log_verbose())
 			log_query(c, &wq, "local",
 				  WIRE_RCODE(wire_get16(env->out + 2)));
+		reply(env, c, &wq, env->out, n);
+		return;
+	}
+	if (env->v.blocks &&
+	    lists_match(env->v.blocks, wq.qname, wq.qname_len) == LISTS_BLOCKED) {
+		env->st.blocked++;
+		if (log_verbose())
+			log_query(c, &wq, "blocked", -1);
+		n = answer_blocked(&env->v.block, &wq, pkt, env->v.edns_size,
+				   env->out, sizeof(env->out));
 		reply(env, c, &wq, env->out, n);
 		return;
 	}

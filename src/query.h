@@ -15,7 +15,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "answer.h"
+
 struct forward;
+struct lists;
 struct policy;
 struct zone;
 
@@ -73,6 +76,9 @@ struct query_view {
 	const struct policy *policy;
 	struct forward *const *groups; /* [0] default; [i] forward rule i-1 */
 	size_t ngroups;
+	const struct lists *blocks;    /* NULL: nothing is blocked */
+	struct answer_block block;     /* how blocked names are answered */
+	bool block_cname;    /* block replies whose CNAMEs reach blocked names */
 	uint16_t edns_size;  /* our EDNS UDP payload size */
 	int deadline_ms;     /* a client gets SERVFAIL after this long */
 };

@@ -1,0 +1,157 @@
+/*
+ * block.c - load the configured blocklists.
+ *
+ * The lists module does the parsing and the lookups; this file knows the
+ * configuration's shape, reports per source, and for --explain rebuilds
+ * one small set per source to say which of them covers a name (the server
+ * keeps a single merged set, which cannot say).
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "block.h"
+#include "config.h"
+#include "lists.h"
+
+static bool add_domains(struct lists *l, char **names, size_t n,
+			enum lists_kind kind, const char *what,
+			const struct config *cfg, char *err, size_t errlen)
+{
+	const char *why;
+
+	for (size_t i = 0; i < n; i++)
+		if (!lists_add(l, names[i], kind, &why)) {
+			snprintf(err, errlen, "%s:%d: %s '%s': %s", cfg->path,
+				 cfg->block.line, what, names[i], why);
+			return false;
+		}
+	return true;
+}
+
+static bool add_file(struct lists *l, const char *path,
+		     block_report_fn report, void *ctx, char *err,
+		     size_t errlen)
+{
+	struct lists_file_stats st;
+	char msgs[512], line[1400];
+
+	if (!lists_load_file(l, path, &st, msgs, sizeof(msgs))) {
+		snprintf(err, errlen, "block.lists: %s", msgs);
+		err[strcspn(err, "\n")] = '\0';
+		return false;
+	}
+	if (!report)
+		return true;
+	snprintf(line, sizeof(line),
+		 "blocklist %s: %zu lines, %zu names, %zu allowed, %zu "
+		 "ignored, %zu bad, %zu with unsupported options",
+		 path, st.lines, st.entries, st.allows, st.ignored, st.bad,
+		 st.skipped_options);
+	report(ctx, 0, line);
+	for (char *m = msgs, *nl; *m; m = nl + 1) {
+		if (!(nl = strchr(m, '\n')))
+			nl = m + strlen(m) - 1;
+		snprintf(line, sizeof(line), "%.*s", (int)(nl - m), m);
+		report(ctx, 1, line);
+	}
+	return true;
+}
+
+struct lists *block_load(const struct config *cfg, block_report_fn report,
+			 void *ctx, char *err, size_t errlen)
+{
+	const struct config_block *b = &cfg->block;
+	struct lists *l;
+	char line[256];
+
+	err[0] = '\0';
+	if (!b->nlists && !b->ndomains)
+		return NULL; /* allow entries alone block nothing */
+	if (!(l = lists_new())) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (!add_domains(l, b->domains, b->ndomains, LISTS_BLOCK,
+			 "block.domains", cfg, err, errlen) ||
+	    !add_domains(l, b->allow, b->nallow, LISTS_ALLOW, "block.allow",
+			 cfg, err, errlen))
+		goto fail;
+	for (size_t i = 0; i < b->nlists; i++)
+		if (!add_file(l, b->lists[i], report, ctx, err, errlen))
+			goto fail;
+	if (!lists_finish(l)) {
+		snprintf(err, errlen, "out of memory freezing the blocklists");
+		goto fail;
+	}
+	if (report) {
+		snprintf(line, sizeof(line),
+			 "blocking %zu names, %zu allowed, in %.1f MiB",
+			 lists_count(l), lists_allow_count(l),
+			 (double)lists_memory(l) / (1024.0 * 1024.0));
+		report(ctx, 0, line);
+	}
+	return l;
+fail:
+	lists_free(l);
+	return NULL;
+}
+
+void block_answer_init(const struct config *cfg, struct answer_block *out)
+{
+	const struct config_block *b = &cfg->block;
+
+	memset(out, 0, sizeof(*out));
+	out->mode = (int)b->mode;
+	out->has_a = b->has_a;
+	out->has_aaaa = b->has_aaaa;
+	memcpy(out->a, b->a, sizeof(out->a));
+	memcpy(out->aaaa, b->aaaa, sizeof(out->aaaa));
+	out->ttl = (uint32_t)b->ttl;
+}
+
+/* The verdict of one source alone. */
+static enum lists_verdict one(const struct config *cfg, char **names,
+			      size_t n, enum lists_kind kind,
+			      const char *file, const uint8_t *name,
+			      size_t len)
+{
+	char err[1024];
+	struct lists *l = lists_new();
+	enum lists_verdict v = LISTS_NONE;
+
+	if (!l)
+		return v;
+	if (file ? add_file(l, file, NULL, NULL, err, sizeof(err))
+		 : add_domains(l, names, n, kind, "", cfg, err, sizeof(err)))
+		if (lists_finish(l))
+			v = lists_match(l, name, len);
+	lists_free(l);
+	return v;
+}
+
+static const char *const verdicts[] = {"", "blocks", "allows"};
+
+int block_explain(FILE *out, const struct config *cfg, const uint8_t *name,
+		  size_t len)
+{
+	const struct config_block *b = &cfg->block;
+	enum lists_verdict v;
+	int found = 0;
+
+	if ((v = one(cfg, b->domains, b->ndomains, LISTS_BLOCK, NULL, name,
+		     len)) != LISTS_NONE && ++found)
+		fprintf(out, "  source: block.domains (%s:%d) %s it\n",
+			cfg->path, b->line, verdicts[v]);
+	if ((v = one(cfg, b->allow, b->nallow, LISTS_ALLOW, NULL, name,
+		     len)) != LISTS_NONE && ++found)
+		fprintf(out, "  source: block.allow (%s:%d) %s it\n", cfg->path,
+			b->line, verdicts[v]);
+	for (size_t i = 0; i < b->nlists; i++)
+		if ((v = one(cfg, NULL, 0, LISTS_BLOCK, b->lists[i], name,
+			     len)) != LISTS_NONE && ++found)
+			fprintf(out, "  source: %s %s it\n", b->lists[i],
+				verdicts[v]);
+	return found;
+}

@@ -1,0 +1,125 @@
+/*
+ * lists.h - the blocklist store: block and allow sets read from hosts
+ * files, plain domain lists and adblock-style lists, answering "is this
+ * name blocked?" in O(labels) without allocation.
+ *
+ * A set is built (lists_add, lists_load_file), then frozen (lists_finish),
+ * and is immutable from then on: any number of threads may call
+ * lists_match at once without locks.  A reload builds a new set beside the
+ * old one.  This module keeps no global state, opens only the files it is
+ * given, and logs nothing: it hands messages to its caller.
+ */
+#ifndef SPLITDNS_LISTS_H
+#define SPLITDNS_LISTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lists;
+
+enum lists_kind {
+	LISTS_BLOCK,      /* the name and all its subdomains */
+	LISTS_BLOCK_SUBS, /* only strict subdomains ("*.domain") */
+	LISTS_ALLOW,      /* the name and its subdomains are never blocked */
+};
+
+enum lists_verdict {
+	LISTS_NONE,    /* no entry covers the name */
+	LISTS_BLOCKED, /* a block entry covers it and no allow entry does */
+	LISTS_ALLOWED, /* an allow entry covers it (blocked or not) */
+};
+
+/* What one list file held.  Every line counts in lines; a line that adds
+ * nothing and is not blank or a comment counts in exactly one of bad or
+ * skipped_options. */
+struct lists_file_stats {
+	size_t lines;
+	size_t entries;         /* block names added (duplicates included) */
+	size_t allows;          /* allow names added */
+	size_t ignored;         /* localhost and the like, 0.0.0.0 as a name */
+	size_t bad;             /* lines that could not be read as a rule */
+	size_t skipped_options; /* adblock rules whose $options change their
+				   meaning ($third-party, $domain=, ...) */
+};
+
+/* At most this many bad or skipped lines are described per file. */
+#define LISTS_REPORT_MAX 3
+
+/* An empty set, ready for lists_add and lists_load_file.  NULL when out of
+ * memory.  The caller frees it with lists_free. */
+struct lists *lists_new(void);
+
+/* Free l and everything it holds.  lists_free(NULL) does nothing. */
+void lists_free(struct lists *l);
+
+/*
+ * Add one name given as text (block.domains, block.allow): letters, digits,
+ * '-' and '_' in labels of 1-63 characters, up to 253 characters, any case,
+ * trailing dot optional, punycode ("xn--") for IDNs.  A leading "*." with
+ * LISTS_BLOCK or LISTS_BLOCK_SUBS means LISTS_BLOCK_SUBS.  Returns false
+ * with a static reason in *why for an invalid name, "*." with LISTS_ALLOW,
+ * a frozen set, or no memory.
+ */
+bool lists_add(struct lists *l, const char *text, enum lists_kind kind,
+	       const char **why);
+
+/*
+ * Read one list file; the format is recognised line by line, so mixed
+ * files work:
+ *   hosts    "0.0.0.0 ads.example.com", "127.0.0.1 a b c", ":: x": every
+ *            name after an IPv4 or IPv6 address (the address itself is
+ *            not used: blocked names get the configured answer);
+ *   plain    "ads.example.com", "*.example.com" (subdomains only);
+ *   adblock  "||ads.example.com^", "||*.example.com^", "@@||x.example^"
+ *            (allow), with a trailing "|" or the options $important, $all,
+ *            $document, $doc, which do not change what a DNS rule means.
+ *            Any other option makes the rule skipped_options: it is never
+ *            read as a plain block.  URL paths, regular expressions,
+ *            wildcards inside names and cosmetic rules ("##") are bad.
+ * "#" and "!" start comment lines, "[Adblock Plus 2.0]"-style headers are
+ * comments, and "#" after white space ends a line.  CR before LF is white
+ * space.  Localhost entries (localhost, localhost.localdomain, local,
+ * broadcasthost, ip6-*, ...) and addresses in place of names are ignored.
+ * Lines longer than 4096 bytes, NUL bytes, bad labels, names over 253
+ * characters and numeric top-level labels make the line bad.
+ *
+ * st (required) is reset and filled in.  msgs (may be NULL) receives up to
+ * LISTS_REPORT_MAX lines "path:line: reason: 'excerpt'" for the first bad
+ * or skipped lines, each ending in '\n', the whole NUL-terminated and cut
+ * to msgslen; it is "" when all was well.  Returns false only when the
+ * file cannot be read or memory runs out; msgs then says why
+ * ("path: No such file or directory") and the names read so far stay in l.
+ */
+bool lists_load_file(struct lists *l, const char *path,
+		     struct lists_file_stats *st, char *msgs, size_t msgslen);
+
+/*
+ * Freeze l: sort and deduplicate the names and build the lookup tables.
+ * Afterwards only lists_match, lists_count and lists_memory may be
+ * called.  Returns false when out of memory; l can then only be freed.
+ */
+bool lists_finish(struct lists *l);
+
+/*
+ * The verdict for name (uncompressed wire form, any case, len octets
+ * including the root label).  An allow entry for the name or any ancestor
+ * wins; else a block entry for the name or an ancestor, or a "*." entry
+ * for a strict ancestor, blocks.  Malformed names, and any name before
+ * lists_finish, get LISTS_NONE.  Allocates nothing; safe from many
+ * threads at once on a frozen set.
+ */
+enum lists_verdict lists_match(const struct lists *l, const uint8_t *name,
+			       size_t len);
+
+/* Distinct block entries (both kinds) once frozen; before lists_finish,
+ * the block names added so far, duplicates included. */
+size_t lists_count(const struct lists *l);
+
+/* Distinct allow entries, with the same caveat. */
+size_t lists_allow_count(const struct lists *l);
+
+/* Bytes of heap held by l. */
+size_t lists_memory(const struct lists *l);
+
+#endif
