@@ -279,6 +279,77 @@ int config_read_resolv(const char *path, struct config_addr *out, size_t max)
 	return (int)n;
 }
 
+bool config_parse_prefix(const char *text, struct config_prefix *out,
+			 const char **why)
+{
+	char addr[64];
+	const char *slash = strchr(text, '/');
+	size_t n = slash ? (size_t)(slash - text) : strlen(text);
+
+	memset(out, 0, sizeof(*out));
+	*why = "expected ADDRESS/PREFIX, e.g. 192.168.0.0/16 or fd00::/8";
+	if (n >= sizeof(addr))
+		return false;
+	memcpy(addr, text, n);
+	addr[n] = '\0';
+	if (inet_pton(AF_INET, addr, out->addr) == 1)
+		out->family = AF_INET;
+	else if (inet_pton(AF_INET6, addr, out->addr) == 1)
+		out->family = AF_INET6;
+	else
+		return false;
+	int max = out->family == AF_INET ? 32 : 128;
+	out->bits = max;
+	if (slash) {
+		char *end;
+		long b = strtol(slash + 1, &end, 10);
+		if (!slash[1] || *end || b < 0 || b > max) {
+			*why = "prefix length out of range";
+			return false;
+		}
+		out->bits = (int)b;
+	}
+	return true;
+}
+
+static bool load_access(struct loader *ld, config_setting_t *root,
+			struct config *cfg)
+{
+	static const char *const known[] = {"allow", NULL};
+	static const char *const defaults[] = {
+		"127.0.0.0/8",	  "::1/128",	     "10.0.0.0/8",
+		"172.16.0.0/12",  "192.168.0.0/16", "100.64.0.0/10",
+		"169.254.0.0/16", "fc00::/7",	     "fe80::/10"};
+	config_setting_t *g = config_setting_get_member(root, "access");
+	config_setting_t *list = NULL;
+	const char *why;
+
+	if (g) {
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			return fail(ld, g, "'access' must be a group { ... }");
+		if (!check_names(ld, g, known, "access") ||
+		    !get_strings(ld, g, "allow", &list))
+			return false;
+	}
+	if (!list) {
+		cfg->naccess = sizeof(defaults) / sizeof(*defaults);
+		cfg->access = xcalloc(cfg->naccess, sizeof(*cfg->access));
+		for (size_t i = 0; i < cfg->naccess; i++)
+			config_parse_prefix(defaults[i], &cfg->access[i], &why);
+		return true;
+	}
+	cfg->naccess = (size_t)config_setting_length(list);
+	cfg->access = xcalloc(cfg->naccess, sizeof(*cfg->access));
+	for (size_t i = 0; i < cfg->naccess; i++) {
+		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		if (!config_parse_prefix(config_setting_get_string(e),
+					 &cfg->access[i], &why))
+			return fail(ld, e, "access.allow '%s': %s",
+				    config_setting_get_string(e), why);
+	}
+	return true;
+}
+
 static bool same_endpoint(const struct config_addr *a,
 			  const struct config_addr *b)
 {
@@ -750,7 +821,7 @@ struct config *config_load(const char *path, const char *const *override,
 		"listen",	 "upstream",	      "zones",
 		"edns_size",	 "tcp",		      "forward",
 		"private_local", "rebind_protection", "rebind_ok",
-		"block",	 NULL};
+		"block",	 "access",	      NULL};
 	struct loader ld = {err, errlen, path};
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	config_t c;
@@ -773,7 +844,8 @@ struct config *config_load(const char *path, const char *const *override,
 		      &cfg->rebind_protection) ||
 	    !get_string_list(&ld, root, "rebind_ok", &cfg->rebind_ok,
 			     &cfg->nrebind_ok, NULL) ||
-	    !load_block(&ld, root, cfg) || !check_loops(&ld, cfg) ||
+	    !load_block(&ld, root, cfg) || !load_access(&ld, root, cfg) ||
+	    !check_loops(&ld, cfg) ||
 	    !load_zones(&ld, root, cfg))
 		goto out;
 	cfg->edns_size = (int)edns;
@@ -813,6 +885,7 @@ void config_free(struct config *cfg)
 	free_strings(cfg->block.lists, cfg->block.nlists);
 	free_strings(cfg->block.domains, cfg->block.ndomains);
 	free_strings(cfg->block.allow, cfg->block.nallow);
+	free(cfg->access);
 	free(cfg->listen);
 	free(cfg->servers);
 	free(cfg->path);

@@ -62,6 +62,13 @@ struct config_block {
 	bool cname;        /* block forwarded replies whose CNAMEs are blocked */
 };
 
+/* A CIDR prefix of the access list. */
+struct config_prefix {
+	int family;
+	uint8_t addr[16];
+	int bits;
+};
+
 struct config_zone {
 	char *path; /* as resolved; every record error names it */
 	int line;   /* where the main file lists it */
@@ -98,6 +105,8 @@ struct config {
 	char **rebind_ok;       /* domains exempt from rebind protection */
 	size_t nrebind_ok;
 	struct config_block block;
+	struct config_prefix *access; /* clients that may query */
+	size_t naccess;
 };
 
 /*
@@ -117,6 +126,10 @@ void config_free(struct config *cfg);
  */
 bool config_parse_addr(const char *text, uint16_t default_port,
 		       struct config_addr *out, const char **why);
+
+/* Parse "10.0.0.0/8", "::1/128" or a bare address (a host prefix). */
+bool config_parse_prefix(const char *text, struct config_prefix *out,
+			 const char **why);
 
 /* Read the nameserver lines of a resolv.conf-format file.  Returns the
  * number found (0..max), or -1 when the file cannot be read. */

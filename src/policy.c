@@ -10,7 +10,9 @@
  */
 #include <config.h>
 
+#include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,8 @@ struct policy {
 	size_t nrules;
 	struct nameset *private;   /* NULL when private_local is off */
 	struct nameset *rebind_ok; /* NULL when rebind protection is off */
+	struct config_prefix *access;
+	size_t naccess;
 };
 
 static const char *const private_domains[] = {
@@ -71,6 +75,10 @@ struct policy *policy_build(const struct config *cfg, char *err,
 	    !(p->refuse = calloc(cfg->nforwards + 1, sizeof(bool))))
 		goto fail;
 	p->nrules = cfg->nforwards;
+	if (!(p->access = calloc(cfg->naccess + 1, sizeof(*p->access))))
+		goto fail;
+	memcpy(p->access, cfg->access, cfg->naccess * sizeof(*p->access));
+	p->naccess = cfg->naccess;
 	for (size_t i = 0; i < cfg->nforwards; i++) {
 		p->refuse[i] = cfg->forwards[i].refuse;
 		if (!nameset_add_text(p->rules, cfg->forwards[i].domain,
@@ -107,6 +115,7 @@ void policy_free(struct policy *p)
 	nameset_free(p->private);
 	nameset_free(p->rebind_ok);
 	free(p->refuse);
+	free(p->access);
 	free(p);
 }
 
@@ -177,5 +186,44 @@ bool policy_rebind(const struct policy *p, size_t group, const uint8_t *name,
 		     private_v6(reply + rd)))
 			return true;
 	}
+	return false;
+}
+
+static bool in_prefix(const struct config_prefix *pf, const uint8_t *a)
+{
+	int full = pf->bits / 8, rest = pf->bits % 8;
+	if (memcmp(pf->addr, a, (size_t)full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	uint8_t mask = (uint8_t)(0xffu << (8 - rest));
+	return (pf->addr[full] & mask) == (a[full] & mask);
+}
+
+bool policy_client_allowed(const struct policy *p, const void *sockaddr)
+{
+	const struct sockaddr_storage *ss = sockaddr;
+	const uint8_t *a;
+	int family = ss->ss_family;
+	uint8_t v4[4];
+
+	if (family == AF_INET) {
+		a = (const uint8_t *)&((const struct sockaddr_in *)sockaddr)->sin_addr;
+	} else if (family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)sockaddr)->sin6_addr.s6_addr;
+		/* An IPv4 client on a dual-stack socket. */
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
+						   0, 0, 0, 0, 0xff, 0xff};
+		if (memcmp(a, mapped, 12) == 0) {
+			memcpy(v4, a + 12, 4);
+			a = v4;
+			family = AF_INET;
+		}
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < p->naccess; i++)
+		if (p->access[i].family == family && in_prefix(&p->access[i], a))
+			return true;
 	return false;
 }

@@ -36,6 +36,9 @@ void policy_free(struct policy *p);
 void policy_decide(const struct policy *p, const uint8_t *name, size_t len,
 		   struct policy_decision *d);
 
+/* May this client (a sockaddr_in or sockaddr_in6) query us? */
+bool policy_client_allowed(const struct policy *p, const void *sockaddr);
+
 /*
  * DNS-rebind protection: true when reply (an upstream answer to name, sent
  * to group) puts a private, loopback or link-local address in the answer

@@ -425,6 +425,15 @@ static bool start_chase(struct query_env *env, const struct query_client *c,
 		policy_decide(env->v.policy, ac->target, ac->target_len, &d);
 	if (d.action != POLICY_FORWARD)
 		return false;
+	if (env->v.blocks && lists_match(env->v.blocks, ac->target,
+					 ac->target_len) == LISTS_BLOCKED) {
+		size_t n = answer_blocked(&env->v.block, wq, pkt,
+					  env->v.edns_size, env->out,
+					  sizeof(env->out));
+		env->st.blocked++;
+		reply(env, c, wq, env->out, n);
+		return true;
+	}
 	struct chase *ch = malloc(sizeof(*ch) + ac->body_len);
 	size_t ulen = WIRE_HEADER_LEN + ac->target_len + 4 +
 		      (wq->has_opt ? wq->opt_len : 0);
@@ -484,6 +493,16 @@ void query_handle(struct query_env *env, const struct query_client *c,
 		return;
 	case WIRE_OK:
 		break;
+	}
+	/* RFC-less but universal: an open resolver is an amplifier. */
+	if (env->v.policy && c->peerlen &&
+	    !policy_client_allowed(env->v.policy, &c->peer)) {
+		env->st.refused++;
+		if (log_verbose())
+			log_query(c, &wq, "client not in access.allow",
+				  WIRE_REFUSED);
+		reply_error(env, c, &wq, pkt, WIRE_REFUSED);
+		return;
 	}
 	struct answer_chase chase = {0};
 	if (env->v.zone &&

@@ -242,6 +242,23 @@ def t_reload_rules():
 
 
 @test
+def t_access():
+    """clients outside access.allow get REFUSED with their ID; others are served"""
+    d2 = Daemon('listen = @LISTEN@;\nupstream: { servers = ["127.0.0.1:%d"]; };\n'
+                'access: { allow = ["10.0.0.0/8", "::1"]; };' % A.port)
+    try:
+        q, r = query("www.example.org", port=d2.port, qid=55)
+        eq(rcode(r), "REFUSED")
+        eq(r.id, 55)
+        q, r = query("www.example.org", port=d2.port, tcp=True)
+        eq(rcode(r), "REFUSED")
+        q, r = query("www.example.org", port=d2.port, addr="::1")
+        eq(rcode(r), "NOERROR")
+    finally:
+        d2.stop()
+
+
+@test
 def t_stop():
     """SIGTERM after reloads: exit status 0, nothing leaked"""
     d.stop()
