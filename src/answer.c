@@ -177,6 +177,9 @@ size_t answer_local(const struct zone *z, const struct wire_query *q,
 		answer_opt(&b, q, rcode, edns_size);
 	if (b.overflow) {
 		/* Only the 64 KiB message limit gets here: TC, question. */
+		if (q->question_end > cap)
+			return answer_error(q, pkt, WIRE_SERVFAIL, edns_size,
+					    out, cap);
 		b.overflow = false;
 		b.len = q->question_end;
 		wire_set16(out + 2, (uint16_t)(wire_get16(out + 2) | WIRE_TC));

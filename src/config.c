@@ -32,6 +32,7 @@ struct loader {
 	char *err;
 	size_t errlen;
 	const char *file; /* the file being read, for settings without one */
+	const char *main; /* the main configuration file */
 };
 
 static bool fail(struct loader *ld, const config_setting_t *s,
@@ -48,8 +49,12 @@ static bool fail(struct loader *ld, const config_setting_t *s,
 	va_end(ap);
 	const char *file = s ? config_setting_source_file(s) : NULL;
 	unsigned line = s ? config_setting_source_line(s) : 0;
-	snprintf(ld->err, ld->errlen, "%s:%u: %s", file ? file : ld->file,
-		 line, msg);
+	if (line)
+		snprintf(ld->err, ld->errlen, "%s:%u: %s",
+			 file ? file : ld->file, line, msg);
+	else /* the root group, or a setting that is missing */
+		snprintf(ld->err, ld->errlen, "%s: %s", file ? file : ld->file,
+			 msg);
 	return false;
 }
 
@@ -238,16 +243,19 @@ bool config_parse_addr(const char *text, uint16_t default_port,
 	}
 	struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
+	char norm[INET6_ADDRSTRLEN];
 	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
 		v4->sin_family = AF_INET;
 		v4->sin_port = htons((uint16_t)p);
 		out->len = sizeof(*v4);
-		snprintf(out->text, sizeof(out->text), "%s:%lu", host, p);
+		inet_ntop(AF_INET, &v4->sin_addr, norm, sizeof(norm));
+		snprintf(out->text, sizeof(out->text), "%s:%lu", norm, p);
 	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
 		v6->sin6_family = AF_INET6;
 		v6->sin6_port = htons((uint16_t)p);
 		out->len = sizeof(*v6);
-		snprintf(out->text, sizeof(out->text), "[%s]:%lu", host, p);
+		inet_ntop(AF_INET6, &v6->sin6_addr, norm, sizeof(norm));
+		snprintf(out->text, sizeof(out->text), "[%s]:%lu", norm, p);
 	} else {
 		*why = "not an IPv4 or IPv6 address";
 		return false;
@@ -360,17 +368,18 @@ static bool same_endpoint(const struct config_addr *a,
 		const struct sockaddr_in *y = (const void *)&b->ss;
 		if (x->sin_port != y->sin_port)
 			return false;
-		/* A wildcard listener also receives what goes to loopback. */
+		/* A wildcard listener also receives what goes to loopback
+		 * (the host's other addresses are not checked). */
 		return x->sin_addr.s_addr == y->sin_addr.s_addr ||
-		       x->sin_addr.s_addr == htonl(INADDR_ANY) ||
-		       y->sin_addr.s_addr == htonl(INADDR_ANY);
+		       (y->sin_addr.s_addr == htonl(INADDR_ANY) &&
+			(ntohl(x->sin_addr.s_addr) >> 24) == 127);
 	}
 	const struct sockaddr_in6 *x = (const void *)&a->ss;
 	const struct sockaddr_in6 *y = (const void *)&b->ss;
 	return x->sin6_port == y->sin6_port &&
 	       (memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0 ||
-		IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) ||
-		IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr));
+		(IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr) &&
+		 IN6_IS_ADDR_LOOPBACK(&x->sin6_addr)));
 }
 
 static bool load_addrs(struct loader *ld, config_setting_t *list,
@@ -393,6 +402,7 @@ static bool load_addrs(struct loader *ld, config_setting_t *list,
 				       &(*out)[i], &why))
 			return fail(ld, e, "%s: '%s': %s", what,
 				    config_setting_get_string(e), why);
+		(*out)[i].line = (int)config_setting_source_line(e);
 	}
 	return true;
 }
@@ -461,8 +471,16 @@ static bool load_zone(struct loader *ld, struct config_zone *z)
 	bool ok = false;
 
 	z->ttl = 300;
-	if (!read_file(ld, &c, z->path))
+	if (!read_file(ld, &c, z->path)) {
+		if (!strstr(ld->err, ": cannot read: "))
+			goto out; /* a syntax error has the zone file's line */
+		/* Say where the main file names the zone file, too. */
+		char inner[CONFIG_ERR_MAX];
+		snprintf(inner, sizeof(inner), "%s", ld->err);
+		snprintf(ld->err, ld->errlen, "%s:%d: zone file %.900s",
+			 ld->main, z->line, inner);
 		goto out;
+	}
 	ld->file = z->path;
 	config_setting_t *root = config_root_setting(&c);
 	if (!check_names(ld, root, known, NULL) ||
@@ -683,11 +701,15 @@ static bool loop_in(struct loader *ld, const struct config *cfg,
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < cfg->nlisten; j++)
 			if (same_endpoint(&servers[i], &cfg->listen[j])) {
+				char where[32] = "";
+				if (servers[i].line)
+					snprintf(where, sizeof(where), ":%d",
+						 servers[i].line);
 				snprintf(ld->err, ld->errlen,
-					 "%s: %s %s is our own listen "
+					 "%s%s: %s %s is our own listen "
 					 "address %s: a forwarding loop",
-					 cfg->path, what, servers[i].text,
-					 cfg->listen[j].text);
+					 cfg->path, where, what,
+					 servers[i].text, cfg->listen[j].text);
 				return false;
 			}
 	return true;
@@ -822,7 +844,7 @@ struct config *config_load(const char *path, const char *const *override,
 		"edns_size",	 "tcp",		      "forward",
 		"private_local", "rebind_protection", "rebind_ok",
 		"block",	 "access",	      NULL};
-	struct loader ld = {err, errlen, path};
+	struct loader ld = {err, errlen, path, path};
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	config_t c;
 	int64_t edns = 1232;

@@ -21,6 +21,7 @@ struct config_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char text[80]; /* normalised "1.2.3.4:53" or "[::1]:53" */
+	int line;      /* where the configuration names it, 0 if nowhere */
 };
 
 struct config_record {

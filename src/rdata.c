@@ -60,10 +60,13 @@ static int bad(struct rp *p, const char *fmt, const char *arg)
 	return -1;
 }
 
-/* Next whitespace-separated token into tok (size bytes); false at end. */
+/* Next whitespace-separated token into tok (size bytes); false at end.
+ * A token too long for tok comes back empty, which every caller
+ * rejects, rather than cut short and misread. */
 static bool token(struct rp *p, char *tok, size_t size)
 {
 	size_t n = 0;
+	bool cut = false;
 
 	while (isspace((unsigned char)*p->s))
 		p->s++;
@@ -72,9 +75,11 @@ static bool token(struct rp *p, char *tok, size_t size)
 	while (*p->s && !isspace((unsigned char)*p->s)) {
 		if (n + 1 < size)
 			tok[n++] = *p->s;
+		else
+			cut = true;
 		p->s++;
 	}
-	tok[n] = '\0';
+	tok[cut ? 0 : n] = '\0';
 	return true;
 }
 
@@ -191,6 +196,8 @@ static int caa(struct rp *p)
 		return -1;
 	if (!token(p, tag, sizeof(tag)))
 		return bad(p, "%s", "missing tag");
+	if (!tag[0])
+		return bad(p, "%s", "tag empty or longer than 63 characters");
 	for (const char *t = tag; *t; t++)
 		if (!isalnum((unsigned char)*t))
 			return bad(p, "bad tag '%s'", tag);

@@ -179,6 +179,8 @@ static bool add_rdata(struct zone_node *n, uint16_t type, uint32_t ttl,
 		set->type = type;
 		set->ttl = ttl;
 	}
+	if (ttl < set->ttl)
+		set->ttl = ttl;
 	for (size_t i = 0; i < set->count; i++)
 		if (set->rdata[i].len == rdlen &&
 		    memcmp(set->rdata[i].data, rd, rdlen) == 0)
@@ -259,6 +261,10 @@ static bool add_record(struct zone *z, size_t apex,
 			    "SOA record '%s' is not at the zone's origin",
 			    rec->name);
 	long n = node_get(z, lowner, (size_t)len, apex);
+	if (n >= 0 && type == WIRE_T_SOA &&
+	    zone_find_rrset(&z->nodes[n], WIRE_T_SOA))
+		return fail(err, errlen, a->file, rec->line, "%s",
+			    "a second SOA record for the zone");
 	uint32_t ttl = rec->ttl >= 0 ? (uint32_t)rec->ttl : default_ttl;
 	if (n < 0 || !add_rdata(&z->nodes[n], type, ttl, rd, (size_t)rdlen,
 				rec->line))
@@ -552,11 +558,13 @@ struct zone *zone_build(const struct config *cfg, char *err, size_t errlen)
 		if (cfg->zones[i].ptr && !add_ptrs(z, first[i], err, errlen))
 			goto fail_first;
 	free(first);
-	if (!check_cnames(z, err, errlen))
-		goto fail;
 	for (size_t i = 0; i < z->napexes; i++)
 		if (!set_soa(z, i, z->ttls[i]))
 			goto oom;
+	/* After set_soa: an apex always holds a SOA, so a CNAME there is
+	 * caught too (RFC 2181 10.1). */
+	if (!check_cnames(z, err, errlen))
+		goto fail;
 	free(z->scratch);
 	z->scratch = NULL;
 	return z;

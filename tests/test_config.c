@@ -1,0 +1,783 @@
+/*
+ * test_config.c - unit tests for the configuration loader (src/config.c):
+ * config_load with real files in a temporary folder, config_parse_addr
+ * and config_read_resolv.
+ *
+ * Every error must say "file:line: message" with the line of the offending
+ * setting, so most tests write a small file whose bad line is known and
+ * compare the error's prefix.  The folder and its files are removed at the
+ * end.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../src/config.h"
+#include "../src/zone.h"
+#include "tap.h"
+
+#define UPSTREAM "upstream: { servers = [\"192.0.2.53\"]; };\n"
+
+/* The temporary folder and what was written into it. */
+struct tmp {
+	char dir[64];
+	char files[32][128];
+	int nfiles;
+	char path[192]; /* the last path made by tmp_path */
+};
+
+static const char *tmp_path(struct tmp *t, const char *name)
+{
+	snprintf(t->path, sizeof(t->path), "%s/%s", t->dir, name);
+	return t->path;
+}
+
+/* Write text to name in the folder; returns its path (valid until the
+ * next call). */
+static const char *tmp_write(struct tmp *t, const char *name, const char *text)
+{
+	const char *path = tmp_path(t, name);
+	FILE *f = fopen(path, "w");
+
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+		diag("cannot write %s", path);
+		abort();
+	}
+	for (int i = 0; i < t->nfiles; i++)
+		if (strcmp(t->files[i], name) == 0)
+			return path;
+	if (t->nfiles < 32)
+		snprintf(t->files[t->nfiles++], sizeof(t->files[0]), "%s",
+			 name);
+	return path;
+}
+
+static void tmp_clean(struct tmp *t)
+{
+	for (int i = 0; i < t->nfiles; i++)
+		unlink(tmp_path(t, t->files[i]));
+	rmdir(tmp_path(t, "sub"));
+	rmdir(t->dir);
+}
+
+/* Load main.conf holding text; expect success. */
+static struct config *load_ok(struct tmp *t, const char *text, const char *name)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	const char *path = tmp_write(t, "main.conf", text);
+	struct config *cfg = config_load(path, NULL, 0, err, sizeof(err));
+
+	if (!ok(cfg != NULL, "%s: loads", name))
+		diag("error: %s", err);
+	return cfg;
+}
+
+/* Load main.conf holding text; expect an error "<file>:<line>: ..."
+ * containing what.  file is a name in the folder (NULL: main.conf). */
+static void load_fails(struct tmp *t, const char *text, const char *file,
+		       int line, const char *what, const char *name)
+{
+	char err[CONFIG_ERR_MAX] = "", prefix[256];
+	const char *path = tmp_write(t, "main.conf", text);
+	struct config *cfg = config_load(path, NULL, 0, err, sizeof(err));
+
+	ok(cfg == NULL, "%s: refused", name);
+	config_free(cfg);
+	snprintf(prefix, sizeof(prefix),
+		 "%s:%d: ", tmp_path(t, file ? file : "main.conf"), line);
+	bool good = strncmp(err, prefix, strlen(prefix)) == 0 &&
+		    strstr(err, what) != NULL;
+	ok(good, "%s: error at %s:%d naming '%s'", name,
+	   file ? file : "main.conf", line, what);
+	if (!good)
+		diag("error was '%s'", err);
+}
+
+static unsigned port_of(const struct config_addr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)&a->ss)
+				 ->sin_port);
+	return ntohs(
+	    ((const struct sockaddr_in6 *)(const void *)&a->ss)->sin6_port);
+}
+
+/* ---- defaults and a full configuration --------------------------------- */
+
+static void test_defaults(struct tmp *t)
+{
+	struct config *cfg = load_ok(t, UPSTREAM, "upstream only");
+	if (!cfg)
+		return;
+	is_int(cfg->nlisten, 2, "default listen: two addresses");
+	if (cfg->nlisten == 2) {
+		is_str(cfg->listen[0].text, "127.0.0.1:53",
+		       "default listen 127.0.0.1:53");
+		is_str(cfg->listen[1].text, "[::1]:53",
+		       "default listen [::1]:53");
+		ok(cfg->listen[0].ss.ss_family == AF_INET &&
+		       cfg->listen[0].len == sizeof(struct sockaddr_in) &&
+		       port_of(&cfg->listen[0]) == 53,
+		   "default listen: IPv4 sockaddr, port 53");
+		ok(cfg->listen[1].ss.ss_family == AF_INET6 &&
+		       cfg->listen[1].len == sizeof(struct sockaddr_in6) &&
+		       port_of(&cfg->listen[1]) == 53,
+		   "default listen: IPv6 sockaddr, port 53");
+	}
+	ok(cfg->nservers == 1 &&
+	       strcmp(cfg->servers[0].text, "192.0.2.53:53") == 0,
+	   "upstream 192.0.2.53 with port 53");
+	ok(!cfg->servers_from_resolv, "servers not from resolv.conf");
+	is_int(cfg->timeout_ms, 1000, "default timeout_ms 1000");
+	is_int(cfg->tries, 2, "default tries 2");
+	is_int(cfg->edns_size, 1232, "default edns_size 1232");
+	is_int(cfg->tcp_max_connections, 256, "default tcp max_connections");
+	is_int(cfg->tcp_idle_timeout_ms, 10000, "default tcp idle_timeout_ms");
+	is_int(cfg->nzones, 0, "no zones");
+	ok(cfg->path && strcmp(cfg->path, tmp_path(t, "main.conf")) == 0,
+	   "cfg->path");
+	config_free(cfg);
+	config_free(NULL);
+
+	/* An empty file: the servers come from /etc/resolv.conf. */
+	struct config_addr rs[32];
+	int n = config_read_resolv("/etc/resolv.conf", rs, 32);
+	char err[CONFIG_ERR_MAX] = "";
+	cfg = config_load(tmp_write(t, "main.conf", ""), NULL, 0, err,
+			  sizeof(err));
+	if (cfg) {
+		ok(cfg->servers_from_resolv && cfg->nservers == (size_t)n &&
+		       n > 0,
+		   "empty file: %d servers from /etc/resolv.conf", n);
+	} else {
+		ok(strstr(err, "resolv.conf") != NULL,
+		   "empty file: refused, naming /etc/resolv.conf (%d usable "
+		   "there)",
+		   n);
+		diag("error was '%s'", err);
+	}
+	config_free(cfg);
+}
+
+static void test_full(struct tmp *t)
+{
+	char zone[600];
+	const char *abs =
+	    tmp_write(t, "abs.zone", "origin = \"abs.lab\";\nrecords = ();\n");
+	char abspath[192];
+	snprintf(abspath, sizeof(abspath), "%s", abs);
+	tmp_write(t, "home.zone",
+		  "# the home zone\n"
+		  "origin = \"home.lab\";\n"
+		  "ttl = 600;\n"
+		  "authoritative = true;\n"
+		  "records = (\n"
+		  "  { name = \"@\"; type = \"A\"; data = \"192.168.1.1\"; },\n"
+		  "  { name = \"nas\"; type = \"a\"; data = \"192.168.1.10\";"
+		  " ttl = 60; },\n"
+		  "  { name = \"www\"; type = \"CNAME\"; data = \"nas\"; }\n"
+		  ");\n");
+	snprintf(
+	    zone, sizeof(zone),
+	    "# splitdns test configuration\n"
+	    "listen = [\"127.0.0.1:5300\", \"[::1]:5300\", \"10.9.8.7\"];\n"
+	    "upstream: {\n"
+	    "  servers = [\"192.0.2.53\", \"192.0.2.54:5353\",\n"
+	    "             \"[2001:db8::53]:53\", \"2001:db8::54\"];\n"
+	    "  timeout_ms = 2500;\n"
+	    "  tries = 3;\n"
+	    "};\n"
+	    "zones = [\"home.zone\", \"%s\"];\n"
+	    "edns_size = 4096;\n"
+	    "tcp: {\n"
+	    "  max_connections = 10;\n"
+	    "  idle_timeout_ms = 5000;\n"
+	    "};\n",
+	    abspath);
+	struct config *cfg = load_ok(t, zone, "full configuration");
+	if (!cfg)
+		return;
+	ok(cfg->nlisten == 3 &&
+	       strcmp(cfg->listen[0].text, "127.0.0.1:5300") == 0 &&
+	       strcmp(cfg->listen[1].text, "[::1]:5300") == 0 &&
+	       strcmp(cfg->listen[2].text, "10.9.8.7:53") == 0,
+	   "full: listen 127.0.0.1:5300, [::1]:5300, 10.9.8.7:53");
+	ok(cfg->nservers == 4 &&
+	       strcmp(cfg->servers[0].text, "192.0.2.53:53") == 0 &&
+	       strcmp(cfg->servers[1].text, "192.0.2.54:5353") == 0 &&
+	       strcmp(cfg->servers[2].text, "[2001:db8::53]:53") == 0 &&
+	       strcmp(cfg->servers[3].text, "[2001:db8::54]:53") == 0,
+	   "full: four upstream servers");
+	ok(cfg->nservers == 4 && port_of(&cfg->servers[1]) == 5353 &&
+	       cfg->servers[2].ss.ss_family == AF_INET6,
+	   "full: server ports and families");
+	is_int(cfg->timeout_ms, 2500, "full: timeout_ms");
+	is_int(cfg->tries, 3, "full: tries");
+	is_int(cfg->edns_size, 4096, "full: edns_size");
+	is_int(cfg->tcp_max_connections, 10, "full: tcp max_connections");
+	is_int(cfg->tcp_idle_timeout_ms, 5000, "full: tcp idle_timeout_ms");
+	is_int(cfg->nzones, 2, "full: two zones");
+	if (cfg->nzones == 2) {
+		const struct config_zone *z = &cfg->zones[0];
+		is_str(z->path, tmp_path(t, "home.zone"),
+		       "zone path relative to the main file's folder");
+		is_int(z->line, 9, "zone: line in the main file");
+		is_str(z->origin, "home.lab", "zone origin");
+		is_int(z->origin_line, 2, "zone origin line");
+		is_int(z->ttl, 600, "zone ttl");
+		ok(z->authoritative, "zone authoritative");
+		is_int(z->nrecords, 3, "zone: 3 records");
+		if (z->nrecords == 3) {
+			const struct config_record *r = &z->records[1];
+			ok(strcmp(r->name, "nas") == 0 &&
+			       strcmp(r->type, "a") == 0 &&
+			       strcmp(r->data, "192.168.1.10") == 0 &&
+			       r->ttl == 60,
+			   "record nas: name, type as written, data, ttl");
+			is_int(r->line, 7, "record nas: line 7");
+			is_int(z->records[0].ttl, -1, "record without ttl: -1");
+			is_int(z->records[2].line, 8, "record www: line 8");
+		}
+		is_str(cfg->zones[1].path, abspath, "absolute zone path kept");
+		is_int(cfg->zones[1].ttl, 300, "zone default ttl 300");
+		ok(!cfg->zones[1].authoritative,
+		   "zone default: not authoritative");
+		is_int(cfg->zones[1].nrecords, 0, "empty records list");
+	}
+	{
+		char err[CONFIG_ERR_MAX] = "";
+		struct zone *zs = zone_build(cfg, err, sizeof(err));
+		ok(zs != NULL, "full: the zones build");
+		if (!zs)
+			diag("%s", err);
+		zone_free(zs);
+	}
+	config_free(cfg);
+
+	/* A zone in a subfolder. */
+	snprintf(zone, sizeof(zone), "%s/sub", t->dir);
+	mkdir(zone, 0700);
+	tmp_write(t, "sub/x.zone", "origin = \"x.lab\";\n");
+	cfg = load_ok(t, UPSTREAM "zones = [\"sub/x.zone\"];\n",
+		      "zone in a subfolder");
+	if (cfg)
+		is_str(cfg->zones[0].path, tmp_path(t, "sub/x.zone"),
+		       "subfolder zone path");
+	config_free(cfg);
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void test_errors(struct tmp *t)
+{
+	load_fails(t, "listen = [\"127.0.0.1:53\"];\nedns_size = ;\n", NULL, 2,
+		   "syntax", "syntax error");
+	load_fails(t, UPSTREAM "\n\nlisten = [\"127.0.0.1:53\";\n", NULL, 4,
+		   "syntax", "list not closed");
+	load_fails(t, UPSTREAM "frobnicate = 1;\n", NULL, 2, "frobnicate",
+		   "unknown top-level setting");
+	load_fails(t, UPSTREAM "Listen = [\"127.0.0.1\"];\n", NULL, 2, "Listen",
+		   "names are case-sensitive");
+	load_fails(t,
+		   "upstream: {\n  servers = [\"192.0.2.53\"];\n"
+		   "  retries = 3;\n};\n",
+		   NULL, 3, "retries", "unknown setting in upstream");
+	load_fails(t, UPSTREAM "tcp: {\n  max_conns = 3;\n};\n", NULL, 3,
+		   "max_conns", "unknown setting in tcp");
+
+	/* Types. */
+	load_fails(t,
+		   "upstream: {\n  servers = [\"192.0.2.53\"];\n"
+		   "  timeout_ms = \"1000\";\n};\n",
+		   NULL, 3, "integer", "timeout_ms a string");
+	load_fails(t, UPSTREAM "edns_size = 1232.0;\n", NULL, 2, "integer",
+		   "edns_size a float");
+	load_fails(t, UPSTREAM "listen = \"127.0.0.1\";\n", NULL, 2, "list",
+		   "listen a string");
+	load_fails(t, UPSTREAM "listen = (\"127.0.0.1\",\n 53);\n", NULL, 3,
+		   "list of strings", "listen with a number in it");
+	load_fails(t, "upstream = 5;\n", NULL, 1, "group", "upstream a number");
+	load_fails(t, UPSTREAM "tcp = [1];\n", NULL, 2, "group",
+		   "tcp an array");
+	load_fails(t, "upstream: { servers = \"192.0.2.53\"; };\n", NULL, 1,
+		   "list", "servers a string");
+	load_fails(t, UPSTREAM "zones = \"home.zone\";\n", NULL, 2, "list",
+		   "zones a string");
+
+	/* Addresses and ports. */
+	/* (libconfig dates a string in a list by the token after it: the
+	 * bad one is followed by a comma to stay on its own line.) */
+	load_fails(t,
+		   UPSTREAM "listen = [\n  \"127.0.0.1:53\",\n"
+			    "  \"127.0.0.1:0\",\n  \"[::1]:53\"\n];\n",
+		   NULL, 4, "port", "listen port 0 (line of the element)");
+	load_fails(t, UPSTREAM "listen = [\"127.0.0.1:99999\"];\n", NULL, 2,
+		   "port", "listen port 99999");
+	load_fails(t, UPSTREAM "listen = [\"127.0.0.1:dns\"];\n", NULL, 2,
+		   "port", "listen port not a number");
+	load_fails(t, UPSTREAM "listen = [\"127.0.0.1:\"];\n", NULL, 2, "port",
+		   "listen port empty");
+	load_fails(t, UPSTREAM "listen = [\"localhost:53\"];\n", NULL, 2,
+		   "localhost", "listen on a host name");
+	load_fails(t, UPSTREAM "listen = [];\n", NULL, 2, "empty",
+		   "empty listen list");
+	load_fails(t, "upstream: {\n  servers = [\"[::1]:0\"];\n};\n", NULL, 2,
+		   "port", "upstream port 0");
+	load_fails(t, "upstream: {\n  servers = [\"192.0.2.1:65536\"];\n};\n",
+		   NULL, 2, "port", "upstream port 65536");
+	load_fails(t, "upstream: {\n  servers = [];\n};\n", NULL, 2, "empty",
+		   "empty upstream list");
+
+	/* Ranges, with both bounds.  Each setting ends up on line 3. */
+	static const char *const frame[] = {
+	    "upstream: {\n servers = [\"192.0.2.53\"];\n %s = %s;\n};\n",
+	    UPSTREAM "\n%s = %s;\n",
+	    UPSTREAM "tcp: {\n %s = %s;\n};\n",
+	};
+	static const struct {
+		int frame; /* 0: upstream, 1: top level, 2: tcp */
+		const char *setting, *value;
+		bool good;
+	} ranges[] = {
+	    {0, "timeout_ms", "99", false},
+	    {0, "timeout_ms", "30001", false},
+	    {0, "timeout_ms", "-5", false},
+	    {0, "timeout_ms", "100", true},
+	    {0, "timeout_ms", "30000", true},
+	    {0, "tries", "0", false},
+	    {0, "tries", "11", false},
+	    {0, "tries", "1", true},
+	    {0, "tries", "10", true},
+	    {1, "edns_size", "511", false},
+	    {1, "edns_size", "4097", false},
+	    {1, "edns_size", "512", true},
+	    {1, "edns_size", "4096", true},
+	    {1, "edns_size", "5000000000L", false},
+	    {2, "max_connections", "0", false},
+	    {2, "max_connections", "65536", false},
+	    {2, "max_connections", "1", true},
+	    {2, "max_connections", "65535", true},
+	    {2, "idle_timeout_ms", "999", false},
+	    {2, "idle_timeout_ms", "600001", false},
+	    {2, "idle_timeout_ms", "1000", true},
+	    {2, "idle_timeout_ms", "600000", true},
+	};
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+		char text[200], name[100];
+		snprintf(text, sizeof(text), frame[ranges[i].frame],
+			 ranges[i].setting, ranges[i].value);
+		snprintf(name, sizeof(name), "%s = %s", ranges[i].setting,
+			 ranges[i].value);
+		if (ranges[i].good) {
+			struct config *cfg = load_ok(t, text, name);
+			if (cfg) {
+				const char *k = ranges[i].setting;
+				long v =
+				    !strcmp(k, "timeout_ms")  ? cfg->timeout_ms
+				    : !strcmp(k, "tries")     ? cfg->tries
+				    : !strcmp(k, "edns_size") ? cfg->edns_size
+				    : !strcmp(k, "max_connections")
+					? cfg->tcp_max_connections
+					: cfg->tcp_idle_timeout_ms;
+				is_int(v, atol(ranges[i].value),
+				       "... and the value is kept");
+			}
+			config_free(cfg);
+		} else {
+			load_fails(t, text, NULL, 3, ranges[i].setting, name);
+		}
+	}
+}
+
+/* Zone files read through the main file. */
+static void test_zone_files(struct tmp *t)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	struct config *cfg;
+
+	/* A missing zone file: the error names it. */
+	cfg = config_load(
+	    tmp_write(t, "main.conf", UPSTREAM "\nzones = [\"nope.zone\"];\n"),
+	    NULL, 0, err, sizeof(err));
+	ok(cfg == NULL, "missing zone file: refused");
+	config_free(cfg);
+	like(err, tmp_path(t, "nope.zone"), "missing zone file: named");
+	{
+		char prefix[256];
+		snprintf(prefix, sizeof(prefix),
+			 "%s:3: ", tmp_path(t, "main.conf"));
+		ok(strncmp(err, prefix, strlen(prefix)) == 0,
+		   "missing zone file: error at main.conf:3 where it is "
+		   "listed");
+		diag("error was '%s'", err);
+	}
+
+	/* Errors inside zone files name the zone file and its line. */
+	tmp_write(t, "bad.zone",
+		  "origin = \"home.lab\";\n"
+		  "records = (\n"
+		  "  { name = \"a\"; type = \"A\"; data = \"192.0.2.1\"; },\n"
+		  "  { name = \"b\"; type = \"A\"; data = ; }\n"
+		  ");\n");
+	load_fails(t, UPSTREAM "zones = [\"bad.zone\"];\n", "bad.zone", 4,
+		   "syntax", "zone file with a syntax error");
+	tmp_write(t, "bad.zone",
+		  "origin = \"home.lab\";\n"
+		  "records = (\n"
+		  "  { name = \"a\"; type = \"A\"; data = \"192.0.2.1\"; },\n"
+		  "  { name = \"b\"; type = \"A\"; }\n"
+		  ");\n");
+	load_fails(t, UPSTREAM "zones = [\"bad.zone\"];\n", "bad.zone", 4,
+		   "data", "record missing 'data'");
+	tmp_write(t, "bad.zone",
+		  "origin = \"home.lab\";\n"
+		  "records = (\n"
+		  "  { type = \"A\"; data = \"192.0.2.1\"; }\n"
+		  ");\n");
+	load_fails(t, UPSTREAM "zones = [\"bad.zone\"];\n", "bad.zone", 3,
+		   "name", "record missing 'name'");
+	tmp_write(t, "bad.zone",
+		  "origin = \"home.lab\";\n"
+		  "records = (\n"
+		  "  { name = \"a\"; type = \"A\"; data = \"192.0.2.1\";\n"
+		  "    tll = 5; }\n"
+		  ");\n");
+	load_fails(t, UPSTREAM "zones = [\"bad.zone\"];\n", "bad.zone", 4,
+		   "tll", "record with an unknown setting");
+	tmp_write(t, "bad.zone",
+		  "origin = \"home.lab\";\n"
+		  "records = (\n"
+		  "  { name = \"a\"; type = \"A\"; data = \"192.0.2.1\";\n"
+		  "    ttl = -1; }\n"
+		  ");\n");
+	load_fails(t, UPSTREAM "zones = [\"bad.zone\"];\n", "bad.zone", 4,
+		   "ttl", "record ttl -1");
+	tmp_write(t, "bad.zone",
+		  "origin = \"home.lab\";\n"
+		  "records = (\n"
+		  "  { name = \"a\"; type = \"A\"; data = 5; }\n"
+		  ");\n");
+	load_fails(t, UPSTREAM "zones = [\"bad.zone\"];\n", "bad.zone", 3,
+		   "string", "record data a number");
+	tmp_write(t, "bad.zone",
+		  "origin = \"home.lab\";\n"
+		  "\n"
+		  "orign = \"x\";\n");
+	load_fails(t, UPSTREAM "zones = [\"bad.zone\"];\n", "bad.zone", 3,
+		   "orign", "zone with an unknown setting");
+	tmp_write(t, "bad.zone",
+		  "origin = \"home.lab\";\n"
+		  "authoritative = \"yes\";\n");
+	load_fails(t, UPSTREAM "zones = [\"bad.zone\"];\n", "bad.zone", 2,
+		   "true or false", "authoritative a string");
+	tmp_write(t, "bad.zone",
+		  "origin = \"home.lab\";\n"
+		  "records = { a = 1; };\n");
+	load_fails(t, UPSTREAM "zones = [\"bad.zone\"];\n", "bad.zone", 2,
+		   "list", "records a group");
+
+	/* A zone without an origin: the error names the zone file. */
+	tmp_write(t, "bad.zone", "ttl = 60;\n");
+	cfg = config_load(
+	    tmp_write(t, "main.conf", UPSTREAM "zones = [\"bad.zone\"];\n"),
+	    NULL, 0, err, sizeof(err));
+	ok(cfg == NULL, "zone without origin: refused");
+	config_free(cfg);
+	like(err, tmp_path(t, "bad.zone"), "zone without origin: names it");
+	like(err, "origin", "zone without origin: says what");
+	{
+		char prefix[256];
+		snprintf(prefix, sizeof(prefix),
+			 "%s:0:", tmp_path(t, "bad.zone"));
+		ok(strncmp(err, prefix, strlen(prefix)) != 0,
+		   "zone without origin: not at line 0");
+		diag("error was '%s'", err);
+	}
+
+	/* Record data errors come from zone_build, with the zone's line. */
+	tmp_write(t, "bad.zone",
+		  "origin = \"home.lab\";\n"
+		  "records = (\n"
+		  "  { name = \"a\"; type = \"A\"; data = \"192.0.2.1\"; },\n"
+		  "  { name = \"b\"; type = \"A\"; data = \"192.0.2.300\"; }\n"
+		  ");\n");
+	cfg = load_ok(t, UPSTREAM "zones = [\"bad.zone\"];\n",
+		      "zone with bad A data (checked later)");
+	if (cfg) {
+		char prefix[256];
+		struct zone *z = zone_build(cfg, err, sizeof(err));
+		ok(z == NULL, "bad A data: zone_build fails");
+		zone_free(z);
+		snprintf(prefix, sizeof(prefix),
+			 "%s:4: ", tmp_path(t, "bad.zone"));
+		ok(strncmp(err, prefix, strlen(prefix)) == 0 &&
+		       strstr(err, "192.0.2.300"),
+		   "bad A data: error at bad.zone:4");
+		diag("error was '%s'", err);
+	}
+	config_free(cfg);
+}
+
+/* -l ADDR and forwarding loops. */
+static void test_listen_and_loops(struct tmp *t)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	const char *over[] = {"127.0.0.2:5300", "[::1]"};
+	const char *path =
+	    tmp_write(t, "main.conf",
+		      UPSTREAM "listen = [\"127.0.0.1:53\", \"[::1]:53\","
+			       " \"10.0.0.1\"];\n");
+	struct config *cfg = config_load(path, over, 2, err, sizeof(err));
+
+	ok(cfg != NULL, "listen override: loads");
+	if (cfg) {
+		ok(cfg->nlisten == 2 &&
+		       strcmp(cfg->listen[0].text, "127.0.0.2:5300") == 0 &&
+		       strcmp(cfg->listen[1].text, "[::1]:53") == 0,
+		   "listen override replaces the file's listen");
+	}
+	config_free(cfg);
+	cfg = config_load(path, over, 0, err, sizeof(err));
+	ok(cfg && cfg->nlisten == 3, "0 overrides: the file's listen");
+	config_free(cfg);
+	{
+		const char *bad[] = {"nonsense"};
+		cfg = config_load(path, bad, 1, err, sizeof(err));
+		ok(cfg == NULL, "bad override refused");
+		like(err, "nonsense", "bad override: error names it");
+		config_free(cfg);
+	}
+	{
+		/* An override can also make or break a loop. */
+		const char *loop[] = {"192.0.2.53:53"};
+		cfg = config_load(path, loop, 1, err, sizeof(err));
+		ok(cfg == NULL, "override equal to the upstream: refused");
+		like(err, "forwarding loop",
+		     "override loop: 'forwarding loop'");
+		config_free(cfg);
+	}
+
+	/* Forwarding loops. */
+	const char *loops[][2] = {
+	    {"127.0.0.1:5353", "127.0.0.1:5353"},
+	    {"0.0.0.0:53", "127.0.0.1"},
+	    {"0.0.0.0:5300", "127.0.0.1:5300"},
+	    {"[::]:53", "[::1]:53"},
+	    {"[::1]:53", "::1"},
+	};
+	for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++) {
+		char text[300], prefix[256];
+		snprintf(text, sizeof(text),
+			 "listen = [\"%s\"];\n"
+			 "upstream: {\n"
+			 "  servers = [\"192.0.2.1\",\n"
+			 "             \"%s\"];\n"
+			 "};\n",
+			 loops[i][0], loops[i][1]);
+		cfg = config_load(tmp_write(t, "main.conf", text), NULL, 0, err,
+				  sizeof(err));
+		ok(cfg == NULL, "listen %s, upstream %s: refused", loops[i][0],
+		   loops[i][1]);
+		config_free(cfg);
+		like(err, "forwarding loop", "... as a forwarding loop");
+		snprintf(prefix, sizeof(prefix),
+			 "%s:4: ", tmp_path(t, "main.conf"));
+		ok(strncmp(err, prefix, strlen(prefix)) == 0,
+		   "... at the server's line (main.conf:4)");
+	}
+	diag("error was '%s'", err);
+
+	/* Not loops. */
+	const char *fine[][2] = {
+	    {"127.0.0.1:5353", "127.0.0.1"},
+	    {"127.0.0.1:53", "127.0.0.2"},
+	    {"[::1]:53", "127.0.0.1"},
+	    {"[::1]:5300", "[::1]:53"},
+	};
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		char text[300];
+		snprintf(text, sizeof(text),
+			 "listen = [\"%s\"];\n"
+			 "upstream: { servers = [\"%s\"]; };\n",
+			 fine[i][0], fine[i][1]);
+		cfg = config_load(tmp_write(t, "main.conf", text), NULL, 0, err,
+				  sizeof(err));
+		if (!ok(cfg != NULL, "listen %s, upstream %s: no loop",
+			fine[i][0], fine[i][1]))
+			diag("error was '%s'", err);
+		config_free(cfg);
+	}
+	/* A wildcard listener only receives what is sent to this host: a
+	 * remote upstream on the same port is no loop (the common setup:
+	 * listen on every interface, forward to the router). */
+	const char *remote[][2] = {
+	    {"0.0.0.0:53", "192.0.2.53"},
+	    {"[::]:53", "[2001:db8::53]:53"},
+	};
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		char text[300];
+		snprintf(text, sizeof(text),
+			 "listen = [\"%s\"];\n"
+			 "upstream: { servers = [\"%s\"]; };\n",
+			 remote[i][0], remote[i][1]);
+		cfg = config_load(tmp_write(t, "main.conf", text), NULL, 0, err,
+				  sizeof(err));
+		ok(cfg != NULL, "listen %s, upstream %s: no loop", remote[i][0],
+		   remote[i][1]);
+		config_free(cfg);
+	}
+	diag("error was '%s'", err);
+}
+
+/* ---- config_parse_addr ------------------------------------------------- */
+
+static void addr_is(const char *text, uint16_t def, const char *want_text,
+		    int family, unsigned port)
+{
+	struct config_addr a;
+	const char *why = NULL;
+	bool good = config_parse_addr(text, def, &a, &why);
+
+	ok(good && strcmp(a.text, want_text) == 0 && a.ss.ss_family == family &&
+	       port_of(&a) == port &&
+	       a.len == (family == AF_INET ? sizeof(struct sockaddr_in)
+					   : sizeof(struct sockaddr_in6)),
+	   "parse_addr '%s' -> %s", text, want_text);
+	if (!good)
+		diag("why: %s", why ? why : "(null)");
+	else if (strcmp(a.text, want_text) != 0)
+		diag("text: %s", a.text);
+}
+
+static void addr_fails(const char *text, const char *reason)
+{
+	struct config_addr a;
+	const char *why = NULL;
+	bool good = config_parse_addr(text, 53, &a, &why);
+
+	ok(!good && why && strstr(why, reason), "parse_addr '%s' fails (%s)",
+	   text, reason);
+	if (good || !why || !strstr(why, reason))
+		diag("why: %s", why ? why : "(null)");
+}
+
+static void test_parse_addr(void)
+{
+	addr_is("192.0.2.1", 53, "192.0.2.1:53", AF_INET, 53);
+	addr_is("192.0.2.1:5353", 53, "192.0.2.1:5353", AF_INET, 5353);
+	addr_is("192.0.2.1", 5300, "192.0.2.1:5300", AF_INET, 5300);
+	addr_is("192.0.2.1:1", 53, "192.0.2.1:1", AF_INET, 1);
+	addr_is("192.0.2.1:65535", 53, "192.0.2.1:65535", AF_INET, 65535);
+	addr_is("::1", 53, "[::1]:53", AF_INET6, 53);
+	addr_is("2001:db8::1", 53, "[2001:db8::1]:53", AF_INET6, 53);
+	addr_is("[::1]:5353", 53, "[::1]:5353", AF_INET6, 5353);
+	addr_is("[::1]", 53, "[::1]:53", AF_INET6, 53);
+	addr_is("[2001:db8::53]:53", 5300, "[2001:db8::53]:53", AF_INET6, 53);
+	addr_is("::ffff:192.0.2.1", 53, "[::ffff:192.0.2.1]:53", AF_INET6, 53);
+	addr_is("[0:0:0:0:0:0:0:1]:53", 53, "[::1]:53", AF_INET6, 53);
+	addr_is("2001:DB8::1", 53, "[2001:db8::1]:53", AF_INET6, 53);
+	{
+		struct config_addr a;
+		const char *why;
+		ok(config_parse_addr("192.0.2.7:853", 53, &a, &why) &&
+		       ((const struct sockaddr_in *)(const void *)&a.ss)
+			       ->sin_addr.s_addr == htonl(0xc0000207),
+		   "parse_addr: the IPv4 address in the sockaddr");
+	}
+
+	addr_fails("192.0.2.1:0", "port");
+	addr_fails("192.0.2.1:99999", "port");
+	addr_fails("192.0.2.1:65536", "port");
+	addr_fails("192.0.2.1:dns", "port");
+	addr_fails("192.0.2.1:", "port");
+	addr_fails("192.0.2.1:-1", "port");
+	addr_fails("192.0.2.1:+53", "port");
+	addr_fails("192.0.2.1:53x", "port");
+	addr_fails("[::1]:0", "port");
+	addr_fails("[::1", "]");
+	addr_fails("[::1]53", ":PORT");
+	addr_fails("[::1]:", "port");
+	addr_fails("192.0.2", "address");
+	addr_fails("", "address");
+	addr_fails("dns.example", "address");
+	addr_fails("fe80::1%eth0", "address");
+	addr_fails("[192.0.2.1:53", "]");
+	{
+		char longtext[200];
+		memset(longtext, '1', sizeof(longtext) - 1);
+		longtext[sizeof(longtext) - 1] = '\0';
+		addr_fails(longtext, "long");
+		longtext[0] = '[';
+		addr_fails(longtext, "]");
+	}
+}
+
+/* ---- config_read_resolv ------------------------------------------------ */
+
+static void test_resolv(struct tmp *t)
+{
+	struct config_addr a[8];
+	const char *path =
+	    tmp_write(t, "resolv.conf",
+		      "# generated by a network manager\n"
+		      "; an older comment style\n"
+		      "#nameserver 192.0.2.99\n"
+		      "search example.com lab\n"
+		      "nameserver 192.0.2.1\n"
+		      "nameserver\t2001:db8::1   \n"
+		      "nameserver fe80::1%eth0\n"
+		      "  nameserver 192.0.2.2 # a trailing comment\n"
+		      "options ndots:2 edns0\n"
+		      "nameserver\n"
+		      "nameserver not-an-address\n"
+		      "nameservers 192.0.2.98\n"
+		      "\n"
+		      "nameserver ::1\n");
+	int n = config_read_resolv(path, a, 8);
+
+	is_int(n, 4, "resolv.conf: four usable nameservers");
+	if (n == 4) {
+		is_str(a[0].text, "192.0.2.1:53", "resolv.conf: 192.0.2.1");
+		is_str(a[1].text, "[2001:db8::1]:53",
+		       "resolv.conf: 2001:db8::1 (tab, trailing blanks)");
+		is_str(a[2].text, "192.0.2.2:53",
+		       "resolv.conf: indented, trailing comment");
+		is_str(a[3].text, "[::1]:53", "resolv.conf: ::1");
+	}
+	is_int(config_read_resolv(path, a, 2), 2, "resolv.conf: max 2");
+	is_int(config_read_resolv(path, a, 0), 0, "resolv.conf: max 0");
+	is_int(config_read_resolv(tmp_path(t, "no-such-file"), a, 8), -1,
+	       "resolv.conf missing: -1");
+	path = tmp_write(t, "resolv.conf", "# nothing\n");
+	is_int(config_read_resolv(path, a, 8), 0, "resolv.conf: none: 0");
+	path = tmp_write(t, "resolv.conf",
+			 "nameserver fe80::1%eth0\nnameserver 192.0.2.3\n");
+	n = config_read_resolv(path, a, 8);
+	ok(n == 1 && strcmp(a[0].text, "192.0.2.3:53") == 0,
+	   "resolv.conf: scoped link-local skipped, the next one kept");
+}
+
+int main(void)
+{
+	struct tmp t = {"/tmp/splitdns-test-XXXXXX", {{0}}, 0, ""};
+
+	if (!mkdtemp(t.dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_defaults(&t);
+	test_full(&t);
+	test_errors(&t);
+	test_zone_files(&t);
+	test_listen_and_loops(&t);
+	test_parse_addr();
+	test_resolv(&t);
+	tmp_clean(&t);
+	return done_testing();
+}
