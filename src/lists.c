@@ -50,6 +50,7 @@
 #include <config.h>
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -414,6 +415,7 @@ static enum outcome add_name(struct lists *l, const char *t, size_t n,
 bool lists_add(struct lists *l, const char *text, enum lists_kind kind,
 	       const char **why)
 {
+	assert((unsigned)kind < NKINDS);
 	*why = NULL;
 	if (l->frozen) {
 		*why = "the list set is already frozen";
@@ -673,9 +675,8 @@ static bool is_address(const char *t, size_t n)
 static enum outcome hosts_line(struct loader *ld, const char *p,
 			       const char *end)
 {
-	const char *t;
+	const char *t, *why = NULL;
 	size_t n;
-	enum outcome res = LINE_OK;
 
 	next_token(&p, end, &t, &n);
 	if (!is_address(t, n)) {
@@ -686,10 +687,11 @@ static enum outcome hosts_line(struct loader *ld, const char *p,
 		enum outcome o = take_name(ld, t, n, LISTS_BLOCK, true);
 		if (o == LINE_NOMEM)
 			return o;
-		if (o != LINE_OK)
-			res = o;
+		if (o != LINE_OK && !why)
+			why = ld->why;
 	}
-	return res;
+	ld->why = why;
+	return why ? LINE_BAD : LINE_OK;
 }
 
 static enum outcome parse_line(struct loader *ld, const char *p, size_t n)
@@ -706,8 +708,9 @@ static enum outcome parse_line(struct loader *ld, const char *p, size_t n)
 		return LINE_EMPTY;
 	/* "#" after white space starts a comment; "##" inside a rule is
 	 * adblock's element hiding and stays, to be refused below. */
-	for (const char *h = p + 1; h < end; h++)
-		if (*h == '#' && is_space(h[-1])) {
+	for (const char *h = p;
+	     (h = memchr(h + 1, '#', (size_t)(end - h - 1))) != NULL;)
+		if (is_space(h[-1])) {
 			end = h;
 			break;
 		}

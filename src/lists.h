@@ -79,15 +79,17 @@ bool lists_add(struct lists *l, const char *text, enum lists_kind kind,
  *            wildcards inside names and cosmetic rules ("##") are bad.
  * "#" and "!" start comment lines, "[Adblock Plus 2.0]"-style headers are
  * comments, and "#" after white space ends a line.  CR before LF is white
- * space.  Localhost entries (localhost, localhost.localdomain, local,
- * broadcasthost, ip6-*, ...) and addresses in place of names are ignored.
+ * space; a UTF-8 byte order mark opening the file is skipped.  Localhost
+ * entries (localhost, localhost.localdomain, local, broadcasthost,
+ * ip6-*, ...) and addresses in place of names in hosts lines are ignored.
  * Lines longer than 4096 bytes, NUL bytes, bad labels, names over 253
  * characters and numeric top-level labels make the line bad.
  *
  * st (required) is reset and filled in.  msgs (may be NULL) receives up to
  * LISTS_REPORT_MAX lines "path:line: reason: 'excerpt'" for the first bad
- * or skipped lines, each ending in '\n', the whole NUL-terminated and cut
- * to msgslen; it is "" when all was well.  Returns false only when the
+ * or skipped lines (the excerpt: up to 48 bytes of the line, unprintable
+ * ones as '?'), each ending in '\n', the whole NUL-terminated and cut to
+ * msgslen; it is "" when all was well.  Returns false only when the
  * file cannot be read or memory runs out; msgs then says why
  * ("path: No such file or directory") and the names read so far stay in l.
  */

@@ -1,0 +1,813 @@
+/*
+ * test_lists.c - unit tests for the blocklist store (src/lists.c): each
+ * list format, mixed files, hostile lines, the messages about bad lines,
+ * block/allow/subdomain semantics, and a scale run whose time and memory
+ * are printed as TAP diagnostics (only correctness is asserted).
+ *
+ * List files are written to a temporary folder under $TMPDIR (or /tmp)
+ * and removed at the end.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../src/lists.h"
+#include "../src/wire.h"
+#include "tap.h"
+
+static char tmpdir[256];
+static int nfiles;
+
+/* Write len bytes to a new file in tmpdir; returns its path (static). */
+static const char *write_file(const char *data, size_t len)
+{
+	static char path[300];
+	snprintf(path, sizeof(path), "%s/list%d.txt", tmpdir, nfiles++);
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+		perror(path);
+		exit(2);
+	}
+	return path;
+}
+
+#define WRITE(s) write_file((s), sizeof(s) - 1)
+
+static void remove_files(void)
+{
+	char path[300];
+	for (int i = 0; i < nfiles; i++) {
+		snprintf(path, sizeof(path), "%s/list%d.txt", tmpdir, i);
+		unlink(path);
+	}
+	rmdir(tmpdir);
+}
+
+/* The verdict for a name given as text. */
+static enum lists_verdict match(const struct lists *l, const char *text)
+{
+	uint8_t wire[WIRE_NAME_MAX];
+	const char *why;
+	int n = wire_name_from_text(text, NULL, 0, wire, &why);
+	if (n < 0) {
+		diag("bad test name '%s': %s", text, why);
+		return (enum lists_verdict)-1;
+	}
+	return lists_match(l, wire, (size_t)n);
+}
+
+#define BLOCKED(l, name) is_int(match((l), (name)), LISTS_BLOCKED, name)
+#define ALLOWED(l, name) is_int(match((l), (name)), LISTS_ALLOWED, name)
+#define NONE(l, name) is_int(match((l), (name)), LISTS_NONE, name)
+
+/* A frozen set from one file's contents, with its stats and messages. */
+static struct lists *load(const char *data, size_t len,
+			  struct lists_file_stats *st, char *msgs,
+			  size_t msgslen)
+{
+	struct lists *l = lists_new();
+	if (!l || !lists_load_file(l, write_file(data, len), st, msgs,
+				   msgslen) ||
+	    !lists_finish(l)) {
+		diag("load failed: %s", msgs);
+		exit(2);
+	}
+	return l;
+}
+
+#define LOAD(s, st, m) load((s), sizeof(s) - 1, (st), (m), sizeof(m))
+
+static void test_add(void)
+{
+	struct lists *l = lists_new();
+	const char *why;
+	char long_label[80], long_name[300];
+
+	ok(lists_add(l, "ads.example.com", LISTS_BLOCK, &why), "add a name");
+	ok(lists_add(l, "UPPER.Example.NET.", LISTS_BLOCK, &why),
+	   "add: upper case and trailing dot");
+	ok(lists_add(l, "xn--bcher-kva.example", LISTS_BLOCK, &why),
+	   "add: punycode");
+	ok(lists_add(l, "_dmarc.under_score.test", LISTS_BLOCK, &why),
+	   "add: underscores");
+	ok(lists_add(l, "*.wild.test", LISTS_BLOCK, &why),
+	   "add: *. means subdomains");
+	ok(lists_add(l, "subs.test", LISTS_BLOCK_SUBS, &why),
+	   "add: LISTS_BLOCK_SUBS");
+	ok(lists_add(l, "cdn.ads.example.com", LISTS_ALLOW, &why), "add allow");
+	ok(lists_add(l, "tld", LISTS_BLOCK, &why), "add: a single label");
+
+	memset(long_label, 'a', 64);
+	strcpy(long_label + 64, ".test");
+	static const struct {
+		const char *name;
+		enum lists_kind kind;
+		const char *why;
+	} bad[] = {
+		{"", LISTS_BLOCK, "empty name"},
+		{".", LISTS_BLOCK, "empty name"},
+		{"a..b.test", LISTS_BLOCK, "empty label"},
+		{".a.test", LISTS_BLOCK, "empty label"},
+		{"a.test..", LISTS_BLOCK, "empty label"},
+		{"1.2.3.4", LISTS_BLOCK, "IP address"},
+		{"host.123", LISTS_BLOCK, "numeric top-level"},
+		{"a*b.test", LISTS_BLOCK, "wildcard"},
+		{"a.*.test", LISTS_BLOCK, "wildcard"},
+		{"*.", LISTS_BLOCK, "empty name"},
+		{"b\xc3\xbc" "cher.test", LISTS_BLOCK, "xn--"},
+		{"a b.test", LISTS_BLOCK, "invalid character"},
+		{"http://x.test", LISTS_BLOCK, "URL"},
+		{"*.allow.test", LISTS_ALLOW, "not supported"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		ok(!lists_add(l, bad[i].name, bad[i].kind, &why),
+		   "add refuses '%s'", bad[i].name);
+		like(why, bad[i].why, "  with a reason");
+	}
+	ok(!lists_add(l, long_label, LISTS_BLOCK, &why), "label of 64 refused");
+	like(why, "63", "  reason names the limit");
+
+	/* 253 characters is the longest name; 254 is one too many. */
+	for (int i = 0; i < 63 * 4; i += 63) {
+		memset(long_name + i, 'x', 62);
+		long_name[i + 62] = '.';
+	}
+	long_name[252] = 'z';
+	long_name[253] = '\0';
+	ok(lists_add(l, long_name, LISTS_BLOCK, &why), "253 characters");
+	strcpy(long_name + 253, ".");
+	ok(lists_add(l, long_name, LISTS_BLOCK, &why),
+	   "253 characters and a trailing dot");
+	strcpy(long_name + 252, "zz");
+	ok(!lists_add(l, long_name, LISTS_BLOCK, &why), "254 refused");
+	like(why, "253", "  reason names the limit");
+
+	is_int(lists_count(l), 9, "count before finish: block names added");
+	is_int(lists_allow_count(l), 1, "allow count before finish");
+	is_int(match(l, "ads.example.com"), LISTS_NONE,
+	       "no verdict before lists_finish");
+	ok(lists_finish(l), "finish");
+	is_int(lists_count(l), 8, "count after finish: duplicates merged");
+	ok(!lists_add(l, "late.test", LISTS_BLOCK, &why), "no add once frozen");
+	ok(lists_finish(l), "finish twice is harmless");
+
+	BLOCKED(l, "ads.example.com");
+	BLOCKED(l, "upper.example.net");
+	BLOCKED(l, "XN--BCHER-KVA.example");
+	BLOCKED(l, "_dmarc.under_score.test");
+	BLOCKED(l, "anything.tld");
+	long_name[253] = '\0';
+	BLOCKED(l, long_name);
+	lists_free(l);
+	lists_free(NULL);
+}
+
+static void test_semantics(void)
+{
+	struct lists *l = lists_new();
+	const char *why;
+
+	lists_add(l, "ads.example.com", LISTS_BLOCK, &why);
+	lists_add(l, "*.tracker.net", LISTS_BLOCK, &why);
+	lists_add(l, "example.org", LISTS_BLOCK, &why);
+	lists_add(l, "cdn.example.org", LISTS_ALLOW, &why);
+	lists_add(l, "good.test", LISTS_ALLOW, &why);
+	lists_add(l, "bad.good.test", LISTS_BLOCK, &why);
+	lists_finish(l);
+
+	BLOCKED(l, "ads.example.com");
+	BLOCKED(l, "x.ads.example.com");
+	BLOCKED(l, "a.b.c.ads.example.com");
+	BLOCKED(l, "Ads.EXAMPLE.com");
+	NONE(l, "example.com");
+	NONE(l, "com");
+	NONE(l, "bads.example.com");
+	NONE(l, "ads.example.com.evil.net");
+	NONE(l, "ads-example.com");
+
+	NONE(l, "tracker.net");
+	BLOCKED(l, "a.tracker.net");
+	BLOCKED(l, "b.a.tracker.net");
+
+	BLOCKED(l, "example.org");
+	BLOCKED(l, "www.example.org");
+	ALLOWED(l, "cdn.example.org");
+	ALLOWED(l, "img.cdn.example.org");
+	ALLOWED(l, "CDN.Example.Org");
+
+	ALLOWED(l, "good.test");
+	ALLOWED(l, "bad.good.test");
+	ALLOWED(l, "x.bad.good.test");
+	NONE(l, "other.test");
+
+	/* Malformed wire names get no verdict, and nothing is read past
+	 * the given length. */
+	static const uint8_t cut[] = "\3ads\7example\3co";
+	is_int(lists_match(l, cut, sizeof(cut) - 1), LISTS_NONE,
+	       "name cut short");
+	static const uint8_t noroot[] = "\3ads\7example\3com";
+	is_int(lists_match(l, noroot, sizeof(noroot) - 1), LISTS_NONE,
+	       "name without its root label");
+	static const uint8_t ptr[] = "\3ads\xc0\x0c";
+	is_int(lists_match(l, ptr, sizeof(ptr) - 1), LISTS_NONE,
+	       "compression pointer");
+	is_int(lists_match(l, (const uint8_t *)"", 1), LISTS_NONE, "root");
+	is_int(lists_match(l, (const uint8_t *)"", 0), LISTS_NONE,
+	       "zero length");
+	uint8_t big[300] = {0};
+	is_int(lists_match(l, big, sizeof(big)), LISTS_NONE, "over 255");
+	lists_free(l);
+
+	/* Only allow entries: allowed names say so, others are not blocked. */
+	l = lists_new();
+	lists_add(l, "a.test", LISTS_ALLOW, &why);
+	lists_finish(l);
+	ALLOWED(l, "a.test");
+	NONE(l, "b.test");
+	lists_free(l);
+
+	/* An empty set. */
+	l = lists_new();
+	ok(lists_finish(l), "finish an empty set");
+	NONE(l, "a.test");
+	is_int(lists_count(l), 0, "empty set: count");
+	lists_free(l);
+}
+
+static void test_hosts(void)
+{
+	struct lists_file_stats st;
+	char msgs[1024];
+	struct lists *l = LOAD(
+		"# StevenBlack-style hosts\n"
+		"127.0.0.1 localhost\n"
+		"127.0.0.1 localhost.localdomain\n"
+		"127.0.0.1 local\n"
+		"255.255.255.255 broadcasthost\n"
+		"::1 localhost ip6-localhost ip6-loopback\n"
+		"fe80::1%lo0 localhost\n"
+		"ff00::0 ip6-localnet\n"
+		"ff02::1 ip6-allnodes\n"
+		"0.0.0.0 0.0.0.0\n"
+		"\n"
+		"0.0.0.0 ads.example.com\n"
+		"127.0.0.1 a.test b.test\tc.test\n"
+		":: six.test\n"
+		"::1 seven.test\n"
+		"0:0:0:0:0:0:0:0 eight.test\n"
+		"0.0.0.0 commented.test # a comment\n"
+		"0.0.0.0 trail.test#not-a-comment\n"
+		"  0.0.0.0   indented.test   \n"
+		"0.0.0.0 ip6-foo.example.test\n"
+		"0.0.0.0 good.test bad..test other.test 1.2.3.4\n",
+		&st, msgs);
+	is_int(st.lines, 21, "hosts: lines");
+	is_int(st.entries, 12, "hosts: entries");
+	is_int(st.ignored, 11, "hosts: localhost and friends ignored");
+	is_int(st.bad, 3, "hosts: bad lines");
+	is_int(st.skipped_options, 0, "hosts: nothing skipped");
+	like(msgs, ":7: ", "scoped address: bad");
+	like(msgs, ":18: invalid character in name: "
+		   "'0.0.0.0 trail.test#not-a-comment'",
+	     "'#' inside a name is not a comment");
+	like(msgs, ":21: empty label", "bad name among good ones");
+	BLOCKED(l, "ads.example.com");
+	BLOCKED(l, "a.test");
+	BLOCKED(l, "b.test");
+	BLOCKED(l, "c.test");
+	BLOCKED(l, "six.test");
+	BLOCKED(l, "seven.test");
+	BLOCKED(l, "eight.test");
+	BLOCKED(l, "commented.test");
+	BLOCKED(l, "indented.test");
+	BLOCKED(l, "ip6-foo.example.test");
+	BLOCKED(l, "good.test");
+	BLOCKED(l, "other.test");
+	NONE(l, "localhost");
+	NONE(l, "ip6-localhost");
+	NONE(l, "broadcasthost");
+	NONE(l, "x.local");
+	lists_free(l);
+}
+
+static void test_plain(void)
+{
+	struct lists_file_stats st;
+	char msgs[1024];
+	struct lists *l = LOAD("plain.test\n"
+			       "UPPER.Example.TEST\n"
+			       "dot.test.\n"
+			       "crlf.test\r\n"
+			       "\r\n"
+			       "  spaced.test \t\n"
+			       "xn--bcher-kva.test\n"
+			       "*.star.test\n"
+			       "localhost\n"
+			       "1.2.3.4\n"
+			       "# comment\n"
+			       "last.test",
+			       &st, msgs);
+	is_int(st.lines, 12, "plain: lines (last one without newline)");
+	is_int(st.entries, 8, "plain: entries");
+	is_int(st.ignored, 1, "plain: localhost ignored");
+	is_int(st.bad, 1, "plain: bad lines");
+	like(msgs, ":10: IP address", "plain: an address alone is bad");
+	BLOCKED(l, "plain.test");
+	BLOCKED(l, "upper.example.test");
+	BLOCKED(l, "dot.test");
+	BLOCKED(l, "crlf.test");
+	BLOCKED(l, "spaced.test");
+	BLOCKED(l, "xn--bcher-kva.test");
+	BLOCKED(l, "sub.xn--bcher-kva.test");
+	NONE(l, "star.test");
+	BLOCKED(l, "a.star.test");
+	BLOCKED(l, "last.test");
+	NONE(l, "localhost");
+	lists_free(l);
+}
+
+static void test_adblock(void)
+{
+	struct lists_file_stats st;
+	char msgs[2048];
+	struct lists *l = LOAD(
+		"[Adblock Plus 2.0]\n"
+		"! Title: test list\n"
+		"||ab.test^\n"
+		"||imp.test^$important\n"
+		"||all.test^$all,important\n"
+		"||doc.test^$document\n"
+		"||pipe.test^|\n"
+		"||bar.test|\n"
+		"||UP.Test^\n"
+		"||*.wild.test^\n"
+		"@@||ok.ab.test^\n"
+		"@@||okimp.ab.test^$important\n"
+		"||tp.test^$third-party\n"
+		"||dom.test^$domain=a.com\n"
+		"||bf.ab.test^$badfilter\n"
+		"||mix.test^$important,third-party\n"
+		"||dns.test^$dnstype=AAAA\n"
+		"||path.test/ads^\n"
+		"||port.test:8080^\n"
+		"||nocaret.test\n"
+		"||nocaret2.test$important\n"
+		"/ads[0-9]+\\.test/\n"
+		"example.test##.banner\n"
+		"example.test#@#.banner\n"
+		"||a*b.test^\n"
+		"|http://x.test/\n"
+		"||x.test^$\n"
+		"||x.test^*\n"
+		"@@x.test\n"
+		"@@||*.wild.test^\n"
+		"||1.2.3.4^\n",
+		&st, msgs);
+	is_int(st.lines, 31, "adblock: lines");
+	is_int(st.entries, 8, "adblock: entries");
+	is_int(st.allows, 2, "adblock: allows");
+	is_int(st.skipped_options, 5, "adblock: options that change meaning");
+	is_int(st.bad, 14, "adblock: bad lines");
+	BLOCKED(l, "ab.test");
+	BLOCKED(l, "x.ab.test");
+	BLOCKED(l, "imp.test");
+	BLOCKED(l, "all.test");
+	BLOCKED(l, "doc.test");
+	BLOCKED(l, "pipe.test");
+	BLOCKED(l, "bar.test");
+	BLOCKED(l, "up.test");
+	NONE(l, "wild.test");
+	BLOCKED(l, "x.wild.test");
+	ALLOWED(l, "ok.ab.test");
+	ALLOWED(l, "x.ok.ab.test");
+	ALLOWED(l, "okimp.ab.test");
+	BLOCKED(l, "bf.ab.test");  /* $badfilter is not an allow */
+	NONE(l, "tp.test");        /* never misread as a block */
+	NONE(l, "dom.test");
+	NONE(l, "mix.test");
+	NONE(l, "dns.test");
+	NONE(l, "path.test");
+	NONE(l, "nocaret.test");
+	NONE(l, "example.test");
+	NONE(l, "x.test");
+	like(msgs, ":13: adblock option", "first report: line 13");
+	like(msgs, ":14: adblock option", "second report: line 14");
+	like(msgs, ":15: adblock option", "third report: line 15");
+	ok(strstr(msgs, ":16:") == NULL, "no fourth report");
+	lists_free(l);
+}
+
+static void test_mixed(void)
+{
+	struct lists_file_stats st;
+	char msgs[1024];
+	struct lists *l = LOAD("\xef\xbb\xbf# mixed, with a byte order mark\r\n"
+			       "0.0.0.0 hosts.test\r\n"
+			       "plain.test\r\n"
+			       "||adblock.test^\r\n"
+			       "@@||ok.plain.test^\r\n"
+			       "*.star.test\r\n"
+			       "! done\r\n",
+			       &st, msgs);
+	is_int(st.lines, 7, "mixed: lines");
+	is_int(st.entries, 4, "mixed: entries");
+	is_int(st.allows, 1, "mixed: allows");
+	is_int(st.bad, 0, "mixed: no bad lines");
+	is_str(msgs, "", "mixed: no messages");
+	BLOCKED(l, "hosts.test");
+	BLOCKED(l, "plain.test");
+	BLOCKED(l, "adblock.test");
+	ALLOWED(l, "ok.plain.test");
+	BLOCKED(l, "x.star.test");
+	is_int(lists_count(l), 4, "mixed: count");
+	is_int(lists_allow_count(l), 1, "mixed: allow count");
+	lists_free(l);
+
+	l = LOAD("\xef\xbb\xbf" "bom.test\n", &st, msgs);
+	is_int(st.entries, 1, "a byte order mark before a name");
+	BLOCKED(l, "bom.test");
+	lists_free(l);
+}
+
+/* Bad lines: counts, the first three quoted with their line numbers. */
+static void test_messages(void)
+{
+	struct lists_file_stats st;
+	char msgs[1024], small[40];
+	struct lists *l = lists_new();
+	const char *path = WRITE("good.test\n"
+				 "bad..test\n"
+				 "# comment\n"
+				 "||x.test^$third-party\n"
+				 "a_b.test\n"
+				 "@@bad\n"
+				 "another..bad\n");
+
+	ok(lists_load_file(l, path, &st, msgs, sizeof(msgs)), "load");
+	is_int(st.bad, 3, "three bad lines");
+	is_int(st.skipped_options, 1, "one skipped");
+	char want[1024];
+	snprintf(want, sizeof(want),
+		 "%s:2: empty label: 'bad..test'\n"
+		 "%s:4: adblock option that changes the rule's meaning: "
+		 "'||x.test^$third-party'\n"
+		 "%s:6: adblock rule other than ||domain^ (URL, regular "
+		 "expression): '@@bad'\n",
+		 path, path, path);
+	is_str(msgs, want, "messages: path, line, reason and the line");
+
+	ok(lists_load_file(l, path, &st, small, sizeof(small)),
+	   "load with a small message buffer");
+	ok(strlen(small) < sizeof(small), "  messages cut to fit");
+	ok(lists_load_file(l, path, &st, NULL, 0), "load without messages");
+	is_int(st.bad, 3, "  still counted");
+
+	ok(!lists_load_file(l, "/nonexistent/list.txt", &st, msgs,
+			    sizeof(msgs)),
+	   "missing file fails");
+	is_str(msgs, "/nonexistent/list.txt: No such file or directory\n",
+	       "  with the errno message");
+	ok(!lists_load_file(l, tmpdir, &st, msgs, sizeof(msgs)),
+	   "a folder fails");
+	like(msgs, "Is a directory", "  with the errno message");
+
+	path = WRITE("");
+	ok(lists_load_file(l, path, &st, msgs, sizeof(msgs)), "empty file");
+	is_int(st.lines, 0, "  no lines");
+	is_str(msgs, "", "  no messages");
+	lists_free(l);
+}
+
+/* Huge lines, NUL bytes, control characters, non-ASCII. */
+static void test_hostile(void)
+{
+	size_t huge = 300 * 1024; /* longer than the read buffer */
+	size_t cap = huge + 8192;
+	char *buf = malloc(cap);
+	if (!buf)
+		abort();
+	size_t n = 0;
+	struct lists_file_stats st;
+	char msgs[1024];
+
+#define PUT(s) (memcpy(buf + n, (s), sizeof(s) - 1), n += sizeof(s) - 1)
+	PUT("first.test\n");                    /* 1 */
+	memset(buf + n, 'a', huge);             /* 2: 300 KiB, no dots */
+	n += huge;
+	PUT("\n");
+	PUT("after.test\n");                    /* 3 */
+	memset(buf + n, 'b', 4097);             /* 4: just over 4 KiB */
+	n += 4097;
+	PUT("\n");
+	PUT("nul\0.test\n");                    /* 5 */
+	PUT("0.0.0.0 nul2.test\0\n");           /* 6 */
+	PUT("\0\n");                            /* 7 */
+	PUT("ctl\x01.test\n");                  /* 8 */
+	PUT("b\xc3\xbc" "cher.test\n");         /* 9 */
+	PUT("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    ".test\n");                         /* 10: label of 64 */
+	PUT("0.0.0.0\n");                       /* 11 */
+	PUT("last.test\n");                     /* 12 */
+#undef PUT
+	struct lists *l = load(buf, n, &st, msgs, sizeof(msgs));
+	is_int(st.lines, 12, "hostile: lines");
+	is_int(st.entries, 3, "hostile: entries");
+	is_int(st.bad, 9, "hostile: bad lines");
+	like(msgs, ":2: line longer than 4096 bytes: 'aaaa", "huge line");
+	like(msgs, "aaa...'\n", "  excerpt cut");
+	like(msgs, ":4: line longer than 4096 bytes", "line of 4097 bytes");
+	like(msgs, ":5: NUL byte: 'nul?.test'", "NUL byte, shown as '?'");
+	BLOCKED(l, "first.test");
+	BLOCKED(l, "after.test");
+	BLOCKED(l, "last.test");
+	NONE(l, "nul.test");
+	NONE(l, "nul2.test");
+	lists_free(l);
+
+	/* A huge last line without a newline, then the end of the file. */
+	memset(buf, 'c', huge);
+	l = load(buf, huge, &st, msgs, sizeof(msgs));
+	is_int(st.lines, 1, "huge last line: one line");
+	is_int(st.bad, 1, "  bad");
+	lists_free(l);
+	free(buf);
+}
+
+/* Duplicates within and across files count once. */
+static void test_duplicates(void)
+{
+	struct lists *l = lists_new();
+	struct lists_file_stats st;
+	char msgs[256];
+	const char *why;
+
+	lists_load_file(l, WRITE("dup.test\nDUP.test\n0.0.0.0 dup.test\n"),
+			&st, msgs, sizeof(msgs));
+	is_int(st.entries, 3, "entries count every line");
+	lists_load_file(l, WRITE("||dup.test^\nother.test\n"), &st, msgs,
+			sizeof(msgs));
+	lists_add(l, "dup.test.", LISTS_BLOCK, &why);
+	is_int(lists_count(l), 6, "before finish: duplicates included");
+	lists_finish(l);
+	is_int(lists_count(l), 2, "after finish: distinct names");
+	ok(!lists_load_file(l, WRITE("x.test\n"), &st, msgs, sizeof(msgs)),
+	   "no loading once frozen");
+	BLOCKED(l, "dup.test");
+	BLOCKED(l, "other.test");
+	lists_free(l);
+}
+
+static uint64_t rng_state;
+
+static uint32_t rnd(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(rng_state >> 33);
+}
+
+/* ---- against a reference ----------------------------------------------- */
+
+/* Names of 1-4 labels from a small alphabet, so that many are suffixes of
+ * others; name i of 780. */
+static void small_name(char *out, unsigned i)
+{
+	static const char *const labels[] = {"a", "b", "c", "xn--d", "e-f"};
+	unsigned n = i < 5 ? 1 : i < 30 ? 2 : i < 155 ? 3 : 4;
+	unsigned k = i - (n == 1 ? 0 : n == 2 ? 5 : n == 3 ? 30 : 155);
+	out[0] = '\0';
+	for (unsigned j = 0; j < n; j++, k /= 5) {
+		strcat(out, labels[k % 5]);
+		if (j + 1 < n)
+			strcat(out, ".");
+	}
+}
+
+/* q is e or a subdomain of e (strict: only a subdomain). */
+static bool under(const char *q, const char *e, bool strict)
+{
+	size_t ql = strlen(q), el = strlen(e);
+	if (ql == el)
+		return !strict && strcmp(q, e) == 0;
+	return ql > el && q[ql - el - 1] == '.' && strcmp(q + ql - el, e) == 0;
+}
+
+static void test_reference(void)
+{
+	enum { UNIVERSE = 780, ROUNDS = 20 };
+	static char names[UNIVERSE][32];
+	static unsigned char kind[UNIVERSE]; /* 1 << lists_kind, or'ed */
+	size_t wrong = 0, checked = 0;
+
+	for (unsigned i = 0; i < UNIVERSE; i++)
+		small_name(names[i], i);
+	rng_state = 42;
+	for (int round = 0; round < ROUNDS; round++) {
+		struct lists *l = lists_new();
+		const char *why;
+		memset(kind, 0, sizeof(kind));
+		for (int e = 0; e < 40; e++) {
+			unsigned i = rnd() % UNIVERSE;
+			unsigned r = rnd() % 5; /* more blocks than the rest */
+			enum lists_kind k = r < 3    ? LISTS_BLOCK
+					    : r == 3 ? LISTS_BLOCK_SUBS
+						     : LISTS_ALLOW;
+			kind[i] |= (unsigned char)(1u << k);
+			lists_add(l, names[i], k, &why);
+		}
+		lists_finish(l);
+		for (unsigned q = 0; q < UNIVERSE; q++) {
+			bool allowed = false, blocked = false;
+			for (unsigned e = 0; e < UNIVERSE; e++) {
+				bool u = under(names[q], names[e], false);
+				bool sub = under(names[q], names[e], true);
+				if (u && (kind[e] & 1u << LISTS_ALLOW))
+					allowed = true;
+				if ((u && (kind[e] & 1u << LISTS_BLOCK)) ||
+				    (sub && (kind[e] & 1u << LISTS_BLOCK_SUBS)))
+					blocked = true;
+			}
+			enum lists_verdict want = allowed   ? LISTS_ALLOWED
+						  : blocked ? LISTS_BLOCKED
+							    : LISTS_NONE;
+			char upper[32];
+			for (size_t j = 0; j < sizeof(upper); j++)
+				upper[j] = (char)((names[q][j] >= 'a' &&
+						   names[q][j] <= 'z')
+							  ? names[q][j] - 32
+							  : names[q][j]);
+			wrong += match(l, names[q]) != want;
+			wrong += match(l, upper) != want;
+			checked += 2;
+		}
+		lists_free(l);
+	}
+	is_int(wrong, 0, "verdicts agree with a reference over random sets");
+	diag("reference: %zu lookups compared", checked);
+}
+
+/* Random bytes: no crash, every line counted, nothing else. */
+static void test_garbage(void)
+{
+	static const char pieces[][16] = {
+		"\n", "\r\n", "\0", "0.0.0.0 ", "||", "^", "$", "@@", "*.",
+		".", "..", "#", " ", "\t", "a", "b.c", "xn--", "-", "_", "\xff",
+		"/", "[", "]", "!", "1", "::", "127.0.0.1", "important", ",",
+		"|", "~", "=",
+	};
+	size_t cap = 1 << 20;
+	char *buf = malloc(cap);
+	if (!buf)
+		abort();
+	rng_state = 7;
+	bool all_read = true, counted = true;
+	for (int round = 0; round < 8; round++) {
+		size_t n = 0, lines = 0;
+		while (n + 6000 < cap) {
+			if (rnd() % 512 == 0) { /* now and then a long run */
+				size_t run = rnd() % 5000;
+				memset(buf + n, 'x', run);
+				n += run;
+			}
+			const char *p = pieces[rnd() % (sizeof(pieces) /
+							sizeof(pieces[0]))];
+			size_t len = p[0] ? strlen(p) : 1;
+			memcpy(buf + n, p, len);
+			n += len;
+		}
+		for (size_t i = 0; i < n; i++)
+			lines += buf[i] == '\n';
+		lines += n > 0 && buf[n - 1] != '\n';
+		struct lists *l = lists_new();
+		struct lists_file_stats st;
+		char msgs[512];
+		all_read &= lists_load_file(l, write_file(buf, n), &st, msgs,
+					    sizeof(msgs));
+		counted &= st.lines == lines;
+		all_read &= lists_finish(l);
+		match(l, "a");
+		lists_free(l);
+	}
+	ok(all_read, "garbage: every file read");
+	ok(counted, "garbage: every line counted");
+	free(buf);
+}
+
+/* ---- scale ------------------------------------------------------------- */
+
+/* Name i of the generated list (absent: a name never in it). */
+static int gen_name(char *out, size_t size, uint32_t i, bool absent)
+{
+	static const char *const words[] = {"ads", "track", "pixel", "cdn",
+					    "metrics", "stats", "beacon"};
+	static const char *const tlds[] = {"com", "net", "org", "io", "xyz"};
+	uint32_t r = i * 2654435761u;
+	return snprintf(out, size, "%s%s-%x.%s.%s", absent ? "ok-" : "",
+			words[r % 7], i, words[(r >> 8) % 7],
+			tlds[(r >> 16) % 5]);
+}
+
+static double seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_scale(void)
+{
+	uint32_t count = 200000;
+	const char *env = getenv("LISTS_SCALE");
+	if (env && atol(env) > 0)
+		count = (uint32_t)atol(env);
+	size_t cap = (size_t)count * 48 + 64, n = 0;
+	char *buf = malloc(cap);
+	char name[128];
+	if (!buf)
+		abort();
+	rng_state = 1;
+
+	for (uint32_t i = 0; i < count; i++) {
+		static const char *const fmt[] = {"0.0.0.0 %s\n", "%s\n",
+						  "||%s^\n"};
+		gen_name(name, sizeof(name), i, false);
+		n += (size_t)snprintf(buf + n, cap - n, fmt[rnd() % 3], name);
+	}
+	const char *path = write_file(buf, n);
+	free(buf);
+
+	struct lists *l = lists_new();
+	struct lists_file_stats st;
+	char msgs[256];
+	double t0 = seconds();
+	bool loaded = lists_load_file(l, path, &st, msgs, sizeof(msgs));
+	double t1 = seconds();
+	bool finished = lists_finish(l);
+	double t2 = seconds();
+	ok(loaded && finished, "scale: load and finish %u names", count);
+	is_int(st.entries, count, "scale: every line read");
+	is_int(lists_count(l), count, "scale: all distinct");
+	diag("scale: %u names: load %.1f ms, finish %.1f ms, %.2f MiB "
+	     "(%.1f bytes a name)",
+	     count, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+	     (double)lists_memory(l) / 1048576.0,
+	     (double)lists_memory(l) / count);
+
+	size_t present = 0, sub = 0, absent = 0;
+	uint8_t wire[WIRE_NAME_MAX];
+	const char *why;
+	double t3 = seconds();
+	for (uint32_t i = 0; i < count; i++) {
+		gen_name(name, sizeof(name), i, false);
+		int w = wire_name_from_text(name, NULL, 0, wire, &why);
+		present += lists_match(l, wire, (size_t)w) == LISTS_BLOCKED;
+		if (i % 16 == 0) {
+			char s[140];
+			snprintf(s, sizeof(s), "www.%s", name);
+			w = wire_name_from_text(s, NULL, 0, wire, &why);
+			sub += lists_match(l, wire, (size_t)w) ==
+			       LISTS_BLOCKED;
+		}
+		gen_name(name, sizeof(name), i, true);
+		w = wire_name_from_text(name, NULL, 0, wire, &why);
+		absent += lists_match(l, wire, (size_t)w) != LISTS_NONE;
+	}
+	double t4 = seconds();
+	is_int(present, count, "scale: every listed name blocked");
+	is_int(sub, (count + 15) / 16, "scale: their subdomains blocked");
+	is_int(absent, 0, "scale: no unlisted name matches");
+	diag("scale: %.0f ns a lookup (with text to wire conversion)",
+	     (t4 - t3) * 1e9 / (count * 2.0 + count / 16.0));
+	lists_free(l);
+}
+
+int main(void)
+{
+	const char *t = getenv("TMPDIR");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_lists.XXXXXX",
+		 t && *t ? t : "/tmp");
+	if (!mkdtemp(tmpdir)) {
+		perror(tmpdir);
+		return 2;
+	}
+	test_add();
+	test_semantics();
+	test_hosts();
+	test_plain();
+	test_adblock();
+	test_mixed();
+	test_messages();
+	test_hostile();
+	test_duplicates();
+	test_reference();
+	test_garbage();
+	test_scale();
+	remove_files();
+	return done_testing();
+}
