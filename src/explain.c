@@ -187,11 +187,11 @@ static void print_sources(FILE *out, const struct zone *zone,
 
 static void print_policy(FILE *out, const struct config *cfg,
 			 const struct policy *policy, const uint8_t *name,
-			 size_t len)
+			 size_t len, uint16_t qtype)
 {
 	struct policy_decision d;
 
-	policy_decide(policy, name, len, &d);
+	policy_decide(policy, name, len, qtype, &d);
 	if (d.action == POLICY_PRIVATE) {
 		fprintf(out, "  rule:   private name (private_local = true): "
 			     "NXDOMAIN, never forwarded\n");
@@ -285,7 +285,8 @@ int explain(FILE *out, const struct config *cfg, const struct zone *zone,
 					     "overrides the block lists\n");
 				block_explain(out, cfg, wname, (size_t)len);
 			}
-			print_policy(out, cfg, policy, wname, (size_t)len);
+			print_policy(out, cfg, policy, wname, (size_t)len,
+				     (uint16_t)qtype);
 		}
 		free(reply);
 		return 0;
@@ -298,7 +299,8 @@ int explain(FILE *out, const struct config *cfg, const struct zone *zone,
 			     "upstream:\n",
 			wire_name_to_text(chase.target, chase.target_len, text,
 					  sizeof(text)));
-		print_policy(out, cfg, policy, chase.target, chase.target_len);
+		print_policy(out, cfg, policy, chase.target, chase.target_len,
+			     (uint16_t)qtype);
 	}
 	free(reply);
 	return 0;

@@ -36,8 +36,8 @@ static const char *const private_domains[] = {
 	"254.169.in-addr.arpa", "0.in-addr.arpa",	"d.f.ip6.arpa",
 	"c.f.ip6.arpa",		"8.e.f.ip6.arpa",	"9.e.f.ip6.arpa",
 	"a.e.f.ip6.arpa",	"b.e.f.ip6.arpa",
-	"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
-	"ip6.arpa",
+	("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+	 "ip6.arpa"),
 	"home.arpa",		"local",		"localhost",
 	"invalid",		"test",			"lan",
 	"internal",
@@ -120,7 +120,7 @@ void policy_free(struct policy *p)
 }
 
 void policy_decide(const struct policy *p, const uint8_t *name, size_t len,
-		   struct policy_decision *d)
+		   uint16_t qtype, struct policy_decision *d)
 {
 	uint32_t rule;
 
@@ -132,8 +132,14 @@ void policy_decide(const struct policy *p, const uint8_t *name, size_t len,
 			d->action = POLICY_REFUSE;
 		return;
 	}
-	if (p->private && (wire_name_labels(name, len) == 1 ||
-			   nameset_match(p->private, name, len, &rule, NULL)))
+	/* Single-label names only for address lookups (like dnsmasq's
+	 * domain-needed): "com NS" or ". DNSKEY" from a validating client
+	 * must still go out. */
+	bool address = qtype == WIRE_T_A || qtype == WIRE_T_AAAA ||
+		       qtype == WIRE_T_ANY;
+	if (p->private &&
+	    ((address && wire_name_labels(name, len) == 1) ||
+	     nameset_match(p->private, name, len, &rule, NULL)))
 		d->action = POLICY_PRIVATE;
 }
 

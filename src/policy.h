@@ -32,9 +32,9 @@ struct policy *policy_build(const struct config *cfg, char *err,
 			    size_t errlen);
 void policy_free(struct policy *p);
 
-/* Decide for name (wire form, any case). */
+/* Decide for a query of qtype for name (wire form, any case). */
 void policy_decide(const struct policy *p, const uint8_t *name, size_t len,
-		   struct policy_decision *d);
+		   uint16_t qtype, struct policy_decision *d);
 
 /* May this client (a sockaddr_in or sockaddr_in6) query us? */
 bool policy_client_allowed(const struct policy *p, const void *sockaddr);

@@ -422,9 +422,8 @@ static bool start_chase(struct query_env *env, const struct query_client *c,
 	struct policy_decision d = {POLICY_FORWARD, 0};
 
 	if (env->v.policy)
-		policy_decide(env->v.policy, ac->target, ac->target_len, &d);
-	if (d.action != POLICY_FORWARD)
-		return false;
+		policy_decide(env->v.policy, ac->target, ac->target_len,
+			      wq->qtype, &d);
 	if (env->v.blocks && lists_match(env->v.blocks, ac->target,
 					 ac->target_len) == LISTS_BLOCKED) {
 		size_t n = answer_blocked(&env->v.block, wq, pkt,
@@ -434,6 +433,8 @@ static bool start_chase(struct query_env *env, const struct query_client *c,
 		reply(env, c, wq, env->out, n);
 		return true;
 	}
+	if (d.action != POLICY_FORWARD)
+		return false;
 	struct chase *ch = malloc(sizeof(*ch) + ac->body_len);
 	size_t ulen = WIRE_HEADER_LEN + ac->target_len + 4 +
 		      (wq->has_opt ? wq->opt_len : 0);
@@ -529,7 +530,8 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	}
 	struct policy_decision d = {POLICY_FORWARD, 0};
 	if (env->v.policy)
-		policy_decide(env->v.policy, wq.qname, wq.qname_len, &d);
+		policy_decide(env->v.policy, wq.qname, wq.qname_len, wq.qtype,
+			      &d);
 	switch (d.action) {
 	case POLICY_REFUSE:
 		env->st.refused++;

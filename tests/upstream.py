@@ -14,9 +14,12 @@ for any zone.  What it does is chosen by the first label of the query name
   garbage     64 random bytes     malformed the query's ID, QR=1, then junk
   wrongid     reply with ID+1     noqr      reply with QR=0
   badq        reply for another question name
+  badop       reply with opcode NOTIFY (4)
+  upcase      a normal answer, but question and owner names in upper case
   short       the first 5 bytes of a reply
   big         about 3000 bytes (A: 200 A records, AAAA: 100, TXT: 12 x 240)
   mid         about 800 bytes (A: 48 A records, TXT: 3 x 240)
+  half        about 360 bytes (A: 20 A records, TXT: 1 x 240)
               Over UDP a reply larger than the query's limit (512, or its
               OPT size) is sent truncated (TC=1, question and OPT only);
               TCP always gets the whole reply.
@@ -24,6 +27,7 @@ for any zone.  What it does is chosen by the first label of the query name
   edns        TXT: "opt=0|1 size=N do=0|1 opts=CODE,CODE" for the OPT received
   slow        a normal answer, 500 ms late
   cookie      a normal answer whose OPT carries a COOKIE option (code 10)
+  cname       CNAME target.example.net., then target's A/AAAA
 
 --log FILE appends one line per query received, written before any answer:
   PROTO ID QNAME QTYPE opt=0|1 size=N do=0|1 opts=CODE,...
@@ -48,6 +52,7 @@ import dns.edns
 import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -85,16 +90,16 @@ def address6_for(qname):
 
 
 def big_rdatas(kind, rdtype):
-    """Record data (text) for big.* (kind 'big') or mid.* (kind 'mid')."""
+    """Record data (text) for big.*, mid.* or half.* (kind 'big', 'mid',
+    'half')."""
+    sizes = {"big": (200, 100, 12), "mid": (48, 24, 3), "half": (20, 10, 1)}
+    n_a, n_aaaa, n_txt = sizes[kind]
     if rdtype == dns.rdatatype.A:
-        n = 200 if kind == "big" else 48
-        return ["198.18.%d.%d" % (i // 256, i % 256) for i in range(n)]
+        return ["198.18.%d.%d" % (i // 256, i % 256) for i in range(n_a)]
     if rdtype == dns.rdatatype.AAAA:
-        n = 100 if kind == "big" else 24
-        return ["2001:db8:b16::%x" % (i + 1) for i in range(n)]
+        return ["2001:db8:b16::%x" % (i + 1) for i in range(n_aaaa)]
     if rdtype == dns.rdatatype.TXT:
-        n = 12 if kind == "big" else 3
-        return ['"%02d%s"' % (i, "x" * 238) for i in range(n)]
+        return ['"%02d%s"' % (i, "x" * 238) for i in range(n_txt)]
     return []
 
 
@@ -184,12 +189,18 @@ class Upstream:
                 self.add(r, qname, rdtype, TTL, ["192.168.1.1"])
             else:
                 r.authority.append(self.soa_rrset(qname))
-        elif label in ("big", "mid"):
+        elif label in ("big", "mid", "half"):
             texts = big_rdatas(label, rdtype)
             if texts:
                 self.add(r, qname, rdtype, TTL, texts)
             else:
                 r.authority.append(self.soa_rrset(qname))
+        elif label == "cname":
+            # A CNAME to target.example.net, then the target's record:
+            # for deep CNAME blocking.
+            target = dns.name.from_text("target.example.net.")
+            self.add(r, qname, dns.rdatatype.CNAME, TTL, [target.to_text()])
+            self.normal(q, target, rdtype, r)
         elif label == "id":
             self.add(r, qname, dns.rdatatype.TXT, 0, ['"%d"' % q.id])
         elif label == "edns":
@@ -220,6 +231,13 @@ class Upstream:
         if label == "badq":
             r.question = [dns.rrset.RRset(dns.name.from_text("other.invalid."),
                                           question.rdclass, rdtype)]
+        if label == "badop":
+            r.set_opcode(dns.opcode.NOTIFY)
+        if label == "upcase":
+            upper = dns.name.from_text(qname.to_text().upper())
+            r.question = [dns.rrset.RRset(upper, question.rdclass, rdtype)]
+            for rrset in r.answer:
+                rrset.name = upper
         if label == "noqr":
             r.flags &= ~dns.flags.QR
         if label == "wrongid":
