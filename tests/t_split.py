@@ -94,6 +94,14 @@ def t_private():
 
 
 @test
+def t_single_label_other_types():
+    """single-label names of other types (a validating client's "com DS") go out"""
+    clear()
+    q, r = query("com", "DS", port=P)
+    assert A.saw("com"), "forwarded"
+
+
+@test
 def t_private_rule():
     """a forward rule takes a private reverse zone out of the private set"""
     clear()
