@@ -5,6 +5,8 @@ the scriptable upstream (upstream.py) and the daemon under test started on
 free loopback ports, and small helpers to query them with dnspython or raw
 bytes.  The daemon is $SPLITDNS (the build's src/splitdns by default).
 Every process started here is stopped at exit; every wait is bounded.
+It is the harness of the t_answers, t_relay, t_split and t_block scripts;
+sdtest.py, the other one, provides the socket helpers both use.
 """
 import atexit
 import os
@@ -23,6 +25,10 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+
+# The low-level pieces are shared with the other harness, sdtest.
+from sdtest import free_port, frame, tcp_connect, tcp_raw, udp_raw
+from sdtest import tcp_read as tcp_recv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("srcdir", HERE)
@@ -68,26 +74,6 @@ def done():
 
 
 # ------------------------------------------------------------ processes
-
-def free_port():
-    """A port free for UDP and TCP on 127.0.0.1 and ::1."""
-    for _ in range(200):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        try:
-            for fam, typ, addr in ((socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1"),
-                                   (socket.AF_INET6, socket.SOCK_DGRAM, "::1"),
-                                   (socket.AF_INET6, socket.SOCK_STREAM, "::1")):
-                t = socket.socket(fam, typ)
-                t.bind((addr, port))
-                t.close()
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
-
 
 class Upstream:
     """The scriptable test upstream on a free port, v4 and v6."""
@@ -210,55 +196,15 @@ def query(name, rdtype="A", port=53, addr="127.0.0.1", tcp=False, timeout=3,
 
 def raw_udp(packet, port, addr="127.0.0.1", timeout=1.0):
     """Send bytes; the reply's bytes or None after timeout."""
-    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_DGRAM)
-    s.settimeout(timeout)
-    try:
-        s.sendto(packet, (addr, port))
-        return s.recv(65535)
-    except socket.timeout:
-        return None
-    finally:
-        s.close()
-
-
-def tcp_connect(port, addr="127.0.0.1", timeout=3):
-    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect((addr, port))
-    return s
+    return udp_raw(packet, port, addr, timeout)
 
 
 def tcp_send(s, packet):
-    s.sendall(struct.pack("!H", len(packet)) + packet)
-
-
-def tcp_recv(s):
-    """One framed message, or None when the connection closed."""
-    def exact(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return buf
-    head = exact(2)
-    if head is None:
-        return None
-    return exact(struct.unpack("!H", head)[0])
+    s.sendall(frame(packet))
 
 
 def raw_tcp(packet, port, addr="127.0.0.1", timeout=2.0):
-    s = tcp_connect(port, addr, timeout)
-    try:
-        tcp_send(s, packet)
-        return tcp_recv(s)
-    except socket.timeout:
-        return None
-    finally:
-        s.close()
+    return tcp_raw(packet, port, addr, timeout)
 
 
 def rcode(r):
