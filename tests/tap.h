@@ -4,10 +4,7 @@
  * Each check prints one "ok N - name" or "not ok N - name" line, with the
  * caller's file:line and what was got and expected as "#" diagnostics on
  * failure; done_testing() prints the plan "1..N" last, which the TAP
- * producer may do (automake's tap-driver accepts it).  A check made between
- * tap_todo("why") and tap_todo(NULL) is a known bug: it is marked "# TODO"
- * and does not count as a failure (tap-driver reports it as XFAIL, and as
- * an error, XPASS, once the bug is fixed, so the mark must then go).
+ * producer may do (automake's tap-driver accepts it).
  *
  * The counters live in one static struct: each test program is a single
  * translation unit, so this is all the state there is.
@@ -24,7 +21,6 @@
 static struct {
 	int run;
 	int failed;
-	const char *todo; /* non-NULL: checks are expected to fail */
 } tap;
 
 static inline bool tap_vok(bool pass, const char *file, int line,
@@ -33,14 +29,10 @@ static inline bool tap_vok(bool pass, const char *file, int line,
 	tap.run++;
 	printf("%sok %d - ", pass ? "" : "not ", tap.run);
 	vprintf(fmt, ap);
-	if (tap.todo)
-		printf(" # TODO %s", tap.todo);
 	printf("\n");
 	if (!pass) {
-		printf("#   Failed %stest at %s line %d.\n",
-		       tap.todo ? "(TODO) " : "", file, line);
-		if (!tap.todo)
-			tap.failed++;
+		printf("#   Failed test at %s line %d.\n", file, line);
+		tap.failed++;
 	}
 	fflush(stdout);
 	return pass;
@@ -135,7 +127,6 @@ static inline bool tap_like(const char *got, const char *want, const char *file,
 }
 
 /* Mark the following checks as known failures (reason), or stop (NULL). */
-static inline void tap_todo(const char *reason) { tap.todo = reason; }
 
 /* Print the plan; 0 when every check passed (TODO checks aside), else 1. */
 static inline int done_testing(void)
