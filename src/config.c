@@ -358,6 +358,21 @@ static bool load_access(struct loader *ld, config_setting_t *root,
 	return true;
 }
 
+static bool load_user(struct loader *ld, config_setting_t *root,
+		      struct config *cfg)
+{
+	const char *user = NULL;
+
+	if (!get_string(ld, root, "user", false, &user, &cfg->user_line))
+		return false;
+	if (user && !*user)
+		return fail(ld, config_setting_get_member(root, "user"),
+			    "'user' is empty");
+	if (user)
+		cfg->user = xstrdup(user);
+	return true;
+}
+
 static bool same_endpoint(const struct config_addr *a,
 			  const struct config_addr *b)
 {
@@ -843,7 +858,8 @@ struct config *config_load(const char *path, const char *const *override,
 		"listen",	 "upstream",	      "zones",
 		"edns_size",	 "tcp",		      "forward",
 		"private_local", "rebind_protection", "rebind_ok",
-		"block",	 "access",	      NULL};
+		"block",	 "access",	      "user",
+		NULL};
 	struct loader ld = {err, errlen, path, path};
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	config_t c;
@@ -867,6 +883,7 @@ struct config *config_load(const char *path, const char *const *override,
 	    !get_string_list(&ld, root, "rebind_ok", &cfg->rebind_ok,
 			     &cfg->nrebind_ok, NULL) ||
 	    !load_block(&ld, root, cfg) || !load_access(&ld, root, cfg) ||
+	    !load_user(&ld, root, cfg) ||
 	    !check_loops(&ld, cfg) ||
 	    !load_zones(&ld, root, cfg))
 		goto out;
@@ -908,6 +925,7 @@ void config_free(struct config *cfg)
 	free_strings(cfg->block.domains, cfg->block.ndomains);
 	free_strings(cfg->block.allow, cfg->block.nallow);
 	free(cfg->access);
+	free(cfg->user);
 	free(cfg->listen);
 	free(cfg->servers);
 	free(cfg->path);

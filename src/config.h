@@ -108,6 +108,8 @@ struct config {
 	struct config_block block;
 	struct config_prefix *access; /* clients that may query */
 	size_t naccess;
+	char *user;   /* switch to this user after binding; NULL: stay */
+	int user_line;
 };
 
 /*

@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -205,6 +207,40 @@ static void log_stats(const struct daemon *d)
 		 s->malformed, s->dropped, s->truncated);
 }
 
+/* Give up root once the sockets are bound (user = "..."). */
+static int drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+
+	if (!cfg->user)
+		return 0;
+	errno = 0;
+	if (!(pw = getpwnam(cfg->user))) {
+		log_err("%s:%d: user '%s': %s", cfg->path, cfg->user_line,
+			cfg->user, errno ? strerror(errno) : "no such user");
+		return -1;
+	}
+	if (geteuid() != 0) {
+		if (geteuid() == pw->pw_uid)
+			return 0;
+		log_err("user = \"%s\" needs splitdns to start as root",
+			cfg->user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_err("switching to user %s: %s", cfg->user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) { /* must not be able to come back */
+		log_err("switching to user %s: root could be regained",
+			cfg->user);
+		return -1;
+	}
+	log_info("running as user %s", cfg->user);
+	return 0;
+}
+
 static void on_signal(struct loop_watch *w, uint32_t events)
 {
 	struct daemon *d = (struct daemon *)((char *)w -
@@ -380,6 +416,9 @@ static void reload(struct daemon *d)
 	if (!same_sockets(d->rt.cfg, rt.cfg))
 		log_warn("listen or tcp settings changed: they take effect "
 			 "after a restart");
+	if ((d->rt.cfg->user == NULL) != (rt.cfg->user == NULL) ||
+	    (rt.cfg->user && strcmp(d->rt.cfg->user, rt.cfg->user) != 0))
+		log_warn("user changed: it takes effect after a restart");
 	struct runtime old = d->rt;
 	d->rt = rt;
 	set_view(d);
@@ -518,6 +557,8 @@ int main(int argc, char **argv)
 		if (detach(o.pidfile) < 0)
 			goto out;
 	}
+	if (drop_privileges(d.rt.cfg) < 0)
+		goto out;
 	server_io(d.srv, &io);
 	struct query_view none = {0};
 	if ((d.env = query_env_new(&none, &io)))

@@ -267,6 +267,36 @@ def t_access():
 
 
 @test
+def t_user():
+    """user = "nobody": bound as root, then serving as nobody; bad names refused"""
+    import os
+    import pwd
+    if os.geteuid() != 0:
+        print("# not root: only the unknown user is checked")
+    else:
+        d3 = Daemon('listen = @LISTEN@;\nupstream: { servers = ["127.0.0.1:%d"]; };\n'
+                    'user = "nobody";' % A.port)
+        try:
+            os.chmod(d3.dir, 0o755)
+            with open("/proc/%d/status" % d3.proc.pid) as f:
+                uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
+            eq(set(uids), {str(pwd.getpwnam("nobody").pw_uid)}, "real/effective/saved uid")
+            q, r = query("www.example.org", port=d3.port)
+            eq(rcode(r), "NOERROR")
+            os.chmod(d3.conf, 0o644)
+            d3.signal(signal.SIGHUP)
+            time.sleep(0.3)
+            q, r = query("www.example.org", port=d3.port)
+            eq(rcode(r), "NOERROR")
+            assert "reloaded" in d3.stderr(), d3.stderr()
+        finally:
+            d3.stop()
+    d4 = Daemon('listen = @LISTEN@;\nuser = "no-such-user-here";', wait=False)
+    eq(d4.proc.wait(timeout=10), 1)
+    assert "splitdns.conf:2: user 'no-such-user-here'" in d4.stderr(), d4.stderr()
+
+
+@test
 def t_stop():
     """SIGTERM after reloads: exit status 0, nothing leaked"""
     d.stop()
