@@ -358,6 +358,33 @@ static bool load_access(struct loader *ld, config_setting_t *root,
 	return true;
 }
 
+static bool load_cache(struct loader *ld, config_setting_t *root,
+		       struct config *cfg)
+{
+	static const char *const known[] = {"size", "min_ttl", "max_ttl",
+					    "negative_ttl", NULL};
+	config_setting_t *g = config_setting_get_member(root, "cache");
+
+	cfg->cache_size = 10000;
+	cfg->cache_min_ttl = 0;
+	cfg->cache_max_ttl = 86400;
+	cfg->cache_negative_ttl = 300;
+	if (!g)
+		return true;
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return fail(ld, g, "'cache' must be a group { ... }");
+	if (!check_names(ld, g, known, "cache") ||
+	    !get_int(ld, g, "size", 0, 10000000, &cfg->cache_size) ||
+	    !get_int(ld, g, "min_ttl", 0, 86400, &cfg->cache_min_ttl) ||
+	    !get_int(ld, g, "max_ttl", 0, 604800, &cfg->cache_max_ttl) ||
+	    !get_int(ld, g, "negative_ttl", 0, 86400,
+		     &cfg->cache_negative_ttl))
+		return false;
+	if (cfg->cache_min_ttl > cfg->cache_max_ttl)
+		return fail(ld, g, "cache.min_ttl is above cache.max_ttl");
+	return true;
+}
+
 static bool load_user(struct loader *ld, config_setting_t *root,
 		      struct config *cfg)
 {
@@ -859,7 +886,7 @@ struct config *config_load(const char *path, const char *const *override,
 		"edns_size",	 "tcp",		      "forward",
 		"private_local", "rebind_protection", "rebind_ok",
 		"block",	 "access",	      "user",
-		NULL};
+		"cache",	 NULL};
 	struct loader ld = {err, errlen, path, path};
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	config_t c;
@@ -883,7 +910,7 @@ struct config *config_load(const char *path, const char *const *override,
 	    !get_string_list(&ld, root, "rebind_ok", &cfg->rebind_ok,
 			     &cfg->nrebind_ok, NULL) ||
 	    !load_block(&ld, root, cfg) || !load_access(&ld, root, cfg) ||
-	    !load_user(&ld, root, cfg) ||
+	    !load_user(&ld, root, cfg) || !load_cache(&ld, root, cfg) ||
 	    !check_loops(&ld, cfg) ||
 	    !load_zones(&ld, root, cfg))
 		goto out;

@@ -108,6 +108,10 @@ struct config {
 	struct config_block block;
 	struct config_prefix *access; /* clients that may query */
 	size_t naccess;
+	int64_t cache_size;          /* entries; 0: no cache */
+	int64_t cache_min_ttl;
+	int64_t cache_max_ttl;
+	int64_t cache_negative_ttl;
 	char *user;   /* switch to this user after binding; NULL: stay */
 	int user_line;
 };

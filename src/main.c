@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "block.h"
+#include "cache.h"
 #include "config.h"
 #include "explain.h"
 #include "forward.h"
@@ -76,6 +77,7 @@ struct daemon {
 	/* Channels replaced by a reload, freed once their queries end. */
 	struct forward *draining[MAX_DRAINING];
 	size_t ndraining;
+	struct cache *cache;     /* survives reloads; NULL when disabled */
 	struct loop_watch sigw;
 	bool stop;
 	bool reload;
@@ -191,20 +193,39 @@ static int detach(const char *pidfile)
 	return 0;
 }
 
+static void cache_limits_of(const struct config *cfg,
+			    struct cache_limits *lim)
+{
+	lim->size = (size_t)cfg->cache_size;
+	lim->min_ttl = (uint32_t)cfg->cache_min_ttl;
+	lim->max_ttl = (uint32_t)cfg->cache_max_ttl;
+	lim->negative_ttl = (uint32_t)cfg->cache_negative_ttl;
+}
+
 /* SIGUSR1: the counters, one line. */
 static void log_stats(const struct daemon *d)
 {
 	const struct query_stats *s = query_get_stats(d->env);
 
 	log_info("stats: queries %" PRIu64 ", local %" PRIu64
-		 ", blocked %" PRIu64 ", forwarded %" PRIu64
+		 ", blocked %" PRIu64 ", cache %" PRIu64 ", forwarded %" PRIu64
 		 ", upstream answers %" PRIu64 ", servfail %" PRIu64
 		 ", refused %" PRIu64 ", private %" PRIu64
 		 ", rebind %" PRIu64 ", malformed %" PRIu64
 		 ", dropped %" PRIu64 ", truncated %" PRIu64,
-		 s->queries, s->local, s->blocked, s->forwarded, s->answered,
+		 s->queries, s->local, s->blocked, s->cached, s->forwarded,
+		 s->answered,
 		 s->servfail, s->refused, s->private_nx, s->rebind,
 		 s->malformed, s->dropped, s->truncated);
+	if (d->cache) {
+		struct cache_stats cs;
+		cache_get_stats(d->cache, &cs);
+		log_info("cache: %zu entries, %zu bytes, %" PRIu64
+			 " hits, %" PRIu64 " misses, %" PRIu64
+			 " stored, %" PRIu64 " evicted",
+			 cs.entries, cs.bytes, cs.hits, cs.misses, cs.stored,
+			 cs.evicted);
+	}
 }
 
 /* Give up root once the sockets are bound (user = "..."). */
@@ -391,6 +412,7 @@ static void set_view(struct daemon *d)
 		.groups = d->rt.groups,
 		.ngroups = d->rt.ngroups,
 		.blocks = d->rt.blocks,
+		.cache = d->cache,
 		.block_cname = d->rt.cfg->block.cname,
 		.edns_size = (uint16_t)d->rt.cfg->edns_size,
 		.deadline_ms = d->rt.cfg->timeout_ms * d->rt.cfg->tries,
@@ -421,6 +443,15 @@ static void reload(struct daemon *d)
 		log_warn("user changed: it takes effect after a restart");
 	struct runtime old = d->rt;
 	d->rt = rt;
+	/* Cached answers stay unless the servers they came from changed:
+	 * local data, blocks and rules are consulted before the cache. */
+	if (d->cache && old.groups) /* load() made new channels */
+		cache_clear(d->cache);
+	if (d->cache) {
+		struct cache_limits lim;
+		cache_limits_of(rt.cfg, &lim);
+		cache_set_limits(d->cache, &lim);
+	}
 	set_view(d);
 	for (size_t i = 0; old.groups && i < old.ngroups; i++) {
 		struct forward *fw = old.groups[i];
@@ -559,6 +590,12 @@ int main(int argc, char **argv)
 	}
 	if (drop_privileges(d.rt.cfg) < 0)
 		goto out;
+	struct cache_limits lim;
+	cache_limits_of(d.rt.cfg, &lim);
+	if (!(d.cache = cache_new(&lim))) {
+		log_err("out of memory");
+		goto out;
+	}
 	server_io(d.srv, &io);
 	struct query_view none = {0};
 	if ((d.env = query_env_new(&none, &io)))
@@ -595,6 +632,7 @@ out:
 		close(d.sigw.fd);
 	loop_free(d.loop);
 	runtime_free(&d.rt);
+	cache_free(d.cache);
 	if (rc == 0 && o.detach)
 		unlink(o.pidfile);
 	free(conf);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "cache.h"
 #include "forward.h"
 #include "lists.h"
 #include "log.h"
@@ -313,6 +314,15 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 		return;
 	}
 	env->st.answered++;
+	/* Newer c-ares rewrites client cookies: never relay a server cookie
+	 * that was not made for this client (RFC 7873 5.3). */
+	len = wire_strip_edns_option(env->out, len, WIRE_EDNS_COOKIE);
+	if (env->v.cache && !q->chase) {
+		uint8_t key[CACHE_KEY_MAX];
+		size_t klen = cache_key(key, &q->wq, q->group);
+		cache_store(env->v.cache, key, klen, env->out, len,
+			    loop_now_ms());
+	}
 	if (q->chase) {
 		len = merge_chase(env, q, len);
 		reply(env, &q->client, &q->wq, env->merge, len);
@@ -320,9 +330,6 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 		return;
 	}
 	wire_set16(env->out, q->wq.hdr.id);
-	/* Newer c-ares rewrites client cookies: never relay a server cookie
-	 * that was not made for this client (RFC 7873 5.3). */
-	len = wire_strip_edns_option(env->out, len, WIRE_EDNS_COOKIE);
 	reply(env, &q->client, &q->wq, env->out, len);
 	query_done(q);
 }
@@ -407,6 +414,30 @@ static void log_query(const struct query_client *c, const struct wire_query *wq,
 	else
 		log_debug("%s %s %s type %u: %s", c->conn ? "tcp" : "udp", addr,
 			  name, wq->qtype, what);
+}
+
+/* Answer from the cache: the client's ID and spelling, TTLs aged, and
+ * the block list consulted again (it may have changed since). */
+static bool from_cache(struct query_env *env, const struct query_client *c,
+		       const struct wire_query *wq, size_t group)
+{
+	uint8_t key[CACHE_KEY_MAX];
+	size_t klen = cache_key(key, wq, group);
+	size_t n = cache_lookup(env->v.cache, key, klen, loop_now_ms(),
+				env->out, sizeof(env->out));
+
+	if (n == 0 || n < WIRE_HEADER_LEN + wq->qname_len)
+		return false;
+	if (env->v.blocks && env->v.block_cname &&
+	    cname_blocked(env->v.blocks, env->out, n))
+		return false; /* the upstream path will block it */
+	wire_set16(env->out, wq->hdr.id);
+	memcpy(env->out + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
+	env->st.cached++;
+	if (log_verbose())
+		log_query(c, wq, "cache", WIRE_RCODE(wire_get16(env->out + 2)));
+	reply(env, c, wq, env->out, n);
+	return true;
 }
 
 /*
@@ -549,6 +580,8 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	case POLICY_FORWARD:
 		break;
 	}
+	if (env->v.cache && from_cache(env, c, &wq, d.group))
+		return;
 	if (log_verbose())
 		log_query(c, &wq, d.group ? "forward rule" : "forward", -1);
 	relay(env, c, &wq, pkt, len, d.group, NULL);

@@ -17,6 +17,7 @@
 
 #include "answer.h"
 
+struct cache;
 struct forward;
 struct lists;
 struct policy;
@@ -64,6 +65,7 @@ struct query_stats {
 	uint64_t private_nx;  /* private names kept local */
 	uint64_t forwarded;   /* sent upstream */
 	uint64_t answered;    /* upstream answers passed on */
+	uint64_t cached;      /* answered from the cache */
 	uint64_t servfail;    /* upstream failures and deadlines */
 	uint64_t rebind;      /* rebind protection */
 	uint64_t truncated;   /* UDP replies cut to the client's size */
@@ -79,6 +81,7 @@ struct query_view {
 	const struct lists *blocks;    /* NULL: nothing is blocked */
 	struct answer_block block;     /* how blocked names are answered */
 	bool block_cname;    /* block replies whose CNAMEs reach blocked names */
+	struct cache *cache;           /* NULL: no cache; kept across reloads */
 	uint16_t edns_size;  /* our EDNS UDP payload size */
 	int deadline_ms;     /* a client gets SERVFAIL after this long */
 };

@@ -120,6 +120,14 @@ static inline void wire_set16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
+static inline void wire_set32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 /* Read the 12-byte header.  Returns false when len < 12. */
 bool wire_read_header(const uint8_t *msg, size_t len, struct wire_header *h);
 

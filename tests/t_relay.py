@@ -39,10 +39,11 @@ def t_ids():
     """the upstream sees our own random ID; the client gets its own back"""
     seen = []
     for i in range(12):
-        for addr, tcp in TRANSPORTS:
+        for j, (addr, tcp) in enumerate(TRANSPORTS):
             qid = (i * 977 + 5) & 0xffff
-            q, r = query("id%d.example.net" % i, "TXT", port=P, addr=addr, tcp=tcp,
-                         qid=qid)
+            # A name per query: the cache would answer repeats itself.
+            q, r = query("id%d-%d.example.net" % (i, j), "TXT", port=P, addr=addr,
+                         tcp=tcp, qid=qid)
             eq(r.id, qid, "client ID restored")
     up_ids = [int(x[1]) for x in up.queries() if x[2].startswith("id")]
     assert len(up_ids) >= 48, "upstream queries: %d" % len(up_ids)

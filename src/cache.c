@@ -1,0 +1,307 @@
+/*
+ * cache.c - reply cache: chained hash table plus an LRU list.
+ *
+ * One allocation per entry holds the key and the reply.  Expired entries
+ * are dropped when found; eviction takes the least recently used one.  The
+ * stored reply keeps the TTLs it arrived with; a hit subtracts the whole
+ * seconds it has spent here, so every client sees the time left.
+ */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+
+struct entry {
+	struct entry *hnext;         /* hash chain */
+	struct entry *prev, *next;   /* LRU: head is the most recent */
+	uint32_t hash;
+	uint64_t stored_ms;
+	uint64_t expires_ms;
+	uint16_t klen;
+	uint16_t len;
+	uint8_t data[];              /* key, then reply */
+};
+
+struct cache {
+	struct cache_limits lim;
+	struct entry **bucket;
+	size_t nbuckets;             /* a power of two */
+	struct entry *head, *tail;
+	struct cache_stats st;
+};
+
+static uint32_t hash(const uint8_t *key, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h ^ (h >> 15);
+}
+
+struct cache *cache_new(const struct cache_limits *lim)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->lim = *lim;
+	size_t n = 64;
+	while (n < lim->size && n < ((size_t)1 << 24))
+		n *= 2;
+	c->bucket = calloc(n, sizeof(*c->bucket));
+	if (!c->bucket) {
+		free(c);
+		return NULL;
+	}
+	c->nbuckets = n;
+	return c;
+}
+
+static void lru_unlink(struct cache *c, struct entry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push(struct cache *c, struct entry *e)
+{
+	e->prev = NULL;
+	e->next = c->head;
+	if (c->head)
+		c->head->prev = e;
+	else
+		c->tail = e;
+	c->head = e;
+}
+
+static void drop(struct cache *c, struct entry *e)
+{
+	struct entry **pp = &c->bucket[e->hash & (c->nbuckets - 1)];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(c, e);
+	c->st.entries--;
+	c->st.bytes -= sizeof(*e) + e->klen + e->len;
+	free(e);
+}
+
+void cache_clear(struct cache *c)
+{
+	while (c->head)
+		drop(c, c->head);
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c)
+		return;
+	cache_clear(c);
+	free(c->bucket);
+	free(c);
+}
+
+void cache_set_limits(struct cache *c, const struct cache_limits *lim)
+{
+	c->lim = *lim;
+	while (c->st.entries > c->lim.size && c->tail) {
+		drop(c, c->tail);
+		c->st.evicted++;
+	}
+}
+
+size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group)
+{
+	wire_name_lower(key, q->qname, q->qname_len);
+	size_t n = q->qname_len;
+	wire_set16(key + n, q->qtype);
+	wire_set16(key + n + 2, q->qclass);
+	key[n + 4] = (uint8_t)((q->has_opt ? 1 : 0) | (q->do_bit ? 2 : 0) |
+			       ((q->hdr.flags & WIRE_CD) ? 4 : 0) |
+			       ((q->hdr.flags & WIRE_RD) ? 8 : 0));
+	wire_set16(key + n + 5, (uint16_t)group);
+	return n + 7;
+}
+
+/* The time a reply may be kept, in seconds; 0: not at all. */
+static uint32_t reply_ttl(const struct cache_limits *lim, const uint8_t *m,
+			  size_t len)
+{
+	struct wire_header h;
+	size_t off = WIRE_HEADER_LEN;
+	uint32_t ttl = UINT32_MAX, neg = UINT32_MAX;
+
+	if (!wire_read_header(m, len, &h) || (h.flags & WIRE_TC) ||
+	    h.qdcount != 1)
+		return 0;
+	unsigned rc = WIRE_RCODE(h.flags);
+	if (rc != WIRE_NOERROR && rc != WIRE_NXDOMAIN)
+		return 0;
+	if (wire_read_name(m, len, &off, NULL) < 0 || len - off < 4)
+		return 0;
+	off += 4;
+	unsigned rrs = (unsigned)h.ancount + h.nscount + h.arcount;
+	for (unsigned i = 0; i < rrs; i++) {
+		size_t start = off, rd;
+		uint16_t type, rdlen;
+		if (!wire_skip_rr(m, len, &off, &type, &rd, &rdlen))
+			return 0;
+		if (type == WIRE_T_OPT || i >= (unsigned)h.ancount + h.nscount)
+			continue;
+		uint32_t t = wire_get32(m + rd - 6);
+		if (t < ttl)
+			ttl = t;
+		/* RFC 2308 5: a negative answer lives min(SOA TTL, minimum) */
+		if (type == WIRE_T_SOA && i >= h.ancount && rdlen >= 20) {
+			uint32_t min = wire_get32(m + rd + rdlen - 4);
+			neg = min < t ? min : t;
+		}
+		(void)start;
+	}
+	if (rc == WIRE_NXDOMAIN || h.ancount == 0) {
+		if (neg == UINT32_MAX)
+			return 0; /* no SOA: RFC 2308 5 says do not cache */
+		ttl = neg < lim->negative_ttl ? neg : lim->negative_ttl;
+	}
+	if (ttl == UINT32_MAX)
+		return 0;
+	if (ttl > lim->max_ttl)
+		ttl = lim->max_ttl;
+	if (ttl < lim->min_ttl)
+		ttl = lim->min_ttl;
+	return ttl;
+}
+
+static struct entry *find(struct cache *c, const uint8_t *key, size_t klen,
+			  uint32_t h)
+{
+	for (struct entry *e = c->bucket[h & (c->nbuckets - 1)]; e;
+	     e = e->hnext)
+		if (e->hash == h && e->klen == klen &&
+		    memcmp(e->data, key, klen) == 0)
+			return e;
+	return NULL;
+}
+
+/* Write TTLs into the reply as clients will see them: within min_ttl and
+ * the entry's own lifetime, so that nobody downstream keeps a record
+ * longer than this cache does. */
+static void clamp(uint8_t *m, size_t len, uint32_t lo, uint32_t hi)
+{
+	struct wire_header h;
+	size_t off = WIRE_HEADER_LEN;
+
+	if (!wire_read_header(m, len, &h) ||
+	    wire_read_name(m, len, &off, NULL) < 0)
+		return;
+	off += 4;
+	unsigned rrs = (unsigned)h.ancount + h.nscount + h.arcount;
+	for (unsigned i = 0; i < rrs; i++) {
+		size_t rd;
+		uint16_t type, rdlen;
+		if (!wire_skip_rr(m, len, &off, &type, &rd, &rdlen))
+			return;
+		if (type == WIRE_T_OPT)
+			continue;
+		uint32_t t = wire_get32(m + rd - 6);
+		t = t < lo ? lo : t;
+		t = t > hi ? hi : t;
+		wire_set32(m + rd - 6, t);
+	}
+}
+
+void cache_store(struct cache *c, const uint8_t *key, size_t klen,
+		 uint8_t *reply, size_t len, uint64_t now_ms)
+{
+	if (c->lim.size == 0 || len > UINT16_MAX || klen > CACHE_KEY_MAX)
+		return;
+	uint32_t ttl = reply_ttl(&c->lim, reply, len);
+	if (ttl == 0)
+		return;
+	clamp(reply, len, c->lim.min_ttl < ttl ? c->lim.min_ttl : ttl, ttl);
+	uint32_t h = hash(key, klen);
+	struct entry *old = find(c, key, klen, h);
+	if (old)
+		drop(c, old);
+	struct entry *e = malloc(sizeof(*e) + klen + len);
+	if (!e)
+		return; /* not cached: fine */
+	e->hash = h;
+	e->stored_ms = now_ms;
+	e->expires_ms = now_ms + (uint64_t)ttl * 1000;
+	e->klen = (uint16_t)klen;
+	e->len = (uint16_t)len;
+	memcpy(e->data, key, klen);
+	memcpy(e->data + klen, reply, len);
+	struct entry **b = &c->bucket[h & (c->nbuckets - 1)];
+	e->hnext = *b;
+	*b = e;
+	lru_push(c, e);
+	c->st.entries++;
+	c->st.stored++;
+	c->st.bytes += sizeof(*e) + klen + len;
+	while (c->st.entries > c->lim.size && c->tail) {
+		drop(c, c->tail);
+		c->st.evicted++;
+	}
+}
+
+/* Subtract elapsed seconds from every TTL but OPT's (its TTL field holds
+ * flags).  The reply was walked when stored, so the walk succeeds. */
+static void age(uint8_t *m, size_t len, uint32_t elapsed)
+{
+	struct wire_header h;
+	size_t off = WIRE_HEADER_LEN;
+
+	if (!wire_read_header(m, len, &h) ||
+	    wire_read_name(m, len, &off, NULL) < 0)
+		return;
+	off += 4;
+	unsigned rrs = (unsigned)h.ancount + h.nscount + h.arcount;
+	for (unsigned i = 0; i < rrs; i++) {
+		size_t rd;
+		uint16_t type, rdlen;
+		if (!wire_skip_rr(m, len, &off, &type, &rd, &rdlen))
+			return;
+		if (type == WIRE_T_OPT)
+			continue;
+		uint32_t ttl = wire_get32(m + rd - 6);
+		wire_set32(m + rd - 6, ttl > elapsed ? ttl - elapsed : 0);
+	}
+}
+
+size_t cache_lookup(struct cache *c, const uint8_t *key, size_t klen,
+		    uint64_t now_ms, uint8_t *out, size_t cap)
+{
+	if (c->lim.size == 0)
+		return 0;
+	uint32_t h = hash(key, klen);
+	struct entry *e = find(c, key, klen, h);
+	if (e && e->expires_ms <= now_ms) {
+		drop(c, e);
+		e = NULL;
+	}
+	if (!e || e->len > cap) {
+		c->st.misses++;
+		return 0;
+	}
+	lru_unlink(c, e);
+	lru_push(c, e);
+	memcpy(out, e->data + e->klen, e->len);
+	age(out, e->len, (uint32_t)((now_ms - e->stored_ms) / 1000));
+	c->st.hits++;
+	return e->len;
+}
+
+void cache_get_stats(const struct cache *c, struct cache_stats *st)
+{
+	*st = c->st;
+}
