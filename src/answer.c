@@ -132,11 +132,13 @@ size_t answer_local(const struct zone *z, const struct wire_query *q,
 	uint16_t an = 0, ns = 0;
 	unsigned rcode = WIRE_NOERROR;
 
-	if (q->qclass != WIRE_CLASS_IN)
-		return 0;
 	zone_lookup(z, q->qname, q->qname_len, &r);
 	if (r.match == ZONE_NOT_LOCAL)
 		return 0;
+	/* Local names never leave, whatever the class: ANY is answered as
+	 * IN, other classes (CH, HS) are refused. */
+	if (q->qclass != WIRE_CLASS_IN && q->qclass != WIRE_T_ANY)
+		return answer_error(q, pkt, WIRE_REFUSED, edns_size, out, cap);
 	if (chase)
 		chase->target = NULL;
 	put_header(&b, q, WIRE_AA);

@@ -220,7 +220,7 @@ int explain(FILE *out, const struct config *cfg, const struct zone *zone,
 	    const char *name, const char *type)
 {
 	uint8_t pkt[WIRE_HEADER_LEN + WIRE_NAME_MAX + 4];
-	uint8_t *reply = malloc(WIRE_MSG_MAX);
+	uint8_t *reply;
 	struct wire_buf b = {pkt, 0, sizeof(pkt), false};
 	struct wire_query q;
 	struct answer_chase chase;
@@ -258,6 +258,7 @@ int explain(FILE *out, const struct config *cfg, const struct zone *zone,
 	wire_put_bytes(&b, wname, (size_t)len);
 	wire_put16(&b, (uint16_t)qtype);
 	wire_put16(&b, WIRE_CLASS_IN);
+	reply = malloc(WIRE_MSG_MAX);
 	if (!reply || wire_parse_query(pkt, b.len, &q) != WIRE_OK) {
 		free(reply);
 		return 1;

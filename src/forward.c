@@ -19,20 +19,41 @@
 
 #include "config.h"
 #include "forward.h"
+#include "log.h"
 #include "loop.h"
 
 #define FORWARD_RCVBUF (4 * 1024 * 1024)
 
+/* c-ares before 1.20 keeps one UDP socket (one source port) per server
+ * while a channel is busy.  To keep source ports unpredictable (RFC 5452
+ * 9.2) a channel takes at most this many queries or this long before a
+ * fresh one replaces it; the old one finishes its queries first. */
+#define FORWARD_ROTATE_QUERIES 256
+#define FORWARD_ROTATE_MS 10000
+
+struct chan {
+	ares_channel ch;
+	struct forward *fw;
+	struct fwatch *watches;
+	size_t pending;
+	size_t sent;
+	uint64_t born_ms;
+	struct chan *next; /* retired channels, draining */
+};
+
 struct fwatch {
 	struct loop_watch w; /* first: the loop hands us this pointer */
-	struct forward *fw;
+	struct chan *chan;
 	struct fwatch *next;
 };
 
 struct forward {
-	ares_channel channel;
+	struct chan *cur;            /* new queries go here */
+	struct chan *retired;        /* older channels with queries left */
 	struct loop *loop;
-	struct fwatch *watches;
+	struct ares_options opts;
+	int optmask;
+	char *servers;               /* "ip:port,[ip6]:port" */
 	size_t pending;
 	uint8_t inflight[65536 / 8]; /* IDs in use */
 	uint16_t random[256];        /* getrandom() pool */
@@ -80,14 +101,15 @@ static void on_event(struct loop_watch *w, uint32_t events)
 		rfd = fd;
 	if (events & EPOLLOUT)
 		wfd = fd;
-	ares_process_fd(fwt->fw->channel, rfd, wfd);
+	ares_process_fd(fwt->chan->ch, rfd, wfd);
 }
 
 static void on_sock_state(void *data, ares_socket_t fd, int readable,
 			  int writable)
 {
-	struct forward *fw = data;
-	struct fwatch **pp = &fw->watches, *fwt;
+	struct chan *c = data;
+	struct forward *fw = c->fw;
+	struct fwatch **pp = &c->watches, *fwt;
 	uint32_t ev = (readable ? EPOLLIN : 0) | (writable ? EPOLLOUT : 0);
 
 	while (*pp && (*pp)->w.fd != fd)
@@ -110,13 +132,87 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable,
 		return; /* the query times out: SERVFAIL, not a crash */
 	fwt->w.fd = fd;
 	fwt->w.cb = on_event;
-	fwt->fw = fw;
+	fwt->chan = c;
 	if (loop_add(fw->loop, &fwt->w, ev) < 0) {
 		free(fwt);
 		return;
 	}
-	fwt->next = fw->watches;
-	fw->watches = fwt;
+	fwt->next = c->watches;
+	c->watches = fwt;
+}
+
+/* A new channel with fw's options and servers; NULL with err set. */
+static struct chan *chan_new(struct forward *fw, char *err, size_t errlen)
+{
+	struct chan *c = calloc(1, sizeof(*c));
+	struct ares_options o = fw->opts;
+	int rc;
+
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->fw = fw;
+	c->born_ms = loop_now_ms();
+	o.sock_state_cb_data = c;
+	rc = ares_init_options(&c->ch, &o, fw->optmask);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+		free(c);
+		return NULL;
+	}
+	rc = ares_set_servers_ports_csv(c->ch, fw->servers);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: setting servers '%s': %s",
+			 fw->servers, ares_strerror(rc));
+		ares_destroy(c->ch);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Destroy a channel: queries still in it complete with
+ * FORWARD_CANCELLED.  Never from inside a c-ares callback. */
+static void chan_free(struct chan *c)
+{
+	struct forward *fw = c->fw;
+
+	ares_destroy(c->ch);
+	while (c->watches) {
+		struct fwatch *fwt = c->watches;
+		c->watches = fwt->next;
+		loop_del(fw->loop, &fwt->w);
+		loop_defer_free(fw->loop, fwt, free);
+	}
+	free(c);
+}
+
+/*
+ * How many tries c-ares may make.  Without ARES_OPT_MAXTIMEOUTMS (before
+ * 1.22) each pass over the servers waits twice as long as the one before,
+ * so "tries" tries can outlast the client's deadline (timeout * tries) by
+ * far, keeping queries alive long after the client got SERVFAIL.  Keep the
+ * tries whose schedule ends within 1.5 times the deadline (at least one).
+ */
+static int fit_tries(int timeout_ms, int tries, size_t nservers)
+{
+#ifdef ARES_OPT_MAXTIMEOUTMS
+	(void)timeout_ms;
+	(void)nservers;
+	return tries;
+#else
+	long budget = (long)timeout_ms * tries * 3 / 2, spent = 0;
+	int n = 0;
+	while (n < tries) {
+		long t = (long)timeout_ms << (n / (int)nservers);
+		if (n > 0 && spent + t > budget)
+			break;
+		spent += t;
+		n++;
+	}
+	return n;
+#endif
 }
 
 struct forward *forward_new(struct loop *loop,
@@ -125,69 +221,88 @@ struct forward *forward_new(struct loop *loop,
 			    size_t errlen)
 {
 	struct forward *fw = calloc(1, sizeof(*fw));
-	struct ares_options o;
-	char csv[32 * 72];
-	size_t len = 0;
-	int rc;
+	size_t len = 0, cap = 72 * (n ? n : 1);
 
-	if (!fw) {
+	if (!fw || !(fw->servers = calloc(cap, 1))) {
+		free(fw);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	if (n == 0) {
+		snprintf(err, errlen, "no upstream servers");
+		goto fail;
+	}
 	fw->loop = loop;
-	memset(&o, 0, sizeof(o));
 	/* No ARES_FLAG_EDNS, no ARES_FLAG_IGNTC: on 1.18 both corrupt
 	 * relayed packets.  TC replies are refetched over TCP. */
-	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-	o.timeout = timeout_ms;
-	o.tries = tries;
-	o.sock_state_cb = on_sock_state;
-	o.sock_state_cb_data = fw;
-	o.socket_receive_buffer_size = FORWARD_RCVBUF;
-	int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-		   ARES_OPT_SOCK_STATE_CB | ARES_OPT_SOCK_RCVBUF |
-		   ARES_OPT_NOROTATE;
+	fw->opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+	fw->opts.timeout = timeout_ms;
+	fw->opts.tries = fit_tries(timeout_ms, tries, n);
+	fw->opts.sock_state_cb = on_sock_state;
+	fw->opts.socket_receive_buffer_size = FORWARD_RCVBUF;
+	fw->optmask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+		      ARES_OPT_SOCK_STATE_CB | ARES_OPT_SOCK_RCVBUF |
+		      ARES_OPT_NOROTATE;
 #ifdef ARES_OPT_QUERY_CACHE
 	/* The built-in cache (1.31+) ignores EDNS and answers with a stale
 	 * ID inside ares_send. */
-	o.qcache_max_ttl = 0;
-	mask |= ARES_OPT_QUERY_CACHE;
+	fw->opts.qcache_max_ttl = 0;
+	fw->optmask |= ARES_OPT_QUERY_CACHE;
 #endif
 #ifdef ARES_OPT_MAXTIMEOUTMS
-	o.maxtimeout = timeout_ms;
-	mask |= ARES_OPT_MAXTIMEOUTMS;
+	fw->opts.maxtimeout = timeout_ms;
+	fw->optmask |= ARES_OPT_MAXTIMEOUTMS;
 #endif
-	rc = ares_init_options(&fw->channel, &o, mask);
-	if (rc != ARES_SUCCESS) {
-		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
-		free(fw);
-		return NULL;
-	}
-	for (size_t i = 0; i < n && len + 72 < sizeof(csv); i++)
-		len += (size_t)snprintf(csv + len, sizeof(csv) - len, "%s%s",
+#ifdef ARES_OPT_UDP_MAX_QUERIES
+	/* 1.20+: a new UDP socket (source port) every so many queries. */
+	fw->opts.udp_max_queries = 64;
+	fw->optmask |= ARES_OPT_UDP_MAX_QUERIES;
+#endif
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(fw->servers + len, cap - len, "%s%s",
 					i ? "," : "", servers[i].text);
-	rc = n ? ares_set_servers_ports_csv(fw->channel, csv) : ARES_ENODATA;
-	if (rc != ARES_SUCCESS) {
-		snprintf(err, errlen, "c-ares: setting servers '%s': %s", csv,
-			 ares_strerror(rc));
-		forward_free(fw);
-		return NULL;
-	}
+	if (!(fw->cur = chan_new(fw, err, errlen)))
+		goto fail;
 	return fw;
+fail:
+	free(fw->servers);
+	free(fw);
+	return NULL;
 }
 
 void forward_free(struct forward *fw)
 {
 	if (!fw)
 		return;
-	ares_destroy(fw->channel); /* runs callbacks: ARES_EDESTRUCTION */
-	while (fw->watches) {
-		struct fwatch *fwt = fw->watches;
-		fw->watches = fwt->next;
-		loop_del(fw->loop, &fwt->w);
-		loop_defer_free(fw->loop, fwt, free);
+	while (fw->retired) {
+		struct chan *c = fw->retired;
+		fw->retired = c->next;
+		chan_free(c);
 	}
+	chan_free(fw->cur);
+	free(fw->servers);
 	free(fw);
+}
+
+/* Start a fresh channel for new queries when the current one has served
+ * its share; the old one drains. */
+static void maybe_rotate(struct forward *fw)
+{
+	char err[256];
+	struct chan *c = fw->cur;
+
+#ifdef ARES_OPT_UDP_MAX_QUERIES
+	return; /* c-ares does it per socket */
+#endif
+	if (c->sent < FORWARD_ROTATE_QUERIES &&
+	    loop_now_ms() - c->born_ms < FORWARD_ROTATE_MS)
+		return;
+	struct chan *fresh = chan_new(fw, err, sizeof(err));
+	if (!fresh)
+		return; /* keep the old one: still correct, less random */
+	c->next = fw->retired;
+	fw->retired = c;
+	fw->cur = fresh;
 }
 
 static void on_answer(void *arg, int status, int timeouts,
@@ -200,6 +315,7 @@ static void on_answer(void *arg, int status, int timeouts,
 	(void)timeouts;
 	release_id(fw, req->id);
 	fw->pending--;
+	req->chan->pending--;
 	if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED)
 		st = FORWARD_CANCELLED;
 	else if (status != ARES_SUCCESS || !abuf || alen <= 0)
@@ -211,35 +327,66 @@ static void on_answer(void *arg, int status, int timeouts,
 void forward_send(struct forward *fw, struct forward_req *req, uint8_t *pkt,
 		  size_t len, forward_done_fn done)
 {
+	struct chan *c;
+
+	if (fw->cur->pending == 0 || fw->cur->sent >= FORWARD_ROTATE_QUERIES)
+		maybe_rotate(fw);
+	c = fw->cur;
 	req->fw = fw;
+	req->chan = c;
 	req->done = done;
 	req->id = take_id(fw);
 	pkt[0] = (uint8_t)(req->id >> 8);
 	pkt[1] = (uint8_t)req->id;
 	fw->pending++;
-	ares_send(fw->channel, pkt, (int)len, on_answer, req);
+	c->pending++;
+	c->sent++;
+	ares_send(c->ch, pkt, (int)len, on_answer, req);
 }
 
 void forward_tick(struct forward *fw)
 {
-	if (fw->pending)
-		ares_process_fd(fw->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	if (fw->cur->pending)
+		ares_process_fd(fw->cur->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	/* Retired channels: drive them, and free those that are done (here,
+	 * outside any c-ares callback). */
+	for (struct chan **pp = &fw->retired; *pp;) {
+		struct chan *c = *pp;
+		if (c->pending)
+			ares_process_fd(c->ch, ARES_SOCKET_BAD,
+					ARES_SOCKET_BAD);
+		if (c->pending == 0) {
+			*pp = c->next;
+			chan_free(c);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+static long chan_timeout(struct chan *c)
+{
+	struct timeval tv, *t;
+
+	if (!c->pending || !(t = ares_timeout(c->ch, NULL, &tv)))
+		return -1;
+	/* Round up: waking a little early only spins. */
+	return (long)t->tv_sec * 1000 + (t->tv_usec + 999) / 1000;
 }
 
 int forward_timeout_ms(struct forward *fw, int cap)
 {
-	struct timeval tv, *t;
+	long best = cap;
 
 	if (!fw->pending)
 		return cap;
-	t = ares_timeout(fw->channel, NULL, &tv);
-	if (!t)
-		return cap;
-	/* Round up: waking a little early only spins. */
-	long ms = (long)t->tv_sec * 1000 + (t->tv_usec + 999) / 1000;
-	if (cap >= 0 && ms > cap)
-		return cap;
-	return (int)ms;
+	for (struct chan *c = fw->cur; c; c = c == fw->cur ? fw->retired
+							   : c->next) {
+		long ms = chan_timeout(c);
+		if (ms >= 0 && (best < 0 || ms < best))
+			best = ms;
+	}
+	return (int)best;
 }
 
 size_t forward_pending(const struct forward *fw)

@@ -17,6 +17,7 @@
 struct config_addr;
 struct loop;
 struct forward;
+struct chan;
 
 enum forward_status {
 	FORWARD_OK,        /* reply holds the upstream's answer */
@@ -35,7 +36,8 @@ typedef void (*forward_done_fn)(struct forward_req *req,
  * has been called. */
 struct forward_req {
 	struct forward *fw;
-	uint16_t id; /* the upstream ID, ours */
+	struct chan *chan; /* the c-ares channel it went to */
+	uint16_t id;       /* the upstream ID, ours */
 	forward_done_fn done;
 };
 

@@ -19,6 +19,7 @@
 
 #include "answer.h"
 #include "cache.h"
+#include "config.h"
 #include "forward.h"
 #include "lists.h"
 #include "log.h"
@@ -127,6 +128,18 @@ static void reply_error(struct query_env *env, const struct query_client *c,
 {
 	size_t n = answer_error(wq, pkt, rcode, env->v.edns_size, env->out,
 				sizeof(env->out));
+	reply(env, c, wq, env->out, n);
+}
+
+/* NXDOMAIN with a SOA, so that clients cache it (RFC 2308 5): for names
+ * kept private and for rebind protection. */
+static void reply_nxdomain(struct query_env *env, const struct query_client *c,
+			   const struct wire_query *wq, const uint8_t *pkt,
+			   uint32_t ttl)
+{
+	struct answer_block nx = {.mode = CONFIG_BLOCK_NXDOMAIN, .ttl = ttl};
+	size_t n = answer_blocked(&nx, wq, pkt, env->v.edns_size, env->out,
+				  sizeof(env->out));
 	reply(env, c, wq, env->out, n);
 }
 
@@ -296,7 +309,7 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 		log_debug("rebind protection: private address for a public "
 			  "name, answering NXDOMAIN");
 		env->st.rebind++;
-		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_NXDOMAIN);
+		reply_nxdomain(env, &q->client, &q->wq, q->pkt, 60);
 		query_done(q);
 		return;
 	}
@@ -575,7 +588,7 @@ void query_handle(struct query_env *env, const struct query_client *c,
 		if (log_verbose())
 			log_query(c, &wq, "private name, not forwarded",
 				  WIRE_NXDOMAIN);
-		reply_error(env, c, &wq, pkt, WIRE_NXDOMAIN);
+		reply_nxdomain(env, c, &wq, pkt, 300);
 		return;
 	case POLICY_FORWARD:
 		break;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@ struct listener {
 	struct loop_watch w;
 	struct server *srv;
 	bool tcp;
+	uint64_t paused_until; /* out of file descriptors: accept later */
 	bool wildcard; /* replies need the query's destination address */
 };
 
@@ -238,10 +240,11 @@ static void idle_unlink(struct server *srv, struct conn *c)
 	c->prev = c->next = NULL;
 }
 
-static void touch(struct conn *c)
+/* Mark activity at now_ms and move c to the tail of the idle list. */
+static void touch_at(struct conn *c, uint64_t now_ms)
 {
 	struct server *srv = c->srv;
-	c->last = loop_now_ms();
+	c->last = now_ms;
 	if (srv->tail == c)
 		return;
 	if (c->prev || srv->head == c)
@@ -252,6 +255,11 @@ static void touch(struct conn *c)
 	else
 		srv->head = c;
 	srv->tail = c;
+}
+
+static void touch(struct conn *c)
+{
+	touch_at(c, loop_now_ms());
 }
 
 static void conn_free(void *p)
@@ -364,8 +372,13 @@ static void on_conn(struct loop_watch *w, uint32_t events)
 {
 	struct conn *c = (struct conn *)w;
 
-	if ((events & EPOLLOUT) && (!conn_flush(c) || c->closed))
-		return;
+	if (events & EPOLLOUT) {
+		if (!conn_flush(c) || c->closed)
+			return;
+		conn_maybe_finish(c);
+		if (c->closed)
+			return;
+	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		if (c->in_cap - c->in_len < 4096) {
 			size_t cap = c->in_cap ? c->in_cap * 2 : 4096;
@@ -415,8 +428,18 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 		socklen_t peerlen = sizeof(peer);
 		int fd = accept4(w->fd, (struct sockaddr *)&peer, &peerlen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			/* Level-triggered: a connection we cannot take would
+			 * wake us at once, forever.  Stop listening a while. */
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				log_warn("accept: %s; pausing TCP accepts",
+					 strerror(errno));
+				loop_mod(srv->loop, w, 0);
+				l->paused_until = loop_now_ms() + 200;
+			}
 			return;
+		}
 		if (srv->nconns >= srv->max_conns) {
 			close(fd); /* RFC 7766 6.2.2: servers may refuse */
 			continue;
@@ -532,6 +555,30 @@ fail:
 	return -1;
 }
 
+/* TCP connections need file descriptors: raise the soft limit as far as
+ * allowed, and keep max_connections below it with room for c-ares and the
+ * listeners. */
+static size_t fit_fd_limit(size_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && want + 128 > rl.rlim_cur) {
+		size_t fit = rl.rlim_cur > 256 ? (size_t)rl.rlim_cur - 128 : 128;
+		log_warn("tcp.max_connections %zu is near the limit of %lu "
+			 "open files: using %zu",
+			 want, (unsigned long)rl.rlim_cur, fit);
+		return fit;
+	}
+	return want;
+}
+
 struct server *server_new(const struct config *cfg, struct loop *loop,
 			  char *err, size_t errlen)
 {
@@ -551,7 +598,7 @@ struct server *server_new(const struct config *cfg, struct loop *loop,
 	srv->udp->fd = -1;
 	srv->udp->nout = 0;
 	srv->loop = loop;
-	srv->max_conns = (size_t)cfg->tcp_max_connections;
+	srv->max_conns = fit_fd_limit((size_t)cfg->tcp_max_connections);
 	srv->idle_ms = cfg->tcp_idle_timeout_ms;
 	for (size_t i = 0; i < cfg->nlisten * 2; i++) {
 		struct listener *l = &srv->ls[i];
@@ -591,20 +638,45 @@ void server_stop(struct server *srv)
 		conn_close(srv->head);
 }
 
+/* Listen again on paused TCP sockets; returns the smaller of t and the
+ * ms until the next one is due. */
+static int resume_listeners(struct server *srv, uint64_t now_ms, int t)
+{
+	for (size_t i = 0; i < srv->nls; i++) {
+		struct listener *l = &srv->ls[i];
+		if (!l->paused_until || l->w.fd < 0)
+			continue;
+		if (l->paused_until <= now_ms) {
+			l->paused_until = 0;
+			loop_mod(srv->loop, &l->w, EPOLLIN);
+			continue;
+		}
+		int wait = (int)(l->paused_until - now_ms);
+		if (t < 0 || wait < t)
+			t = wait;
+	}
+	return t;
+}
+
 int server_expire(struct server *srv, uint64_t now_ms)
 {
 	uint64_t idle = (uint64_t)srv->idle_ms;
 
-	while (srv->head && now_ms - srv->head->last >= idle) {
+	/* All arithmetic on the caller's clock: a busy connection moved to
+	 * the tail gets last = now_ms and is not visited again. */
+	while (srv->head && srv->head->last + idle <= now_ms) {
 		struct conn *c = srv->head;
 		if (c->refs == 1 && c->out_len == 0)
 			conn_close(c); /* RFC 7766 6.2.3 idle timeout */
 		else
-			touch(c); /* still busy: check again later */
+			touch_at(c, now_ms); /* still busy: check again later */
 	}
-	if (!srv->head)
-		return -1;
-	return (int)(srv->head->last + idle - now_ms);
+	int t = -1;
+	if (srv->head)
+		t = srv->head->last + idle > now_ms
+			    ? (int)(srv->head->last + idle - now_ms)
+			    : 0;
+	return resume_listeners(srv, now_ms, t);
 }
 
 void server_free(struct server *srv)

@@ -102,6 +102,20 @@ def t_single_label_other_types():
 
 
 @test
+def t_private_soa_and_classes():
+    """private NXDOMAIN carries a SOA (cacheable); local names of other classes
+    are refused, never forwarded"""
+    clear()
+    q, r = query("printer", port=P)
+    eq(r.authority[0].rdtype, dns.rdatatype.SOA, "SOA in authority")
+    q, r = query("nas.home.lab", "TXT", port=P, rdclass="CH")
+    eq(rcode(r), "REFUSED")
+    q, r = query("nas.home.lab", "A", port=P, rdclass="ANY")
+    eq(texts(r), ["nas.home.lab. A 192.168.1.10"])
+    eq(A.queries() + B.queries(), [], "nothing left the host")
+
+
+@test
 def t_private_rule():
     """a forward rule takes a private reverse zone out of the private set"""
     clear()

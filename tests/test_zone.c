@@ -850,9 +850,17 @@ static void test_answers(const struct zone *z)
 		   false);
 	is_int(ask(z, &qq, out, sizeof(out), &r, NULL), 0,
 	       "example.com: 0, forward");
+	/* Local names never leave: CH is refused, ANY answered as IN. */
 	make_query(&qq, 9, 0, "nas.home.lab.", WIRE_T_A, 3, -1, false);
-	is_int(ask(z, &qq, out, sizeof(out), &r, NULL), 0,
-	       "nas.home.lab class CH: 0, forward");
+	ok(ask(z, &qq, out, sizeof(out), &r, NULL) > 0 &&
+		   WIRE_RCODE(wire_get16(out + 2)) == WIRE_REFUSED,
+	   "nas.home.lab class CH: REFUSED, not forwarded");
+	make_query(&qq, 9, 0, "nas.home.lab.", WIRE_T_A, WIRE_T_ANY, -1,
+		   false);
+	ok(ask(z, &qq, out, sizeof(out), &r, NULL) > 0 &&
+		   WIRE_RCODE(wire_get16(out + 2)) == WIRE_NOERROR &&
+		   wire_get16(out + 6) > 0,
+	   "nas.home.lab class ANY: answered as IN");
 
 	/* EDNS. */
 	make_query(&qq, 10, 0, "nas.home.lab.", WIRE_T_A, WIRE_CLASS_IN, 4096,
