@@ -5,9 +5,12 @@
  *
  * A set is built (lists_add, lists_load_file), then frozen (lists_finish),
  * and is immutable from then on: any number of threads may call
- * lists_match at once without locks.  A reload builds a new set beside the
- * old one.  This module keeps no global state, opens only the files it is
- * given, and logs nothing: it hands messages to its caller.
+ * lists_match at once without locks.  Each entry remembers the source it
+ * came from (lists_begin_source), so that a lookup can say which source
+ * decided (lists_match_source) and the caller can count hits per list.
+ * A reload builds a new set beside the old one.  This module keeps no
+ * global state, opens only the files it is given, and logs nothing: it
+ * hands messages to its caller.
  */
 #ifndef SPLITDNS_LISTS_H
 #define SPLITDNS_LISTS_H
@@ -46,6 +49,9 @@ struct lists_file_stats {
 /* At most this many bad or skipped lines are described per file. */
 #define LISTS_REPORT_MAX 3
 
+/* Sources are numbered 0 .. LISTS_SOURCES_MAX - 1. */
+#define LISTS_SOURCES_MAX 65536
+
 /* An empty set, ready for lists_add and lists_load_file.  NULL when out of
  * memory.  The caller frees it with lists_free. */
 struct lists *lists_new(void);
@@ -54,12 +60,25 @@ struct lists *lists_new(void);
 void lists_free(struct lists *l);
 
 /*
+ * Start the next source: the names added from now on (lists_add,
+ * lists_load_file) are tagged with it, until the next call.  Sources are
+ * numbered from 0 in the order they begin: the first call returns 0, the
+ * next 1, and so on.  Names added before the first call belong to source
+ * 0 too, so a caller that never calls this has everything in source 0.
+ * A name added from several sources keeps the first source that added it
+ * (for each kind: "a.test", "*.a.test" and an allow of "a.test" are three
+ * entries).  Returns -1 once LISTS_SOURCES_MAX sources have begun, on a
+ * frozen set, or when out of memory; the current source then stays.
+ */
+int lists_begin_source(struct lists *l);
+
+/*
  * Add one name given as text (block.domains, block.allow): letters, digits,
  * '-' and '_' in labels of 1-63 characters, up to 253 characters, any case,
  * trailing dot optional, punycode ("xn--") for IDNs.  A leading "*." with
  * LISTS_BLOCK or LISTS_BLOCK_SUBS means LISTS_BLOCK_SUBS.  Returns false
  * with a static reason in *why for an invalid name, "*." with LISTS_ALLOW,
- * a frozen set, or no memory.
+ * a frozen set, or no memory.  The name is tagged with the current source.
  */
 bool lists_add(struct lists *l, const char *text, enum lists_kind kind,
 	       const char **why);
@@ -92,14 +111,17 @@ bool lists_add(struct lists *l, const char *text, enum lists_kind kind,
  * msgslen; it is "" when all was well.  Returns false only when the
  * file cannot be read or memory runs out; msgs then says why
  * ("path: No such file or directory") and the names read so far stay in l.
+ * Names are tagged with the current source: begin one per file to tell
+ * files apart.
  */
 bool lists_load_file(struct lists *l, const char *path,
 		     struct lists_file_stats *st, char *msgs, size_t msgslen);
 
 /*
  * Freeze l: sort and deduplicate the names and build the lookup tables.
- * Afterwards only lists_match, lists_count and lists_memory may be
- * called.  Returns false when out of memory; l can then only be freed.
+ * Afterwards only lists_match, lists_match_source, lists_count,
+ * lists_allow_count, lists_source_count and lists_memory may be called.
+ * Returns false when out of memory; l can then only be freed.
  */
 bool lists_finish(struct lists *l);
 
@@ -113,6 +135,26 @@ bool lists_finish(struct lists *l);
  */
 enum lists_verdict lists_match(const struct lists *l, const uint8_t *name,
 			       size_t len);
+
+/*
+ * lists_match, also telling which source decided.  For LISTS_ALLOWED,
+ * *source (required) is the source of the allow entry that covers the
+ * name; for LISTS_BLOCKED, of the block entry that covers it.  When
+ * several entries do, the one for the shortest suffix (nearest the root)
+ * decides, and of a name's block and "*." entries, the block entry: for
+ * x.ads.test with entries ads.test (source 3) and *.ads.test (source 1),
+ * source 3.  With LISTS_NONE, *source is left alone.  The source is below
+ * lists_source_count(l).  Same cost as lists_match but for one more read
+ * on a match; allocates nothing; safe from many threads at once.
+ */
+enum lists_verdict lists_match_source(const struct lists *l,
+				      const uint8_t *name, size_t len,
+				      unsigned *source);
+
+/* How many sources have begun, at least 1 (source 0 exists even when
+ * lists_begin_source was never called): the size of an array indexed by
+ * the sources lists_match_source gives. */
+unsigned lists_source_count(const struct lists *l);
 
 /* Distinct block entries (both kinds) once frozen; before lists_finish,
  * the block names added so far, duplicates included. */

@@ -1,8 +1,9 @@
 /*
  * test_lists.c - unit tests for the blocklist store (src/lists.c): each
  * list format, mixed files, hostile lines, the messages about bad lines,
- * block/allow/subdomain semantics, and a scale run whose time and memory
- * are printed as TAP diagnostics (only correctness is asserted).
+ * block/allow/subdomain semantics, the source each verdict is credited
+ * to, and a scale run whose time and memory are printed as TAP
+ * diagnostics (only correctness is asserted).
  *
  * List files are written to a temporary folder under $TMPDIR (or /tmp)
  * and removed at the end.
@@ -652,6 +653,260 @@ static void test_reference(void)
 	diag("reference: %zu lookups compared", checked);
 }
 
+/* ---- sources --------------------------------------------------------- */
+
+static const char *const verdict_name[] = {"none", "blocked", "allowed"};
+
+/* Check the verdict and the deciding source for a name given as text;
+ * want_src -1 means *source must be left alone.  lists_match must give
+ * the same verdict. */
+static void from(const struct lists *l, const char *text,
+		 enum lists_verdict want, int want_src)
+{
+	uint8_t wire[WIRE_NAME_MAX];
+	const char *why;
+	unsigned src = 99999;
+	int n = wire_name_from_text(text, NULL, 0, wire, &why);
+	if (n < 0) {
+		ok(0, "bad test name '%s': %s", text, why);
+		return;
+	}
+	enum lists_verdict v = lists_match_source(l, wire, (size_t)n, &src);
+	int got = src == 99999 ? -1 : (int)src;
+	if (!ok(v == want && got == want_src &&
+		    lists_match(l, wire, (size_t)n) == v,
+		"%s: %s, source %d", text, verdict_name[want], want_src))
+		diag("  got %s, source %d", verdict_name[v], got);
+}
+
+/* Three and more sources, as block.c numbers them: block.domains,
+ * block.allow, then each file. */
+static void test_sources(void)
+{
+	struct lists *l = lists_new();
+	struct lists_file_stats st;
+	char msgs[256];
+	const char *why;
+
+	is_int(lists_source_count(l), 1, "sources: source 0 always exists");
+	is_int(lists_begin_source(l), 0, "first source: 0");
+	lists_add(l, "a.test", LISTS_BLOCK, &why);
+	lists_add(l, "dup.test", LISTS_BLOCK, &why);
+	lists_add(l, "*.sub.test", LISTS_BLOCK, &why);
+	is_int(lists_begin_source(l), 1, "second source: 1");
+	lists_add(l, "ok.a.test", LISTS_ALLOW, &why);
+	lists_add(l, "both.test", LISTS_ALLOW, &why);
+	is_int(lists_begin_source(l), 2, "third source: 2");
+	ok(lists_load_file(l,
+			   WRITE("dup.test\n"
+				 "b.test\n"
+				 "*.w.test\n"
+				 "@@||ok.b.test^\n"
+				 "@@||both.test^\n"
+				 "0.0.0.0 c.test\n"
+				 "||*.star.test^\n"
+				 "sub.test\n"),
+			   &st, msgs, sizeof(msgs)),
+	   "load the third source");
+	is_int(lists_begin_source(l), 3, "fourth source: 3");
+	ok(lists_load_file(l,
+			   WRITE("B.test\n"
+				 "||c.test^\n"
+				 "w.test\n"
+				 "d.test\n"
+				 "||*.a.test^\n"
+				 "*.star.test\n"
+				 "both.test\n"
+				 "DUP.test.\n"),
+			   &st, msgs, sizeof(msgs)),
+	   "load the fourth source");
+	is_int(lists_begin_source(l), 4, "an empty source: 4");
+	is_int(lists_source_count(l), 5, "five sources");
+	ok(lists_finish(l), "finish");
+	is_int(lists_begin_source(l), -1, "no source once frozen");
+	is_int(lists_source_count(l), 5, "still five sources");
+
+	/* The same name from several sources keeps the first. */
+	from(l, "dup.test", LISTS_BLOCKED, 0);
+	from(l, "www.dup.test", LISTS_BLOCKED, 0);
+	from(l, "b.test", LISTS_BLOCKED, 2);
+	from(l, "c.test", LISTS_BLOCKED, 2);
+	from(l, "x.star.test", LISTS_BLOCKED, 2);
+	from(l, "d.test", LISTS_BLOCKED, 3);
+	/* Allow entries report their own source, not the block's. */
+	from(l, "ok.a.test", LISTS_ALLOWED, 1);
+	from(l, "x.ok.a.test", LISTS_ALLOWED, 1);
+	from(l, "ok.b.test", LISTS_ALLOWED, 2);
+	from(l, "both.test", LISTS_ALLOWED, 1);
+	from(l, "x.both.test", LISTS_ALLOWED, 1);
+	/* "*." entries are entries of their own: w.test (source 3) and
+	 * *.w.test (source 2) both cover x.w.test, and the block entry for
+	 * the same name is the one that decides. */
+	from(l, "w.test", LISTS_BLOCKED, 3);
+	from(l, "x.w.test", LISTS_BLOCKED, 3);
+	from(l, "star.test", LISTS_NONE, -1);
+	from(l, "sub.test", LISTS_BLOCKED, 2);
+	from(l, "x.sub.test", LISTS_BLOCKED, 2);
+	/* a.test (source 0) beats *.a.test (source 3) for its subdomains. */
+	from(l, "a.test", LISTS_BLOCKED, 0);
+	from(l, "x.a.test", LISTS_BLOCKED, 0);
+	/* No verdict: the source is left alone. */
+	from(l, "e.test", LISTS_NONE, -1);
+	from(l, "test", LISTS_NONE, -1);
+	static const uint8_t cut[] = "\3dup\4te";
+	unsigned src = 77;
+	is_int(lists_match_source(l, cut, sizeof(cut) - 1, &src), LISTS_NONE,
+	       "malformed name: no verdict");
+	is_int(src, 77, "  and the source left alone");
+	lists_free(l);
+
+	/* The entry nearest the root decides, whichever source is first. */
+	l = lists_new();
+	lists_begin_source(l);
+	lists_add(l, "x.deep.test", LISTS_BLOCK, &why);
+	lists_add(l, "other.test", LISTS_BLOCK, &why);
+	lists_begin_source(l);
+	lists_add(l, "deep.test", LISTS_BLOCK, &why);
+	lists_add(l, "y.other.test", LISTS_BLOCK, &why);
+	lists_begin_source(l);
+	lists_add(l, "in.y.other.test", LISTS_ALLOW, &why);
+	lists_add(l, "y.deep.test", LISTS_ALLOW, &why);
+	lists_finish(l);
+	from(l, "a.x.deep.test", LISTS_BLOCKED, 1);
+	from(l, "a.y.other.test", LISTS_BLOCKED, 0);
+	from(l, "in.y.other.test", LISTS_ALLOWED, 2);
+	from(l, "y.deep.test", LISTS_ALLOWED, 2);
+	lists_free(l);
+
+	/* Names added before the first lists_begin_source are source 0;
+	 * without any call everything is. */
+	l = lists_new();
+	lists_add(l, "early.test", LISTS_BLOCK, &why);
+	is_int(lists_begin_source(l), 0, "a late first call still gives 0");
+	lists_add(l, "zero.test", LISTS_BLOCK, &why);
+	is_int(lists_begin_source(l), 1, "then 1");
+	lists_add(l, "one.test", LISTS_ALLOW, &why);
+	lists_finish(l);
+	from(l, "early.test", LISTS_BLOCKED, 0);
+	from(l, "zero.test", LISTS_BLOCKED, 0);
+	from(l, "one.test", LISTS_ALLOWED, 1);
+	lists_free(l);
+	l = lists_new();
+	lists_add(l, "only.test", LISTS_BLOCK, &why);
+	lists_add(l, "fine.only.test", LISTS_ALLOW, &why);
+	lists_finish(l);
+	is_int(lists_source_count(l), 1, "no call: one source");
+	from(l, "x.only.test", LISTS_BLOCKED, 0);
+	from(l, "fine.only.test", LISTS_ALLOWED, 0);
+	lists_free(l);
+
+	/* The limit: sources 0 .. 65535, and no more. */
+	l = lists_new();
+	int last = -1;
+	bool counted = true;
+	for (int i = 0; i < LISTS_SOURCES_MAX; i++) {
+		last = lists_begin_source(l);
+		counted &= last == i;
+		if (i == 7)
+			lists_add(l, "seven.test", LISTS_BLOCK, &why);
+		if (i == 8)
+			lists_add(l, "ok.seven.test", LISTS_ALLOW, &why);
+	}
+	ok(counted, "sources counted up to 65535");
+	is_int(lists_begin_source(l), -1, "source 65536 refused");
+	lists_add(l, "last.test", LISTS_BLOCK, &why);
+	lists_add(l, "seven.test", LISTS_BLOCK, &why);
+	lists_finish(l);
+	is_int(lists_source_count(l), LISTS_SOURCES_MAX, "65536 sources");
+	from(l, "last.test", LISTS_BLOCKED, LISTS_SOURCES_MAX - 1);
+	from(l, "seven.test", LISTS_BLOCKED, 7);
+	from(l, "ok.seven.test", LISTS_ALLOWED, 8);
+	lists_free(l);
+}
+
+/* Verdicts and sources against a reference: random entries from five
+ * sources over names that are often suffixes of one another. */
+static void test_reference_sources(void)
+{
+	enum { UNIVERSE = 780, ROUNDS = 20, ENTRIES = 60, SOURCES = 5 };
+	static char names[UNIVERSE][32];
+	struct {
+		unsigned name;
+		enum lists_kind kind;
+		unsigned source;
+	} e[ENTRIES];
+	size_t wrong = 0, checked = 0, decided = 0;
+
+	for (unsigned i = 0; i < UNIVERSE; i++)
+		small_name(names[i], i);
+	rng_state = 4242;
+	for (int round = 0; round < ROUNDS; round++) {
+		struct lists *l = lists_new();
+		const char *why;
+		for (unsigned i = 0; i < ENTRIES; i++) {
+			if (i % (ENTRIES / SOURCES) == 0)
+				lists_begin_source(l);
+			unsigned r = rnd() % 5;
+			e[i].name = rnd() % UNIVERSE;
+			e[i].kind = r < 3    ? LISTS_BLOCK
+				    : r == 3 ? LISTS_BLOCK_SUBS
+					     : LISTS_ALLOW;
+			e[i].source = i / (ENTRIES / SOURCES);
+			lists_add(l, names[e[i].name], e[i].kind, &why);
+		}
+		lists_finish(l);
+		for (unsigned q = 0; q < UNIVERSE; q++) {
+			/* The best allow and block entries: nearest the root,
+			 * then a block entry before a "*." one, then the
+			 * first added. */
+			int allow = -1, block = -1;
+			for (unsigned i = 0; i < ENTRIES; i++) {
+				const char *n = names[e[i].name];
+				bool sub = e[i].kind == LISTS_BLOCK_SUBS;
+				if (!under(names[q], n, sub))
+					continue;
+				int *best =
+				    e[i].kind == LISTS_ALLOW ? &allow : &block;
+				size_t len = strlen(n);
+				size_t blen =
+				    *best < 0 ? SIZE_MAX
+					      : strlen(names[e[*best].name]);
+				if (len < blen ||
+				    (len == blen && sub == false &&
+				     e[*best].kind == LISTS_BLOCK_SUBS))
+					*best = (int)i;
+			}
+			enum lists_verdict want = allow >= 0   ? LISTS_ALLOWED
+						  : block >= 0 ? LISTS_BLOCKED
+							       : LISTS_NONE;
+			int want_src = allow >= 0   ? (int)e[allow].source
+				       : block >= 0 ? (int)e[block].source
+						    : -1;
+			uint8_t wire[WIRE_NAME_MAX];
+			int n =
+			    wire_name_from_text(names[q], NULL, 0, wire, &why);
+			unsigned src = 99999;
+			enum lists_verdict v =
+			    lists_match_source(l, wire, (size_t)n, &src);
+			int got = src == 99999 ? -1 : (int)src;
+			if (v != want || got != want_src) {
+				if (wrong < 5)
+					diag("%s: got %s from %d, want %s "
+					     "from %d",
+					     names[q], verdict_name[v], got,
+					     verdict_name[want], want_src);
+				wrong++;
+			}
+			checked++;
+			decided += want != LISTS_NONE;
+		}
+		lists_free(l);
+	}
+	is_int(wrong, 0, "sources agree with a reference over random sets");
+	diag("reference: %zu lookups compared, %zu with a verdict", checked,
+	     decided);
+}
+
 /* Random bytes: no crash, every line counted, nothing else. */
 static void test_garbage(void)
 {
@@ -720,42 +975,61 @@ static double seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Name i goes to file i % SCALE_FILES, each its own source; the last file
+ * also repeats every tenth name of the first, which keeps source 0. */
+#define SCALE_FILES 3
+
 static void test_scale(void)
 {
 	uint32_t count = 200000;
 	const char *env = getenv("LISTS_SCALE");
 	if (env && atol(env) > 0)
 		count = (uint32_t)atol(env);
-	size_t cap = (size_t)count * 48 + 64, n = 0;
+	size_t cap = (size_t)count * 48 + 64, entries = 0;
 	char *buf = malloc(cap);
-	char name[128];
+	char name[128], paths[SCALE_FILES][300];
 	if (!buf)
 		abort();
 	rng_state = 1;
 
-	for (uint32_t i = 0; i < count; i++) {
-		static const char *const fmt[] = {"0.0.0.0 %s\n", "%s\n",
-						  "||%s^\n"};
-		gen_name(name, sizeof(name), i, false);
-		n += (size_t)snprintf(buf + n, cap - n, fmt[rnd() % 3], name);
+	for (uint32_t f = 0; f < SCALE_FILES; f++) {
+		size_t n = 0;
+		for (uint32_t i = 0; i < count; i++) {
+			static const char *const fmt[] = {"0.0.0.0 %s\n",
+							  "%s\n", "||%s^\n"};
+			if (i % SCALE_FILES != f &&
+			    !(f == SCALE_FILES - 1 &&
+			      i % (SCALE_FILES * 10) == 0))
+				continue;
+			gen_name(name, sizeof(name), i, false);
+			n += (size_t)snprintf(buf + n, cap - n, fmt[rnd() % 3],
+					      name);
+			entries++;
+		}
+		snprintf(paths[f], sizeof(paths[f]), "%s", write_file(buf, n));
 	}
-	const char *path = write_file(buf, n);
 	free(buf);
 
 	struct lists *l = lists_new();
 	struct lists_file_stats st;
 	char msgs[256];
+	bool loaded = true;
+	size_t read = 0;
 	double t0 = seconds();
-	bool loaded = lists_load_file(l, path, &st, msgs, sizeof(msgs));
+	for (uint32_t f = 0; f < SCALE_FILES; f++) {
+		loaded &= lists_begin_source(l) == (int)f &&
+			  lists_load_file(l, paths[f], &st, msgs, sizeof(msgs));
+		read += st.entries;
+	}
 	double t1 = seconds();
 	bool finished = lists_finish(l);
 	double t2 = seconds();
 	ok(loaded && finished, "scale: load and finish %u names", count);
-	is_int(st.entries, count, "scale: every line read");
+	is_int(read, entries, "scale: every line read");
 	is_int(lists_count(l), count, "scale: all distinct");
-	diag("scale: %u names: load %.1f ms, finish %.1f ms, %.2f MiB "
-	     "(%.1f bytes a name)",
-	     count, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+	diag("scale: %u names from %d sources: load %.1f ms, finish %.1f ms, "
+	     "%.2f MiB (%.1f bytes a name)",
+	     count, SCALE_FILES, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
 	     (double)lists_memory(l) / 1048576.0,
 	     (double)lists_memory(l) / count);
 
@@ -784,6 +1058,17 @@ static void test_scale(void)
 	is_int(absent, 0, "scale: no unlisted name matches");
 	diag("scale: %.0f ns a lookup (with text to wire conversion)",
 	     (t4 - t3) * 1e9 / (count * 2.0 + count / 16.0));
+
+	size_t right = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		unsigned src = 99999;
+		gen_name(name, sizeof(name), i, false);
+		int w = wire_name_from_text(name, NULL, 0, wire, &why);
+		right += lists_match_source(l, wire, (size_t)w, &src) ==
+			     LISTS_BLOCKED &&
+			 src == i % SCALE_FILES;
+	}
+	is_int(right, count, "scale: every name from its first source");
 	lists_free(l);
 }
 
@@ -806,6 +1091,8 @@ int main(void)
 	test_hostile();
 	test_duplicates();
 	test_reference();
+	test_sources();
+	test_reference_sources();
 	test_garbage();
 	test_scale();
 	remove_files();
