@@ -9,6 +9,7 @@
 #include <config.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "block.h"
@@ -32,7 +33,7 @@ static bool add_domains(struct lists *l, char **names, size_t n,
 
 static bool add_file(struct lists *l, const char *path,
 		     block_report_fn report, void *ctx, char *err,
-		     size_t errlen)
+		     size_t errlen, struct block_source *src)
 {
 	struct lists_file_stats st;
 	char msgs[512], line[1400];
@@ -41,6 +42,11 @@ static bool add_file(struct lists *l, const char *path,
 		snprintf(err, errlen, "block.lists: %s", msgs);
 		err[strcspn(err, "\n")] = '\0';
 		return false;
+	}
+	if (src) {
+		src->entries = st.entries;
+		src->allows = st.allows;
+		src->bad = st.bad + st.skipped_options;
 	}
 	if (!report)
 		return true;
@@ -59,32 +65,77 @@ static bool add_file(struct lists *l, const char *path,
 	return true;
 }
 
-struct lists *block_load(const struct config *cfg, block_report_fn report,
-			 void *ctx, char *err, size_t errlen)
+void block_set_free(struct block_set *b)
+{
+	if (!b)
+		return;
+	lists_free(b->lists);
+	free(b->src);
+	free(b->hits);
+	free(b);
+}
+
+void block_keep_hits(struct block_set *b, const struct block_set *old)
+{
+	if (!b || !old)
+		return;
+	for (unsigned i = 0; i < b->nsrc; i++)
+		for (unsigned j = 0; j < old->nsrc; j++)
+			if (strcmp(b->src[i].name, old->src[j].name) == 0) {
+				b->hits[i] = old->hits[j];
+				break;
+			}
+}
+
+struct block_set *block_load(const struct config *cfg, block_report_fn report,
+			     void *ctx, char *err, size_t errlen)
 {
 	const struct config_block *b = &cfg->block;
+	struct block_set *set;
 	struct lists *l;
 	char line[256];
 
 	err[0] = '\0';
 	if (!b->nlists && !b->ndomains)
 		return NULL; /* allow entries alone block nothing */
-	if (!(l = lists_new())) {
+	if (!(set = calloc(1, sizeof(*set))) ||
+	    !(set->src = calloc(b->nlists + 2, sizeof(*set->src))) ||
+	    !(set->lists = l = lists_new())) {
 		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	if (!add_domains(l, b->domains, b->ndomains, LISTS_BLOCK,
-			 "block.domains", cfg, err, errlen) ||
-	    !add_domains(l, b->allow, b->nallow, LISTS_ALLOW, "block.allow",
-			 cfg, err, errlen))
 		goto fail;
-	for (size_t i = 0; i < b->nlists; i++)
-		if (!add_file(l, b->lists[i], report, ctx, err, errlen))
+	}
+	set->nsrc = (unsigned)b->nlists + 2;
+	set->src[0] = (struct block_source){"block.domains", b->ndomains, 0, 0};
+	set->src[1] = (struct block_source){"block.allow", 0, b->nallow, 0};
+	if (lists_begin_source(l) < 0 ||
+	    !add_domains(l, b->domains, b->ndomains, LISTS_BLOCK,
+			 "block.domains", cfg, err, errlen) ||
+	    lists_begin_source(l) < 0 ||
+	    !add_domains(l, b->allow, b->nallow, LISTS_ALLOW, "block.allow",
+			 cfg, err, errlen)) {
+		if (!err[0])
+			snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < b->nlists; i++) {
+		set->src[i + 2].name = b->lists[i];
+		if (lists_begin_source(l) < 0) {
+			snprintf(err, errlen, "block.lists: out of memory or "
+					      "more than %d files",
+				 LISTS_SOURCES_MAX - 2);
 			goto fail;
-	if (!lists_finish(l)) {
+		}
+		if (!add_file(l, b->lists[i], report, ctx, err, errlen,
+			      &set->src[i + 2]))
+			goto fail;
+	}
+	if (!lists_finish(l) ||
+	    !(set->hits = calloc(lists_source_count(l), sizeof(*set->hits)))) {
 		snprintf(err, errlen, "out of memory freezing the blocklists");
 		goto fail;
 	}
+	if (set->nsrc > lists_source_count(l))
+		set->nsrc = lists_source_count(l);
 	if (report) {
 		snprintf(line, sizeof(line),
 			 "blocking %zu names, %zu allowed, in %.1f MiB",
@@ -92,9 +143,9 @@ struct lists *block_load(const struct config *cfg, block_report_fn report,
 			 (double)lists_memory(l) / (1024.0 * 1024.0));
 		report(ctx, 0, line);
 	}
-	return l;
+	return set;
 fail:
-	lists_free(l);
+	block_set_free(set);
 	return NULL;
 }
 
@@ -123,7 +174,7 @@ static enum lists_verdict one(const struct config *cfg, char **names,
 
 	if (!l)
 		return v;
-	if (file ? add_file(l, file, NULL, NULL, err, sizeof(err))
+	if (file ? add_file(l, file, NULL, NULL, err, sizeof(err), NULL)
 		 : add_domains(l, names, n, kind, "", cfg, err, sizeof(err)))
 		if (lists_finish(l))
 			v = lists_match(l, name, len);

@@ -17,14 +17,36 @@ struct lists;
 /* Called with one line of report (no newline) per source and summary. */
 typedef void (*block_report_fn)(void *ctx, int warning, const char *line);
 
+/* One source of block entries and what it held. */
+struct block_source {
+	const char *name; /* "block.domains", "block.allow", or a list file */
+	size_t entries, allows, bad;
+};
+
+/* The frozen set with a line of figures and a hit counter per source
+ * (indexes as lists_match_source gives them). */
+struct block_set {
+	struct lists *lists;
+	struct block_source *src;
+	uint64_t *hits;  /* written by the query pipeline */
+	unsigned nsrc;   /* names borrow from the config it was built from */
+};
+
 /*
- * Build the set from cfg->block: block.domains, block.allow and every
- * list file.  Bad lines are reported, not fatal; an unreadable list or an
- * invalid domain is: NULL with "file: message" in err.  Returns NULL with
- * err[0] == '\0' when nothing is configured.
+ * Build the set from cfg->block: source 0 is block.domains, 1 is
+ * block.allow, 2 + i is list file i.  Bad lines are reported, not fatal;
+ * an unreadable list or an invalid domain is: NULL with "file: message"
+ * in err.  Returns NULL with err[0] == '\0' when nothing is configured.
+ * Caller frees with block_set_free.
  */
-struct lists *block_load(const struct config *cfg, block_report_fn report,
-			 void *ctx, char *err, size_t errlen);
+struct block_set *block_load(const struct config *cfg, block_report_fn report,
+			     void *ctx, char *err, size_t errlen);
+
+void block_set_free(struct block_set *b);
+
+/* Carry the hit counts of sources with the same name over from old (a
+ * reload keeps the counters of lists that are still there). */
+void block_keep_hits(struct block_set *b, const struct block_set *old);
 
 /* How blocked names are answered, from cfg->block. */
 void block_answer_init(const struct config *cfg, struct answer_block *out);

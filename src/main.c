@@ -60,7 +60,7 @@ struct runtime {
 	struct config *cfg;
 	struct zone *zone;
 	struct policy *policy;
-	struct lists *blocks;    /* NULL: nothing blocked */
+	struct block_set *blocks; /* NULL: nothing blocked */
 	struct forward **groups; /* [0] default, [i] forward rule i - 1 */
 	size_t ngroups;
 };
@@ -217,6 +217,13 @@ static void log_stats(const struct daemon *d)
 		 s->answered,
 		 s->servfail, s->refused, s->private_nx, s->rebind,
 		 s->malformed, s->dropped, s->truncated);
+	for (unsigned i = 0; d->rt.blocks && i < d->rt.blocks->nsrc; i++) {
+		const struct block_source *b = &d->rt.blocks->src[i];
+		log_info("blocklist %s: %zu names, %zu allowed, %zu bad lines, "
+			 "%" PRIu64 " hits",
+			 b->name, b->entries, b->allows, b->bad,
+			 d->rt.blocks->hits[i]);
+	}
 	if (d->cache) {
 		struct cache_stats cs;
 		cache_get_stats(d->cache, &cs);
@@ -343,7 +350,7 @@ static void free_groups(struct runtime *rt)
 static void runtime_free(struct runtime *rt)
 {
 	free_groups(rt);
-	lists_free(rt->blocks);
+	block_set_free(rt->blocks);
 	policy_free(rt->policy);
 	zone_free(rt->zone);
 	config_free(rt->cfg);
@@ -411,7 +418,8 @@ static void set_view(struct daemon *d)
 		.policy = d->rt.policy,
 		.groups = d->rt.groups,
 		.ngroups = d->rt.ngroups,
-		.blocks = d->rt.blocks,
+		.blocks = d->rt.blocks ? d->rt.blocks->lists : NULL,
+		.block_hits = d->rt.blocks ? d->rt.blocks->hits : NULL,
 		.cache = d->cache,
 		.block_cname = d->rt.cfg->block.cname,
 		.edns_size = (uint16_t)d->rt.cfg->edns_size,
@@ -442,6 +450,7 @@ static void reload(struct daemon *d)
 	    (rt.cfg->user && strcmp(d->rt.cfg->user, rt.cfg->user) != 0))
 		log_warn("user changed: it takes effect after a restart");
 	struct runtime old = d->rt;
+	block_keep_hits(rt.blocks, old.blocks);
 	d->rt = rt;
 	/* Cached answers stay unless the servers they came from changed:
 	 * local data, blocks and rules are consulted before the cache. */
@@ -521,7 +530,7 @@ static int check_only(const struct options *o)
 					 sizeof(err));
 	struct zone *z = cfg ? zone_build(cfg, err, sizeof(err)) : NULL;
 	struct policy *p = z ? policy_build(cfg, err, sizeof(err)) : NULL;
-	struct lists *blocks = NULL;
+	struct block_set *blocks = NULL;
 	int rc = 1;
 
 	if (p) {
@@ -534,11 +543,11 @@ static int check_only(const struct options *o)
 	if (!p)
 		fprintf(stderr, "%s\n", err);
 	else if (o->explain_name)
-		rc = explain(stdout, cfg, z, p, blocks, o->explain_name,
-			     o->explain_type);
+		rc = explain(stdout, cfg, z, p, blocks ? blocks->lists : NULL,
+			     o->explain_name, o->explain_type);
 	else
 		rc = printf("%s: configuration OK\n", o->conf) < 0;
-	lists_free(blocks);
+	block_set_free(blocks);
 	policy_free(p);
 	zone_free(z);
 	config_free(cfg);

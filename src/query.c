@@ -131,6 +131,19 @@ static void reply_error(struct query_env *env, const struct query_client *c,
 	reply(env, c, wq, env->out, n);
 }
 
+/* The block verdict for name; counts a hit for the deciding source,
+ * allow entries included. */
+static bool is_blocked(struct query_env *env, const uint8_t *name,
+		       size_t len)
+{
+	unsigned src;
+	enum lists_verdict v = lists_match_source(env->v.blocks, name, len,
+						  &src);
+	if (v != LISTS_NONE)
+		env->v.block_hits[src]++;
+	return v == LISTS_BLOCKED;
+}
+
 /* NXDOMAIN with a SOA, so that clients cache it (RFC 2308 5): for names
  * kept private and for rebind protection. */
 static void reply_nxdomain(struct query_env *env, const struct query_client *c,
@@ -198,9 +211,10 @@ static void restore_client_id(struct query *q)
 	wire_set16(q->pkt, q->wq.hdr.id);
 }
 
-/* Does a CNAME in the reply's answer section point at a blocked name? */
+/* Does a CNAME in the reply's answer section point at a blocked name?
+ * The deciding source goes to *src. */
 static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
-			  size_t len)
+			  size_t len, unsigned *src)
 {
 	struct wire_header h;
 	size_t off = WIRE_HEADER_LEN;
@@ -218,8 +232,8 @@ static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
 		if (type != WIRE_T_CNAME)
 			continue;
 		int n = wire_read_name(msg, len, &rd, target);
-		if (n > 0 && lists_match(blocks, target, (size_t)n) ==
-				     LISTS_BLOCKED)
+		if (n > 0 && lists_match_source(blocks, target, (size_t)n,
+						src) == LISTS_BLOCKED)
 			return true;
 	}
 	return false;
@@ -313,11 +327,13 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 		query_done(q);
 		return;
 	}
+	unsigned src;
 	if (env->v.blocks && env->v.block_cname &&
-	    cname_blocked(env->v.blocks, env->out, len)) {
+	    cname_blocked(env->v.blocks, env->out, len, &src)) {
 		/* Deep CNAME blocking: trackers hidden behind a CNAME of a
 		 * first-party name. */
 		env->st.blocked++;
+		env->v.block_hits[src]++;
 		log_debug("CNAME chain reaches a blocked name");
 		len = answer_blocked(&env->v.block, &q->wq, q->pkt,
 				     env->v.edns_size, env->out,
@@ -441,8 +457,9 @@ static bool from_cache(struct query_env *env, const struct query_client *c,
 
 	if (n == 0 || n < WIRE_HEADER_LEN + wq->qname_len)
 		return false;
+	unsigned src;
 	if (env->v.blocks && env->v.block_cname &&
-	    cname_blocked(env->v.blocks, env->out, n))
+	    cname_blocked(env->v.blocks, env->out, n, &src))
 		return false; /* the upstream path will block it */
 	wire_set16(env->out, wq->hdr.id);
 	memcpy(env->out + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
@@ -468,8 +485,7 @@ static bool start_chase(struct query_env *env, const struct query_client *c,
 	if (env->v.policy)
 		policy_decide(env->v.policy, ac->target, ac->target_len,
 			      wq->qtype, &d);
-	if (env->v.blocks && lists_match(env->v.blocks, ac->target,
-					 ac->target_len) == LISTS_BLOCKED) {
+	if (env->v.blocks && is_blocked(env, ac->target, ac->target_len)) {
 		size_t n = answer_blocked(&env->v.block, wq, pkt,
 					  env->v.edns_size, env->out,
 					  sizeof(env->out));
@@ -562,8 +578,7 @@ void query_handle(struct query_env *env, const struct query_client *c,
 		reply(env, c, &wq, env->out, n);
 		return;
 	}
-	if (env->v.blocks &&
-	    lists_match(env->v.blocks, wq.qname, wq.qname_len) == LISTS_BLOCKED) {
+	if (env->v.blocks && is_blocked(env, wq.qname, wq.qname_len)) {
 		env->st.blocked++;
 		if (log_verbose())
 			log_query(c, &wq, "blocked", -1);

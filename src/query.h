@@ -79,6 +79,7 @@ struct query_view {
 	struct forward *const *groups; /* [0] default; [i] forward rule i-1 */
 	size_t ngroups;
 	const struct lists *blocks;    /* NULL: nothing is blocked */
+	uint64_t *block_hits;          /* per source, written here */
 	struct answer_block block;     /* how blocked names are answered */
 	bool block_cname;    /* block replies whose CNAMEs reach blocked names */
 	struct cache *cache;           /* NULL: no cache; kept across reloads */

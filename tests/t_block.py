@@ -130,6 +130,24 @@ def t_explain_block():
 
 
 @test
+def t_list_counters():
+    """SIGUSR1 logs per list: names, allowed, bad lines and hits"""
+    d.signal(signal.SIGUSR1)
+    time.sleep(0.3)
+    err = d.stderr()
+    import re
+    m = re.search(r"blocklist \S*list\.txt: (\d+) names, (\d+) allowed, (\d+) bad lines, "
+                  r"(\d+) hits", err)
+    assert m, err[-1500:]
+    assert int(m.group(1)) >= 8 and int(m.group(2)) == 1, m.group(0)
+    assert int(m.group(3)) >= 1, "bad lines counted"
+    assert int(m.group(4)) >= 20, "hits counted: " + m.group(0)
+    m = re.search(r"blocklist block\.domains: (\d+) names, \d+ allowed, \d+ bad lines, "
+                  r"(\d+) hits", err)
+    assert m and int(m.group(2)) >= 4, err[-1500:]
+
+
+@test
 def t_reload_lists():
     """SIGHUP with a changed list: new names blocked, removed ones not"""
     d.write("list.txt", "newly.example\n")
