@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "cache.h"
 
@@ -30,14 +31,41 @@ struct cache {
 	size_t nbuckets;             /* a power of two */
 	struct entry *head, *tail;
 	struct cache_stats st;
+	uint32_t seed; /* so clients cannot aim names at one bucket */
 };
 
-static uint32_t hash(const uint8_t *key, size_t len)
+static uint32_t hash(uint32_t seed, const uint8_t *key, size_t len)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
+	uint32_t h = 2166136261u ^ seed; /* FNV-1a, seeded per process */
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ key[i]) * 16777619u;
 	return h ^ (h >> 15);
+}
+
+static size_t buckets_for(size_t size)
+{
+	size_t n = 64;
+	while (n < size && n < ((size_t)1 << 24))
+		n *= 2;
+	return n;
+}
+
+/* Move every entry to a table of n buckets (false: out of memory, the
+ * old table stays). */
+static bool resize(struct cache *c, size_t n)
+{
+	struct entry **b = calloc(n, sizeof(*b));
+	if (!b)
+		return false;
+	for (struct entry *e = c->head; e; e = e->next) {
+		struct entry **slot = &b[e->hash & (n - 1)];
+		e->hnext = *slot;
+		*slot = e;
+	}
+	free(c->bucket);
+	c->bucket = b;
+	c->nbuckets = n;
+	return true;
 }
 
 struct cache *cache_new(const struct cache_limits *lim)
@@ -46,15 +74,12 @@ struct cache *cache_new(const struct cache_limits *lim)
 	if (!c)
 		return NULL;
 	c->lim = *lim;
-	size_t n = 64;
-	while (n < lim->size && n < ((size_t)1 << 24))
-		n *= 2;
-	c->bucket = calloc(n, sizeof(*c->bucket));
-	if (!c->bucket) {
+	if (getrandom(&c->seed, sizeof(c->seed), 0) != sizeof(c->seed))
+		c->seed = (uint32_t)(uintptr_t)c;
+	if (!resize(c, buckets_for(lim->size))) {
 		free(c);
 		return NULL;
 	}
-	c->nbuckets = n;
 	return c;
 }
 
@@ -116,6 +141,8 @@ void cache_set_limits(struct cache *c, const struct cache_limits *lim)
 		drop(c, c->tail);
 		c->st.evicted++;
 	}
+	if (buckets_for(lim->size) > c->nbuckets)
+		resize(c, buckets_for(lim->size)); /* on failure: slower, fine */
 }
 
 size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group)
@@ -126,7 +153,8 @@ size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group)
 	wire_set16(key + n + 2, q->qclass);
 	key[n + 4] = (uint8_t)((q->has_opt ? 1 : 0) | (q->do_bit ? 2 : 0) |
 			       ((q->hdr.flags & WIRE_CD) ? 4 : 0) |
-			       ((q->hdr.flags & WIRE_RD) ? 8 : 0));
+			       ((q->hdr.flags & WIRE_RD) ? 8 : 0) |
+			       ((q->hdr.flags & WIRE_AD) ? 16 : 0));
 	wire_set16(key + n + 5, (uint16_t)group);
 	return n + 7;
 }
@@ -139,37 +167,45 @@ static uint32_t reply_ttl(const struct cache_limits *lim, const uint8_t *m,
 	size_t off = WIRE_HEADER_LEN;
 	uint32_t ttl = UINT32_MAX, neg = UINT32_MAX;
 
-	if (!wire_read_header(m, len, &h) || (h.flags & WIRE_TC) ||
-	    h.qdcount != 1)
+	if (len > CACHE_REPLY_MAX || !wire_read_header(m, len, &h) ||
+	    (h.flags & WIRE_TC) || h.qdcount != 1)
 		return 0;
 	unsigned rc = WIRE_RCODE(h.flags);
 	if (rc != WIRE_NOERROR && rc != WIRE_NXDOMAIN)
 		return 0;
-	if (wire_read_name(m, len, &off, NULL) < 0 || len - off < 4)
+	/* The question is copied over on every hit: it must stand as is. */
+	int n = wire_read_name(m, len, &off, NULL);
+	if (n < 0 || off != WIRE_HEADER_LEN + (size_t)n || len - off < 4)
 		return 0;
 	off += 4;
 	unsigned rrs = (unsigned)h.ancount + h.nscount + h.arcount;
 	for (unsigned i = 0; i < rrs; i++) {
-		size_t start = off, rd;
+		size_t rd;
 		uint16_t type, rdlen;
 		if (!wire_skip_rr(m, len, &off, &type, &rd, &rdlen))
 			return 0;
 		if (type == WIRE_T_OPT || i >= (unsigned)h.ancount + h.nscount)
 			continue;
 		uint32_t t = wire_get32(m + rd - 6);
-		if (t < ttl)
-			ttl = t;
+		if (t > INT32_MAX)
+			t = 0; /* RFC 2181 8: such a TTL means zero */
 		/* RFC 2308 5: a negative answer lives min(SOA TTL, minimum) */
 		if (type == WIRE_T_SOA && i >= h.ancount && rdlen >= 20) {
 			uint32_t min = wire_get32(m + rd + rdlen - 4);
 			neg = min < t ? min : t;
+			continue;
 		}
-		(void)start;
+		if (t < ttl)
+			ttl = t; /* answer records, CNAMEs of a negative answer too */
 	}
-	if (rc == WIRE_NXDOMAIN || h.ancount == 0) {
+	if (rc == WIRE_NXDOMAIN || h.ancount == 0 ||
+	    (neg != UINT32_MAX && ttl == UINT32_MAX)) {
 		if (neg == UINT32_MAX)
 			return 0; /* no SOA: RFC 2308 5 says do not cache */
-		ttl = neg < lim->negative_ttl ? neg : lim->negative_ttl;
+		if (neg > lim->negative_ttl)
+			neg = lim->negative_ttl;
+		/* negative_ttl is a ceiling, min_ttl does not raise it */
+		return ttl < neg ? ttl : neg;
 	}
 	if (ttl == UINT32_MAX)
 		return 0;
@@ -227,7 +263,7 @@ void cache_store(struct cache *c, const uint8_t *key, size_t klen,
 	if (ttl == 0)
 		return;
 	clamp(reply, len, c->lim.min_ttl < ttl ? c->lim.min_ttl : ttl, ttl);
-	uint32_t h = hash(key, klen);
+	uint32_t h = hash(c->seed, key, klen);
 	struct entry *old = find(c, key, klen, h);
 	if (old)
 		drop(c, old);
@@ -283,7 +319,7 @@ size_t cache_lookup(struct cache *c, const uint8_t *key, size_t klen,
 {
 	if (c->lim.size == 0)
 		return 0;
-	uint32_t h = hash(key, klen);
+	uint32_t h = hash(c->seed, key, klen);
 	struct entry *e = find(c, key, klen, h);
 	if (e && e->expires_ms <= now_ms) {
 		drop(c, e);

@@ -1,7 +1,8 @@
 /*
  * cache.h - a bounded cache of upstream replies.
  *
- * Keyed by (name, type, class, EDNS present, DO, CD, upstream group);
+ * Keyed by (name, type, class, EDNS present, DO, CD, RD, AD, upstream
+ * group);
  * entries live for the reply's smallest TTL (RFC 2181 5.2, RFC 2308 5 for
  * negative answers) within configured bounds, and the least recently used
  * entry goes when the cache is full.  A hit is copied into the caller's
@@ -17,6 +18,10 @@
 #include "wire.h"
 
 struct cache;
+
+/* Larger replies (refetched over TCP) are not cached, which bounds the
+ * memory to about size * 4 KiB. */
+#define CACHE_REPLY_MAX 4096
 
 /* Room for any key cache_key builds. */
 #define CACHE_KEY_MAX (WIRE_NAME_MAX + 8)

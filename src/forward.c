@@ -202,16 +202,18 @@ static int fit_tries(int timeout_ms, int tries, size_t nservers)
 	(void)nservers;
 	return tries;
 #else
+	/* c-ares 1.18 makes tries passes over the servers; in pass r each
+	 * server gets timeout << r. */
 	long budget = (long)timeout_ms * tries * 3 / 2, spent = 0;
-	int n = 0;
-	while (n < tries) {
-		long t = (long)timeout_ms << (n / (int)nservers);
-		if (n > 0 && spent + t > budget)
+	int passes = 0;
+	while (passes < tries) {
+		long t = (long)nservers * ((long)timeout_ms << passes);
+		if (passes > 0 && spent + t > budget)
 			break;
 		spent += t;
-		n++;
+		passes++;
 	}
-	return n;
+	return passes;
 #endif
 }
 
@@ -329,8 +331,7 @@ void forward_send(struct forward *fw, struct forward_req *req, uint8_t *pkt,
 {
 	struct chan *c;
 
-	if (fw->cur->pending == 0 || fw->cur->sent >= FORWARD_ROTATE_QUERIES)
-		maybe_rotate(fw);
+	maybe_rotate(fw);
 	c = fw->cur;
 	req->fw = fw;
 	req->chan = c;

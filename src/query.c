@@ -239,6 +239,13 @@ static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
 	return false;
 }
 
+static bool group_is_current(const struct query_env *env,
+			     const struct query *q)
+{
+	return q->group < env->v.ngroups &&
+	       env->v.groups[q->group] == q->req.fw;
+}
+
 /*
  * The reply to a chased CNAME target: our local chain, then the upstream
  * answer and authority records (names decompressed, since they move), the
@@ -346,7 +353,9 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 	/* Newer c-ares rewrites client cookies: never relay a server cookie
 	 * that was not made for this client (RFC 7873 5.3). */
 	len = wire_strip_edns_option(env->out, len, WIRE_EDNS_COOKIE);
-	if (env->v.cache && !q->chase) {
+	/* Not from a channel a reload has replaced: the cache was emptied
+	 * for the new servers. */
+	if (env->v.cache && !q->chase && group_is_current(env, q)) {
 		uint8_t key[CACHE_KEY_MAX];
 		size_t klen = cache_key(key, &q->wq, q->group);
 		cache_store(env->v.cache, key, klen, env->out, len,
@@ -457,10 +466,15 @@ static bool from_cache(struct query_env *env, const struct query_client *c,
 
 	if (n == 0 || n < WIRE_HEADER_LEN + wq->qname_len)
 		return false;
+	/* The block lists and rebind settings may have changed since the
+	 * answer was stored: the upstream path decides those. */
 	unsigned src;
 	if (env->v.blocks && env->v.block_cname &&
 	    cname_blocked(env->v.blocks, env->out, n, &src))
-		return false; /* the upstream path will block it */
+		return false;
+	if (env->v.policy && policy_rebind(env->v.policy, group, wq->qname,
+					   wq->qname_len, env->out, n))
+		return false;
 	wire_set16(env->out, wq->hdr.id);
 	memcpy(env->out + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
 	env->st.cached++;

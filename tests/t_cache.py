@@ -148,6 +148,59 @@ def t_bounds():
 
 
 @test
+def t_reload_rebind():
+    """a cached private answer is not served once a reload turns rebind protection on"""
+    d4 = Daemon(conf(extra="rebind_protection = false;"))
+    try:
+        q, r = query("private.rebind.example", port=d4.port)
+        eq(texts(r), ["private.rebind.example. A 192.168.1.1"])
+        d4.write("splitdns.conf", conf(extra="rebind_protection = true;").replace(
+            "@LISTEN@", '["127.0.0.1:%d", "[::1]:%d"]' % (d4.port, d4.port)))
+        d4.signal(signal.SIGHUP)
+        time.sleep(0.4)
+        q, r = query("private.rebind.example", port=d4.port)
+        eq(rcode(r), "NXDOMAIN")
+    finally:
+        d4.stop()
+
+
+@test
+def t_reload_in_flight():
+    """an answer from the old servers that arrives after a reload is not cached"""
+    d5 = Daemon(conf())
+    try:
+        import threading
+        t = threading.Thread(target=lambda: query("slow.flight.example", port=d5.port,
+                                                  timeout=3))
+        t.start()
+        time.sleep(0.1)
+        d5.write("splitdns.conf", conf(port=up2.port).replace(
+            "@LISTEN@", '["127.0.0.1:%d", "[::1]:%d"]' % (d5.port, d5.port)))
+        d5.signal(signal.SIGHUP)
+        t.join()
+        up2.clear()
+        query("slow.flight.example", port=d5.port, timeout=3)
+        assert count(up2, "slow.flight.example") >= 1, "the new server was asked"
+    finally:
+        d5.stop()
+
+
+@test
+def t_negative_ceiling():
+    """negative_ttl = 0 keeps no negative answer, whatever min_ttl says"""
+    d6 = Daemon(conf(extra="").replace("negative_ttl = 50;",
+                                       "negative_ttl = 0; min_ttl = 60;"))
+    try:
+        up.clear()
+        for i in range(2):
+            q, r = query("nx.ceiling.example", port=d6.port)
+            eq(rcode(r), "NXDOMAIN")
+        eq(count(up, "nx.ceiling.example"), 2)
+    finally:
+        d6.stop()
+
+
+@test
 def t_stop():
     """clean exit with a full cache"""
     d.stop()
