@@ -33,14 +33,16 @@ static bool add_domains(struct lists *l, char **names, size_t n,
 
 static bool add_file(struct lists *l, const char *path,
 		     block_report_fn report, void *ctx, char *err,
-		     size_t errlen, struct block_source *src)
+		     size_t errlen, struct block_source *src,
+		     const char *cfg_path, int cfg_line)
 {
 	struct lists_file_stats st;
 	char msgs[512], line[1400];
 
 	if (!lists_load_file(l, path, &st, msgs, sizeof(msgs))) {
-		snprintf(err, errlen, "block.lists: %s", msgs);
-		err[strcspn(err, "\n")] = '\0';
+		msgs[strcspn(msgs, "\n")] = '\0';
+		snprintf(err, errlen, "%s:%d: block.lists: %s", cfg_path,
+			 cfg_line, msgs);
 		return false;
 	}
 	if (src) {
@@ -126,7 +128,7 @@ struct block_set *block_load(const struct config *cfg, block_report_fn report,
 			goto fail;
 		}
 		if (!add_file(l, b->lists[i], report, ctx, err, errlen,
-			      &set->src[i + 2]))
+			      &set->src[i + 2], cfg->path, b->lists_line))
 			goto fail;
 	}
 	if (!lists_finish(l) ||
@@ -174,7 +176,8 @@ static enum lists_verdict one(const struct config *cfg, char **names,
 
 	if (!l)
 		return v;
-	if (file ? add_file(l, file, NULL, NULL, err, sizeof(err), NULL)
+	if (file ? add_file(l, file, NULL, NULL, err, sizeof(err), NULL,
+			    cfg->path, cfg->block.lists_line)
 		 : add_domains(l, names, n, kind, "", cfg, err, sizeof(err)))
 		if (lists_finish(l))
 			v = lists_match(l, name, len);

@@ -10,8 +10,10 @@
 #include <config.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <glob.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <libconfig.h>
 #include <netinet/in.h>
@@ -33,6 +35,8 @@ struct loader {
 	size_t errlen;
 	const char *file; /* the file being read, for settings without one */
 	const char *main; /* the main configuration file */
+	char *text;       /* the text of text_path, for wrapped() */
+	char text_path[1024];
 };
 
 static bool fail(struct loader *ld, const config_setting_t *s,
@@ -97,6 +101,85 @@ static bool check_names(struct loader *ld, const config_setting_t *g,
 	return true;
 }
 
+/* The source line of setting s ("" when it cannot be read).  The text of
+ * one file is kept in the loader between calls. */
+static const char *source_line(struct loader *ld, const config_setting_t *s)
+{
+	const char *file = config_setting_source_file(s);
+	unsigned line = config_setting_source_line(s);
+
+	if (!file || !line)
+		return "";
+	if (!ld->text || strcmp(ld->text_path, file) != 0) {
+		FILE *f = fopen(file, "r");
+		free(ld->text);
+		ld->text = NULL;
+		snprintf(ld->text_path, sizeof(ld->text_path), "%s", file);
+		if (!f)
+			return "";
+		size_t cap = 4096, n = 0, r;
+		ld->text = malloc(cap + 1);
+		while (ld->text && (r = fread(ld->text + n, 1, cap - n, f)) > 0) {
+			n += r;
+			if (n == cap) {
+				char *t = realloc(ld->text, cap * 2 + 1);
+				if (!t) {
+					free(ld->text);
+					ld->text = NULL;
+					break;
+				}
+				ld->text = t;
+				cap *= 2;
+			}
+		}
+		fclose(f);
+		if (!ld->text)
+			return "";
+		ld->text[n] = '\0';
+	}
+	const char *p = ld->text;
+	for (unsigned i = 1; i < line && p; i++)
+		if ((p = strchr(p, '\n')))
+			p++;
+	return p ? p : "";
+}
+
+/*
+ * libconfig 1.5 reads a decimal integer beyond 32 bits as a 32-bit one,
+ * silently wrapped.  So compare the value with the number as written in
+ * the file ("name = 123" or "name: 123" on the setting's line); a number
+ * that does not read back the same is out of range.
+ */
+static bool wrapped(struct loader *ld, const config_setting_t *s,
+		    const char *name, long long v)
+{
+	const char *line = source_line(ld, s), *p = line;
+	size_t n = strlen(name);
+
+	while ((p = strstr(p, name))) {
+		const char *q = p + n;
+		bool word = (p == line || !(isalnum((unsigned char)p[-1]) ||
+					    p[-1] == '_')) &&
+			    !(isalnum((unsigned char)*q) || *q == '_');
+		p = q;
+		if (!word)
+			continue;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (*q != '=' && *q != ':')
+			continue;
+		q++;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (!(*q == '-' || *q == '+' || isdigit((unsigned char)*q)))
+			return false;
+		errno = 0;
+		long long w = strtoll(q, NULL, 0);
+		return errno == ERANGE || w != v;
+	}
+	return false; /* not found as written: trust libconfig */
+}
+
 /* Integer member name of g in [lo, hi]; *out keeps its default when the
  * member is absent. */
 static bool get_int(struct loader *ld, const config_setting_t *g,
@@ -109,9 +192,9 @@ static bool get_int(struct loader *ld, const config_setting_t *g,
 	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
 		return fail(ld, s, "'%s' must be an integer", name);
 	long long v = config_setting_get_int64(s);
-	if (v < lo || v > hi)
-		return fail(ld, s, "'%s' is %lld, must be %" PRId64
-				   "..%" PRId64, name, v, lo, hi);
+	if (v < lo || v > hi || wrapped(ld, s, name, v))
+		return fail(ld, s, "'%s' is out of range, must be %" PRId64
+				   "..%" PRId64, name, lo, hi);
 	*out = v;
 	return true;
 }
@@ -395,8 +478,14 @@ static bool load_user(struct loader *ld, config_setting_t *root,
 	if (user && !*user)
 		return fail(ld, config_setting_get_member(root, "user"),
 			    "'user' is empty");
-	if (user)
+	if (user) {
+		errno = 0;
+		if (!getpwnam(user))
+			return fail(ld, config_setting_get_member(root, "user"),
+				    "user '%s': %s", user,
+				    errno ? strerror(errno) : "no such user");
 		cfg->user = xstrdup(user);
+	}
 	return true;
 }
 
@@ -709,6 +798,17 @@ static bool load_forward(struct loader *ld, config_setting_t *g,
 	return true;
 }
 
+/* Do two domain names in text mean the same name (case, final dot)? */
+static bool same_domain(const char *a, const char *b)
+{
+	uint8_t wa[WIRE_NAME_MAX], wb[WIRE_NAME_MAX];
+	const char *why;
+	int na = wire_name_from_text(a, NULL, 0, wa, &why);
+	int nb = wire_name_from_text(b, NULL, 0, wb, &why);
+	return na > 0 && nb > 0 &&
+	       wire_name_equal(wa, (size_t)na, wb, (size_t)nb);
+}
+
 static bool load_forwards(struct loader *ld, config_setting_t *root,
 			  struct config *cfg)
 {
@@ -725,8 +825,8 @@ static bool load_forwards(struct loader *ld, config_setting_t *root,
 		if (!load_forward(ld, g, &cfg->forwards[i]))
 			return false;
 		for (size_t j = 0; j < i; j++)
-			if (strcasecmp(cfg->forwards[j].domain,
-				       cfg->forwards[i].domain) == 0)
+			if (same_domain(cfg->forwards[j].domain,
+					cfg->forwards[i].domain))
 				return fail(ld, g, "a second forward rule "
 						   "for '%s' (the first is "
 						   "on line %d)",
@@ -803,6 +903,7 @@ static bool block_lists(struct loader *ld, config_setting_t *g,
 		return false;
 	if (!list)
 		return true;
+	b->lists_line = (int)config_setting_source_line(list);
 	for (int i = 0; i < config_setting_length(list); i++) {
 		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
 		const char *p = config_setting_get_string(e);
@@ -887,7 +988,7 @@ struct config *config_load(const char *path, const char *const *override,
 		"private_local", "rebind_protection", "rebind_ok",
 		"block",	 "access",	      "user",
 		"cache",	 NULL};
-	struct loader ld = {err, errlen, path, path};
+	struct loader ld = {err, errlen, path, path, NULL, ""};
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	config_t c;
 	int64_t edns = 1232;
@@ -918,6 +1019,7 @@ struct config *config_load(const char *path, const char *const *override,
 	ok = true;
 out:
 	config_destroy(&c);
+	free(ld.text);
 	if (!ok) {
 		config_free(cfg);
 		return NULL;

@@ -59,6 +59,7 @@ struct config_block {
 	char **allow;
 	size_t nallow;
 	int line;          /* of the block group, for messages */
+	int lists_line;    /* of block.lists */
 	int64_t ttl;
 	bool cname;        /* block forwarded replies whose CNAMEs are blocked */
 };

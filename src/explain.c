@@ -153,7 +153,8 @@ static void print_servers(FILE *out, const struct config_addr *a, size_t n)
 		fprintf(out, "%s%s", i ? ", " : "", a[i].text);
 }
 
-/* Where the records for the name come from. */
+/* Where the records used for the name come from: its own, then those of
+ * each local CNAME target in turn (as answer_local follows them). */
 static void print_sources(FILE *out, const struct zone *zone,
 			  const uint8_t *name, size_t len, uint16_t qtype)
 {
@@ -166,22 +167,34 @@ static void print_sources(FILE *out, const struct zone *zone,
 	fprintf(out, "  zone:   %s (%s%s)\n", r.apex->file,
 		r.apex->authoritative ? "authoritative" : "not authoritative",
 		r.match == ZONE_WILDCARD ? ", matched by a wildcard" : "");
-	if (r.match != ZONE_EXISTS && r.match != ZONE_WILDCARD)
-		return;
-	size_t n = zone_rrsets(r.node, &set);
-	for (size_t i = 0; i < n; i++) {
-		if (set[i].type != qtype && set[i].type != WIRE_T_CNAME &&
-		    qtype != WIRE_T_ANY)
-			continue;
-		for (size_t j = 0; j < set[i].count; j++) {
-			if (set[i].rdata[j].line == 0)
-				fprintf(out, "  record: (synthesized %s)\n",
-					rdata_type_name(set[i].type));
-			else
-				fprintf(out, "  record: %s:%d (%s)\n",
-					r.apex->file, set[i].rdata[j].line,
-					rdata_type_name(set[i].type));
+	for (int step = 0; step <= ANSWER_MAX_CHAIN; step++) {
+		if (r.match != ZONE_EXISTS && r.match != ZONE_WILDCARD)
+			return;
+		const struct zone_rrset *cname = NULL;
+		size_t n = zone_rrsets(r.node, &set);
+		bool direct = qtype == WIRE_T_ANY ||
+			      zone_find_rrset(r.node, qtype) != NULL;
+		for (size_t i = 0; i < n; i++) {
+			if (set[i].type == WIRE_T_CNAME && !direct)
+				cname = &set[i];
+			else if (set[i].type != qtype && qtype != WIRE_T_ANY)
+				continue;
+			for (size_t j = 0; j < set[i].count; j++) {
+				if (set[i].rdata[j].line == 0)
+					fprintf(out, "  record: (synthesized "
+						     "%s)\n",
+						rdata_type_name(set[i].type));
+				else
+					fprintf(out, "  record: %s:%d (%s)\n",
+						r.apex->file,
+						set[i].rdata[j].line,
+						rdata_type_name(set[i].type));
+			}
 		}
+		if (!cname || qtype == WIRE_T_CNAME)
+			return;
+		zone_lookup(zone, cname->rdata[0].data, cname->rdata[0].len,
+			    &r);
 	}
 }
 

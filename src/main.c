@@ -251,8 +251,8 @@ static int drop_privileges(const struct config *cfg)
 	if (geteuid() != 0) {
 		if (geteuid() == pw->pw_uid)
 			return 0;
-		log_err("user = \"%s\" needs splitdns to start as root",
-			cfg->user);
+		log_err("%s:%d: user = \"%s\" needs splitdns to start as root",
+			cfg->path, cfg->user_line, cfg->user);
 		return -1;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||

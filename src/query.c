@@ -353,6 +353,7 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 	/* Newer c-ares rewrites client cookies: never relay a server cookie
 	 * that was not made for this client (RFC 7873 5.3). */
 	len = wire_strip_edns_option(env->out, len, WIRE_EDNS_COOKIE);
+	wire_set_edns_size(env->out, len, env->v.edns_size);
 	/* Not from a channel a reload has replaced: the cache was emptied
 	 * for the new servers. */
 	if (env->v.cache && !q->chase && group_is_current(env, q)) {

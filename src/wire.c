@@ -406,6 +406,14 @@ size_t wire_truncate(uint8_t *msg, size_t len, size_t limit)
 	return out;
 }
 
+void wire_set_edns_size(uint8_t *msg, size_t len, uint16_t size)
+{
+	size_t qend, ostart, oend;
+
+	if (locate(msg, len, &qend, &ostart, &oend) && oend > ostart)
+		wire_set16(msg + ostart + 3, size);
+}
+
 size_t wire_strip_edns_option(uint8_t *msg, size_t len, uint16_t code)
 {
 	size_t qend, ostart, oend;

@@ -209,6 +209,10 @@ size_t wire_truncate(uint8_t *msg, size_t len, size_t limit);
 bool wire_copy_rr(const uint8_t *msg, size_t len, size_t *off,
 		  struct wire_buf *out);
 
+/* Set the UDP payload size in the reply's OPT record, if it has one
+ * (relayed replies advertise our size, not the upstream's). */
+void wire_set_edns_size(uint8_t *msg, size_t len, uint16_t size);
+
 /* Remove every EDNS option with the given code from the reply's OPT
  * record.  Returns the new length (unchanged when there is none). */
 size_t wire_strip_edns_option(uint8_t *msg, size_t len, uint16_t code);
