@@ -794,6 +794,13 @@ def t_user_other():
         os.setgid(nobody.pw_gid)
         os.setuid(nobody.pw_uid)
 
+    try:
+        v = subprocess.run([SPLITDNS, "--version"], preexec_fn=as_nobody,
+                           capture_output=True, text=True, timeout=10)
+    except PermissionError:
+        v = None
+    if v is None or v.returncode != 0:
+        return skip("nobody cannot run %s (a private build folder)" % SPLITDNS)
     p = subprocess.run([SPLITDNS, "-c", os.path.join(d, "bad.conf")], preexec_fn=as_nobody,
                        capture_output=True, text=True, timeout=10)
     eq(p.returncode, 1, "exit status as nobody with user = root")
