@@ -128,7 +128,7 @@ static inline bool tap_like(const char *got, const char *want, const char *file,
 
 /* Mark the following checks as known failures (reason), or stop (NULL). */
 
-/* Print the plan; 0 when every check passed (TODO checks aside), else 1. */
+/* Print the plan; 0 when every check passed, else 1. */
 static inline int done_testing(void)
 {
 	printf("1..%d\n", tap.run);
