@@ -49,6 +49,7 @@ struct fwatch {
 
 struct forward {
 	struct chan *cur;            /* new queries go here */
+	struct chan *spare;          /* the next cur, made outside queries */
 	struct chan *retired;        /* older channels with queries left */
 	struct loop *loop;
 	struct ares_options opts;
@@ -282,6 +283,8 @@ void forward_free(struct forward *fw)
 		chan_free(c);
 	}
 	chan_free(fw->cur);
+	if (fw->spare)
+		chan_free(fw->spare);
 	free(fw->servers);
 	free(fw);
 }
@@ -299,9 +302,13 @@ static void maybe_rotate(struct forward *fw)
 	if (c->sent < FORWARD_ROTATE_QUERIES &&
 	    loop_now_ms() - c->born_ms < FORWARD_ROTATE_MS)
 		return;
-	struct chan *fresh = chan_new(fw, err, sizeof(err));
-	if (!fresh)
+	/* The spare was made by forward_tick, so that ares_init_options
+	 * (which reads resolv.conf) stays off the query path. */
+	struct chan *fresh = fw->spare;
+	fw->spare = NULL;
+	if (!fresh && !(fresh = chan_new(fw, err, sizeof(err))))
 		return; /* keep the old one: still correct, less random */
+	fresh->born_ms = loop_now_ms();
 	c->next = fw->retired;
 	fw->retired = c;
 	fw->cur = fresh;
@@ -347,8 +354,16 @@ void forward_send(struct forward *fw, struct forward_req *req, uint8_t *pkt,
 
 void forward_tick(struct forward *fw)
 {
+	char err[256];
+
 	if (fw->cur->pending)
 		ares_process_fd(fw->cur->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+#ifndef ARES_OPT_UDP_MAX_QUERIES
+	if (!fw->spare && fw->cur->sent > 0)
+		fw->spare = chan_new(fw, err, sizeof(err));
+#else
+	(void)err;
+#endif
 	/* Retired channels: drive them, and free those that are done (here,
 	 * outside any c-ares callback). */
 	for (struct chan **pp = &fw->retired; *pp;) {
