@@ -163,42 +163,40 @@ size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group)
 static uint32_t reply_ttl(const struct cache_limits *lim, const uint8_t *m,
 			  size_t len)
 {
-	struct wire_header h;
-	size_t off = WIRE_HEADER_LEN;
+	struct wire_rrs it;
+	struct wire_rr rr;
+	size_t qend = WIRE_HEADER_LEN;
 	uint32_t ttl = UINT32_MAX, neg = UINT32_MAX;
 
-	if (len > CACHE_REPLY_MAX || !wire_read_header(m, len, &h) ||
-	    (h.flags & WIRE_TC) || h.qdcount != 1)
+	if (len > CACHE_REPLY_MAX || !wire_rrs_begin(&it, m, len) ||
+	    (it.hdr.flags & WIRE_TC) || it.hdr.qdcount != 1)
 		return 0;
-	unsigned rc = WIRE_RCODE(h.flags);
+	unsigned rc = WIRE_RCODE(it.hdr.flags);
 	if (rc != WIRE_NOERROR && rc != WIRE_NXDOMAIN)
 		return 0;
 	/* The question is copied over on every hit: it must stand as is. */
-	int n = wire_read_name(m, len, &off, NULL);
-	if (n < 0 || off != WIRE_HEADER_LEN + (size_t)n || len - off < 4)
+	int n = wire_read_name(m, len, &qend, NULL);
+	if (n < 0 || qend != WIRE_HEADER_LEN + (size_t)n)
 		return 0;
-	off += 4;
-	unsigned rrs = (unsigned)h.ancount + h.nscount + h.arcount;
-	for (unsigned i = 0; i < rrs; i++) {
-		size_t rd;
-		uint16_t type, rdlen;
-		if (!wire_skip_rr(m, len, &off, &type, &rd, &rdlen))
-			return 0;
-		if (type == WIRE_T_OPT || i >= (unsigned)h.ancount + h.nscount)
+	while (wire_rrs_next(&it, &rr)) {
+		if (rr.type == WIRE_T_OPT || rr.section == WIRE_ADDITIONAL)
 			continue;
-		uint32_t t = wire_get32(m + rd - 6);
+		uint32_t t = wire_get32(m + rr.ttl_at);
 		if (t > INT32_MAX)
 			t = 0; /* RFC 2181 8: such a TTL means zero */
 		/* RFC 2308 5: a negative answer lives min(SOA TTL, minimum) */
-		if (type == WIRE_T_SOA && i >= h.ancount && rdlen >= 20) {
-			uint32_t min = wire_get32(m + rd + rdlen - 4);
+		if (rr.type == WIRE_T_SOA && rr.section == WIRE_AUTHORITY &&
+		    rr.rdlen >= 20) {
+			uint32_t min = wire_get32(m + rr.rdata + rr.rdlen - 4);
 			neg = min < t ? min : t;
 			continue;
 		}
 		if (t < ttl)
 			ttl = t; /* answer records, CNAMEs of a negative answer too */
 	}
-	if (rc == WIRE_NXDOMAIN || h.ancount == 0 ||
+	if (it.bad)
+		return 0;
+	if (rc == WIRE_NXDOMAIN || it.hdr.ancount == 0 ||
 	    (neg != UINT32_MAX && ttl == UINT32_MAX)) {
 		if (neg == UINT32_MAX)
 			return 0; /* no SOA: RFC 2308 5 says do not cache */
@@ -216,6 +214,31 @@ static uint32_t reply_ttl(const struct cache_limits *lim, const uint8_t *m,
 	return ttl;
 }
 
+/*
+ * Rewrite every TTL but OPT's (its TTL field holds flags) as
+ * clamp(ttl - elapsed, lo, hi): on storing, TTLs are brought within the
+ * cache's bounds so nobody downstream keeps a record longer than this
+ * cache does; on a hit, they are aged by the seconds spent here.
+ */
+static void rewrite_ttls(uint8_t *m, size_t len, uint32_t elapsed,
+			 uint32_t lo, uint32_t hi)
+{
+	struct wire_rrs it;
+	struct wire_rr rr;
+
+	if (!wire_rrs_begin(&it, m, len))
+		return;
+	while (wire_rrs_next(&it, &rr)) {
+		if (rr.type == WIRE_T_OPT)
+			continue;
+		uint32_t t = wire_get32(m + rr.ttl_at);
+		t = t > elapsed ? t - elapsed : 0;
+		t = t < lo ? lo : t;
+		t = t > hi ? hi : t;
+		wire_set32(m + rr.ttl_at, t);
+	}
+}
+
 static struct entry *find(struct cache *c, const uint8_t *key, size_t klen,
 			  uint32_t h)
 {
@@ -227,33 +250,6 @@ static struct entry *find(struct cache *c, const uint8_t *key, size_t klen,
 	return NULL;
 }
 
-/* Write TTLs into the reply as clients will see them: within min_ttl and
- * the entry's own lifetime, so that nobody downstream keeps a record
- * longer than this cache does. */
-static void clamp(uint8_t *m, size_t len, uint32_t lo, uint32_t hi)
-{
-	struct wire_header h;
-	size_t off = WIRE_HEADER_LEN;
-
-	if (!wire_read_header(m, len, &h) ||
-	    wire_read_name(m, len, &off, NULL) < 0)
-		return;
-	off += 4;
-	unsigned rrs = (unsigned)h.ancount + h.nscount + h.arcount;
-	for (unsigned i = 0; i < rrs; i++) {
-		size_t rd;
-		uint16_t type, rdlen;
-		if (!wire_skip_rr(m, len, &off, &type, &rd, &rdlen))
-			return;
-		if (type == WIRE_T_OPT)
-			continue;
-		uint32_t t = wire_get32(m + rd - 6);
-		t = t < lo ? lo : t;
-		t = t > hi ? hi : t;
-		wire_set32(m + rd - 6, t);
-	}
-}
-
 void cache_store(struct cache *c, const uint8_t *key, size_t klen,
 		 uint8_t *reply, size_t len, uint64_t now_ms)
 {
@@ -262,7 +258,8 @@ void cache_store(struct cache *c, const uint8_t *key, size_t klen,
 	uint32_t ttl = reply_ttl(&c->lim, reply, len);
 	if (ttl == 0)
 		return;
-	clamp(reply, len, c->lim.min_ttl < ttl ? c->lim.min_ttl : ttl, ttl);
+	rewrite_ttls(reply, len, 0, c->lim.min_ttl < ttl ? c->lim.min_ttl : ttl,
+		     ttl);
 	uint32_t h = hash(c->seed, key, klen);
 	struct entry *old = find(c, key, klen, h);
 	if (old)
@@ -290,30 +287,6 @@ void cache_store(struct cache *c, const uint8_t *key, size_t klen,
 	}
 }
 
-/* Subtract elapsed seconds from every TTL but OPT's (its TTL field holds
- * flags).  The reply was walked when stored, so the walk succeeds. */
-static void age(uint8_t *m, size_t len, uint32_t elapsed)
-{
-	struct wire_header h;
-	size_t off = WIRE_HEADER_LEN;
-
-	if (!wire_read_header(m, len, &h) ||
-	    wire_read_name(m, len, &off, NULL) < 0)
-		return;
-	off += 4;
-	unsigned rrs = (unsigned)h.ancount + h.nscount + h.arcount;
-	for (unsigned i = 0; i < rrs; i++) {
-		size_t rd;
-		uint16_t type, rdlen;
-		if (!wire_skip_rr(m, len, &off, &type, &rd, &rdlen))
-			return;
-		if (type == WIRE_T_OPT)
-			continue;
-		uint32_t ttl = wire_get32(m + rd - 6);
-		wire_set32(m + rd - 6, ttl > elapsed ? ttl - elapsed : 0);
-	}
-}
-
 size_t cache_lookup(struct cache *c, const uint8_t *key, size_t klen,
 		    uint64_t now_ms, uint8_t *out, size_t cap)
 {
@@ -332,7 +305,8 @@ size_t cache_lookup(struct cache *c, const uint8_t *key, size_t klen,
 	lru_unlink(c, e);
 	lru_push(c, e);
 	memcpy(out, e->data + e->klen, e->len);
-	age(out, e->len, (uint32_t)((now_ms - e->stored_ms) / 1000));
+	rewrite_ttls(out, e->len, (uint32_t)((now_ms - e->stored_ms) / 1000),
+		     0, UINT32_MAX);
 	c->st.hits++;
 	return e->len;
 }

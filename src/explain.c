@@ -116,33 +116,27 @@ static void print_rdata(FILE *out, const uint8_t *msg, size_t len,
 
 static void print_reply(FILE *out, const uint8_t *msg, size_t len)
 {
-	struct wire_header h;
-	size_t off = WIRE_HEADER_LEN;
+	struct wire_rrs it;
+	struct wire_rr rr;
 
-	if (!wire_read_header(msg, len, &h))
+	if (!wire_rrs_begin(&it, msg, len))
 		return;
-	unsigned rc = WIRE_RCODE(h.flags);
+	unsigned rc = WIRE_RCODE(it.hdr.flags);
 	fprintf(out, "  reply:  %s%s\n", rc < 6 ? rcodes[rc] : "?",
-		(h.flags & WIRE_AA) ? ", authoritative (AA)" : "");
-	for (unsigned i = 0; i < h.qdcount; i++) {
-		wire_read_name(msg, len, &off, NULL);
-		off += 4;
-	}
-	for (unsigned i = 0; i < (unsigned)h.ancount + h.nscount; i++) {
-		size_t start = off, rd;
-		uint16_t type, rdlen;
-		if (!wire_skip_rr(msg, len, &off, &type, &rd, &rdlen))
-			return;
-		const char *tn = rdata_type_name(type);
-		fprintf(out, "    %s", i < h.ancount ? "" : "(authority) ");
-		print_name(out, msg, len, &start);
-		fprintf(out, " %u IN ", wire_get32(msg + rd - 6));
+		(it.hdr.flags & WIRE_AA) ? ", authoritative (AA)" : "");
+	while (wire_rrs_next(&it, &rr) && rr.section != WIRE_ADDITIONAL) {
+		const char *tn = rdata_type_name(rr.type);
+		size_t owner = rr.start;
+		fprintf(out, "    %s",
+			rr.section == WIRE_ANSWER ? "" : "(authority) ");
+		print_name(out, msg, len, &owner);
+		fprintf(out, " %u IN ", wire_get32(msg + rr.ttl_at));
 		if (tn)
 			fputs(tn, out);
 		else
-			fprintf(out, "TYPE%u", type);
+			fprintf(out, "TYPE%u", rr.type);
 		fputc(' ', out);
-		print_rdata(out, msg, len, type, rd, rdlen);
+		print_rdata(out, msg, len, rr.type, rr.rdata, rr.rdlen);
 		fputc('\n', out);
 	}
 }

@@ -143,8 +143,3 @@ bool nameset_match(const struct nameset *s, const uint8_t *name, size_t len,
 	}
 	return false;
 }
-
-size_t nameset_size(const struct nameset *s)
-{
-	return s->used;
-}

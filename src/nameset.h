@@ -34,6 +34,4 @@ bool nameset_add_text(struct nameset *s, const char *text, uint32_t value,
 bool nameset_match(const struct nameset *s, const uint8_t *name, size_t len,
 		   uint32_t *value, size_t *matched_len);
 
-size_t nameset_size(const struct nameset *s);
-
 #endif

@@ -168,30 +168,20 @@ static bool private_v6(const uint8_t *a)
 bool policy_rebind(const struct policy *p, size_t group, const uint8_t *name,
 		   size_t len, const uint8_t *reply, size_t rlen)
 {
-	struct wire_header h;
+	struct wire_rrs it;
+	struct wire_rr rr;
 	uint32_t v;
-	size_t off = WIRE_HEADER_LEN;
 
 	if (!p->rebind_ok || group != 0 ||
 	    nameset_match(p->rebind_ok, name, len, &v, NULL) ||
-	    !wire_read_header(reply, rlen, &h))
+	    !wire_rrs_begin(&it, reply, rlen))
 		return false;
-	for (unsigned i = 0; i < h.qdcount; i++) {
-		if (wire_read_name(reply, rlen, &off, NULL) < 0 ||
-		    rlen - off < 4)
-			return false;
-		off += 4;
-	}
-	for (unsigned i = 0; i < h.ancount; i++) {
-		uint16_t type, rdlen;
-		size_t rd;
-		if (!wire_skip_rr(reply, rlen, &off, &type, &rd, &rdlen))
-			return false;
-		if ((type == WIRE_T_A && rdlen == 4 && private_v4(reply + rd)) ||
-		    (type == WIRE_T_AAAA && rdlen == 16 &&
-		     private_v6(reply + rd)))
+	while (wire_rrs_next(&it, &rr) && rr.section == WIRE_ANSWER)
+		if ((rr.type == WIRE_T_A && rr.rdlen == 4 &&
+		     private_v4(reply + rr.rdata)) ||
+		    (rr.type == WIRE_T_AAAA && rr.rdlen == 16 &&
+		     private_v6(reply + rr.rdata)))
 			return true;
-	}
 	return false;
 }
 

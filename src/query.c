@@ -216,21 +216,16 @@ static void restore_client_id(struct query *q)
 static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
 			  size_t len, unsigned *src)
 {
-	struct wire_header h;
-	size_t off = WIRE_HEADER_LEN;
+	struct wire_rrs it;
+	struct wire_rr rr;
 	uint8_t target[WIRE_NAME_MAX];
 
-	if (!wire_read_header(msg, len, &h) || h.qdcount != 1 ||
-	    wire_read_name(msg, len, &off, NULL) < 0 || len - off < 4)
+	if (!wire_rrs_begin(&it, msg, len) || it.hdr.qdcount != 1)
 		return false;
-	off += 4;
-	for (unsigned i = 0; i < h.ancount; i++) {
-		uint16_t type, rdlen;
-		size_t rd;
-		if (!wire_skip_rr(msg, len, &off, &type, &rd, &rdlen))
-			return false;
-		if (type != WIRE_T_CNAME)
+	while (wire_rrs_next(&it, &rr) && rr.section == WIRE_ANSWER) {
+		if (rr.type != WIRE_T_CNAME)
 			continue;
+		size_t rd = rr.rdata;
 		int n = wire_read_name(msg, len, &rd, target);
 		if (n > 0 && lists_match_source(blocks, target, (size_t)n,
 						src) == LISTS_BLOCKED)
@@ -350,10 +345,9 @@ static void on_upstream(struct forward_req *req, enum forward_status st,
 		return;
 	}
 	env->st.answered++;
-	/* Newer c-ares rewrites client cookies: never relay a server cookie
-	 * that was not made for this client (RFC 7873 5.3). */
-	len = wire_strip_edns_option(env->out, len, WIRE_EDNS_COOKIE);
-	wire_set_edns_size(env->out, len, env->v.edns_size);
+	/* Our OPT size; no server cookie that was made for us (newer
+	 * c-ares rewrites client cookies). */
+	len = wire_relay_opt(env->out, len, env->v.edns_size);
 	/* Not from a channel a reload has replaced: the cache was emptied
 	 * for the new servers. */
 	if (env->v.cache && !q->chase && group_is_current(env, q)) {

@@ -349,37 +349,65 @@ bool wire_check_reply(uint8_t *reply, size_t len, const uint8_t *qname,
 	return true;
 }
 
+bool wire_rrs_begin(struct wire_rrs *it, const uint8_t *msg, size_t len)
+{
+	memset(it, 0, sizeof(*it));
+	it->msg = msg;
+	it->len = len;
+	it->off = WIRE_HEADER_LEN;
+	if (!wire_read_header(msg, len, &it->hdr))
+		return false;
+	for (unsigned i = 0; i < it->hdr.qdcount; i++) {
+		if (wire_read_name(msg, len, &it->off, NULL) < 0 ||
+		    len - it->off < 4)
+			return false;
+		it->off += 4;
+	}
+	it->question_end = it->off;
+	it->total = (unsigned)it->hdr.ancount + it->hdr.nscount +
+		    it->hdr.arcount;
+	return true;
+}
+
+bool wire_rrs_next(struct wire_rrs *it, struct wire_rr *rr)
+{
+	if (it->bad || it->i >= it->total)
+		return false;
+	rr->start = it->off;
+	if (!wire_skip_rr(it->msg, it->len, &it->off, &rr->type, &rr->rdata,
+			  &rr->rdlen)) {
+		it->bad = true;
+		return false;
+	}
+	rr->end = it->off;
+	rr->ttl_at = rr->rdata - 6;
+	rr->section = it->i < it->hdr.ancount ? WIRE_ANSWER
+		      : it->i < (unsigned)it->hdr.ancount + it->hdr.nscount
+			      ? WIRE_AUTHORITY
+			      : WIRE_ADDITIONAL;
+	it->i++;
+	return true;
+}
+
 /* Find the question's end and the OPT record, if any.  Returns false on a
  * malformed message; *question_end is then 0 unless the question was
  * readable. */
 static bool locate(const uint8_t *msg, size_t len, size_t *question_end,
 		   size_t *opt_start, size_t *opt_end)
 {
-	struct wire_header h;
-	size_t off = WIRE_HEADER_LEN;
+	struct wire_rrs it;
+	struct wire_rr rr;
 
 	*opt_start = *opt_end = *question_end = 0;
-	if (!wire_read_header(msg, len, &h))
+	if (!wire_rrs_begin(&it, msg, len))
 		return false;
-	for (unsigned i = 0; i < h.qdcount; i++) {
-		if (wire_read_name(msg, len, &off, NULL) < 0 || len - off < 4)
-			return false;
-		off += 4;
-	}
-	*question_end = off;
-	unsigned rrs = (unsigned)h.ancount + h.nscount + h.arcount;
-	for (unsigned i = 0; i < rrs; i++) {
-		size_t start = off;
-		uint16_t type;
-		if (!wire_skip_rr(msg, len, &off, &type, NULL, NULL))
-			return false;
-		if (type == WIRE_T_OPT &&
-		    i >= (unsigned)h.ancount + h.nscount) {
-			*opt_start = start;
-			*opt_end = off;
+	*question_end = it.question_end;
+	while (wire_rrs_next(&it, &rr))
+		if (rr.type == WIRE_T_OPT && rr.section == WIRE_ADDITIONAL) {
+			*opt_start = rr.start;
+			*opt_end = rr.end;
 		}
-	}
-	return true;
+	return !it.bad;
 }
 
 size_t wire_truncate(uint8_t *msg, size_t len, size_t limit)
@@ -406,22 +434,16 @@ size_t wire_truncate(uint8_t *msg, size_t len, size_t limit)
 	return out;
 }
 
-void wire_set_edns_size(uint8_t *msg, size_t len, uint16_t size)
+/* Remove the options with code from the OPT record at [ostart, oend);
+ * size != 0 also sets its UDP payload size.  Returns the new length. */
+static size_t edit_opt(uint8_t *msg, size_t len, size_t ostart, size_t oend,
+		       uint16_t code, uint16_t size)
 {
-	size_t qend, ostart, oend;
-
-	if (locate(msg, len, &qend, &ostart, &oend) && oend > ostart)
-		wire_set16(msg + ostart + 3, size);
-}
-
-size_t wire_strip_edns_option(uint8_t *msg, size_t len, uint16_t code)
-{
-	size_t qend, ostart, oend;
-
-	if (!locate(msg, len, &qend, &ostart, &oend) || oend == ostart)
-		return len;
 	size_t rdlen_at = ostart + 9, p = ostart + 11;
 	size_t end = oend;
+
+	if (size)
+		wire_set16(msg + ostart + 3, size);
 	while (end - p >= 4) {
 		size_t olen = 4 + (size_t)wire_get16(msg + p + 2);
 		if (olen > end - p)
@@ -438,6 +460,24 @@ size_t wire_strip_edns_option(uint8_t *msg, size_t len, uint16_t code)
 		}
 	}
 	return len;
+}
+
+size_t wire_strip_edns_option(uint8_t *msg, size_t len, uint16_t code)
+{
+	size_t qend, ostart, oend;
+
+	if (!locate(msg, len, &qend, &ostart, &oend) || oend == ostart)
+		return len;
+	return edit_opt(msg, len, ostart, oend, code, 0);
+}
+
+size_t wire_relay_opt(uint8_t *msg, size_t len, uint16_t size)
+{
+	size_t qend, ostart, oend;
+
+	if (!locate(msg, len, &qend, &ostart, &oend) || oend == ostart)
+		return len;
+	return edit_opt(msg, len, ostart, oend, WIRE_EDNS_COOKIE, size);
 }
 
 /* Copy one name, decompressed; false when malformed. */

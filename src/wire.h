@@ -146,6 +146,38 @@ int wire_read_name(const uint8_t *msg, size_t len, size_t *off,
 bool wire_skip_rr(const uint8_t *msg, size_t len, size_t *off,
 		  uint16_t *type, size_t *rdata_off, uint16_t *rdlen);
 
+/* One resource record as a cursor finds it; offsets into the message. */
+struct wire_rr {
+	size_t start;   /* the owner name */
+	size_t end;     /* just past the RDATA */
+	uint16_t type;
+	size_t ttl_at;  /* offset of the 32-bit TTL */
+	size_t rdata;
+	uint16_t rdlen;
+	int section;    /* WIRE_ANSWER, WIRE_AUTHORITY or WIRE_ADDITIONAL */
+};
+
+enum { WIRE_ANSWER, WIRE_AUTHORITY, WIRE_ADDITIONAL };
+
+/* A walk over the records of a message, after its question section. */
+struct wire_rrs {
+	const uint8_t *msg;
+	size_t len;
+	size_t off;
+	struct wire_header hdr;
+	size_t question_end;
+	unsigned i, total;
+	bool bad;       /* the walk stopped at a malformed record */
+};
+
+/* Start a walk: reads the header and skips every question.  False when
+ * those are malformed. */
+bool wire_rrs_begin(struct wire_rrs *it, const uint8_t *msg, size_t len);
+
+/* The next record in *rr; false at the end, or with it->bad set when the
+ * record is cut short. */
+bool wire_rrs_next(struct wire_rrs *it, struct wire_rr *rr);
+
 /*
  * Parse and validate a client query (RFC 1035 4.1, RFC 6891 6.1).  On
  * WIRE_OK, WIRE_BAD_VERSION and (where the question was readable)
@@ -209,9 +241,13 @@ size_t wire_truncate(uint8_t *msg, size_t len, size_t limit);
 bool wire_copy_rr(const uint8_t *msg, size_t len, size_t *off,
 		  struct wire_buf *out);
 
-/* Set the UDP payload size in the reply's OPT record, if it has one
- * (relayed replies advertise our size, not the upstream's). */
-void wire_set_edns_size(uint8_t *msg, size_t len, uint16_t size);
+/*
+ * Prepare an upstream reply's OPT record for a client: advertise our UDP
+ * payload size, not the upstream's, and drop the COOKIE option (RFC 7873
+ * 5.3: a server cookie made for us is not the client's).  One pass over
+ * the message; returns the new length.
+ */
+size_t wire_relay_opt(uint8_t *msg, size_t len, uint16_t size);
 
 /* Remove every EDNS option with the given code from the reply's OPT
  * record.  Returns the new length (unchanged when there is none). */
