@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "answer.h"
-#include "config.h"
+#include "conf.h"
 #include "zone.h"
 
 /* Where the owner name of the next records stands in the reply. */
@@ -249,16 +249,16 @@ size_t answer_blocked(const struct answer_block *blk,
 	unsigned rcode = WIRE_NOERROR;
 
 	switch (blk->mode) {
-	case CONFIG_BLOCK_REFUSED:
+	case CONF_BLOCK_REFUSED:
 		return answer_error(q, pkt, WIRE_REFUSED, edns_size, out, cap);
-	case CONFIG_BLOCK_NXDOMAIN:
+	case CONF_BLOCK_NXDOMAIN:
 		rcode = WIRE_NXDOMAIN;
 		break;
-	case CONFIG_BLOCK_NULL:
+	case CONF_BLOCK_NULL:
 		if (q->qtype == WIRE_T_A || q->qtype == WIRE_T_AAAA)
 			addr = zero;
 		break;
-	case CONFIG_BLOCK_ADDRESS:
+	case CONF_BLOCK_ADDRESS:
 		if (q->qtype == WIRE_T_A && blk->has_a)
 			addr = blk->a;
 		if (q->qtype == WIRE_T_AAAA && blk->has_aaaa)

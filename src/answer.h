@@ -43,7 +43,7 @@ size_t answer_local(const struct zone *z, const struct wire_query *q,
 
 /* How blocked names are answered (from block.answer and block.ttl). */
 struct answer_block {
-	int mode; /* enum config_block_mode */
+	int mode; /* enum conf_block_mode */
 	bool has_a, has_aaaa;
 	uint8_t a[4], aaaa[16];
 	uint32_t ttl;

@@ -13,12 +13,12 @@
 #include <string.h>
 
 #include "block.h"
-#include "config.h"
+#include "conf.h"
 #include "lists.h"
 
 static bool add_domains(struct lists *l, char **names, size_t n,
 			enum lists_kind kind, const char *what,
-			const struct config *cfg, char *err, size_t errlen)
+			const struct conf *cfg, char *err, size_t errlen)
 {
 	const char *why;
 
@@ -89,10 +89,10 @@ void block_keep_hits(struct block_set *b, const struct block_set *old)
 			}
 }
 
-struct block_set *block_load(const struct config *cfg, block_report_fn report,
+struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 			     void *ctx, char *err, size_t errlen)
 {
-	const struct config_block *b = &cfg->block;
+	const struct conf_block *b = &cfg->block;
 	struct block_set *set;
 	struct lists *l;
 	char line[256];
@@ -151,9 +151,9 @@ fail:
 	return NULL;
 }
 
-void block_answer_init(const struct config *cfg, struct answer_block *out)
+void block_answer_init(const struct conf *cfg, struct answer_block *out)
 {
-	const struct config_block *b = &cfg->block;
+	const struct conf_block *b = &cfg->block;
 
 	memset(out, 0, sizeof(*out));
 	out->mode = (int)b->mode;
@@ -165,7 +165,7 @@ void block_answer_init(const struct config *cfg, struct answer_block *out)
 }
 
 /* The verdict of one source alone. */
-static enum lists_verdict one(const struct config *cfg, char **names,
+static enum lists_verdict one(const struct conf *cfg, char **names,
 			      size_t n, enum lists_kind kind,
 			      const char *file, const uint8_t *name,
 			      size_t len)
@@ -187,10 +187,10 @@ static enum lists_verdict one(const struct config *cfg, char **names,
 
 static const char *const verdicts[] = {"", "blocks", "allows"};
 
-int block_explain(FILE *out, const struct config *cfg, const uint8_t *name,
+int block_explain(FILE *out, const struct conf *cfg, const uint8_t *name,
 		  size_t len)
 {
-	const struct config_block *b = &cfg->block;
+	const struct conf_block *b = &cfg->block;
 	enum lists_verdict v;
 	int found = 0;
 

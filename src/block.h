@@ -11,7 +11,7 @@
 
 #include "answer.h"
 
-struct config;
+struct conf;
 struct lists;
 
 /* Called with one line of report (no newline) per source and summary. */
@@ -39,7 +39,7 @@ struct block_set {
  * in err.  Returns NULL with err[0] == '\0' when nothing is configured.
  * Caller frees with block_set_free.
  */
-struct block_set *block_load(const struct config *cfg, block_report_fn report,
+struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 			     void *ctx, char *err, size_t errlen);
 
 void block_set_free(struct block_set *b);
@@ -49,11 +49,11 @@ void block_set_free(struct block_set *b);
 void block_keep_hits(struct block_set *b, const struct block_set *old);
 
 /* How blocked names are answered, from cfg->block. */
-void block_answer_init(const struct config *cfg, struct answer_block *out);
+void block_answer_init(const struct conf *cfg, struct answer_block *out);
 
 /* For --explain: which sources (block.domains, block.allow, list files)
  * have an entry covering name, one line each.  Returns how many. */
-int block_explain(FILE *out, const struct config *cfg, const uint8_t *name,
+int block_explain(FILE *out, const struct conf *cfg, const uint8_t *name,
 		  size_t len);
 
 #endif

@@ -14,7 +14,7 @@
 
 #include "answer.h"
 #include "block.h"
-#include "config.h"
+#include "conf.h"
 #include "explain.h"
 #include "lists.h"
 #include "policy.h"
@@ -141,7 +141,7 @@ static void print_reply(FILE *out, const uint8_t *msg, size_t len)
 	}
 }
 
-static void print_servers(FILE *out, const struct config_addr *a, size_t n)
+static void print_servers(FILE *out, const struct conf_addr *a, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		fprintf(out, "%s%s", i ? ", " : "", a[i].text);
@@ -192,7 +192,7 @@ static void print_sources(FILE *out, const struct zone *zone,
 	}
 }
 
-static void print_policy(FILE *out, const struct config *cfg,
+static void print_policy(FILE *out, const struct conf *cfg,
 			 const struct policy *policy, const uint8_t *name,
 			 size_t len, uint16_t qtype)
 {
@@ -212,7 +212,7 @@ static void print_policy(FILE *out, const struct config *cfg,
 		fprintf(out, "\n");
 		return;
 	}
-	const struct config_forward *f = &cfg->forwards[d.group - 1];
+	const struct conf_forward *f = &cfg->forwards[d.group - 1];
 	fprintf(out, "  rule:   forward rule for '%s' (%s:%d): ", f->domain,
 		cfg->path, f->line);
 	if (d.action == POLICY_REFUSE)
@@ -222,7 +222,7 @@ static void print_policy(FILE *out, const struct config *cfg,
 	fprintf(out, "\n");
 }
 
-int explain(FILE *out, const struct config *cfg, const struct zone *zone,
+int explain(FILE *out, const struct conf *cfg, const struct zone *zone,
 	    const struct policy *policy, const struct lists *blocks,
 	    const char *name, const char *type)
 {

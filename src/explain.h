@@ -11,7 +11,7 @@
 
 #include <stdio.h>
 
-struct config;
+struct conf;
 struct lists;
 struct policy;
 struct zone;
@@ -21,7 +21,7 @@ struct zone;
  * A) to out.  Returns 0, or 1 with a message on stderr when the name or
  * type is not valid.
  */
-int explain(FILE *out, const struct config *cfg, const struct zone *zone,
+int explain(FILE *out, const struct conf *cfg, const struct zone *zone,
 	    const struct policy *policy, const struct lists *blocks,
 	    const char *name, const char *type);
 

@@ -17,7 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 
-#include "config.h"
+#include "conf.h"
 #include "forward.h"
 #include "log.h"
 #include "loop.h"
@@ -219,7 +219,7 @@ static int fit_tries(int timeout_ms, int tries, size_t nservers)
 }
 
 struct forward *forward_new(struct loop *loop,
-			    const struct config_addr *servers, size_t n,
+			    const struct conf_addr *servers, size_t n,
 			    int timeout_ms, int tries, char *err,
 			    size_t errlen)
 {

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct config_addr;
+struct conf_addr;
 struct loop;
 struct forward;
 struct chan;
@@ -46,7 +46,7 @@ struct forward_req {
  * Returns NULL with a message in err.
  */
 struct forward *forward_new(struct loop *loop,
-			    const struct config_addr *servers, size_t n,
+			    const struct conf_addr *servers, size_t n,
 			    int timeout_ms, int tries, char *err,
 			    size_t errlen);
 

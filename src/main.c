@@ -27,7 +27,7 @@
 
 #include "block.h"
 #include "cache.h"
-#include "config.h"
+#include "conf.h"
 #include "explain.h"
 #include "forward.h"
 #include "lists.h"
@@ -57,7 +57,7 @@ struct options {
 
 /* What one load of the configuration produces; replaced whole on reload. */
 struct runtime {
-	struct config *cfg;
+	struct conf *cfg;
 	struct zone *zone;
 	struct policy *policy;
 	struct block_set *blocks; /* NULL: nothing blocked */
@@ -193,7 +193,7 @@ static int detach(const char *pidfile)
 	return 0;
 }
 
-static void cache_limits_of(const struct config *cfg,
+static void cache_limits_of(const struct conf *cfg,
 			    struct cache_limits *lim)
 {
 	lim->size = (size_t)cfg->cache_size;
@@ -236,7 +236,7 @@ static void log_stats(const struct daemon *d)
 }
 
 /* Give up root once the sockets are bound (user = "..."). */
-static int drop_privileges(const struct config *cfg)
+static int drop_privileges(const struct conf *cfg)
 {
 	struct passwd *pw;
 
@@ -291,8 +291,8 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 	}
 }
 
-static bool same_servers(const struct config_addr *a, size_t na,
-			 const struct config_addr *b, size_t nb)
+static bool same_servers(const struct conf_addr *a, size_t na,
+			 const struct conf_addr *b, size_t nb)
 {
 	if (na != nb)
 		return false;
@@ -303,7 +303,7 @@ static bool same_servers(const struct config_addr *a, size_t na,
 }
 
 /* Can the new configuration keep the old c-ares channels? */
-static bool same_upstreams(const struct config *a, const struct config *b)
+static bool same_upstreams(const struct conf *a, const struct conf *b)
 {
 	if (a->timeout_ms != b->timeout_ms || a->tries != b->tries ||
 	    a->nforwards != b->nforwards ||
@@ -318,7 +318,7 @@ static bool same_upstreams(const struct config *a, const struct config *b)
 	return true;
 }
 
-static bool same_sockets(const struct config *a, const struct config *b)
+static bool same_sockets(const struct conf *a, const struct conf *b)
 {
 	if (a->nlisten != b->nlisten ||
 	    a->tcp_max_connections != b->tcp_max_connections ||
@@ -353,7 +353,7 @@ static void runtime_free(struct runtime *rt)
 	block_set_free(rt->blocks);
 	policy_free(rt->policy);
 	zone_free(rt->zone);
-	config_free(rt->cfg);
+	conf_free(rt->cfg);
 	memset(rt, 0, sizeof(*rt));
 }
 
@@ -361,7 +361,7 @@ static void runtime_free(struct runtime *rt)
 static bool make_groups(struct loop *loop, struct runtime *rt, char *err,
 			size_t errlen)
 {
-	const struct config *cfg = rt->cfg;
+	const struct conf *cfg = rt->cfg;
 
 	rt->ngroups = cfg->nforwards + 1;
 	if (!(rt->groups = calloc(rt->ngroups, sizeof(*rt->groups)))) {
@@ -369,7 +369,7 @@ static bool make_groups(struct loop *loop, struct runtime *rt, char *err,
 		return false;
 	}
 	for (size_t i = 0; i < rt->ngroups; i++) {
-		const struct config_addr *sv = i ? cfg->forwards[i - 1].servers
+		const struct conf_addr *sv = i ? cfg->forwards[i - 1].servers
 						 : cfg->servers;
 		size_t n = i ? cfg->forwards[i - 1].nservers : cfg->nservers;
 		if (n == 0)
@@ -389,7 +389,7 @@ static bool load(const struct options *o, struct loop *loop,
 		 size_t errlen)
 {
 	memset(rt, 0, sizeof(*rt));
-	if (!(rt->cfg = config_load(o->conf, o->listen, o->nlisten, err,
+	if (!(rt->cfg = conf_load(o->conf, o->listen, o->nlisten, err,
 				    errlen)) ||
 	    !(rt->zone = zone_build(rt->cfg, err, errlen)) ||
 	    !(rt->policy = policy_build(rt->cfg, err, errlen)))
@@ -434,7 +434,7 @@ static void set_view(struct daemon *d)
  * once the view is switched; only old channels wait for their queries. */
 static void reload(struct daemon *d)
 {
-	char err[CONFIG_ERR_MAX];
+	char err[CONF_ERR_MAX];
 	struct runtime rt;
 
 	d->reload = false;
@@ -525,8 +525,8 @@ static void serve(struct daemon *d)
 /* -t and --explain: load everything the server would, bind nothing. */
 static int check_only(const struct options *o)
 {
-	char err[CONFIG_ERR_MAX];
-	struct config *cfg = config_load(o->conf, o->listen, o->nlisten, err,
+	char err[CONF_ERR_MAX];
+	struct conf *cfg = conf_load(o->conf, o->listen, o->nlisten, err,
 					 sizeof(err));
 	struct zone *z = cfg ? zone_build(cfg, err, sizeof(err)) : NULL;
 	struct policy *p = z ? policy_build(cfg, err, sizeof(err)) : NULL;
@@ -550,7 +550,7 @@ static int check_only(const struct options *o)
 	block_set_free(blocks);
 	policy_free(p);
 	zone_free(z);
-	config_free(cfg);
+	conf_free(cfg);
 	return rc;
 }
 
@@ -558,7 +558,7 @@ int main(int argc, char **argv)
 {
 	struct options o = {0};
 	struct daemon d = {.o = &o, .sigw = {-1, on_signal}};
-	char err[CONFIG_ERR_MAX], *conf = NULL;
+	char err[CONF_ERR_MAX], *conf = NULL;
 	struct query_io io;
 	sigset_t mask;
 	int rc = 1;
@@ -616,7 +616,7 @@ int main(int argc, char **argv)
 		log_err("start-up failed: %s", strerror(errno));
 		goto out;
 	}
-	char listening[CONFIG_ERR_MAX] = "";
+	char listening[CONF_ERR_MAX] = "";
 	for (size_t i = 0, n = 0; i < d.rt.cfg->nlisten; i++)
 		n += (size_t)snprintf(listening + n, sizeof(listening) - n,
 				      "%s%s", i ? ", " : "",

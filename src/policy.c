@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "nameset.h"
 #include "policy.h"
 #include "wire.h"
@@ -27,7 +27,7 @@ struct policy {
 	size_t nrules;
 	struct nameset *private;   /* NULL when private_local is off */
 	struct nameset *rebind_ok; /* NULL when rebind protection is off */
-	struct config_prefix *access;
+	struct conf_prefix *access;
 	size_t naccess;
 };
 
@@ -65,7 +65,7 @@ static bool add_private(struct nameset *s)
 	return true;
 }
 
-struct policy *policy_build(const struct config *cfg, char *err,
+struct policy *policy_build(const struct conf *cfg, char *err,
 			    size_t errlen)
 {
 	struct policy *p = calloc(1, sizeof(*p));
@@ -185,7 +185,7 @@ bool policy_rebind(const struct policy *p, size_t group, const uint8_t *name,
 	return false;
 }
 
-static bool in_prefix(const struct config_prefix *pf, const uint8_t *a)
+static bool in_prefix(const struct conf_prefix *pf, const uint8_t *a)
 {
 	int full = pf->bits / 8, rest = pf->bits % 8;
 	if (memcmp(pf->addr, a, (size_t)full) != 0)

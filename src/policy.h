@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct config;
+struct conf;
 struct policy;
 
 enum policy_action {
@@ -28,7 +28,7 @@ struct policy_decision {
 };
 
 /* Returns NULL with a message in err. */
-struct policy *policy_build(const struct config *cfg, char *err,
+struct policy *policy_build(const struct conf *cfg, char *err,
 			    size_t errlen);
 void policy_free(struct policy *p);
 

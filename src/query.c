@@ -19,7 +19,7 @@
 
 #include "answer.h"
 #include "cache.h"
-#include "config.h"
+#include "conf.h"
 #include "forward.h"
 #include "lists.h"
 #include "log.h"
@@ -150,7 +150,7 @@ static void reply_nxdomain(struct query_env *env, const struct query_client *c,
 			   const struct wire_query *wq, const uint8_t *pkt,
 			   uint32_t ttl)
 {
-	struct answer_block nx = {.mode = CONFIG_BLOCK_NXDOMAIN, .ttl = ttl};
+	struct answer_block nx = {.mode = CONF_BLOCK_NXDOMAIN, .ttl = ttl};
 	size_t n = answer_blocked(&nx, wq, pkt, env->v.edns_size, env->out,
 				  sizeof(env->out));
 	reply(env, c, wq, env->out, n);

@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 #include "log.h"
 #include "loop.h"
 #include "query.h"
@@ -510,7 +510,7 @@ void server_io(struct server *srv, struct query_io *io)
 	io->ctx = srv;
 }
 
-static bool is_wildcard(const struct config_addr *a)
+static bool is_wildcard(const struct conf_addr *a)
 {
 	if (a->ss.ss_family == AF_INET)
 		return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
@@ -519,7 +519,7 @@ static bool is_wildcard(const struct config_addr *a)
 		&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
 }
 
-static int open_socket(const struct config_addr *a, bool tcp, char *err,
+static int open_socket(const struct conf_addr *a, bool tcp, char *err,
 		       size_t errlen)
 {
 	int one = 1, rcv = SERVER_RCVBUF;
@@ -579,7 +579,7 @@ static size_t fit_fd_limit(size_t want)
 	return want;
 }
 
-struct server *server_new(const struct config *cfg, struct loop *loop,
+struct server *server_new(const struct conf *cfg, struct loop *loop,
 			  char *err, size_t errlen)
 {
 	struct server *srv = calloc(1, sizeof(*srv));

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct config;
+struct conf;
 struct loop;
 struct query_env;
 struct query_io;
@@ -20,7 +20,7 @@ struct server;
 
 /* Bind every listen address of cfg (UDP and TCP).  Returns NULL with a
  * message in err. */
-struct server *server_new(const struct config *cfg, struct loop *loop,
+struct server *server_new(const struct conf *cfg, struct loop *loop,
 			  char *err, size_t errlen);
 
 /* The callbacks the pipeline uses to answer through this server. */

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "rdata.h"
 #include "zone.h"
 
@@ -225,7 +225,7 @@ static bool fail(char *err, size_t errlen, const char *file, int line,
 }
 
 static bool add_record(struct zone *z, size_t apex,
-		       const struct config_record *rec, uint32_t default_ttl,
+		       const struct conf_record *rec, uint32_t default_ttl,
 		       char *err, size_t errlen)
 {
 	const struct zone_apex *a = &z->apexes[apex];
@@ -503,7 +503,7 @@ static bool add_ptrs(struct zone *z, size_t apex, char *err, size_t errlen)
 	return true;
 }
 
-struct zone *zone_build(const struct config *cfg, char *err, size_t errlen)
+struct zone *zone_build(const struct conf *cfg, char *err, size_t errlen)
 {
 	struct zone *z = calloc(1, sizeof(*z));
 	size_t n = 0;
@@ -526,7 +526,7 @@ struct zone *zone_build(const struct config *cfg, char *err, size_t errlen)
 	if (!first)
 		goto oom;
 	for (size_t i = 0; i < cfg->nzones; i++) {
-		const struct config_zone *cz = &cfg->zones[i];
+		const struct conf_zone *cz = &cfg->zones[i];
 		first[i] = z->napexes;
 		if (!add_apex(z, cz->origin, cz->authoritative,
 			      (uint32_t)cz->ttl, cz->path, cz->origin_line,

@@ -14,7 +14,7 @@
 
 #include "wire.h"
 
-struct config;
+struct conf;
 struct zone;
 struct zone_node;
 
@@ -60,7 +60,7 @@ struct zone_result {
  * in err when a record is bad.  The store copies what it needs; cfg may be
  * freed afterwards.  Caller frees with zone_free.
  */
-struct zone *zone_build(const struct config *cfg, char *err, size_t errlen);
+struct zone *zone_build(const struct conf *cfg, char *err, size_t errlen);
 
 void zone_free(struct zone *z);
 

@@ -1,7 +1,7 @@
 /*
- * test_config.c - unit tests for the configuration loader (src/config.c):
- * config_load with real files in a temporary folder, config_parse_addr
- * and config_read_resolv.
+ * test_config.c - unit tests for the configuration loader (src/conf.c):
+ * conf_load with real files in a temporary folder, conf_parse_addr
+ * and conf_read_resolv.
  *
  * Every error must say "file:line: message" with the line of the offending
  * setting, so most tests write a small file whose bad line is known and
@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../src/config.h"
+#include "../src/conf.h"
 #include "../src/zone.h"
 #include "tap.h"
 
@@ -67,11 +67,11 @@ static void tmp_clean(struct tmp *t)
 }
 
 /* Load main.conf holding text; expect success. */
-static struct config *load_ok(struct tmp *t, const char *text, const char *name)
+static struct conf *load_ok(struct tmp *t, const char *text, const char *name)
 {
-	char err[CONFIG_ERR_MAX] = "";
+	char err[CONF_ERR_MAX] = "";
 	const char *path = tmp_write(t, "main.conf", text);
-	struct config *cfg = config_load(path, NULL, 0, err, sizeof(err));
+	struct conf *cfg = conf_load(path, NULL, 0, err, sizeof(err));
 
 	if (!ok(cfg != NULL, "%s: loads", name))
 		diag("error: %s", err);
@@ -83,12 +83,12 @@ static struct config *load_ok(struct tmp *t, const char *text, const char *name)
 static void load_fails(struct tmp *t, const char *text, const char *file,
 		       int line, const char *what, const char *name)
 {
-	char err[CONFIG_ERR_MAX] = "", prefix[256];
+	char err[CONF_ERR_MAX] = "", prefix[256];
 	const char *path = tmp_write(t, "main.conf", text);
-	struct config *cfg = config_load(path, NULL, 0, err, sizeof(err));
+	struct conf *cfg = conf_load(path, NULL, 0, err, sizeof(err));
 
 	ok(cfg == NULL, "%s: refused", name);
-	config_free(cfg);
+	conf_free(cfg);
 	snprintf(prefix, sizeof(prefix),
 		 "%s:%d: ", tmp_path(t, file ? file : "main.conf"), line);
 	bool good = strncmp(err, prefix, strlen(prefix)) == 0 &&
@@ -99,7 +99,7 @@ static void load_fails(struct tmp *t, const char *text, const char *file,
 		diag("error was '%s'", err);
 }
 
-static unsigned port_of(const struct config_addr *a)
+static unsigned port_of(const struct conf_addr *a)
 {
 	if (a->ss.ss_family == AF_INET)
 		return ntohs(((const struct sockaddr_in *)(const void *)&a->ss)
@@ -112,7 +112,7 @@ static unsigned port_of(const struct config_addr *a)
 
 static void test_defaults(struct tmp *t)
 {
-	struct config *cfg = load_ok(t, UPSTREAM, "upstream only");
+	struct conf *cfg = load_ok(t, UPSTREAM, "upstream only");
 	if (!cfg)
 		return;
 	is_int(cfg->nlisten, 2, "default listen: two addresses");
@@ -142,14 +142,14 @@ static void test_defaults(struct tmp *t)
 	is_int(cfg->nzones, 0, "no zones");
 	ok(cfg->path && strcmp(cfg->path, tmp_path(t, "main.conf")) == 0,
 	   "cfg->path");
-	config_free(cfg);
-	config_free(NULL);
+	conf_free(cfg);
+	conf_free(NULL);
 
 	/* An empty file: the servers come from /etc/resolv.conf. */
-	struct config_addr rs[32];
-	int n = config_read_resolv("/etc/resolv.conf", rs, 32);
-	char err[CONFIG_ERR_MAX] = "";
-	cfg = config_load(tmp_write(t, "main.conf", ""), NULL, 0, err,
+	struct conf_addr rs[32];
+	int n = conf_read_resolv("/etc/resolv.conf", rs, 32);
+	char err[CONF_ERR_MAX] = "";
+	cfg = conf_load(tmp_write(t, "main.conf", ""), NULL, 0, err,
 			  sizeof(err));
 	if (cfg) {
 		ok(cfg->servers_from_resolv && cfg->nservers == (size_t)n &&
@@ -162,7 +162,7 @@ static void test_defaults(struct tmp *t)
 		   n);
 		diag("error was '%s'", err);
 	}
-	config_free(cfg);
+	conf_free(cfg);
 }
 
 static void test_full(struct tmp *t)
@@ -200,7 +200,7 @@ static void test_full(struct tmp *t)
 	    "  idle_timeout_ms = 5000;\n"
 	    "};\n",
 	    abspath);
-	struct config *cfg = load_ok(t, zone, "full configuration");
+	struct conf *cfg = load_ok(t, zone, "full configuration");
 	if (!cfg)
 		return;
 	ok(cfg->nlisten == 3 &&
@@ -224,7 +224,7 @@ static void test_full(struct tmp *t)
 	is_int(cfg->tcp_idle_timeout_ms, 5000, "full: tcp idle_timeout_ms");
 	is_int(cfg->nzones, 2, "full: two zones");
 	if (cfg->nzones == 2) {
-		const struct config_zone *z = &cfg->zones[0];
+		const struct conf_zone *z = &cfg->zones[0];
 		is_str(z->path, tmp_path(t, "home.zone"),
 		       "zone path relative to the main file's folder");
 		is_int(z->line, 9, "zone: line in the main file");
@@ -234,7 +234,7 @@ static void test_full(struct tmp *t)
 		ok(z->authoritative, "zone authoritative");
 		is_int(z->nrecords, 3, "zone: 3 records");
 		if (z->nrecords == 3) {
-			const struct config_record *r = &z->records[1];
+			const struct conf_record *r = &z->records[1];
 			ok(strcmp(r->name, "nas") == 0 &&
 			       strcmp(r->type, "a") == 0 &&
 			       strcmp(r->data, "192.168.1.10") == 0 &&
@@ -251,14 +251,14 @@ static void test_full(struct tmp *t)
 		is_int(cfg->zones[1].nrecords, 0, "empty records list");
 	}
 	{
-		char err[CONFIG_ERR_MAX] = "";
+		char err[CONF_ERR_MAX] = "";
 		struct zone *zs = zone_build(cfg, err, sizeof(err));
 		ok(zs != NULL, "full: the zones build");
 		if (!zs)
 			diag("%s", err);
 		zone_free(zs);
 	}
-	config_free(cfg);
+	conf_free(cfg);
 
 	/* A zone in a subfolder. */
 	snprintf(zone, sizeof(zone), "%s/sub", t->dir);
@@ -269,7 +269,7 @@ static void test_full(struct tmp *t)
 	if (cfg)
 		is_str(cfg->zones[0].path, tmp_path(t, "sub/x.zone"),
 		       "subfolder zone path");
-	config_free(cfg);
+	conf_free(cfg);
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -375,7 +375,7 @@ static void test_errors(struct tmp *t)
 		snprintf(name, sizeof(name), "%s = %s", ranges[i].setting,
 			 ranges[i].value);
 		if (ranges[i].good) {
-			struct config *cfg = load_ok(t, text, name);
+			struct conf *cfg = load_ok(t, text, name);
 			if (cfg) {
 				const char *k = ranges[i].setting;
 				long v =
@@ -388,7 +388,7 @@ static void test_errors(struct tmp *t)
 				is_int(v, atol(ranges[i].value),
 				       "... and the value is kept");
 			}
-			config_free(cfg);
+			conf_free(cfg);
 		} else {
 			load_fails(t, text, NULL, 3, ranges[i].setting, name);
 		}
@@ -398,15 +398,15 @@ static void test_errors(struct tmp *t)
 /* Zone files read through the main file. */
 static void test_zone_files(struct tmp *t)
 {
-	char err[CONFIG_ERR_MAX] = "";
-	struct config *cfg;
+	char err[CONF_ERR_MAX] = "";
+	struct conf *cfg;
 
 	/* A missing zone file: the error names it. */
-	cfg = config_load(
+	cfg = conf_load(
 	    tmp_write(t, "main.conf", UPSTREAM "\nzones = [\"nope.zone\"];\n"),
 	    NULL, 0, err, sizeof(err));
 	ok(cfg == NULL, "missing zone file: refused");
-	config_free(cfg);
+	conf_free(cfg);
 	like(err, tmp_path(t, "nope.zone"), "missing zone file: named");
 	{
 		char prefix[256];
@@ -484,11 +484,11 @@ static void test_zone_files(struct tmp *t)
 
 	/* A zone without an origin: the error names the zone file. */
 	tmp_write(t, "bad.zone", "ttl = 60;\n");
-	cfg = config_load(
+	cfg = conf_load(
 	    tmp_write(t, "main.conf", UPSTREAM "zones = [\"bad.zone\"];\n"),
 	    NULL, 0, err, sizeof(err));
 	ok(cfg == NULL, "zone without origin: refused");
-	config_free(cfg);
+	conf_free(cfg);
 	like(err, tmp_path(t, "bad.zone"), "zone without origin: names it");
 	like(err, "origin", "zone without origin: says what");
 	{
@@ -521,19 +521,19 @@ static void test_zone_files(struct tmp *t)
 		   "bad A data: error at bad.zone:4");
 		diag("error was '%s'", err);
 	}
-	config_free(cfg);
+	conf_free(cfg);
 }
 
 /* -l ADDR and forwarding loops. */
 static void test_listen_and_loops(struct tmp *t)
 {
-	char err[CONFIG_ERR_MAX] = "";
+	char err[CONF_ERR_MAX] = "";
 	const char *over[] = {"127.0.0.2:5300", "[::1]"};
 	const char *path =
 	    tmp_write(t, "main.conf",
 		      UPSTREAM "listen = [\"127.0.0.1:53\", \"[::1]:53\","
 			       " \"10.0.0.1\"];\n");
-	struct config *cfg = config_load(path, over, 2, err, sizeof(err));
+	struct conf *cfg = conf_load(path, over, 2, err, sizeof(err));
 
 	ok(cfg != NULL, "listen override: loads");
 	if (cfg) {
@@ -542,25 +542,25 @@ static void test_listen_and_loops(struct tmp *t)
 		       strcmp(cfg->listen[1].text, "[::1]:53") == 0,
 		   "listen override replaces the file's listen");
 	}
-	config_free(cfg);
-	cfg = config_load(path, over, 0, err, sizeof(err));
+	conf_free(cfg);
+	cfg = conf_load(path, over, 0, err, sizeof(err));
 	ok(cfg && cfg->nlisten == 3, "0 overrides: the file's listen");
-	config_free(cfg);
+	conf_free(cfg);
 	{
 		const char *bad[] = {"nonsense"};
-		cfg = config_load(path, bad, 1, err, sizeof(err));
+		cfg = conf_load(path, bad, 1, err, sizeof(err));
 		ok(cfg == NULL, "bad override refused");
 		like(err, "nonsense", "bad override: error names it");
-		config_free(cfg);
+		conf_free(cfg);
 	}
 	{
 		/* An override can also make or break a loop. */
 		const char *loop[] = {"192.0.2.53:53"};
-		cfg = config_load(path, loop, 1, err, sizeof(err));
+		cfg = conf_load(path, loop, 1, err, sizeof(err));
 		ok(cfg == NULL, "override equal to the upstream: refused");
 		like(err, "forwarding loop",
 		     "override loop: 'forwarding loop'");
-		config_free(cfg);
+		conf_free(cfg);
 	}
 
 	/* Forwarding loops. */
@@ -580,11 +580,11 @@ static void test_listen_and_loops(struct tmp *t)
 			 "             \"%s\"];\n"
 			 "};\n",
 			 loops[i][0], loops[i][1]);
-		cfg = config_load(tmp_write(t, "main.conf", text), NULL, 0, err,
+		cfg = conf_load(tmp_write(t, "main.conf", text), NULL, 0, err,
 				  sizeof(err));
 		ok(cfg == NULL, "listen %s, upstream %s: refused", loops[i][0],
 		   loops[i][1]);
-		config_free(cfg);
+		conf_free(cfg);
 		like(err, "forwarding loop", "... as a forwarding loop");
 		snprintf(prefix, sizeof(prefix),
 			 "%s:4: ", tmp_path(t, "main.conf"));
@@ -606,12 +606,12 @@ static void test_listen_and_loops(struct tmp *t)
 			 "listen = [\"%s\"];\n"
 			 "upstream: { servers = [\"%s\"]; };\n",
 			 fine[i][0], fine[i][1]);
-		cfg = config_load(tmp_write(t, "main.conf", text), NULL, 0, err,
+		cfg = conf_load(tmp_write(t, "main.conf", text), NULL, 0, err,
 				  sizeof(err));
 		if (!ok(cfg != NULL, "listen %s, upstream %s: no loop",
 			fine[i][0], fine[i][1]))
 			diag("error was '%s'", err);
-		config_free(cfg);
+		conf_free(cfg);
 	}
 	/* A wildcard listener only receives what is sent to this host: a
 	 * remote upstream on the same port is no loop (the common setup:
@@ -626,23 +626,23 @@ static void test_listen_and_loops(struct tmp *t)
 			 "listen = [\"%s\"];\n"
 			 "upstream: { servers = [\"%s\"]; };\n",
 			 remote[i][0], remote[i][1]);
-		cfg = config_load(tmp_write(t, "main.conf", text), NULL, 0, err,
+		cfg = conf_load(tmp_write(t, "main.conf", text), NULL, 0, err,
 				  sizeof(err));
 		ok(cfg != NULL, "listen %s, upstream %s: no loop", remote[i][0],
 		   remote[i][1]);
-		config_free(cfg);
+		conf_free(cfg);
 	}
 	diag("error was '%s'", err);
 }
 
-/* ---- config_parse_addr ------------------------------------------------- */
+/* ---- conf_parse_addr ------------------------------------------------- */
 
 static void addr_is(const char *text, uint16_t def, const char *want_text,
 		    int family, unsigned port)
 {
-	struct config_addr a;
+	struct conf_addr a;
 	const char *why = NULL;
-	bool good = config_parse_addr(text, def, &a, &why);
+	bool good = conf_parse_addr(text, def, &a, &why);
 
 	ok(good && strcmp(a.text, want_text) == 0 && a.ss.ss_family == family &&
 	       port_of(&a) == port &&
@@ -657,9 +657,9 @@ static void addr_is(const char *text, uint16_t def, const char *want_text,
 
 static void addr_fails(const char *text, const char *reason)
 {
-	struct config_addr a;
+	struct conf_addr a;
 	const char *why = NULL;
-	bool good = config_parse_addr(text, 53, &a, &why);
+	bool good = conf_parse_addr(text, 53, &a, &why);
 
 	ok(!good && why && strstr(why, reason), "parse_addr '%s' fails (%s)",
 	   text, reason);
@@ -683,9 +683,9 @@ static void test_parse_addr(void)
 	addr_is("[0:0:0:0:0:0:0:1]:53", 53, "[::1]:53", AF_INET6, 53);
 	addr_is("2001:DB8::1", 53, "[2001:db8::1]:53", AF_INET6, 53);
 	{
-		struct config_addr a;
+		struct conf_addr a;
 		const char *why;
-		ok(config_parse_addr("192.0.2.7:853", 53, &a, &why) &&
+		ok(conf_parse_addr("192.0.2.7:853", 53, &a, &why) &&
 		       ((const struct sockaddr_in *)(const void *)&a.ss)
 			       ->sin_addr.s_addr == htonl(0xc0000207),
 		   "parse_addr: the IPv4 address in the sockaddr");
@@ -718,11 +718,11 @@ static void test_parse_addr(void)
 	}
 }
 
-/* ---- config_read_resolv ------------------------------------------------ */
+/* ---- conf_read_resolv ------------------------------------------------ */
 
 static void test_resolv(struct tmp *t)
 {
-	struct config_addr a[8];
+	struct conf_addr a[8];
 	const char *path =
 	    tmp_write(t, "resolv.conf",
 		      "# generated by a network manager\n"
@@ -739,7 +739,7 @@ static void test_resolv(struct tmp *t)
 		      "nameservers 192.0.2.98\n"
 		      "\n"
 		      "nameserver ::1\n");
-	int n = config_read_resolv(path, a, 8);
+	int n = conf_read_resolv(path, a, 8);
 
 	is_int(n, 4, "resolv.conf: four usable nameservers");
 	if (n == 4) {
@@ -750,15 +750,15 @@ static void test_resolv(struct tmp *t)
 		       "resolv.conf: indented, trailing comment");
 		is_str(a[3].text, "[::1]:53", "resolv.conf: ::1");
 	}
-	is_int(config_read_resolv(path, a, 2), 2, "resolv.conf: max 2");
-	is_int(config_read_resolv(path, a, 0), 0, "resolv.conf: max 0");
-	is_int(config_read_resolv(tmp_path(t, "no-such-file"), a, 8), -1,
+	is_int(conf_read_resolv(path, a, 2), 2, "resolv.conf: max 2");
+	is_int(conf_read_resolv(path, a, 0), 0, "resolv.conf: max 0");
+	is_int(conf_read_resolv(tmp_path(t, "no-such-file"), a, 8), -1,
 	       "resolv.conf missing: -1");
 	path = tmp_write(t, "resolv.conf", "# nothing\n");
-	is_int(config_read_resolv(path, a, 8), 0, "resolv.conf: none: 0");
+	is_int(conf_read_resolv(path, a, 8), 0, "resolv.conf: none: 0");
 	path = tmp_write(t, "resolv.conf",
 			 "nameserver fe80::1%eth0\nnameserver 192.0.2.3\n");
-	n = config_read_resolv(path, a, 8);
+	n = conf_read_resolv(path, a, 8);
 	ok(n == 1 && strcmp(a[0].text, "192.0.2.3:53") == 0,
 	   "resolv.conf: scoped link-local skipped, the next one kept");
 }

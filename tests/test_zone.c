@@ -2,9 +2,9 @@
  * test_zone.c - unit tests for the zone store (src/zone.c), local answers
  * (src/answer.c) and record data (src/rdata.c).
  *
- * The configuration is built by hand in memory (no files): struct config
- * with its config_zone and config_record arrays, all on the heap so that
- * config_free() releases them.  Replies are read back with a small parser
+ * The configuration is built by hand in memory (no files): struct conf
+ * with its conf_zone and conf_record arrays, all on the heap so that
+ * conf_free() releases them.  Replies are read back with a small parser
  * of our own built on wire_read_name and wire_skip_rr.
  */
 #include <config.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "../src/answer.h"
-#include "../src/config.h"
+#include "../src/conf.h"
 #include "../src/rdata.h"
 #include "../src/wire.h"
 #include "../src/zone.h"
@@ -34,9 +34,9 @@ static char *xstrdup(const char *s)
 	return d;
 }
 
-static struct config *cfg_new(void)
+static struct conf *cfg_new(void)
 {
-	struct config *c = calloc(1, sizeof(*c));
+	struct conf *c = calloc(1, sizeof(*c));
 	if (!c)
 		abort();
 	c->path = xstrdup("/test/splitdns.conf");
@@ -44,10 +44,10 @@ static struct config *cfg_new(void)
 }
 
 /* Add a zone; returns its index (pointers move as zones are added). */
-static size_t add_zone(struct config *c, const char *path, const char *origin,
+static size_t add_zone(struct conf *c, const char *path, const char *origin,
 		       bool authoritative, int64_t ttl, int origin_line)
 {
-	struct config_zone *z = realloc(c->zones, (c->nzones + 1) * sizeof(*z));
+	struct conf_zone *z = realloc(c->zones, (c->nzones + 1) * sizeof(*z));
 	if (!z)
 		abort();
 	c->zones = z;
@@ -62,11 +62,11 @@ static size_t add_zone(struct config *c, const char *path, const char *origin,
 	return c->nzones++;
 }
 
-static void rec(struct config *c, size_t zi, int line, const char *name,
+static void rec(struct conf *c, size_t zi, int line, const char *name,
 		const char *type, const char *data, int64_t ttl)
 {
-	struct config_zone *z = &c->zones[zi];
-	struct config_record *r =
+	struct conf_zone *z = &c->zones[zi];
+	struct conf_record *r =
 	    realloc(z->records, (z->nrecords + 1) * sizeof(*r));
 	if (!r)
 		abort();
@@ -276,9 +276,9 @@ static const uint8_t corp_soa[] = "\3ns1" CORP "\0"
 				  "\0\22\165\0"
 				  "\0\0\0\74";
 
-static struct config *main_config(void)
+static struct conf *main_config(void)
 {
-	struct config *c = cfg_new();
+	struct conf *c = cfg_new();
 	size_t h = add_zone(c, "/zones/home.zone", "Home.Lab", false, 300, 1);
 	rec(c, h, 3, "@", "A", "192.168.1.1", -1);
 	rec(c, h, 4, "nas", "A", "192.168.1.10", 60);
@@ -458,13 +458,13 @@ static void test_lookup(const struct zone *z)
 /* The smaller case: node count and the TTL of duplicates. */
 static void test_small(void)
 {
-	char err[CONFIG_ERR_MAX] = "";
-	struct config *c = cfg_new();
+	char err[CONF_ERR_MAX] = "";
+	struct conf *c = cfg_new();
 	size_t h = add_zone(c, "/z/s.zone", "s.lab", false, 300, 1);
 	rec(c, h, 2, "nas", "A", "192.0.2.1", 100);
 	rec(c, h, 3, "x.sub.k8s", "A", "192.0.2.2", -1);
 	struct zone *z = zone_build(c, err, sizeof(err));
-	config_free(c);
+	conf_free(c);
 	ok(z != NULL, "small zone builds");
 	if (!z)
 		diag("%s", err);
@@ -481,7 +481,7 @@ static void test_small(void)
 		rec(c, h, 2, "nas", "A", "192.0.2.1", order ? 30 : 60);
 		rec(c, h, 3, "nas", "A", "192.0.2.1", order ? 60 : 30);
 		z = zone_build(c, err, sizeof(err));
-		config_free(c);
+		conf_free(c);
 		struct zone_result r;
 		if (z) {
 			lookup(z, "nas.d.lab.", &r);
@@ -500,7 +500,7 @@ static void test_small(void)
 	zone_free(NULL);
 	c = cfg_new();
 	z = zone_build(c, err, sizeof(err));
-	config_free(c);
+	conf_free(c);
 	ok(z != NULL, "no zones: an empty store");
 	if (z) {
 		struct zone_result r;
@@ -515,12 +515,12 @@ static void test_small(void)
 
 /* Build c (which is freed) and expect an error starting with prefix and
  * containing what. */
-static void build_fails(struct config *c, const char *prefix, const char *what,
+static void build_fails(struct conf *c, const char *prefix, const char *what,
 			const char *name)
 {
-	char err[CONFIG_ERR_MAX] = "";
+	char err[CONF_ERR_MAX] = "";
 	struct zone *z = zone_build(c, err, sizeof(err));
-	config_free(c);
+	conf_free(c);
 	ok(z == NULL, "%s: zone_build fails", name);
 	zone_free(z);
 	bool good = strncmp(err, prefix, strlen(prefix)) == 0 &&
@@ -530,9 +530,9 @@ static void build_fails(struct config *c, const char *prefix, const char *what,
 		diag("error was '%s'", err);
 }
 
-static struct config *err_config(void)
+static struct conf *err_config(void)
 {
-	struct config *c = cfg_new();
+	struct conf *c = cfg_new();
 	size_t h = add_zone(c, "/zones/err.zone", "err.lab", true, 300, 1);
 	rec(c, h, 3, "ok", "A", "192.0.2.1", -1);
 	return c;
@@ -540,7 +540,7 @@ static struct config *err_config(void)
 
 static void test_errors(void)
 {
-	struct config *c;
+	struct conf *c;
 
 	c = err_config();
 	rec(c, 0, 7, "bad", "A", "300.1.1.1", -1);
@@ -948,8 +948,8 @@ static void test_answers(const struct zone *z)
 /* CNAME chains at the limit, a reply over 64 KiB, a small buffer. */
 static void test_limits(void)
 {
-	char err[CONFIG_ERR_MAX] = "", name[32], target[32];
-	struct config *c = cfg_new();
+	char err[CONF_ERR_MAX] = "", name[32], target[32];
+	struct conf *c = cfg_new();
 	size_t h = add_zone(c, "/z/chain.zone", "chain.lab", false, 300, 1);
 	uint8_t *out = malloc(WIRE_MSG_MAX);
 	struct query qq;
@@ -980,7 +980,7 @@ static void test_limits(void)
 		rec(c, h, 100 + i, "big", "A", addr, -1);
 	}
 	struct zone *z = zone_build(c, err, sizeof(err));
-	config_free(c);
+	conf_free(c);
 	ok(z != NULL, "chain zone builds");
 	if (!z || !out) {
 		diag("%s", err);
@@ -1197,11 +1197,11 @@ static void test_rdata(void)
 
 int main(void)
 {
-	char err[CONFIG_ERR_MAX] = "";
-	struct config *c = main_config();
+	char err[CONF_ERR_MAX] = "";
+	struct conf *c = main_config();
 	struct zone *z = zone_build(c, err, sizeof(err));
 
-	config_free(c); /* the store keeps its own copies */
+	conf_free(c); /* the store keeps its own copies */
 	if (!ok(z != NULL, "the test zones build")) {
 		diag("%s", err);
 		return done_testing();

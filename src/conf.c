@@ -1,5 +1,5 @@
 /*
- * config.c - read splitdns.conf and zone files with libconfig.
+ * conf.c - read splitdns.conf and zone files with libconfig.
  *
  * Everything is copied into plain structures and the libconfig objects are
  * destroyed before returning, so no other module sees libconfig.  Every
@@ -23,13 +23,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
+#include "conf.h"
 #include "wire.h"
 
 #define CONFIG_MAX_LISTEN 64
 #define CONFIG_MAX_SERVERS 32
 
-/* Loader state for one call of config_load. */
+/* Loader state for one call of conf_load. */
 struct loader {
 	char *err;
 	size_t errlen;
@@ -45,7 +45,7 @@ static bool fail(struct loader *ld, const config_setting_t *s,
 static bool fail(struct loader *ld, const config_setting_t *s,
 		 const char *fmt, ...)
 {
-	char msg[CONFIG_ERR_MAX];
+	char msg[CONF_ERR_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -278,8 +278,8 @@ static void free_strings(char **v, size_t n)
 	free(v);
 }
 
-bool config_parse_addr(const char *text, uint16_t default_port,
-		       struct config_addr *out, const char **why)
+bool conf_parse_addr(const char *text, uint16_t default_port,
+		       struct conf_addr *out, const char **why)
 {
 	char host[64];
 	const char *port = NULL;
@@ -346,7 +346,7 @@ bool config_parse_addr(const char *text, uint16_t default_port,
 	return true;
 }
 
-int config_read_resolv(const char *path, struct config_addr *out, size_t max)
+int conf_read_resolv(const char *path, struct conf_addr *out, size_t max)
 {
 	FILE *f = fopen(path, "r");
 	char line[512];
@@ -363,14 +363,14 @@ int config_read_resolv(const char *path, struct config_addr *out, size_t max)
 		char *pct = strchr(addr, '%'); /* scoped link-local */
 		if (pct)
 			continue;
-		if (config_parse_addr(addr, 53, &out[n], &why))
+		if (conf_parse_addr(addr, 53, &out[n], &why))
 			n++;
 	}
 	fclose(f);
 	return (int)n;
 }
 
-bool config_parse_prefix(const char *text, struct config_prefix *out,
+bool conf_parse_prefix(const char *text, struct conf_prefix *out,
 			 const char **why)
 {
 	char addr[64];
@@ -404,7 +404,7 @@ bool config_parse_prefix(const char *text, struct config_prefix *out,
 }
 
 static bool load_access(struct loader *ld, config_setting_t *root,
-			struct config *cfg)
+			struct conf *cfg)
 {
 	static const char *const known[] = {"allow", NULL};
 	static const char *const defaults[] = {
@@ -426,14 +426,14 @@ static bool load_access(struct loader *ld, config_setting_t *root,
 		cfg->naccess = sizeof(defaults) / sizeof(*defaults);
 		cfg->access = xcalloc(cfg->naccess, sizeof(*cfg->access));
 		for (size_t i = 0; i < cfg->naccess; i++)
-			config_parse_prefix(defaults[i], &cfg->access[i], &why);
+			conf_parse_prefix(defaults[i], &cfg->access[i], &why);
 		return true;
 	}
 	cfg->naccess = (size_t)config_setting_length(list);
 	cfg->access = xcalloc(cfg->naccess, sizeof(*cfg->access));
 	for (size_t i = 0; i < cfg->naccess; i++) {
 		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
-		if (!config_parse_prefix(config_setting_get_string(e),
+		if (!conf_parse_prefix(config_setting_get_string(e),
 					 &cfg->access[i], &why))
 			return fail(ld, e, "access.allow '%s': %s",
 				    config_setting_get_string(e), why);
@@ -442,7 +442,7 @@ static bool load_access(struct loader *ld, config_setting_t *root,
 }
 
 static bool load_cache(struct loader *ld, config_setting_t *root,
-		       struct config *cfg)
+		       struct conf *cfg)
 {
 	static const char *const known[] = {"size", "min_ttl", "max_ttl",
 					    "negative_ttl", NULL};
@@ -469,7 +469,7 @@ static bool load_cache(struct loader *ld, config_setting_t *root,
 }
 
 static bool load_user(struct loader *ld, config_setting_t *root,
-		      struct config *cfg)
+		      struct conf *cfg)
 {
 	const char *user = NULL;
 
@@ -489,8 +489,8 @@ static bool load_user(struct loader *ld, config_setting_t *root,
 	return true;
 }
 
-static bool same_endpoint(const struct config_addr *a,
-			  const struct config_addr *b)
+static bool same_endpoint(const struct conf_addr *a,
+			  const struct conf_addr *b)
 {
 	if (a->ss.ss_family != b->ss.ss_family)
 		return false;
@@ -514,7 +514,7 @@ static bool same_endpoint(const struct config_addr *a,
 }
 
 static bool load_addrs(struct loader *ld, config_setting_t *list,
-		       struct config_addr **out, size_t *n, size_t max,
+		       struct conf_addr **out, size_t *n, size_t max,
 		       const char *what)
 {
 	size_t len = (size_t)config_setting_length(list);
@@ -529,7 +529,7 @@ static bool load_addrs(struct loader *ld, config_setting_t *list,
 		config_setting_t *e = config_setting_get_elem(list,
 							      (unsigned)i);
 		const char *why;
-		if (!config_parse_addr(config_setting_get_string(e), 53,
+		if (!conf_parse_addr(config_setting_get_string(e), 53,
 				       &(*out)[i], &why))
 			return fail(ld, e, "%s: '%s': %s", what,
 				    config_setting_get_string(e), why);
@@ -569,7 +569,7 @@ static bool read_file(struct loader *ld, config_t *c, const char *path)
 }
 
 static bool load_record(struct loader *ld, config_setting_t *g,
-			struct config_record *r)
+			struct conf_record *r)
 {
 	static const char *const known[] = {"name", "type", "data", "ttl",
 					    NULL};
@@ -593,7 +593,7 @@ static bool load_record(struct loader *ld, config_setting_t *g,
 	return true;
 }
 
-static bool load_zone(struct loader *ld, struct config_zone *z)
+static bool load_zone(struct loader *ld, struct conf_zone *z)
 {
 	static const char *const known[] = {"origin", "ttl", "authoritative",
 					    "ptr", "reverse", "records", NULL};
@@ -606,7 +606,7 @@ static bool load_zone(struct loader *ld, struct config_zone *z)
 		if (!strstr(ld->err, ": cannot read: "))
 			goto out; /* a syntax error has the zone file's line */
 		/* Say where the main file names the zone file, too. */
-		char inner[CONFIG_ERR_MAX];
+		char inner[CONF_ERR_MAX];
 		snprintf(inner, sizeof(inner), "%s", ld->err);
 		snprintf(ld->err, ld->errlen, "%s:%d: zone file %.900s",
 			 ld->main, z->line, inner);
@@ -643,7 +643,7 @@ out:
 }
 
 static bool load_upstream(struct loader *ld, config_setting_t *root,
-			  struct config *cfg)
+			  struct conf *cfg)
 {
 	static const char *const known[] = {"servers", "timeout_ms", "tries",
 					    NULL};
@@ -667,7 +667,7 @@ static bool load_upstream(struct loader *ld, config_setting_t *root,
 				  CONFIG_MAX_SERVERS, "upstream.servers");
 	cfg->servers_from_resolv = true;
 	cfg->servers = xcalloc(CONFIG_MAX_SERVERS, sizeof(*cfg->servers));
-	int n = config_read_resolv("/etc/resolv.conf", cfg->servers,
+	int n = conf_read_resolv("/etc/resolv.conf", cfg->servers,
 				   CONFIG_MAX_SERVERS);
 	if (n <= 0) {
 		snprintf(ld->err, ld->errlen,
@@ -680,7 +680,7 @@ static bool load_upstream(struct loader *ld, config_setting_t *root,
 }
 
 static bool load_listen(struct loader *ld, config_setting_t *root,
-			struct config *cfg,
+			struct conf *cfg,
 			const char *const *override, size_t n_override)
 {
 	config_setting_t *list;
@@ -692,7 +692,7 @@ static bool load_listen(struct loader *ld, config_setting_t *root,
 		cfg->listen = xcalloc(n_override, sizeof(*cfg->listen));
 		cfg->nlisten = n_override;
 		for (size_t i = 0; i < n_override; i++)
-			if (!config_parse_addr(override[i], 53,
+			if (!conf_parse_addr(override[i], 53,
 					       &cfg->listen[i], &why)) {
 				snprintf(ld->err, ld->errlen,
 					 "-l %s: %s", override[i], why);
@@ -707,12 +707,12 @@ static bool load_listen(struct loader *ld, config_setting_t *root,
 	cfg->listen = xcalloc(2, sizeof(*cfg->listen));
 	cfg->nlisten = 2;
 	for (size_t i = 0; i < 2; i++)
-		config_parse_addr(defaults[i], 53, &cfg->listen[i], &why);
+		conf_parse_addr(defaults[i], 53, &cfg->listen[i], &why);
 	return true;
 }
 
 static bool load_zones(struct loader *ld, config_setting_t *root,
-		       struct config *cfg)
+		       struct conf *cfg)
 {
 	config_setting_t *list;
 
@@ -726,7 +726,7 @@ static bool load_zones(struct loader *ld, config_setting_t *root,
 	for (size_t i = 0; i < cfg->nzones; i++) {
 		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
 		const char *p = config_setting_get_string(e);
-		struct config_zone *z = &cfg->zones[i];
+		struct conf_zone *z = &cfg->zones[i];
 		z->line = (int)config_setting_source_line(e);
 		if (p[0] == '/') {
 			z->path = xstrdup(p);
@@ -744,7 +744,7 @@ static bool load_zones(struct loader *ld, config_setting_t *root,
 }
 
 static bool load_tcp(struct loader *ld, config_setting_t *root,
-		     struct config *cfg)
+		     struct conf *cfg)
 {
 	static const char *const known[] = {"max_connections",
 					    "idle_timeout_ms", NULL};
@@ -765,7 +765,7 @@ static bool load_tcp(struct loader *ld, config_setting_t *root,
 }
 
 static bool load_forward(struct loader *ld, config_setting_t *g,
-			 struct config_forward *f)
+			 struct conf_forward *f)
 {
 	static const char *const known[] = {"domain", "servers", "refuse",
 					    NULL};
@@ -810,7 +810,7 @@ static bool same_domain(const char *a, const char *b)
 }
 
 static bool load_forwards(struct loader *ld, config_setting_t *root,
-			  struct config *cfg)
+			  struct conf *cfg)
 {
 	config_setting_t *list = config_setting_get_member(root, "forward");
 
@@ -836,8 +836,8 @@ static bool load_forwards(struct loader *ld, config_setting_t *root,
 	return true;
 }
 
-static bool loop_in(struct loader *ld, const struct config *cfg,
-		    const struct config_addr *servers, size_t n,
+static bool loop_in(struct loader *ld, const struct conf *cfg,
+		    const struct conf_addr *servers, size_t n,
 		    const char *what)
 {
 	for (size_t i = 0; i < n; i++)
@@ -858,15 +858,15 @@ static bool loop_in(struct loader *ld, const struct config *cfg,
 }
 
 static bool block_answer(struct loader *ld, config_setting_t *s,
-			 struct config_block *b, const char *text)
+			 struct conf_block *b, const char *text)
 {
 	static const struct {
 		const char *name;
-		enum config_block_mode mode;
-	} modes[] = {{"null", CONFIG_BLOCK_NULL},
-		     {"nxdomain", CONFIG_BLOCK_NXDOMAIN},
-		     {"nodata", CONFIG_BLOCK_NODATA},
-		     {"refused", CONFIG_BLOCK_REFUSED}};
+		enum conf_block_mode mode;
+	} modes[] = {{"null", CONF_BLOCK_NULL},
+		     {"nxdomain", CONF_BLOCK_NXDOMAIN},
+		     {"nodata", CONF_BLOCK_NODATA},
+		     {"refused", CONF_BLOCK_REFUSED}};
 	char buf[256], *save = NULL;
 
 	for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++)
@@ -876,7 +876,7 @@ static bool block_answer(struct loader *ld, config_setting_t *s,
 		}
 	/* Otherwise one IPv4 and/or one IPv6 address. */
 	snprintf(buf, sizeof(buf), "%s", text);
-	b->mode = CONFIG_BLOCK_ADDRESS;
+	b->mode = CONF_BLOCK_ADDRESS;
 	for (char *w = strtok_r(buf, " ,", &save); w;
 	     w = strtok_r(NULL, " ,", &save)) {
 		if (!b->has_a && inet_pton(AF_INET, w, b->a) == 1)
@@ -895,7 +895,7 @@ static bool block_answer(struct loader *ld, config_setting_t *s,
 
 /* Expand each list pattern (relative to the main file's folder). */
 static bool block_lists(struct loader *ld, config_setting_t *g,
-			struct config_block *b, const char *dir)
+			struct conf_block *b, const char *dir)
 {
 	config_setting_t *list;
 
@@ -932,12 +932,12 @@ static bool block_lists(struct loader *ld, config_setting_t *g,
 }
 
 static bool load_block(struct loader *ld, config_setting_t *root,
-		       struct config *cfg)
+		       struct conf *cfg)
 {
 	static const char *const known[] = {"answer", "lists", "domains",
 					    "allow", "ttl", "cname", NULL};
 	config_setting_t *g = config_setting_get_member(root, "block");
-	struct config_block *b = &cfg->block;
+	struct conf_block *b = &cfg->block;
 	const char *answer = NULL;
 	bool ok;
 
@@ -965,7 +965,7 @@ static bool load_block(struct loader *ld, config_setting_t *root,
 }
 
 /* An upstream that is one of our own listeners would forward to itself. */
-static bool check_loops(struct loader *ld, const struct config *cfg)
+static bool check_loops(struct loader *ld, const struct conf *cfg)
 {
 	if (!loop_in(ld, cfg, cfg->servers, cfg->nservers,
 		     cfg->servers_from_resolv
@@ -979,7 +979,7 @@ static bool check_loops(struct loader *ld, const struct config *cfg)
 	return true;
 }
 
-struct config *config_load(const char *path, const char *const *override,
+struct conf *conf_load(const char *path, const char *const *override,
 			   size_t n_override, char *err, size_t errlen)
 {
 	static const char *const known[] = {
@@ -989,7 +989,7 @@ struct config *config_load(const char *path, const char *const *override,
 		"block",	 "access",	      "user",
 		"cache",	 NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
-	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	struct conf *cfg = xcalloc(1, sizeof(*cfg));
 	config_t c;
 	int64_t edns = 1232;
 	bool ok = false;
@@ -1021,18 +1021,18 @@ out:
 	config_destroy(&c);
 	free(ld.text);
 	if (!ok) {
-		config_free(cfg);
+		conf_free(cfg);
 		return NULL;
 	}
 	return cfg;
 }
 
-void config_free(struct config *cfg)
+void conf_free(struct conf *cfg)
 {
 	if (!cfg)
 		return;
 	for (size_t i = 0; i < cfg->nzones; i++) {
-		struct config_zone *z = &cfg->zones[i];
+		struct conf_zone *z = &cfg->zones[i];
 		for (size_t j = 0; j < z->nrecords; j++) {
 			free(z->records[j].name);
 			free(z->records[j].type);

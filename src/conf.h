@@ -1,5 +1,5 @@
 /*
- * config.h - the main configuration file and zone files, read with
+ * conf.h - the main configuration file and zone files, read with
  * libconfig into plain structures.
  *
  * This is the only module that includes <libconfig.h>.  It checks syntax,
@@ -7,24 +7,24 @@
  * message".  It does not interpret record data: the zone module does, and
  * reports its errors with the file and line kept here.
  */
-#ifndef SPLITDNS_CONFIG_H
-#define SPLITDNS_CONFIG_H
+#ifndef SPLITDNS_CONF_H
+#define SPLITDNS_CONF_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define CONFIG_ERR_MAX 1024
+#define CONF_ERR_MAX 1024
 
-struct config_addr {
+struct conf_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char text[80]; /* normalised "1.2.3.4:53" or "[::1]:53" */
 	int line;      /* where the configuration names it, 0 if nowhere */
 };
 
-struct config_record {
+struct conf_record {
 	char *name;
 	char *type;
 	char *data;
@@ -32,24 +32,24 @@ struct config_record {
 	int line;
 };
 
-struct config_forward {
+struct conf_forward {
 	char *domain;
 	int line;
-	struct config_addr *servers;
+	struct conf_addr *servers;
 	size_t nservers;
 	bool refuse; /* answer REFUSED, never forward */
 };
 
-enum config_block_mode {
-	CONFIG_BLOCK_NULL,     /* 0.0.0.0 / ::, NODATA for other types */
-	CONFIG_BLOCK_NXDOMAIN,
-	CONFIG_BLOCK_NODATA,
-	CONFIG_BLOCK_REFUSED,
-	CONFIG_BLOCK_ADDRESS,  /* the addresses given */
+enum conf_block_mode {
+	CONF_BLOCK_NULL,     /* 0.0.0.0 / ::, NODATA for other types */
+	CONF_BLOCK_NXDOMAIN,
+	CONF_BLOCK_NODATA,
+	CONF_BLOCK_REFUSED,
+	CONF_BLOCK_ADDRESS,  /* the addresses given */
 };
 
-struct config_block {
-	enum config_block_mode mode;
+struct conf_block {
+	enum conf_block_mode mode;
 	bool has_a, has_aaaa;
 	uint8_t a[4], aaaa[16];
 	char **lists;      /* files, globs expanded, relative to the main file */
@@ -65,13 +65,13 @@ struct config_block {
 };
 
 /* A CIDR prefix of the access list. */
-struct config_prefix {
+struct conf_prefix {
 	int family;
 	uint8_t addr[16];
 	int bits;
 };
 
-struct config_zone {
+struct conf_zone {
 	char *path; /* as resolved; every record error names it */
 	int line;   /* where the main file lists it */
 	char *origin;
@@ -82,15 +82,15 @@ struct config_zone {
 	char **reverse;    /* CIDR prefixes whose reverse zone is ours */
 	size_t nreverse;
 	int reverse_line;
-	struct config_record *records;
+	struct conf_record *records;
 	size_t nrecords;
 };
 
-struct config {
+struct conf {
 	char *path;
-	struct config_addr *listen;
+	struct conf_addr *listen;
 	size_t nlisten;
-	struct config_addr *servers;
+	struct conf_addr *servers;
 	size_t nservers;
 	bool servers_from_resolv; /* upstream.servers was absent */
 	int timeout_ms;
@@ -98,16 +98,16 @@ struct config {
 	int edns_size;
 	int tcp_max_connections;
 	int tcp_idle_timeout_ms;
-	struct config_zone *zones;
+	struct conf_zone *zones;
 	size_t nzones;
-	struct config_forward *forwards;
+	struct conf_forward *forwards;
 	size_t nforwards;
 	bool private_local;     /* single-label and private reverse names stay */
 	bool rebind_protection; /* no private addresses for public names */
 	char **rebind_ok;       /* domains exempt from rebind protection */
 	size_t nrebind_ok;
-	struct config_block block;
-	struct config_prefix *access; /* clients that may query */
+	struct conf_block block;
+	struct conf_prefix *access; /* clients that may query */
 	size_t naccess;
 	int64_t cache_size;          /* entries; 0: no cache */
 	int64_t cache_min_ttl;
@@ -120,27 +120,27 @@ struct config {
 /*
  * Read the main file at path and every zone file it names.  listen_override
  * (n entries, may be NULL) replaces the file's listen list.  Returns a new
- * config (caller frees with config_free) or NULL with "file:line: message"
+ * config (caller frees with conf_free) or NULL with "file:line: message"
  * in err.
  */
-struct config *config_load(const char *path, const char *const *listen_override,
+struct conf *conf_load(const char *path, const char *const *listen_override,
 			   size_t n_override, char *err, size_t errlen);
 
-void config_free(struct config *cfg);
+void conf_free(struct conf *cfg);
 
 /*
  * Parse "1.2.3.4", "1.2.3.4:53", "::1", "[::1]:53".  Returns false with a
  * reason in *why.
  */
-bool config_parse_addr(const char *text, uint16_t default_port,
-		       struct config_addr *out, const char **why);
+bool conf_parse_addr(const char *text, uint16_t default_port,
+		       struct conf_addr *out, const char **why);
 
 /* Parse "10.0.0.0/8", "::1/128" or a bare address (a host prefix). */
-bool config_parse_prefix(const char *text, struct config_prefix *out,
+bool conf_parse_prefix(const char *text, struct conf_prefix *out,
 			 const char **why);
 
 /* Read the nameserver lines of a resolv.conf-format file.  Returns the
  * number found (0..max), or -1 when the file cannot be read. */
-int config_read_resolv(const char *path, struct config_addr *out, size_t max);
+int conf_read_resolv(const char *path, struct conf_addr *out, size_t max);
 
 #endif
