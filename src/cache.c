@@ -8,6 +8,7 @@
  */
 #include <config.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -18,6 +19,7 @@ struct entry {
 	struct entry *hnext;         /* hash chain */
 	struct entry *prev, *next;   /* LRU: head is the most recent */
 	uint32_t hash;
+	uint32_t ttl;                /* seconds it was stored for */
 	uint64_t stored_ms;
 	uint64_t expires_ms;
 	uint16_t klen;
@@ -25,14 +27,26 @@ struct entry {
 	uint8_t data[];              /* key, then reply */
 };
 
-struct cache {
-	struct cache_limits lim;
+/* One lock's worth of the cache: a hash table and an LRU list. */
+struct stripe {
+	pthread_mutex_t mu;
+	struct cache_limits lim;     /* size is this stripe's share */
 	struct entry **bucket;
 	size_t nbuckets;             /* a power of two */
 	struct entry *head, *tail;
 	struct cache_stats st;
-	uint32_t seed; /* so clients cannot aim names at one bucket */
 };
+
+struct cache {
+	uint32_t seed; /* so clients cannot aim names at one bucket */
+	unsigned nstripes;           /* a power of two */
+	struct stripe stripe[];
+};
+
+/* Small caches are one stripe, so that their size is exact (an LRU of 2
+ * stays an LRU of 2); large ones are split so that loops rarely meet. */
+#define CACHE_STRIPES 16
+#define CACHE_STRIPE_MIN 1024
 
 static uint32_t hash(uint32_t seed, const uint8_t *key, size_t len)
 {
@@ -40,6 +54,12 @@ static uint32_t hash(uint32_t seed, const uint8_t *key, size_t len)
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ key[i]) * 16777619u;
 	return h ^ (h >> 15);
+}
+
+uint32_t cache_key_hash(const struct cache *c, const uint8_t *key,
+			size_t klen)
+{
+	return hash(c->seed, key, klen);
 }
 
 static size_t buckets_for(size_t size)
@@ -52,7 +72,7 @@ static size_t buckets_for(size_t size)
 
 /* Move every entry to a table of n buckets (false: out of memory, the
  * old table stays). */
-static bool resize(struct cache *c, size_t n)
+static bool resize(struct stripe *c, size_t n)
 {
 	struct entry **b = calloc(n, sizeof(*b));
 	if (!b)
@@ -68,22 +88,44 @@ static bool resize(struct cache *c, size_t n)
 	return true;
 }
 
+/* This stripe's share of lim. */
+static void share(const struct cache *c, const struct cache_limits *lim,
+		  struct cache_limits *out)
+{
+	*out = *lim;
+	out->size = (lim->size + c->nstripes - 1) / c->nstripes;
+}
+
 struct cache *cache_new(const struct cache_limits *lim)
 {
-	struct cache *c = calloc(1, sizeof(*c));
+	unsigned n = lim->size >= CACHE_STRIPE_MIN ? CACHE_STRIPES : 1;
+	struct cache *c = calloc(1, sizeof(*c) + n * sizeof(c->stripe[0]));
 	if (!c)
 		return NULL;
-	c->lim = *lim;
+	c->nstripes = n;
 	if (getrandom(&c->seed, sizeof(c->seed), 0) != sizeof(c->seed))
 		c->seed = (uint32_t)(uintptr_t)c;
-	if (!resize(c, buckets_for(lim->size))) {
-		free(c);
-		return NULL;
+	for (unsigned i = 0; i < n; i++) {
+		struct stripe *st = &c->stripe[i];
+		share(c, lim, &st->lim);
+		pthread_mutex_init(&st->mu, NULL);
+		if (!resize(st, buckets_for(st->lim.size))) {
+			for (unsigned j = 0; j < i; j++)
+				free(c->stripe[j].bucket);
+			free(c);
+			return NULL;
+		}
 	}
 	return c;
 }
 
-static void lru_unlink(struct cache *c, struct entry *e)
+static struct stripe *stripe_of(struct cache *c, uint32_t h)
+{
+	/* The low bits pick the bucket: use the high ones here. */
+	return &c->stripe[(h >> 24) & (c->nstripes - 1)];
+}
+
+static void lru_unlink(struct stripe *c, struct entry *e)
 {
 	if (e->prev)
 		e->prev->next = e->next;
@@ -96,7 +138,7 @@ static void lru_unlink(struct cache *c, struct entry *e)
 	e->prev = e->next = NULL;
 }
 
-static void lru_push(struct cache *c, struct entry *e)
+static void lru_push(struct stripe *c, struct entry *e)
 {
 	e->prev = NULL;
 	e->next = c->head;
@@ -107,7 +149,7 @@ static void lru_push(struct cache *c, struct entry *e)
 	c->head = e;
 }
 
-static void drop(struct cache *c, struct entry *e)
+static void drop(struct stripe *c, struct entry *e)
 {
 	struct entry **pp = &c->bucket[e->hash & (c->nbuckets - 1)];
 	while (*pp != e)
@@ -121,8 +163,13 @@ static void drop(struct cache *c, struct entry *e)
 
 void cache_clear(struct cache *c)
 {
-	while (c->head)
-		drop(c, c->head);
+	for (unsigned i = 0; i < c->nstripes; i++) {
+		struct stripe *st = &c->stripe[i];
+		pthread_mutex_lock(&st->mu);
+		while (st->head)
+			drop(st, st->head);
+		pthread_mutex_unlock(&st->mu);
+	}
 }
 
 void cache_free(struct cache *c)
@@ -130,22 +177,31 @@ void cache_free(struct cache *c)
 	if (!c)
 		return;
 	cache_clear(c);
-	free(c->bucket);
+	for (unsigned i = 0; i < c->nstripes; i++) {
+		free(c->stripe[i].bucket);
+		pthread_mutex_destroy(&c->stripe[i].mu);
+	}
 	free(c);
 }
 
 void cache_set_limits(struct cache *c, const struct cache_limits *lim)
 {
-	c->lim = *lim;
-	while (c->st.entries > c->lim.size && c->tail) {
-		drop(c, c->tail);
-		c->st.evicted++;
+	for (unsigned i = 0; i < c->nstripes; i++) {
+		struct stripe *st = &c->stripe[i];
+		pthread_mutex_lock(&st->mu);
+		share(c, lim, &st->lim);
+		while (st->st.entries > st->lim.size && st->tail) {
+			drop(st, st->tail);
+			st->st.evicted++;
+		}
+		if (buckets_for(st->lim.size) > st->nbuckets)
+			resize(st, buckets_for(st->lim.size)); /* or slower */
+		pthread_mutex_unlock(&st->mu);
 	}
-	if (buckets_for(lim->size) > c->nbuckets)
-		resize(c, buckets_for(lim->size)); /* on failure: slower, fine */
 }
 
-size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group)
+size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group,
+		 uint32_t gen)
 {
 	wire_name_lower(key, q->qname, q->qname_len);
 	size_t n = q->qname_len;
@@ -156,7 +212,8 @@ size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group)
 			       ((q->hdr.flags & WIRE_RD) ? 8 : 0) |
 			       ((q->hdr.flags & WIRE_AD) ? 16 : 0));
 	wire_set16(key + n + 5, (uint16_t)group);
-	return n + 7;
+	wire_set32(key + n + 7, gen);
+	return n + 11;
 }
 
 /* The time a reply may be kept, in seconds; 0: not at all. */
@@ -239,7 +296,7 @@ static void rewrite_ttls(uint8_t *m, size_t len, uint32_t elapsed,
 	}
 }
 
-static struct entry *find(struct cache *c, const uint8_t *key, size_t klen,
+static struct entry *find(struct stripe *c, const uint8_t *key, size_t klen,
 			  uint32_t h)
 {
 	for (struct entry *e = c->bucket[h & (c->nbuckets - 1)]; e;
@@ -250,8 +307,8 @@ static struct entry *find(struct cache *c, const uint8_t *key, size_t klen,
 	return NULL;
 }
 
-void cache_store(struct cache *c, const uint8_t *key, size_t klen,
-		 uint8_t *reply, size_t len, uint64_t now_ms)
+static void store(struct stripe *c, uint32_t h, const uint8_t *key,
+		  size_t klen, uint8_t *reply, size_t len, uint64_t now_ms)
 {
 	if (c->lim.size == 0 || len > UINT16_MAX || klen > CACHE_KEY_MAX)
 		return;
@@ -260,7 +317,6 @@ void cache_store(struct cache *c, const uint8_t *key, size_t klen,
 		return;
 	rewrite_ttls(reply, len, 0, c->lim.min_ttl < ttl ? c->lim.min_ttl : ttl,
 		     ttl);
-	uint32_t h = hash(c->seed, key, klen);
 	struct entry *old = find(c, key, klen, h);
 	if (old)
 		drop(c, old);
@@ -268,6 +324,7 @@ void cache_store(struct cache *c, const uint8_t *key, size_t klen,
 	if (!e)
 		return; /* not cached: fine */
 	e->hash = h;
+	e->ttl = ttl;
 	e->stored_ms = now_ms;
 	e->expires_ms = now_ms + (uint64_t)ttl * 1000;
 	e->klen = (uint16_t)klen;
@@ -287,15 +344,38 @@ void cache_store(struct cache *c, const uint8_t *key, size_t klen,
 	}
 }
 
-size_t cache_lookup(struct cache *c, const uint8_t *key, size_t klen,
-		    uint64_t now_ms, uint8_t *out, size_t cap)
+void cache_store(struct cache *c, const uint8_t *key, size_t klen,
+		 uint8_t *reply, size_t len, uint64_t now_ms)
+{
+	uint32_t h = hash(c->seed, key, klen);
+	struct stripe *st = stripe_of(c, h);
+
+	pthread_mutex_lock(&st->mu);
+	store(st, h, key, klen, reply, len, now_ms);
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* The entry for key, dropping it when it is past its stale window. */
+static struct entry *live(struct stripe *c, const uint8_t *key, size_t klen,
+			  uint32_t h, uint64_t now_ms)
+{
+	struct entry *e = find(c, key, klen, h);
+	if (e && e->expires_ms + (uint64_t)c->lim.serve_stale * 1000 <= now_ms) {
+		drop(c, e);
+		e = NULL;
+	}
+	return e;
+}
+
+static size_t lookup(struct stripe *c, const uint8_t *key, size_t klen,
+		     uint32_t h, uint64_t now_ms, uint8_t *out, size_t cap,
+		     struct cache_hit *hit)
 {
 	if (c->lim.size == 0)
 		return 0;
-	uint32_t h = hash(c->seed, key, klen);
-	struct entry *e = find(c, key, klen, h);
+	struct entry *e = live(c, key, klen, h, now_ms);
 	if (e && e->expires_ms <= now_ms) {
-		drop(c, e);
+		hit->stale = true;
 		e = NULL;
 	}
 	if (!e || e->len > cap) {
@@ -307,11 +387,62 @@ size_t cache_lookup(struct cache *c, const uint8_t *key, size_t klen,
 	memcpy(out, e->data + e->klen, e->len);
 	rewrite_ttls(out, e->len, (uint32_t)((now_ms - e->stored_ms) / 1000),
 		     0, UINT32_MAX);
+	/* Prefetch in the last tenth of the TTL (and never for TTLs so
+	 * short that a refresh would be due at once). */
+	hit->prefetch = e->ttl >= 10 &&
+			(e->expires_ms - now_ms) * 10 <= (uint64_t)e->ttl * 1000;
 	c->st.hits++;
 	return e->len;
 }
 
-void cache_get_stats(const struct cache *c, struct cache_stats *st)
+size_t cache_lookup(struct cache *c, const uint8_t *key, size_t klen,
+		    uint64_t now_ms, uint8_t *out, size_t cap,
+		    struct cache_hit *hit)
 {
-	*st = c->st;
+	struct cache_hit ignored;
+	uint32_t h = hash(c->seed, key, klen);
+	struct stripe *st = stripe_of(c, h);
+
+	if (!hit)
+		hit = &ignored;
+	*hit = (struct cache_hit){false, false};
+	pthread_mutex_lock(&st->mu);
+	size_t n = lookup(st, key, klen, h, now_ms, out, cap, hit);
+	pthread_mutex_unlock(&st->mu);
+	return n;
+}
+
+size_t cache_lookup_stale(struct cache *c, const uint8_t *key, size_t klen,
+			  uint64_t now_ms, uint32_t ttl, uint8_t *out,
+			  size_t cap)
+{
+	uint32_t h = hash(c->seed, key, klen);
+	struct stripe *st = stripe_of(c, h);
+	size_t n = 0;
+
+	pthread_mutex_lock(&st->mu);
+	struct entry *e = st->lim.size ? live(st, key, klen, h, now_ms) : NULL;
+	if (e && e->len <= cap) {
+		memcpy(out, e->data + e->klen, e->len);
+		rewrite_ttls(out, e->len, 0, ttl, ttl);
+		n = e->len;
+	}
+	pthread_mutex_unlock(&st->mu);
+	return n;
+}
+
+void cache_get_stats(struct cache *c, struct cache_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < c->nstripes; i++) {
+		struct stripe *st = &c->stripe[i];
+		pthread_mutex_lock(&st->mu);
+		out->hits += st->st.hits;
+		out->misses += st->st.misses;
+		out->stored += st->st.stored;
+		out->evicted += st->st.evicted;
+		out->entries += st->st.entries;
+		out->bytes += st->st.bytes;
+		pthread_mutex_unlock(&st->mu);
+	}
 }

@@ -7,11 +7,18 @@
  * negative answers) within configured bounds, and the least recently used
  * entry goes when the cache is full.  A hit is copied into the caller's
  * buffer with its TTLs decreased by the time spent in the cache; the hit
- * path allocates nothing.  Not thread-safe: one cache per event loop.
+ * path allocates nothing.
+ *
+ * One cache is shared by every worker loop: it is split into stripes by
+ * key hash, each with its own lock and LRU list, so that loops rarely
+ * wait for each other (a lock is held for one lookup or one store).
+ * Expired entries stay for serve_stale seconds more, to be served stale
+ * (RFC 8767) when the upstreams fail.
  */
 #ifndef SPLITDNS_CACHE_H
 #define SPLITDNS_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,13 +31,20 @@ struct cache;
 #define CACHE_REPLY_MAX 4096
 
 /* Room for any key cache_key builds. */
-#define CACHE_KEY_MAX (WIRE_NAME_MAX + 8)
+#define CACHE_KEY_MAX (WIRE_NAME_MAX + 12)
 
 struct cache_limits {
 	size_t size;           /* entries; 0 disables the cache */
 	uint32_t min_ttl;      /* seconds */
 	uint32_t max_ttl;
 	uint32_t negative_ttl; /* cap for NXDOMAIN and NODATA */
+	uint32_t serve_stale;  /* seconds past expiry kept; 0: none */
+};
+
+/* What cache_lookup found besides the reply. */
+struct cache_hit {
+	bool stale;     /* no fresh answer, but one within serve_stale */
+	bool prefetch;  /* fresh, in the last tenth of its TTL */
 };
 
 struct cache_stats {
@@ -42,7 +56,8 @@ struct cache_stats {
 	size_t bytes;
 };
 
-/* NULL when out of memory. */
+/* NULL when out of memory.  Thread-safe from here on, but for
+ * cache_free. */
 struct cache *cache_new(const struct cache_limits *lim);
 void cache_free(struct cache *c);
 
@@ -52,8 +67,15 @@ void cache_set_limits(struct cache *c, const struct cache_limits *lim);
 /* Forget everything (upstreams changed on reload). */
 void cache_clear(struct cache *c);
 
-/* The key of query q sent to upstream group; returns its length. */
-size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group);
+/* The key of query q sent to upstream group of upstream generation gen
+ * (answers from servers that a reload replaced never match); returns its
+ * length. */
+size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group,
+		 uint32_t gen);
+
+/* A hash of key, seeded per cache (for tables keyed like the cache). */
+uint32_t cache_key_hash(const struct cache *c, const uint8_t *key,
+			size_t klen);
 
 /*
  * Remember reply, a checked upstream answer to the query of key, at time
@@ -66,13 +88,25 @@ void cache_store(struct cache *c, const uint8_t *key, size_t klen,
 		 uint8_t *reply, size_t len, uint64_t now_ms);
 
 /*
- * Find the reply for key.  On a hit it is copied to out (cap bytes) with
- * TTLs decreased, ID and question left as stored (the caller sets them),
- * and its length returned; 0 on a miss or when it does not fit.
+ * Find the fresh reply for key.  On a hit it is copied to out (cap bytes)
+ * with TTLs decreased, ID and question left as stored (the caller sets
+ * them), and its length returned; 0 on a miss or when it does not fit.
+ * hit (may be NULL) says whether a stale answer is there on a miss, and
+ * whether a hit is due for a prefetch.
  */
 size_t cache_lookup(struct cache *c, const uint8_t *key, size_t klen,
-		    uint64_t now_ms, uint8_t *out, size_t cap);
+		    uint64_t now_ms, uint8_t *out, size_t cap,
+		    struct cache_hit *hit);
 
-void cache_get_stats(const struct cache *c, struct cache_stats *st);
+/*
+ * The reply for key, fresh or expired within serve_stale, with every TTL
+ * set to ttl (RFC 8767 4: 30 seconds); 0 when there is none.
+ */
+size_t cache_lookup_stale(struct cache *c, const uint8_t *key, size_t klen,
+			  uint64_t now_ms, uint32_t ttl, uint8_t *out,
+			  size_t cap);
+
+/* The counters summed over the stripes. */
+void cache_get_stats(struct cache *c, struct cache_stats *st);
 
 #endif

@@ -445,13 +445,17 @@ static bool load_cache(struct loader *ld, config_setting_t *root,
 		       struct conf *cfg)
 {
 	static const char *const known[] = {"size", "min_ttl", "max_ttl",
-					    "negative_ttl", NULL};
+					    "negative_ttl", "serve_stale",
+					    "prefetch", NULL};
 	config_setting_t *g = config_setting_get_member(root, "cache");
 
 	cfg->cache_size = 10000;
 	cfg->cache_min_ttl = 0;
 	cfg->cache_max_ttl = 86400;
 	cfg->cache_negative_ttl = 300;
+	/* RFC 8767 5 suggests keeping stale data 1 to 3 days. */
+	cfg->cache_serve_stale = 86400;
+	cfg->cache_prefetch = false;
 	if (!g)
 		return true;
 	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
@@ -461,7 +465,10 @@ static bool load_cache(struct loader *ld, config_setting_t *root,
 	    !get_int(ld, g, "min_ttl", 0, 86400, &cfg->cache_min_ttl) ||
 	    !get_int(ld, g, "max_ttl", 0, 604800, &cfg->cache_max_ttl) ||
 	    !get_int(ld, g, "negative_ttl", 0, 86400,
-		     &cfg->cache_negative_ttl))
+		     &cfg->cache_negative_ttl) ||
+	    !get_int(ld, g, "serve_stale", 0, 7 * 86400,
+		     &cfg->cache_serve_stale) ||
+	    !get_bool(ld, g, "prefetch", &cfg->cache_prefetch))
 		return false;
 	if (cfg->cache_min_ttl > cfg->cache_max_ttl)
 		return fail(ld, g, "cache.min_ttl is above cache.max_ttl");
@@ -987,11 +994,11 @@ struct conf *conf_load(const char *path, const char *const *override,
 		"edns_size",	 "tcp",		      "forward",
 		"private_local", "rebind_protection", "rebind_ok",
 		"block",	 "access",	      "user",
-		"cache",	 NULL};
+		"cache",	 "threads",	      NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
 	struct conf *cfg = xcalloc(1, sizeof(*cfg));
 	config_t c;
-	int64_t edns = 1232;
+	int64_t edns = 1232, threads = 0;
 	bool ok = false;
 
 	cfg->path = xstrdup(path);
@@ -1004,6 +1011,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 	    !load_listen(&ld, root, cfg, override, n_override) ||
 	    !load_upstream(&ld, root, cfg) ||
 	    !get_int(&ld, root, "edns_size", 512, 4096, &edns) ||
+	    !get_int(&ld, root, "threads", 0, CONF_MAX_THREADS, &threads) ||
 	    !load_tcp(&ld, root, cfg) || !load_forwards(&ld, root, cfg) ||
 	    !get_bool(&ld, root, "private_local", &cfg->private_local) ||
 	    !get_bool(&ld, root, "rebind_protection",
@@ -1016,6 +1024,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 	    !load_zones(&ld, root, cfg))
 		goto out;
 	cfg->edns_size = (int)edns;
+	cfg->threads = (int)threads;
 	ok = true;
 out:
 	config_destroy(&c);

@@ -17,6 +17,9 @@
 
 #define CONF_ERR_MAX 1024
 
+/* Most worker threads (threads = N). */
+#define CONF_MAX_THREADS 256
+
 struct conf_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -113,6 +116,9 @@ struct conf {
 	int64_t cache_min_ttl;
 	int64_t cache_max_ttl;
 	int64_t cache_negative_ttl;
+	int64_t cache_serve_stale;   /* seconds past expiry; 0: off */
+	bool cache_prefetch;
+	int threads;                 /* worker loops; 0: one per CPU */
 	char *user;   /* switch to this user after binding; NULL: stay */
 	int user_line;
 };

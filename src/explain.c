@@ -1,9 +1,9 @@
 /*
  * explain.c - the --explain report.
  *
- * The query goes through the same steps as in query.c: local data first
- * (answer_local), then the policy.  Only the final printing is particular
- * to this file.
+ * The query goes through route(), the very function the daemon's pipeline
+ * calls, so the report cannot drift from what the daemon does.  Only the
+ * printing is particular to this file.
  */
 #include <config.h>
 
@@ -19,6 +19,8 @@
 #include "lists.h"
 #include "policy.h"
 #include "rdata.h"
+#include "route.h"
+#include "snapshot.h"
 #include "wire.h"
 #include "zone.h"
 
@@ -193,12 +195,10 @@ static void print_sources(FILE *out, const struct zone *zone,
 }
 
 static void print_policy(FILE *out, const struct conf *cfg,
-			 const struct policy *policy, const uint8_t *name,
-			 size_t len, uint16_t qtype)
+			 const struct policy_decision *pd)
 {
-	struct policy_decision d;
+	struct policy_decision d = *pd;
 
-	policy_decide(policy, name, len, qtype, &d);
 	if (d.action == POLICY_PRIVATE) {
 		fprintf(out, "  rule:   private name (private_local = true): "
 			     "NXDOMAIN, never forwarded\n");
@@ -222,26 +222,22 @@ static void print_policy(FILE *out, const struct conf *cfg,
 	fprintf(out, "\n");
 }
 
-int explain(FILE *out, const struct conf *cfg, const struct zone *zone,
-	    const struct policy *policy, const struct lists *blocks,
-	    const char *name, const char *type)
+/* The query packet for name and type, as a client would send it. */
+static int make_query(const char *name, const char *type, uint8_t *pkt,
+		      size_t cap, size_t *len)
 {
-	uint8_t pkt[WIRE_HEADER_LEN + WIRE_NAME_MAX + 4];
-	uint8_t *reply;
-	struct wire_buf b = {pkt, 0, sizeof(pkt), false};
-	struct wire_query q;
-	struct answer_chase chase;
-	const char *why;
+	struct wire_buf b = {pkt, 0, cap, false};
 	char text[1100];
 	uint8_t wname[WIRE_NAME_MAX];
 	unsigned long qtype = WIRE_T_A;
+	const char *why;
 
 	snprintf(text, sizeof(text), "%s%s", name,
 		 name[0] && name[strlen(name) - 1] == '.' ? "" : ".");
-	int len = wire_name_from_text(text, NULL, 0, wname, &why);
-	if (len < 0) {
+	int n = wire_name_from_text(text, NULL, 0, wname, &why);
+	if (n < 0) {
 		fprintf(stderr, "splitdns: --explain '%s': %s\n", name, why);
-		return 1;
+		return -1;
 	}
 	if (type) {
 		char *end;
@@ -252,63 +248,129 @@ int explain(FILE *out, const struct conf *cfg, const struct zone *zone,
 					       qtype > 65535)) {
 			fprintf(stderr, "splitdns: --explain: unknown type "
 					"'%s'\n", type);
-			return 1;
+			return -1;
 		}
 	}
-	/* A real query packet, so the answer comes from the real code. */
 	wire_put16(&b, 0);
 	wire_put16(&b, WIRE_RD);
 	wire_put16(&b, 1);
 	wire_put16(&b, 0);
 	wire_put16(&b, 0);
 	wire_put16(&b, 0);
-	wire_put_bytes(&b, wname, (size_t)len);
+	wire_put_bytes(&b, wname, (size_t)n);
 	wire_put16(&b, (uint16_t)qtype);
 	wire_put16(&b, WIRE_CLASS_IN);
-	reply = malloc(WIRE_MSG_MAX);
-	if (!reply || wire_parse_query(pkt, b.len, &q) != WIRE_OK) {
-		free(reply);
-		return 1;
-	}
-	fprintf(out, "%s %s\n", text,
-		rdata_type_name((uint16_t)qtype) ? rdata_type_name((uint16_t)qtype)
-						 : type);
-	size_t n = answer_local(zone, &q, pkt, 1232, reply, WIRE_MSG_MAX,
-				&chase);
-	if (!n) {
-		enum lists_verdict v = blocks ? lists_match(blocks, wname,
-							    (size_t)len)
-					      : LISTS_NONE;
-		if (v == LISTS_BLOCKED) {
-			struct answer_block blk;
-			block_answer_init(cfg, &blk);
-			fprintf(out, "  rule:   blocked\n");
-			block_explain(out, cfg, wname, (size_t)len);
-			n = answer_blocked(&blk, &q, pkt, 1232, reply,
-					   WIRE_MSG_MAX);
-			print_reply(out, reply, n);
-		} else {
-			if (v == LISTS_ALLOWED) {
-				fprintf(out, "  allow:  an allow entry "
-					     "overrides the block lists\n");
-				block_explain(out, cfg, wname, (size_t)len);
-			}
-			print_policy(out, cfg, policy, wname, (size_t)len,
-				     (uint16_t)qtype);
-		}
-		free(reply);
-		return 0;
-	}
-	fprintf(out, "  rule:   local data\n");
-	print_sources(out, zone, wname, (size_t)len, (uint16_t)qtype);
+	*len = b.len;
+	return 0;
+}
+
+static void print_blocked(FILE *out, const struct snapshot *s,
+			  const struct wire_query *q, const uint8_t *pkt,
+			  const struct route_decision *d, uint8_t *reply)
+{
+	const uint8_t *name = d->on_target ? d->chase.target : q->qname;
+	size_t len = d->on_target ? d->chase.target_len : q->qname_len;
+
+	fprintf(out, "  rule:   blocked%s\n",
+		d->on_target ? " (the local CNAME's target)" : "");
+	block_explain(out, s->cfg, name, len);
+	size_t n = answer_blocked(&s->block, q, pkt, s->edns_size, reply,
+				  WIRE_MSG_MAX);
 	print_reply(out, reply, n);
-	if (chase.target) {
-		fprintf(out, "  chain:  leaves local data at %s, resolved "
-			     "upstream:\n",
-			wire_name_to_text(chase.target, chase.target_len, text,
-					  sizeof(text)));
-		print_policy(out, cfg, policy, chase.target, chase.target_len,
-			     (uint16_t)qtype);
+}
+
+static void print_allowed(FILE *out, const struct snapshot *s,
+			  const struct wire_query *q,
+			  const struct route_decision *d)
+{
+	if (d->verdict != LISTS_ALLOWED)
+		return;
+	fprintf(out, "  allow:  an allow entry overrides the block lists\n");
+	block_explain(out, s->cfg, d->on_target ? d->chase.target : q->qname,
+		      d->on_target ? d->chase.target_len : q->qname_len);
+}
+
+/* The client line: which address asked, and whether access let it. */
+static int parse_client(const char *client, struct sockaddr_storage *ss)
+{
+	struct conf_addr a;
+	const char *why;
+
+	if (!conf_parse_addr(client, 53, &a, &why)) {
+		fprintf(stderr, "splitdns: --client '%s': %s\n", client, why);
+		return -1;
+	}
+	*ss = a.ss;
+	return 0;
+}
+
+int explain(FILE *out, const struct snapshot *s, const char *name,
+	    const char *type, const char *client)
+{
+	uint8_t pkt[WIRE_HEADER_LEN + WIRE_NAME_MAX + 4];
+	struct sockaddr_storage ss;
+	struct route_ctx ctx = {.pkt = pkt, .transport = ROUTE_UDP};
+	struct route_decision d;
+	struct wire_query q;
+	char text[1100];
+
+	if (make_query(name, type, pkt, sizeof(pkt), &ctx.len) < 0 ||
+	    (client && parse_client(client, &ss) < 0))
+		return 1;
+	if (client)
+		ctx.client = (const struct sockaddr *)&ss;
+	uint8_t *reply = malloc(WIRE_MSG_MAX);
+	if (!reply)
+		return 1;
+	/* The daemon's own decision, from the daemon's own function. */
+	route(s, &ctx, &q, reply, WIRE_MSG_MAX, &d);
+	wire_name_to_text(q.qname, q.qname_len, text, sizeof(text));
+	fprintf(out, "%s %s\n", text,
+		rdata_type_name(q.qtype) ? rdata_type_name(q.qtype) : type);
+	if (client)
+		fprintf(out, "  client: %s, %s\n", client,
+			d.outsider ? "not in access.allow"
+				   : "allowed by access.allow");
+	switch (d.kind) {
+	case ROUTE_DROP:
+	case ROUTE_ERROR:
+		fprintf(out, "  rule:   %s\n", d.why);
+		break;
+	case ROUTE_REFUSED:
+		if (d.outsider) {
+			fprintf(out, "  rule:   %s: REFUSED\n", d.why);
+			break;
+		}
+		print_policy(out, s->cfg, &d.policy); /* refuse = true */
+		break;
+	case ROUTE_PRIVATE:
+	case ROUTE_FORWARD:
+		print_allowed(out, s, &q, &d);
+		print_policy(out, s->cfg, &d.policy);
+		break;
+	case ROUTE_BLOCKED:
+		if (d.on_target) {
+			fprintf(out, "  rule:   local data\n");
+			print_sources(out, s->zone, q.qname, q.qname_len,
+				      q.qtype);
+		}
+		print_blocked(out, s, &q, pkt, &d, reply);
+		break;
+	case ROUTE_LOCAL:
+	case ROUTE_CHASE:
+		fprintf(out, "  rule:   local data\n");
+		print_sources(out, s->zone, q.qname, q.qname_len, q.qtype);
+		print_reply(out, reply, d.len);
+		if (!d.chase.target)
+			break;
+		fprintf(out, "  chain:  leaves local data at %s, %s:\n",
+			wire_name_to_text(d.chase.target, d.chase.target_len,
+					  text, sizeof(text)),
+			d.kind == ROUTE_CHASE ? "resolved upstream"
+					      : "not forwarded");
+		print_allowed(out, s, &q, &d);
+		print_policy(out, s->cfg, &d.policy);
+		break;
 	}
 	free(reply);
 	return 0;

@@ -1,6 +1,6 @@
 /*
  * explain.h - say which rule answers a query and what the answer is,
- * without starting the server ("splitdns --explain NAME [TYPE]").
+ * without starting the server ("splitdns --explain NAME [TYPE] [--client ADDR]").
  *
  * It runs the server's own lookup code (zone store, answer builder,
  * policy) on one query, and prints the decision and the reply in
@@ -11,18 +11,15 @@
 
 #include <stdio.h>
 
-struct conf;
-struct lists;
-struct policy;
-struct zone;
+struct snapshot;
 
 /*
  * Explain the query for name (text) and type (mnemonic or number, NULL:
- * A) to out.  Returns 0, or 1 with a message on stderr when the name or
- * type is not valid.
+ * A), asked by client (an address, NULL: no access check), as the
+ * daemon serving s would answer it, to out.  Returns 0, or 1 with a
+ * message on stderr when the name, type or client is not valid.
  */
-int explain(FILE *out, const struct conf *cfg, const struct zone *zone,
-	    const struct policy *policy, const struct lists *blocks,
-	    const char *name, const char *type);
+int explain(FILE *out, const struct snapshot *s, const char *name,
+	    const char *type, const char *client);
 
 #endif

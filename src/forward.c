@@ -1,5 +1,5 @@
 /*
- * forward.c - the c-ares channel of one upstream group.
+ * forward.c - the c-ares backend of one upstream group.
  *
  * c-ares facts this relies on (see API-NOTES): 1.18 sends our packet's ID
  * unchanged and newer versions write their own, so IDs are ours and unique
@@ -11,6 +11,7 @@
 
 #define CARES_NO_DEPRECATED 1
 #include <ares.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ struct fwatch {
 };
 
 struct forward {
+	struct upstream up;          /* first: the interface */
 	struct chan *cur;            /* new queries go here */
 	struct chan *spare;          /* the next cur, made outside queries */
 	struct chan *retired;        /* older channels with queries left */
@@ -59,7 +61,13 @@ struct forward {
 	uint8_t inflight[65536 / 8]; /* IDs in use */
 	uint16_t random[256];        /* getrandom() pool */
 	size_t nrandom;
+	struct loop_timer timer;     /* c-ares' next timeout */
+	struct loop_task chores;     /* spare channel, retired channels */
+	bool in_send;                /* inside ares_send: defer completions */
+	bool freeing;
 };
+
+static void rearm(struct forward *fw);
 
 static uint16_t next_random(struct forward *fw)
 {
@@ -102,7 +110,9 @@ static void on_event(struct loop_watch *w, uint32_t events)
 		rfd = fd;
 	if (events & EPOLLOUT)
 		wfd = fd;
+	struct forward *fw = fwt->chan->fw;
 	ares_process_fd(fwt->chan->ch, rfd, wfd);
+	rearm(fw);
 }
 
 static void on_sock_state(void *data, ares_socket_t fd, int readable,
@@ -218,10 +228,14 @@ static int fit_tries(int timeout_ms, int tries, size_t nservers)
 #endif
 }
 
-struct forward *forward_new(struct loop *loop,
-			    const struct conf_addr *servers, size_t n,
-			    int timeout_ms, int tries, char *err,
-			    size_t errlen)
+static const struct upstream_ops forward_ops;
+static void on_timer(struct loop_timer *t, uint64_t now_ms);
+static void on_chores(struct loop_task *t);
+
+struct upstream *forward_new(struct loop *loop,
+			     const struct conf_addr *servers, size_t n,
+			     int timeout_ms, int tries, char *err,
+			     size_t errlen)
 {
 	struct forward *fw = calloc(1, sizeof(*fw));
 	size_t len = 0, cap = 72 * (n ? n : 1);
@@ -235,7 +249,10 @@ struct forward *forward_new(struct loop *loop,
 		snprintf(err, errlen, "no upstream servers");
 		goto fail;
 	}
+	fw->up.ops = &forward_ops;
 	fw->loop = loop;
+	fw->timer.cb = on_timer;
+	fw->chores.cb = on_chores;
 	/* No ARES_FLAG_EDNS, no ARES_FLAG_IGNTC: on 1.18 both corrupt
 	 * relayed packets.  TC replies are refetched over TCP. */
 	fw->opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
@@ -266,17 +283,22 @@ struct forward *forward_new(struct loop *loop,
 					i ? "," : "", servers[i].text);
 	if (!(fw->cur = chan_new(fw, err, errlen)))
 		goto fail;
-	return fw;
+	return &fw->up;
 fail:
 	free(fw->servers);
 	free(fw);
 	return NULL;
 }
 
-void forward_free(struct forward *fw)
+static void forward_free(struct upstream *u)
 {
-	if (!fw)
-		return;
+	struct forward *fw = (struct forward *)u;
+
+	/* ares_destroy completes what is in flight with ARES_EDESTRUCTION:
+	 * reported at once, this is the one documented exception. */
+	fw->freeing = true;
+	loop_timer_del(fw->loop, &fw->timer);
+	loop_unpost(fw->loop, &fw->chores);
 	while (fw->retired) {
 		struct chan *c = fw->retired;
 		fw->retired = c->next;
@@ -297,12 +319,14 @@ static void maybe_rotate(struct forward *fw)
 	struct chan *c = fw->cur;
 
 #ifdef ARES_OPT_UDP_MAX_QUERIES
+	(void)err;
+	(void)c;
 	return; /* c-ares does it per socket */
-#endif
+#else
 	if (c->sent < FORWARD_ROTATE_QUERIES &&
 	    loop_now_ms() - c->born_ms < FORWARD_ROTATE_MS)
 		return;
-	/* The spare was made by forward_tick, so that ares_init_options
+	/* The spare was made by the chores task, so that ares_init_options
 	 * (which reads resolv.conf) stays off the query path. */
 	struct chan *fresh = fw->spare;
 	fw->spare = NULL;
@@ -312,65 +336,103 @@ static void maybe_rotate(struct forward *fw)
 	c->next = fw->retired;
 	fw->retired = c;
 	fw->cur = fresh;
+#endif
+}
+
+/* A completion that happened inside ares_send, run after the batch. */
+static void run_deferred(struct loop_task *t)
+{
+	struct upstream_req *req =
+		(struct upstream_req *)((char *)t -
+					offsetof(struct upstream_req, task));
+	enum upstream_status st = req->cancelled ? UPSTREAM_CANCELLED
+						 : req->deferred;
+	req->done(req, st, NULL, 0);
 }
 
 static void on_answer(void *arg, int status, int timeouts,
 		      unsigned char *abuf, int alen)
 {
-	struct forward_req *req = arg;
-	struct forward *fw = req->fw;
-	enum forward_status st = FORWARD_OK;
+	struct upstream_req *req = arg;
+	struct chan *c = req->chan;
+	struct forward *fw = c->fw;
+	enum upstream_status st = UPSTREAM_OK;
 
 	(void)timeouts;
 	release_id(fw, req->id);
 	fw->pending--;
-	req->chan->pending--;
+	c->pending--;
 	if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED)
-		st = FORWARD_CANCELLED;
+		st = UPSTREAM_CANCELLED;
 	else if (status != ARES_SUCCESS || !abuf || alen <= 0)
-		st = FORWARD_FAILED;
-	req->done(req, st, st == FORWARD_OK ? abuf : NULL,
-		  st == FORWARD_OK ? (size_t)alen : 0);
+		st = UPSTREAM_FAILED;
+	if (req->cancelled)
+		st = UPSTREAM_CANCELLED;
+	if (fw->in_send && !fw->freeing) {
+		/* Inside the ares_send that started it (an immediate error,
+		 * or a cache hit on newer c-ares): report it after the batch.
+		 * A reply here could only be a c-ares cache hit, which is off;
+		 * treat it as a failure rather than copy it. */
+		req->deferred = st == UPSTREAM_OK ? UPSTREAM_FAILED : st;
+		req->task.cb = run_deferred;
+		loop_post(fw->loop, &req->task);
+		return;
+	}
+	req->done(req, st, st == UPSTREAM_OK ? abuf : NULL,
+		  st == UPSTREAM_OK ? (size_t)alen : 0);
 }
 
-void forward_send(struct forward *fw, struct forward_req *req, uint8_t *pkt,
-		  size_t len, forward_done_fn done)
+static void forward_send(struct upstream *u, struct upstream_req *req,
+			 uint8_t *pkt, size_t len)
 {
+	struct forward *fw = (struct forward *)u;
 	struct chan *c;
 
 	maybe_rotate(fw);
 	c = fw->cur;
-	req->fw = fw;
 	req->chan = c;
-	req->done = done;
 	req->id = take_id(fw);
 	pkt[0] = (uint8_t)(req->id >> 8);
 	pkt[1] = (uint8_t)req->id;
 	fw->pending++;
 	c->pending++;
 	c->sent++;
+	fw->in_send = true;
 	ares_send(c->ch, pkt, (int)len, on_answer, req);
+	fw->in_send = false;
+	rearm(fw);
+	loop_post(fw->loop, &fw->chores);
 }
 
-void forward_tick(struct forward *fw)
+static void forward_cancel(struct upstream *u, struct upstream_req *req)
 {
+	(void)u;
+	/* c-ares cancels only whole channels: the answer, when it comes, is
+	 * reported as cancelled. */
+	req->cancelled = true;
+}
+
+static size_t forward_pending(const struct upstream *u)
+{
+	return ((const struct forward *)u)->pending;
+}
+
+/* Off the query path: make the next channel, free drained ones (here,
+ * outside any c-ares callback). */
+static void on_chores(struct loop_task *t)
+{
+	struct forward *fw =
+		(struct forward *)((char *)t - offsetof(struct forward, chores));
 	char err[256];
 
-	if (fw->cur->pending)
-		ares_process_fd(fw->cur->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 #ifndef ARES_OPT_UDP_MAX_QUERIES
 	if (!fw->spare && fw->cur->sent > 0)
 		fw->spare = chan_new(fw, err, sizeof(err));
 #else
 	(void)err;
 #endif
-	/* Retired channels: drive them, and free those that are done (here,
-	 * outside any c-ares callback). */
 	for (struct chan **pp = &fw->retired; *pp;) {
 		struct chan *c = *pp;
-		if (c->pending)
-			ares_process_fd(c->ch, ARES_SOCKET_BAD,
-					ARES_SOCKET_BAD);
 		if (c->pending == 0) {
 			*pp = c->next;
 			chan_free(c);
@@ -390,22 +452,45 @@ static long chan_timeout(struct chan *c)
 	return (long)t->tv_sec * 1000 + (t->tv_usec + 999) / 1000;
 }
 
-int forward_timeout_ms(struct forward *fw, int cap)
+/* Arm the loop timer at the earliest c-ares timeout of any channel. */
+static void rearm(struct forward *fw)
 {
-	long best = cap;
+	long best = -1;
 
-	if (!fw->pending)
-		return cap;
-	for (struct chan *c = fw->cur; c; c = c == fw->cur ? fw->retired
-							   : c->next) {
-		long ms = chan_timeout(c);
-		if (ms >= 0 && (best < 0 || ms < best))
-			best = ms;
-	}
-	return (int)best;
+	if (fw->pending)
+		for (struct chan *c = fw->cur; c;
+		     c = c == fw->cur ? fw->retired : c->next) {
+			long ms = chan_timeout(c);
+			if (ms >= 0 && (best < 0 || ms < best))
+				best = ms;
+		}
+	if (best < 0)
+		loop_timer_del(fw->loop, &fw->timer);
+	else
+		loop_timer_set(fw->loop, &fw->timer,
+			       loop_now(fw->loop) + (uint64_t)best);
 }
 
-size_t forward_pending(const struct forward *fw)
+/* c-ares does not report timeouts through the socket callback: let it
+ * see the time, then arm for the next one. */
+static void on_timer(struct loop_timer *t, uint64_t now_ms)
 {
-	return fw->pending;
+	struct forward *fw =
+		(struct forward *)((char *)t - offsetof(struct forward, timer));
+
+	(void)now_ms;
+	for (struct chan *c = fw->cur; c;
+	     c = c == fw->cur ? fw->retired : c->next)
+		if (c->pending)
+			ares_process_fd(c->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	rearm(fw);
+	loop_post(fw->loop, &fw->chores);
 }
+
+static const struct upstream_ops forward_ops = {
+	.kind = "udp",
+	.send = forward_send,
+	.cancel = forward_cancel,
+	.pending = forward_pending,
+	.free = forward_free,
+};

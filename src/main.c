@@ -1,11 +1,13 @@
 /*
- * main.c - command line, start-up order, signals, the main loop and
- * shutdown.
+ * main.c - command line, start-up order, signals, reloads and shutdown.
  *
  * Order: read and check the configuration (all of it, zone files
- * included), bind the sockets, detach if asked, then serve until SIGTERM
- * or SIGINT.  Everything is freed on the way out so that leak checkers see
- * a clean exit.
+ * included) into the first snapshot, bind every worker's sockets, detach
+ * if asked, drop privileges, start the workers, then wait for signals
+ * until SIGTERM or SIGINT.  The main thread serves no query: it starts
+ * reload builds on a thread of their own and publishes their snapshots
+ * to the workers.  Everything is freed on the way out so that leak
+ * checkers see a clean exit.
  */
 #include <config.h>
 
@@ -14,8 +16,10 @@
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +33,11 @@
 #include "cache.h"
 #include "conf.h"
 #include "explain.h"
-#include "forward.h"
-#include "lists.h"
 #include "log.h"
-#include "policy.h"
 #include "loop.h"
 #include "query.h"
-#include "server.h"
+#include "snapshot.h"
+#include "worker.h"
 #include "zone.h"
 
 #ifndef SPLITDNS_CONF
@@ -51,36 +53,30 @@ struct options {
 	bool check;
 	const char *explain_name; /* --explain NAME [TYPE] */
 	const char *explain_type;
+	const char *explain_client; /* --client ADDR */
 	bool detach;
 	bool verbose;
 };
 
-/* What one load of the configuration produces; replaced whole on reload. */
-struct runtime {
-	struct conf *cfg;
-	struct zone *zone;
-	struct policy *policy;
-	struct block_set *blocks; /* NULL: nothing blocked */
-	struct forward **groups; /* [0] default, [i] forward rule i - 1 */
-	size_t ngroups;
-};
-
-#define MAX_DRAINING 64
-
 /* The running daemon: main's state, passed down explicitly. */
 struct daemon {
 	struct options *o;
-	struct loop *loop;
-	struct server *srv;
-	struct query_env *env;
-	struct runtime rt;
-	/* Channels replaced by a reload, freed once their queries end. */
-	struct forward *draining[MAX_DRAINING];
-	size_t ndraining;
-	struct cache *cache;     /* survives reloads; NULL when disabled */
+	struct loop *loop;          /* main's: signals and reload results */
+	struct worker **workers;
+	size_t nworkers;
+	struct cache *cache;        /* shared by the workers */
+	_Atomic size_t tcp_conns;   /* their TCP connections */
+	struct snapshot *snap;      /* the newest published */
+	uint64_t generation;
 	struct loop_watch sigw;
+	/* The reload thread: one at a time, one more if asked meanwhile. */
+	pthread_t reloader;
+	bool reloading;
+	bool reload_again;
+	_Atomic(struct snapshot *) built; /* its result, NULL on failure */
+	atomic_bool reload_done;
+	char reload_err[CONF_ERR_MAX];
 	bool stop;
-	bool reload;
 };
 
 static void usage(FILE *f)
@@ -98,9 +94,10 @@ static void usage(FILE *f)
 		"addresses\n"
 		"              (repeatable; 1.2.3.4:53 or [::1]:53)\n"
 		"  -v          log every query\n"
-		"  --explain NAME [TYPE]\n"
-		"              say which rule answers NAME and what the "
-		"answer is, then exit\n"
+		"  --explain NAME [TYPE] [--client ADDR]\n"
+		"              say which rule answers NAME (asked by ADDR) "
+		"and what the\n"
+		"              answer is, then exit\n"
 		"  -V, --version\n"
 		"  -h, --help\n",
 		SPLITDNS_CONF);
@@ -112,6 +109,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{"explain", required_argument, NULL, 'x'},
+		{"client", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -135,6 +133,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'x':
 			o->explain_name = optarg;
 			break;
+		case 'C':
+			o->explain_client = optarg;
+			break;
 		case 'V':
 			printf("splitdns %s\n", PACKAGE_VERSION);
 			exit(0);
@@ -148,6 +149,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	if (o->explain_name && optind + 1 == argc)
 		o->explain_type = argv[optind++];
+	if (o->explain_client && !o->explain_name) {
+		fprintf(stderr, "splitdns: --client goes with --explain\n");
+		return 1;
+	}
 	if (optind != argc) {
 		fprintf(stderr, "splitdns: unexpected argument '%s'\n",
 			argv[optind]);
@@ -182,57 +187,75 @@ static int detach(const char *pidfile)
 	}
 	if (chdir("/") < 0)
 		return -1;
-	FILE *f = fopen(pidfile, "w");
-	if (!f) {
+	/* Never through a symlink someone planted (we are still root), and
+	 * only over a regular file. */
+	int pf = open(pidfile, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		      0644);
+	struct stat st;
+	if (pf < 0 || fstat(pf, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    ftruncate(pf, 0) < 0) {
 		log_err("cannot write pid file %s: %s", pidfile,
-			strerror(errno));
+			pf < 0 ? strerror(errno) : "not a regular file");
+		if (pf >= 0)
+			close(pf);
 		return -1;
 	}
-	fprintf(f, "%ld\n", (long)getpid());
-	fclose(f);
+	char line[32];
+	int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (write(pf, line, (size_t)n) != n) {
+		log_err("cannot write pid file %s: %s", pidfile,
+			strerror(errno));
+		close(pf);
+		return -1;
+	}
+	close(pf);
 	return 0;
 }
 
-static void cache_limits_of(const struct conf *cfg,
-			    struct cache_limits *lim)
+
+static void cache_limits_of(const struct conf *cfg, struct cache_limits *lim)
 {
 	lim->size = (size_t)cfg->cache_size;
 	lim->min_ttl = (uint32_t)cfg->cache_min_ttl;
 	lim->max_ttl = (uint32_t)cfg->cache_max_ttl;
 	lim->negative_ttl = (uint32_t)cfg->cache_negative_ttl;
+	lim->serve_stale = (uint32_t)cfg->cache_serve_stale;
 }
 
-/* SIGUSR1: the counters, one line. */
+/* SIGUSR1: the counters of every worker, summed. */
 static void log_stats(const struct daemon *d)
 {
-	const struct query_stats *s = query_get_stats(d->env);
+	struct query_stats s = {0};
 
+	for (size_t i = 0; i < d->nworkers; i++)
+		worker_stats(d->workers[i], &s);
 	log_info("stats: queries %" PRIu64 ", local %" PRIu64
-		 ", blocked %" PRIu64 ", cache %" PRIu64 ", forwarded %" PRIu64
+		 ", blocked %" PRIu64 ", cache %" PRIu64 ", stale %" PRIu64
+		 ", forwarded %" PRIu64 ", joined %" PRIu64
 		 ", upstream answers %" PRIu64 ", servfail %" PRIu64
 		 ", refused %" PRIu64 ", private %" PRIu64
 		 ", rebind %" PRIu64 ", malformed %" PRIu64
-		 ", dropped %" PRIu64 ", truncated %" PRIu64,
-		 s->queries, s->local, s->blocked, s->cached, s->forwarded,
-		 s->answered,
-		 s->servfail, s->refused, s->private_nx, s->rebind,
-		 s->malformed, s->dropped, s->truncated);
-	for (unsigned i = 0; d->rt.blocks && i < d->rt.blocks->nsrc; i++) {
-		const struct block_source *b = &d->rt.blocks->src[i];
+		 ", dropped %" PRIu64 ", truncated %" PRIu64
+		 ", prefetched %" PRIu64,
+		 s.queries, s.local, s.blocked, s.cached, s.stale, s.forwarded,
+		 s.joined, s.answered, s.servfail, s.refused, s.private_nx,
+		 s.rebind, s.malformed, s.dropped, s.truncated, s.prefetched);
+	const struct block_set *b = d->snap->blocks;
+	for (unsigned i = 0; b && i < b->nsrc; i++) {
+		uint64_t hits = 0;
+		for (size_t w = 0; w < d->nworkers; w++)
+			hits += worker_hits(d->workers[w], b->src[i].name);
 		log_info("blocklist %s: %zu names, %zu allowed, %zu bad lines, "
 			 "%" PRIu64 " hits",
-			 b->name, b->entries, b->allows, b->bad,
-			 d->rt.blocks->hits[i]);
+			 b->src[i].name, b->src[i].entries, b->src[i].allows,
+			 b->src[i].bad, hits);
 	}
-	if (d->cache) {
-		struct cache_stats cs;
-		cache_get_stats(d->cache, &cs);
-		log_info("cache: %zu entries, %zu bytes, %" PRIu64
-			 " hits, %" PRIu64 " misses, %" PRIu64
-			 " stored, %" PRIu64 " evicted",
-			 cs.entries, cs.bytes, cs.hits, cs.misses, cs.stored,
-			 cs.evicted);
-	}
+	struct cache_stats cs;
+	cache_get_stats(d->cache, &cs);
+	log_info("cache: %zu entries, %zu bytes, %" PRIu64 " hits, %" PRIu64
+		 " misses, %" PRIu64 " stored, %" PRIu64 " evicted",
+		 cs.entries, cs.bytes, cs.hits, cs.misses, cs.stored,
+		 cs.evicted);
 }
 
 /* Give up root once the sockets are bound (user = "..."). */
@@ -269,53 +292,13 @@ static int drop_privileges(const struct conf *cfg)
 	return 0;
 }
 
-static void on_signal(struct loop_watch *w, uint32_t events)
+static void report_log(void *ctx, int warning, const char *line)
 {
-	struct daemon *d = (struct daemon *)((char *)w -
-					     offsetof(struct daemon, sigw));
-	struct signalfd_siginfo si;
-
-	(void)events;
-	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGHUP) {
-			d->reload = true;
-			continue;
-		}
-		if (si.ssi_signo == SIGUSR1) {
-			log_stats(d);
-			continue;
-		}
-		log_info("%s: shutting down",
-			 si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-		d->stop = true;
-	}
-}
-
-static bool same_servers(const struct conf_addr *a, size_t na,
-			 const struct conf_addr *b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (strcmp(a[i].text, b[i].text) != 0)
-			return false;
-	return true;
-}
-
-/* Can the new configuration keep the old c-ares channels? */
-static bool same_upstreams(const struct conf *a, const struct conf *b)
-{
-	if (a->timeout_ms != b->timeout_ms || a->tries != b->tries ||
-	    a->nforwards != b->nforwards ||
-	    !same_servers(a->servers, a->nservers, b->servers, b->nservers))
-		return false;
-	for (size_t i = 0; i < a->nforwards; i++)
-		if (!same_servers(a->forwards[i].servers,
-				  a->forwards[i].nservers,
-				  b->forwards[i].servers,
-				  b->forwards[i].nservers))
-			return false;
-	return true;
+	(void)ctx;
+	if (warning)
+		log_warn("%s", line);
+	else
+		log_info("%s", line);
 }
 
 static bool same_sockets(const struct conf *a, const struct conf *b)
@@ -330,195 +313,104 @@ static bool same_sockets(const struct conf *a, const struct conf *b)
 	return true;
 }
 
-static void report_log(void *ctx, int warning, const char *line)
+/* ---- reloads: built on a thread of their own, published by main ---- */
+
+static void *build_snapshot(void *arg)
 {
-	(void)ctx;
-	if (warning)
-		log_warn("%s", line);
-	else
-		log_info("%s", line);
+	struct daemon *d = arg;
+	struct snapshot *s =
+		snapshot_build(d->o->conf, d->o->listen, d->o->nlisten,
+			       report_log, NULL, d->generation + 1,
+			       d->reload_err, sizeof(d->reload_err));
+
+	atomic_store(&d->built, s);
+	atomic_store(&d->reload_done, true);
+	loop_wake(d->loop);
+	return NULL;
 }
 
-static void free_groups(struct runtime *rt)
+static void start_reload(struct daemon *d)
 {
-	for (size_t i = 0; rt->groups && i < rt->ngroups; i++)
-		forward_free(rt->groups[i]);
-	free(rt->groups);
-	rt->groups = NULL;
-}
-
-static void runtime_free(struct runtime *rt)
-{
-	free_groups(rt);
-	block_set_free(rt->blocks);
-	policy_free(rt->policy);
-	zone_free(rt->zone);
-	conf_free(rt->cfg);
-	memset(rt, 0, sizeof(*rt));
-}
-
-/* One c-ares channel per upstream group; refusing rules have none. */
-static bool make_groups(struct loop *loop, struct runtime *rt, char *err,
-			size_t errlen)
-{
-	const struct conf *cfg = rt->cfg;
-
-	rt->ngroups = cfg->nforwards + 1;
-	if (!(rt->groups = calloc(rt->ngroups, sizeof(*rt->groups)))) {
-		snprintf(err, errlen, "out of memory");
-		return false;
-	}
-	for (size_t i = 0; i < rt->ngroups; i++) {
-		const struct conf_addr *sv = i ? cfg->forwards[i - 1].servers
-						 : cfg->servers;
-		size_t n = i ? cfg->forwards[i - 1].nservers : cfg->nservers;
-		if (n == 0)
-			continue;
-		if (!(rt->groups[i] = forward_new(loop, sv, n, cfg->timeout_ms,
-						  cfg->tries, err, errlen)))
-			return false;
-	}
-	return true;
-}
-
-/* Load the configuration into rt, taking over old's channels when the
- * upstreams did not change.  Returns false with the reason in err; old is
- * then untouched. */
-static bool load(const struct options *o, struct loop *loop,
-		 struct runtime *old, struct runtime *rt, char *err,
-		 size_t errlen)
-{
-	memset(rt, 0, sizeof(*rt));
-	if (!(rt->cfg = conf_load(o->conf, o->listen, o->nlisten, err,
-				    errlen)) ||
-	    !(rt->zone = zone_build(rt->cfg, err, errlen)) ||
-	    !(rt->policy = policy_build(rt->cfg, err, errlen)))
-		goto fail;
-	rt->blocks = block_load(rt->cfg, report_log, NULL, err, errlen);
-	if (!rt->blocks && err[0])
-		goto fail;
-	if (old && same_upstreams(old->cfg, rt->cfg)) {
-		rt->groups = old->groups;
-		rt->ngroups = old->ngroups;
-		old->groups = NULL;
-		old->ngroups = 0;
-	} else if (!make_groups(loop, rt, err, errlen)) {
-		goto fail;
-	}
-	return true;
-fail:
-	runtime_free(rt);
-	return false;
-}
-
-static void set_view(struct daemon *d)
-{
-	struct query_view v = {
-		.zone = d->rt.zone,
-		.policy = d->rt.policy,
-		.groups = d->rt.groups,
-		.ngroups = d->rt.ngroups,
-		.blocks = d->rt.blocks ? d->rt.blocks->lists : NULL,
-		.block_hits = d->rt.blocks ? d->rt.blocks->hits : NULL,
-		.cache = d->cache,
-		.block_cname = d->rt.cfg->block.cname,
-		.edns_size = (uint16_t)d->rt.cfg->edns_size,
-		.deadline_ms = d->rt.cfg->timeout_ms * d->rt.cfg->tries,
-	};
-	block_answer_init(d->rt.cfg, &v.block);
-	query_env_set(d->env, &v);
-}
-
-/* SIGHUP: build the new state beside the old and switch in one step.
- * The loop is single-threaded, so nothing can see the old zone store
- * once the view is switched; only old channels wait for their queries. */
-static void reload(struct daemon *d)
-{
-	char err[CONF_ERR_MAX];
-	struct runtime rt;
-
-	d->reload = false;
-	if (!load(d->o, d->loop, &d->rt, &rt, err, sizeof(err))) {
-		log_err("reload failed, still serving the previous "
-			"configuration: %s", err);
+	if (d->reloading) {
+		d->reload_again = true; /* one more after this one */
 		return;
 	}
-	if (!same_sockets(d->rt.cfg, rt.cfg))
+	d->reload_again = false;
+	atomic_store(&d->reload_done, false);
+	int rc = pthread_create(&d->reloader, NULL, build_snapshot, d);
+	if (rc) {
+		log_err("reload: cannot start a thread: %s", strerror(rc));
+		return;
+	}
+	d->reloading = true;
+}
+
+/* Hand the new snapshot to every worker, each with its own reference. */
+static void publish(struct daemon *d, struct snapshot *s)
+{
+	struct snapshot *old = d->snap;
+
+	if (!same_sockets(old->cfg, s->cfg))
 		log_warn("listen or tcp settings changed: they take effect "
 			 "after a restart");
-	if ((d->rt.cfg->user == NULL) != (rt.cfg->user == NULL) ||
-	    (rt.cfg->user && strcmp(d->rt.cfg->user, rt.cfg->user) != 0))
+	if (old->cfg->threads != s->cfg->threads)
+		log_warn("threads changed: it takes effect after a restart");
+	if ((old->cfg->user == NULL) != (s->cfg->user == NULL) ||
+	    (s->cfg->user && strcmp(old->cfg->user, s->cfg->user) != 0))
 		log_warn("user changed: it takes effect after a restart");
-	struct runtime old = d->rt;
-	block_keep_hits(rt.blocks, old.blocks);
-	d->rt = rt;
-	/* Cached answers stay unless the servers they came from changed:
-	 * local data, blocks and rules are consulted before the cache. */
-	if (d->cache && old.groups) /* load() made new channels */
+	/* Answers of servers that are gone never match again (the key
+	 * holds the upstream generation); free their memory now. */
+	if (!snapshot_same_upstreams(old, s))
 		cache_clear(d->cache);
-	if (d->cache) {
-		struct cache_limits lim;
-		cache_limits_of(rt.cfg, &lim);
-		cache_set_limits(d->cache, &lim);
-	}
-	set_view(d);
-	for (size_t i = 0; old.groups && i < old.ngroups; i++) {
-		struct forward *fw = old.groups[i];
-		if (fw && forward_pending(fw) && d->ndraining < MAX_DRAINING) {
-			d->draining[d->ndraining++] = fw;
-			old.groups[i] = NULL;
-		}
-	}
-	runtime_free(&old);
+	struct cache_limits lim;
+	cache_limits_of(s->cfg, &lim);
+	cache_set_limits(d->cache, &lim);
+	d->generation = s->generation;
+	for (size_t i = 0; i < d->nworkers; i++)
+		worker_publish(d->workers[i], snapshot_ref(s));
+	d->snap = s;
+	snapshot_unref(old);
 	log_info("reloaded %s: %zu local names, %zu forward rules",
-		 d->o->conf, zone_size(rt.zone), rt.cfg->nforwards);
+		 d->o->conf, zone_size(s->zone), s->cfg->nforwards);
 }
 
-/* Drive the channels that a reload replaced; free the idle ones. */
-static int tick_draining(struct daemon *d, int timeout)
+static void on_main_wake(void *ctx)
 {
-	for (size_t i = 0; i < d->ndraining;) {
-		forward_tick(d->draining[i]);
-		if (forward_pending(d->draining[i]) == 0) {
-			forward_free(d->draining[i]);
-			d->draining[i] = d->draining[--d->ndraining];
+	struct daemon *d = ctx;
+
+	if (!d->reloading || !atomic_load(&d->reload_done))
+		return;
+	pthread_join(d->reloader, NULL);
+	d->reloading = false;
+	struct snapshot *s = atomic_exchange(&d->built, NULL);
+	if (s)
+		publish(d, s);
+	else
+		log_err("reload failed, still serving the previous "
+			"configuration: %s", d->reload_err);
+	if (d->reload_again && !d->stop)
+		start_reload(d);
+}
+
+static void on_signal(struct loop_watch *w, uint32_t events)
+{
+	struct daemon *d = (struct daemon *)((char *)w -
+					     offsetof(struct daemon, sigw));
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			start_reload(d);
 			continue;
 		}
-		timeout = forward_timeout_ms(d->draining[i], timeout);
-		i++;
-	}
-	return timeout;
-}
-
-static int min_timeout(int a, int b)
-{
-	if (a < 0)
-		return b;
-	if (b < 0)
-		return a;
-	return a < b ? a : b;
-}
-
-static void serve(struct daemon *d)
-{
-	while (!d->stop) {
-		uint64_t now = loop_now_ms();
-		int t = min_timeout(query_next_deadline_ms(d->env, now),
-				    server_expire(d->srv, now));
-		for (size_t i = 0; i < d->rt.ngroups; i++)
-			if (d->rt.groups[i])
-				t = forward_timeout_ms(d->rt.groups[i], t);
-		t = tick_draining(d, t);
-		if (loop_wait(d->loop, t) < 0) {
-			log_err("epoll_wait: %s", strerror(errno));
-			break;
+		if (si.ssi_signo == SIGUSR1) {
+			log_stats(d);
+			continue;
 		}
-		for (size_t i = 0; i < d->rt.ngroups; i++)
-			if (d->rt.groups[i])
-				forward_tick(d->rt.groups[i]);
-		query_expire(d->env, loop_now_ms());
-		if (d->reload)
-			reload(d);
+		log_info("%s: shutting down",
+			 si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+		d->stop = true;
 	}
 }
 
@@ -526,32 +418,76 @@ static void serve(struct daemon *d)
 static int check_only(const struct options *o)
 {
 	char err[CONF_ERR_MAX];
-	struct conf *cfg = conf_load(o->conf, o->listen, o->nlisten, err,
-					 sizeof(err));
-	struct zone *z = cfg ? zone_build(cfg, err, sizeof(err)) : NULL;
-	struct policy *p = z ? policy_build(cfg, err, sizeof(err)) : NULL;
-	struct block_set *blocks = NULL;
+	struct snapshot *s = snapshot_build(o->conf, o->listen, o->nlisten,
+					    NULL, NULL, 1, err, sizeof(err));
 	int rc = 1;
 
-	if (p) {
-		blocks = block_load(cfg, NULL, NULL, err, sizeof(err));
-		if (!blocks && err[0]) {
-			policy_free(p);
-			p = NULL;
-		}
-	}
-	if (!p)
+	if (!s)
 		fprintf(stderr, "%s\n", err);
 	else if (o->explain_name)
-		rc = explain(stdout, cfg, z, p, blocks ? blocks->lists : NULL,
-			     o->explain_name, o->explain_type);
+		rc = explain(stdout, s, o->explain_name, o->explain_type,
+			     o->explain_client);
 	else
 		rc = printf("%s: configuration OK\n", o->conf) < 0;
-	block_set_free(blocks);
-	policy_free(p);
-	zone_free(z);
-	conf_free(cfg);
+	snapshot_unref(s);
 	return rc;
+}
+
+static size_t worker_count(const struct conf *cfg)
+{
+	if (cfg->threads > 0)
+		return (size_t)cfg->threads;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return 1;
+	return n > CONF_MAX_THREADS ? CONF_MAX_THREADS : (size_t)n;
+}
+
+/* The listen addresses for the start-up line, as many as fit. */
+static void listening_text(const struct conf *cfg, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		int k = snprintf(buf + n, cap - n, "%s%s", i ? ", " : "",
+				 cfg->listen[i].text);
+		if (k < 0 || (size_t)k >= cap - n) {
+			/* Cut at the last whole address (no wrap-around). */
+			buf[n] = '\0';
+			snprintf(buf + n, cap - n, "%s",
+				 cap - n > 5 ? ", ..." : "");
+			return;
+		}
+		n += (size_t)k;
+	}
+}
+
+/* Bind every worker's sockets, then (as the user) start them. */
+static bool start_workers(struct daemon *d, char *err, size_t errlen)
+{
+	d->nworkers = worker_count(d->snap->cfg);
+	if (!(d->workers = calloc(d->nworkers, sizeof(*d->workers)))) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < d->nworkers; i++)
+		if (!(d->workers[i] = worker_new(
+			      (unsigned)i, snapshot_ref(d->snap), d->cache,
+			      d->nworkers > 1, &d->tcp_conns, err, errlen)))
+			return false;
+	return true;
+}
+
+static void stop_workers(struct daemon *d)
+{
+	for (size_t i = 0; d->workers && i < d->nworkers; i++)
+		if (d->workers[i])
+			worker_stop(d->workers[i]);
+	for (size_t i = 0; d->workers && i < d->nworkers; i++)
+		worker_free(d->workers[i]);
+	free(d->workers);
+	d->workers = NULL;
 }
 
 int main(int argc, char **argv)
@@ -559,7 +495,6 @@ int main(int argc, char **argv)
 	struct options o = {0};
 	struct daemon d = {.o = &o, .sigw = {-1, on_signal}};
 	char err[CONF_ERR_MAX], *conf = NULL;
-	struct query_io io;
 	sigset_t mask;
 	int rc = 1;
 
@@ -574,6 +509,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	o.conf = conf;
+	/* Blocked in every thread (they inherit the mask): main reads them
+	 * from its signalfd. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -581,14 +518,24 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (!(d.loop = loop_new())) {
-		log_err("epoll: %s", strerror(errno));
+	atomic_init(&d.built, NULL);
+	atomic_init(&d.tcp_conns, 0);
+	atomic_init(&d.reload_done, false);
+	/* Everything is checked before anything is bound.  c-ares opens no
+	 * socket before the first query, so its channels survive the fork. */
+	if (!(d.snap = snapshot_build(o.conf, o.listen, o.nlisten, report_log,
+				      NULL, 1, err, sizeof(err)))) {
+		log_err("%s", err);
 		goto out;
 	}
-	/* Everything is checked before anything is bound.  c-ares opens no
-	 * socket before the first query, so its channel survives the fork. */
-	if (!load(&o, d.loop, NULL, &d.rt, err, sizeof(err)) ||
-	    !(d.srv = server_new(d.rt.cfg, d.loop, err, sizeof(err)))) {
+	d.generation = 1;
+	struct cache_limits lim;
+	cache_limits_of(d.snap->cfg, &lim);
+	if (!(d.loop = loop_new()) || !(d.cache = cache_new(&lim))) {
+		log_err("start-up: %s", d.loop ? "out of memory" : strerror(errno));
+		goto out;
+	}
+	if (!start_workers(&d, err, sizeof(err))) {
 		log_err("%s", err);
 		goto out;
 	}
@@ -597,51 +544,46 @@ int main(int argc, char **argv)
 		if (detach(o.pidfile) < 0)
 			goto out;
 	}
-	if (drop_privileges(d.rt.cfg) < 0)
+	if (drop_privileges(d.snap->cfg) < 0)
 		goto out;
-	struct cache_limits lim;
-	cache_limits_of(d.rt.cfg, &lim);
-	if (!(d.cache = cache_new(&lim))) {
-		log_err("out of memory");
-		goto out;
-	}
-	server_io(d.srv, &io);
-	struct query_view none = {0};
-	if ((d.env = query_env_new(&none, &io)))
-		set_view(&d);
 	d.sigw.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (!d.env || d.sigw.fd < 0 ||
-	    loop_add(d.loop, &d.sigw, EPOLLIN) < 0 ||
-	    server_start(d.srv, d.env) < 0) {
+	loop_on_wake(d.loop, on_main_wake, &d);
+	if (d.sigw.fd < 0 || loop_add(d.loop, &d.sigw, EPOLLIN) < 0) {
 		log_err("start-up failed: %s", strerror(errno));
 		goto out;
 	}
-	char listening[CONF_ERR_MAX] = "";
-	for (size_t i = 0, n = 0; i < d.rt.cfg->nlisten; i++)
-		n += (size_t)snprintf(listening + n, sizeof(listening) - n,
-				      "%s%s", i ? ", " : "",
-				      d.rt.cfg->listen[i].text);
-	log_info("splitdns %s ready: listening on %s; %zu local names; "
-		 "%zu upstream servers%s",
-		 PACKAGE_VERSION, listening, zone_size(d.rt.zone),
-		 d.rt.cfg->nservers,
-		 d.rt.cfg->servers_from_resolv ? " (from /etc/resolv.conf)"
-					       : "");
-	serve(&d);
+	for (size_t i = 0; i < d.nworkers; i++)
+		if (!worker_start(d.workers[i])) {
+			log_err("starting worker %zu: %s", i, strerror(errno));
+			goto out;
+		}
+	char listening[CONF_ERR_MAX];
+	listening_text(d.snap->cfg, listening, sizeof(listening));
+	log_info("splitdns %s ready: listening on %s; %zu worker thread%s; "
+		 "%zu local names; %zu upstream servers%s",
+		 PACKAGE_VERSION, listening, d.nworkers,
+		 d.nworkers == 1 ? "" : "s", zone_size(d.snap->zone),
+		 d.snap->cfg->nservers,
+		 d.snap->cfg->servers_from_resolv ? " (from /etc/resolv.conf)"
+						  : "");
+	while (!d.stop)
+		if (loop_run_once(d.loop, -1) < 0) {
+			log_err("epoll_wait: %s", strerror(errno));
+			break;
+		}
 	rc = d.stop ? 0 : 1;
 out:
-	/* c-ares completes what is in flight first (clients get SERVFAIL
-	 * while their sockets are still open), then the rest goes. */
-	free_groups(&d.rt);
-	while (d.ndraining)
-		forward_free(d.draining[--d.ndraining]);
-	query_env_free(d.env);
-	server_free(d.srv);
+	/* Workers answer what is in flight (up to its deadline), then go. */
+	stop_workers(&d);
+	if (d.reloading) {
+		pthread_join(d.reloader, NULL);
+		snapshot_unref(atomic_exchange(&d.built, NULL));
+	}
 	if (d.sigw.fd >= 0)
 		close(d.sigw.fd);
 	loop_free(d.loop);
-	runtime_free(&d.rt);
 	cache_free(d.cache);
+	snapshot_unref(d.snap);
 	if (rc == 0 && o.detach)
 		unlink(o.pidfile);
 	free(conf);

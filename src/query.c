@@ -1,50 +1,92 @@
 /*
- * query.c - the query pipeline.
+ * query.c - the query pipeline of one worker loop.
  *
- * Reads top to bottom: check the packet, answer locally when the name is
- * local, otherwise relay it upstream; in the upstream callback check the
- * reply, restore the client's ID, fit it to the client's size and send.
- * One struct query holds everything about a relayed query and one function
- * (query_done) releases it.  A client whose deadline passes gets SERVFAIL
- * at once; its query object stays until c-ares reports back, because
- * c-ares still holds a pointer to it.
+ * Reads top to bottom: route the packet (route.c decides), then one small
+ * function per decision acts on it.  A forwarded query is answered from
+ * the cache, joins an identical query already upstream, or is relayed;
+ * in the upstream callback the reply is checked, stored, and handed to
+ * every client that waited for it, each with its own ID, question case
+ * and size limit.  One struct query holds everything about a client (or
+ * background) query that outlives query_handle, and one function
+ * (query_done) releases it.
+ *
+ * Snapshots: each query remembers the epoch (snapshot plus upstreams) it
+ * started in; an epoch replaced by a reload stays until its last query
+ * ends.  Time: the loop's clock and two loop timers (client deadlines,
+ * stale answers); nothing here polls.
  */
 #include <config.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "answer.h"
+#include "block.h"
 #include "cache.h"
 #include "conf.h"
-#include "forward.h"
 #include "lists.h"
 #include "log.h"
-#include "policy.h"
 #include "loop.h"
+#include "policy.h"
 #include "query.h"
+#include "route.h"
+#include "snapshot.h"
+#include "upstream.h"
 #include "wire.h"
-#include "zone.h"
 
 /* Queries up to this size are copied into the pool object itself; larger
  * ones (rare: TCP with big EDNS options) get a buffer of their own. */
 #define QUERY_INLINE 1232
 
+/* Buckets of the in-flight table (a power of two). */
+#define QUERY_TABLE 4096
+
+/* A snapshot with the upstreams made for it on this loop. */
+struct epoch {
+	struct snapshot *snap;
+	struct upstream **groups;  /* [snap->ngroups]; NULL: refusing rule */
+	uint32_t upstream_gen;     /* cache keys of these upstreams */
+	size_t users;              /* queries that started in it */
+	struct epoch *next;        /* retired epochs */
+};
+
+enum query_role {
+	ROLE_LEADER,     /* sent upstream for a client */
+	ROLE_WAITER,     /* waits for a leader with the same key */
+	ROLE_BACKGROUND, /* a prefetch: sent upstream for the cache only */
+};
+
 struct query {
-	struct forward_req req; /* first: the callback hands us this */
+	struct upstream_req req; /* first: the callback hands us this */
 	struct query_env *env;
+	struct epoch *ep;
+	enum query_role role;
 	struct query_client client;
-	struct wire_query wq;   /* the parsed client query */
-	size_t group;           /* the upstream group it went to */
+	struct wire_query wq;    /* the parsed client query */
+	size_t group;            /* the upstream group it went to */
 	uint64_t deadline;
-	bool answered;          /* the client has its reply (or SERVFAIL) */
-	struct query *prev, *next; /* deadline list, or the free list */
-	uint8_t *pkt;           /* inline or heap */
+	uint64_t stale_at;       /* 0: no stale answer to fall back on */
+	bool answered;           /* the client has its reply (or SERVFAIL) */
+	bool shared;             /* in the in-flight table */
+	struct query *dprev, *dnext; /* deadline list, or the free list */
+	struct query *sprev, *snext; /* stale list */
+	struct query *hnext;     /* in-flight table chain */
+	struct query *leader;    /* a waiter's */
+	struct query *waiters;   /* a leader's, linked by wnext */
+	struct query *wnext, *wprev;
+	unsigned nwaiters;
+	uint32_t khash;
+	size_t klen;
+	uint8_t key[CACHE_KEY_MAX];
+	uint8_t *pkt;            /* inline or heap */
 	size_t len;
-	struct chase *chase;    /* a local CNAME chain resolved upstream */
+	struct chase *chase;     /* a local CNAME chain resolved upstream */
 	uint8_t inline_pkt[QUERY_INLINE];
 };
 
@@ -61,113 +103,339 @@ struct chase {
 	uint8_t body[];        /* header, question, local CNAMEs */
 };
 
-struct query_env {
-	struct query_view v;
-	struct query_stats st;
-	struct query_io io;
-	size_t inflight;
-	struct query *free_list;
-	struct query *head, *tail; /* waiting for upstream, by deadline */
-	uint8_t out[WIRE_MSG_MAX]; /* replies are built here */
-	uint8_t merge[WIRE_MSG_MAX]; /* local + upstream parts of a chase */
+/* Counters: written by the loop's thread only, read by any; relaxed
+ * atomics so that neither side needs a lock (a plain load and store on
+ * the usual machines). */
+#define QUERY_STAT_ATOMIC(name) _Atomic uint64_t name;
+struct counters {
+	QUERY_STATS(QUERY_STAT_ATOMIC)
+};
+#undef QUERY_STAT_ATOMIC
+
+#define COUNT(env, name) bump(&(env)->st.name)
+
+static inline void bump(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+/* Block hits per source of the current snapshot; swapped on adopt under
+ * hits_mu, which readers in other threads take too. */
+struct hits {
+	unsigned n;
+	const char **names;      /* borrowed from the epoch's snapshot */
+	_Atomic uint64_t *count;
 };
 
-struct query_env *query_env_new(const struct query_view *view,
-				const struct query_io *io)
+struct query_env {
+	struct loop *loop;
+	struct query_io io;
+	struct cache *cache;
+	struct query_backend backend;
+	struct epoch *cur;
+	struct epoch *retired;
+	struct upstream **draining;  /* replaced upstreams with queries left */
+	size_t ndraining, capdraining;
+	struct loop_task drain_task;
+	struct counters st;
+	pthread_mutex_t hits_mu;
+	struct hits hits;
+	size_t inflight;             /* query objects in use */
+	_Atomic size_t waiting;      /* clients without an answer yet */
+	struct query *free_list;
+	struct query *head, *tail;   /* client deadlines, by time */
+	struct query *shead, *stail; /* stale fallbacks, by time */
+	struct loop_timer deadline_timer;
+	struct loop_timer stale_timer;
+	struct query *table[QUERY_TABLE];
+	uint8_t out[WIRE_MSG_MAX];   /* replies are built here */
+	uint8_t merge[WIRE_MSG_MAX]; /* per-client copies, chases */
+};
+
+static void on_deadline(struct loop_timer *t, uint64_t now_ms);
+static void on_stale(struct loop_timer *t, uint64_t now_ms);
+static void on_drain(struct loop_task *t);
+
+struct query_env *query_env_new(struct loop *loop, const struct query_io *io,
+				struct cache *cache,
+				const struct query_backend *backend)
 {
 	struct query_env *env = calloc(1, sizeof(*env));
 	if (!env)
 		return NULL;
+	env->loop = loop;
 	env->io = *io;
-	query_env_set(env, view);
+	env->cache = cache;
+	env->backend = *backend;
+	env->deadline_timer.cb = on_deadline;
+	env->stale_timer.cb = on_stale;
+	env->drain_task.cb = on_drain;
+	pthread_mutex_init(&env->hits_mu, NULL);
 	return env;
 }
 
-void query_env_set(struct query_env *env, const struct query_view *view)
+/* ---- epochs: snapshots and their upstreams ---- */
+
+/* Hand an epoch's upstreams to the drain task, which frees each once its
+ * queries are done.  Never freed here: this may run inside an upstream's
+ * own callback (c-ares must not be destroyed from inside one). */
+static void free_groups(struct query_env *env, struct epoch *ep)
 {
-	env->v = *view;
+	for (size_t i = 0; ep->groups && i < ep->snap->ngroups; i++) {
+		struct upstream *u = ep->groups[i];
+		if (!u)
+			continue;
+		if (env->ndraining == env->capdraining) {
+			size_t cap = env->capdraining ? env->capdraining * 2 : 8;
+			struct upstream **d =
+				realloc(env->draining, cap * sizeof(*d));
+			if (!d) {
+				/* Leaking one upstream beats a crash. */
+				log_err("out of memory: an upstream is leaked");
+				continue;
+			}
+			env->draining = d;
+			env->capdraining = cap;
+		}
+		env->draining[env->ndraining++] = u;
+	}
+	free(ep->groups);
+	ep->groups = NULL;
+	if (env->ndraining)
+		loop_post(env->loop, &env->drain_task);
 }
 
-void query_env_free(struct query_env *env)
+static void epoch_free(struct query_env *env, struct epoch *ep)
 {
-	if (!env)
-		return;
-	while (env->free_list) {
-		struct query *q = env->free_list;
-		env->free_list = q->next;
-		free(q);
-	}
-	free(env);
+	free_groups(env, ep);
+	snapshot_unref(ep->snap);
+	free(ep);
 }
+
+/* An epoch that is no longer current goes once its queries are done. */
+static void epoch_release(struct query_env *env, struct epoch *ep)
+{
+	if (ep == env->cur || ep->users)
+		return;
+	for (struct epoch **pp = &env->retired; *pp; pp = &(*pp)->next)
+		if (*pp == ep) {
+			*pp = ep->next;
+			break;
+		}
+	epoch_free(env, ep);
+}
+
+/* Free replaced upstreams whose queries are done (outside any upstream
+ * callback: a posted task).  No reload can cut their queries short: the
+ * list has no bound but memory. */
+static void on_drain(struct loop_task *t)
+{
+	struct query_env *env = (struct query_env *)((char *)t -
+		offsetof(struct query_env, drain_task));
+
+	for (size_t i = 0; i < env->ndraining;) {
+		if (upstream_pending(env->draining[i]) == 0) {
+			upstream_free(env->draining[i]);
+			env->draining[i] = env->draining[--env->ndraining];
+			continue;
+		}
+		i++;
+	}
+}
+
+static bool make_groups(struct query_env *env, struct epoch *ep, char *err,
+			size_t errlen)
+{
+	const struct snapshot *s = ep->snap;
+
+	if (!(ep->groups = calloc(s->ngroups, sizeof(*ep->groups)))) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	for (size_t g = 0; g < s->ngroups; g++) {
+		size_t n;
+		const struct conf_addr *sv = snapshot_servers(s, g, &n);
+		if (n == 0)
+			continue;
+		ep->groups[g] = env->backend.make(env->backend.ctx, env->loop,
+						  sv, n, s->cfg->timeout_ms,
+						  s->cfg->tries, err, errlen);
+		if (!ep->groups[g])
+			return false;
+	}
+	return true;
+}
+
+/* New hit counters for s, carrying over those of sources with the same
+ * name (a reload keeps the counts of lists that are still there). */
+static bool make_hits(const struct snapshot *s, const struct hits *old,
+		      struct hits *h)
+{
+	unsigned n = s->blocks ? s->blocks->nsrc : 0;
+
+	*h = (struct hits){0};
+	if (n == 0)
+		return true;
+	h->names = calloc(n, sizeof(*h->names));
+	h->count = calloc(n, sizeof(*h->count));
+	if (!h->names || !h->count) {
+		free(h->names);
+		free(h->count);
+		return false;
+	}
+	h->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		h->names[i] = s->blocks->src[i].name;
+		for (unsigned j = 0; j < old->n; j++)
+			if (strcmp(old->names[j], h->names[i]) == 0)
+				atomic_init(&h->count[i],
+					    atomic_load(&old->count[j]));
+	}
+	return true;
+}
+
+bool query_env_adopt(struct query_env *env, struct snapshot *snap,
+		     char *err, size_t errlen)
+{
+	struct epoch *ep = calloc(1, sizeof(*ep)), *old = env->cur;
+	struct hits h;
+
+	if (!ep) {
+		snprintf(err, errlen, "out of memory");
+		snapshot_unref(snap);
+		return false;
+	}
+	ep->snap = snap;
+	if (old && snapshot_same_upstreams(old->snap, snap)) {
+		ep->groups = old->groups;
+		ep->upstream_gen = old->upstream_gen;
+		old->groups = NULL;
+	} else {
+		/* Cached answers of replaced servers never match again. */
+		ep->upstream_gen = (uint32_t)snap->generation;
+		if (!make_groups(env, ep, err, errlen)) {
+			epoch_free(env, ep);
+			return false;
+		}
+	}
+	if (!make_hits(snap, &env->hits, &h)) {
+		if (old && !old->groups) {
+			old->groups = ep->groups;
+			ep->groups = NULL;
+		}
+		epoch_free(env, ep);
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	pthread_mutex_lock(&env->hits_mu);
+	struct hits prev = env->hits;
+	env->hits = h;
+	pthread_mutex_unlock(&env->hits_mu);
+	free(prev.names);
+	free(prev.count);
+	env->cur = ep;
+	if (old) {
+		old->next = env->retired;
+		env->retired = old;
+		epoch_release(env, old);
+	}
+	return true;
+}
+
+/* ---- replies ---- */
 
 /* The largest UDP reply this client takes (RFC 6891 6.2.5): 512 without
  * EDNS, else its size capped by ours, never below 512. */
-static size_t udp_limit(const struct query_env *env,
-			const struct wire_query *wq)
+static size_t udp_limit(const struct snapshot *s, const struct wire_query *wq)
 {
 	if (!wq->has_opt || wq->udp_size <= WIRE_UDP_MIN)
 		return WIRE_UDP_MIN;
-	return wq->udp_size < env->v.edns_size ? wq->udp_size : env->v.edns_size;
+	return wq->udp_size < s->edns_size ? wq->udp_size : s->edns_size;
 }
 
-/* The single exit towards the client: fit to UDP size, then send. */
-static void reply(struct query_env *env, const struct query_client *c,
-		  const struct wire_query *wq, uint8_t *msg, size_t len)
+/* The single exit towards a client: fit to UDP size, then send. */
+static void reply(struct query_env *env, const struct snapshot *s,
+		  const struct query_client *c, const struct wire_query *wq,
+		  uint8_t *msg, size_t len)
 {
-	if (!c->conn && len > udp_limit(env, wq)) {
-		len = wire_truncate(msg, len, udp_limit(env, wq));
-		env->st.truncated++;
+	if (!c->conn && len > udp_limit(s, wq)) {
+		len = wire_truncate(msg, len, udp_limit(s, wq));
+		COUNT(env, truncated);
 	}
 	if (len)
 		env->io.send(env->io.ctx, c, msg, len);
 }
 
-static void reply_error(struct query_env *env, const struct query_client *c,
+static void reply_error(struct query_env *env, const struct snapshot *s,
+			const struct query_client *c,
 			const struct wire_query *wq, const uint8_t *pkt,
 			unsigned rcode)
 {
-	size_t n = answer_error(wq, pkt, rcode, env->v.edns_size, env->out,
+	size_t n = answer_error(wq, pkt, rcode, s->edns_size, env->out,
 				sizeof(env->out));
-	reply(env, c, wq, env->out, n);
+	reply(env, s, c, wq, env->out, n);
 }
 
-/* The block verdict for name; counts a hit for the deciding source,
- * allow entries included. */
-static bool is_blocked(struct query_env *env, const uint8_t *name,
-		       size_t len)
+static void reply_blocked(struct query_env *env, const struct snapshot *s,
+			  const struct query_client *c,
+			  const struct wire_query *wq, const uint8_t *pkt)
 {
-	unsigned src;
-	enum lists_verdict v = lists_match_source(env->v.blocks, name, len,
-						  &src);
-	if (v != LISTS_NONE)
-		env->v.block_hits[src]++;
-	return v == LISTS_BLOCKED;
+	size_t n = answer_blocked(&s->block, wq, pkt, s->edns_size, env->out,
+				  sizeof(env->out));
+	reply(env, s, c, wq, env->out, n);
 }
 
 /* NXDOMAIN with a SOA, so that clients cache it (RFC 2308 5): for names
  * kept private and for rebind protection. */
-static void reply_nxdomain(struct query_env *env, const struct query_client *c,
+static void reply_nxdomain(struct query_env *env, const struct snapshot *s,
+			   const struct query_client *c,
 			   const struct wire_query *wq, const uint8_t *pkt,
 			   uint32_t ttl)
 {
 	struct answer_block nx = {.mode = CONF_BLOCK_NXDOMAIN, .ttl = ttl};
-	size_t n = answer_blocked(&nx, wq, pkt, env->v.edns_size, env->out,
+	size_t n = answer_blocked(&nx, wq, pkt, s->edns_size, env->out,
 				  sizeof(env->out));
-	reply(env, c, wq, env->out, n);
+	reply(env, s, c, wq, env->out, n);
 }
 
-static void list_unlink(struct query_env *env, struct query *q)
+/* A reply made for another client with the same key (the leader's, or a
+ * cached one) sent to c: its ID and letter case, its size.  msg is
+ * copied first, so that it can serve the next client too. */
+static void reply_copy(struct query_env *env, const struct snapshot *s,
+		       const struct query_client *c,
+		       const struct wire_query *wq, const uint8_t *msg,
+		       size_t len)
 {
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		env->head = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
-	else
-		env->tail = q->prev;
-	q->prev = q->next = NULL;
+	if (len < WIRE_HEADER_LEN + wq->qname_len || len > sizeof(env->merge))
+		return;
+	memcpy(env->merge, msg, len);
+	wire_set16(env->merge, wq->hdr.id);
+	memcpy(env->merge + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
+	reply(env, s, c, wq, env->merge, len);
 }
+
+/* One line per query with -v: client, name, type, what happened. */
+static void log_query(const struct query_client *c, const struct wire_query *wq,
+		      const char *what, int rcode)
+{
+	char name[1024], addr[INET6_ADDRSTRLEN] = "?";
+	const void *a = c->peer.ss_family == AF_INET6
+				? (const void *)&((const struct sockaddr_in6 *)&c->peer)->sin6_addr
+				: (const void *)&((const struct sockaddr_in *)&c->peer)->sin_addr;
+
+	if (c->peerlen)
+		inet_ntop(c->peer.ss_family, a, addr, sizeof(addr));
+	wire_name_to_text(wq->qname, wq->qname_len, name, sizeof(name));
+	if (rcode >= 0)
+		log_debug("%s %s %s type %u: %s, rcode %d", c->conn ? "tcp" : "udp",
+			  addr, name, wq->qtype, what, rcode);
+	else
+		log_debug("%s %s %s type %u: %s", c->conn ? "tcp" : "udp", addr,
+			  name, wq->qtype, what);
+}
+
+/* ---- the query objects ---- */
 
 static struct query *query_get(struct query_env *env)
 {
@@ -175,22 +443,115 @@ static struct query *query_get(struct query_env *env)
 	if (env->inflight >= QUERY_MAX_INFLIGHT)
 		return NULL;
 	if (q)
-		env->free_list = q->next;
+		env->free_list = q->dnext;
 	else if (!(q = malloc(sizeof(*q))))
 		return NULL;
-	memset(q, 0, offsetof(struct query, inline_pkt));
+	memset(q, 0, offsetof(struct query, key));
 	q->env = env;
+	q->ep = env->cur;
+	q->ep->users++;
+	q->pkt = q->inline_pkt;
+	q->len = 0;
+	q->chase = NULL;
 	env->inflight++;
 	return q;
 }
 
-/* The one place a relayed query ends. */
+static void dl_unlink(struct query_env *env, struct query *q)
+{
+	if (q->dprev)
+		q->dprev->dnext = q->dnext;
+	else
+		env->head = q->dnext;
+	if (q->dnext)
+		q->dnext->dprev = q->dprev;
+	else
+		env->tail = q->dprev;
+	q->dprev = q->dnext = NULL;
+}
+
+static void stale_unlink(struct query_env *env, struct query *q)
+{
+	if (!q->stale_at)
+		return;
+	if (q->sprev)
+		q->sprev->snext = q->snext;
+	else
+		env->shead = q->snext;
+	if (q->snext)
+		q->snext->sprev = q->sprev;
+	else
+		env->stail = q->sprev;
+	q->sprev = q->snext = NULL;
+	q->stale_at = 0;
+}
+
+/* The client has its answer: no deadline, no stale fallback. */
+static void mark_answered(struct query_env *env, struct query *q)
+{
+	if (q->answered)
+		return;
+	q->answered = true;
+	if (q->role != ROLE_BACKGROUND) {
+		dl_unlink(env, q);
+		atomic_fetch_sub_explicit(&env->waiting, 1,
+					  memory_order_relaxed);
+	}
+	stale_unlink(env, q);
+}
+
+static void table_remove(struct query_env *env, struct query *q)
+{
+	if (!q->shared)
+		return;
+	struct query **pp = &env->table[q->khash & (QUERY_TABLE - 1)];
+	while (*pp && *pp != q)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = q->hnext;
+	q->shared = false;
+}
+
+static struct query *table_find(struct query_env *env, const uint8_t *key,
+				size_t klen, uint32_t h)
+{
+	for (struct query *q = env->table[h & (QUERY_TABLE - 1)]; q;
+	     q = q->hnext)
+		if (q->khash == h && q->klen == klen &&
+		    memcmp(q->key, key, klen) == 0)
+			return q;
+	return NULL;
+}
+
+static void waiter_unlink(struct query *w)
+{
+	struct query *l = w->leader;
+	if (!l)
+		return;
+	if (w->wprev)
+		w->wprev->wnext = w->wnext;
+	else
+		l->waiters = w->wnext;
+	if (w->wnext)
+		w->wnext->wprev = w->wprev;
+	l->nwaiters--;
+	w->leader = w->wnext = w->wprev = NULL;
+}
+
+/* The one place a query object ends. */
 static void query_done(struct query *q)
 {
 	struct query_env *env = q->env;
+	struct epoch *ep = q->ep;
 
-	if (!q->answered)
-		list_unlink(env, q);
+	mark_answered(env, q);
+	table_remove(env, q);
+	waiter_unlink(q);
+	/* A leader that goes leaves its waiters to their own deadlines. */
+	while (q->waiters) {
+		struct query *w = q->waiters;
+		waiter_unlink(w);
+	}
 	if (q->client.conn)
 		env->io.release(env->io.ctx, &q->client);
 	if (q->pkt != q->inline_pkt)
@@ -200,15 +561,146 @@ static void query_done(struct query *q)
 		free(q->chase);
 	}
 	env->inflight--;
-	q->next = env->free_list;
+	q->dnext = env->free_list;
 	env->free_list = q;
+	ep->users--;
+	epoch_release(env, ep);
 }
 
-/* Put the client's question and ID back into our copy of its packet, so
- * that error replies echo what the client sent. */
-static void restore_client_id(struct query *q)
+/* Deadlines are now + one budget, so a new one belongs at the tail; only
+ * a reload that shortened the budget makes it walk. */
+static void dl_insert(struct query_env *env, struct query *q)
 {
+	struct query *at = env->tail;
+	while (at && at->deadline > q->deadline)
+		at = at->dprev;
+	q->dprev = at;
+	q->dnext = at ? at->dnext : env->head;
+	if (q->dnext)
+		q->dnext->dprev = q;
+	else
+		env->tail = q;
+	if (at)
+		at->dnext = q;
+	else
+		env->head = q;
+	if (env->head == q)
+		loop_timer_set(env->loop, &env->deadline_timer, q->deadline);
+}
+
+static void stale_insert(struct query_env *env, struct query *q,
+			 uint64_t when)
+{
+	q->stale_at = when;
+	q->snext = NULL;
+	q->sprev = env->stail; /* the offset is constant: always the tail */
+	if (env->stail)
+		env->stail->snext = q;
+	else
+		env->shead = q;
+	env->stail = q;
+	if (env->shead == q)
+		loop_timer_set(env->loop, &env->stale_timer, when);
+}
+
+/* A query object for client c's query wq from pkt, with a deadline. */
+static struct query *query_new(struct query_env *env, enum query_role role,
+			       const struct query_client *c,
+			       const struct wire_query *wq,
+			       const uint8_t *pkt, size_t len, size_t group)
+{
+	struct query *q = query_get(env);
+	if (!q)
+		return NULL;
+	if (len > QUERY_INLINE && !(q->pkt = malloc(len))) {
+		q->pkt = q->inline_pkt;
+		q->answered = true;
+		query_done(q);
+		return NULL;
+	}
+	memcpy(q->pkt, pkt, len);
+	q->len = len;
+	q->role = role;
+	q->wq = *wq;
+	q->group = group;
+	if (role == ROLE_BACKGROUND) {
+		q->answered = true; /* nobody waits for it */
+		return q;
+	}
+	q->client = *c;
+	if (c->conn)
+		env->io.hold(env->io.ctx, c);
+	atomic_fetch_add_explicit(&env->waiting, 1, memory_order_relaxed);
+	q->deadline = loop_now(env->loop) + (uint64_t)q->ep->snap->deadline_ms;
+	dl_insert(env, q);
+	return q;
+}
+
+/* ---- answering the clients of a finished upstream query ---- */
+
+/* What became of an upstream query, for each client that waited. */
+enum outcome {
+	OUT_REPLY,   /* env->out holds the checked reply */
+	OUT_FAIL,    /* stale answer if there is one, else SERVFAIL */
+	OUT_REBIND,  /* NXDOMAIN: private address for a public name */
+	OUT_BLOCKED, /* a CNAME of the reply reaches a blocked name */
+};
+
+/* RFC 8767: an expired answer rather than SERVFAIL, when there is one. */
+static bool reply_stale(struct query_env *env, struct query *q)
+{
+	const struct snapshot *s = q->ep->snap;
+
+	if (!q->klen || s->cfg->cache_serve_stale == 0)
+		return false;
+	size_t n = cache_lookup_stale(env->cache, q->key, q->klen,
+				      loop_now(env->loop), QUERY_STALE_TTL,
+				      env->merge, sizeof(env->merge));
+	if (n < WIRE_HEADER_LEN + q->wq.qname_len)
+		return false;
+	COUNT(env, stale);
+	wire_set16(env->merge, q->wq.hdr.id);
+	memcpy(env->merge + WIRE_HEADER_LEN, q->wq.qname, q->wq.qname_len);
+	reply(env, s, &q->client, &q->wq, env->merge, n);
+	return true;
+}
+
+static void put_back_id(struct query *q)
+{
+	/* Error replies echo what the client sent: its ID too. */
 	wire_set16(q->pkt, q->wq.hdr.id);
+}
+
+static void answer_client(struct query_env *env, struct query *q,
+			  enum outcome out, size_t len)
+{
+	const struct snapshot *s = q->ep->snap;
+
+	if (q->answered)
+		return;
+	put_back_id(q);
+	switch (out) {
+	case OUT_REPLY:
+		COUNT(env, answered);
+		reply_copy(env, s, &q->client, &q->wq, env->out, len);
+		break;
+	case OUT_FAIL:
+		if (!reply_stale(env, q)) {
+			COUNT(env, servfail);
+			reply_error(env, s, &q->client, &q->wq, q->pkt,
+				    WIRE_SERVFAIL);
+		}
+		break;
+	case OUT_REBIND:
+		COUNT(env, rebind);
+		reply_nxdomain(env, s, &q->client, &q->wq, q->pkt, 60);
+		break;
+	case OUT_BLOCKED:
+		COUNT(env, blocked);
+		reply_blocked(env, s, &q->client, &q->wq, q->pkt);
+		break;
+	}
+	mark_answered(env, q);
 }
 
 /* Does a CNAME in the reply's answer section point at a blocked name?
@@ -234,11 +726,10 @@ static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
 	return false;
 }
 
-static bool group_is_current(const struct query_env *env,
-			     const struct query *q)
+static void count_hit(struct query_env *env, unsigned src)
 {
-	return q->group < env->v.ngroups &&
-	       env->v.groups[q->group] == q->req.fw;
+	if (src < env->hits.n)
+		bump(&env->hits.count[src]);
 }
 
 /*
@@ -250,6 +741,7 @@ static bool group_is_current(const struct query_env *env,
 static size_t merge_chase(struct query_env *env, struct query *q, size_t len)
 {
 	const struct chase *ch = q->chase;
+	uint16_t edns = q->ep->snap->edns_size;
 	struct wire_buf b = {env->merge, 0, sizeof(env->merge), false};
 	struct wire_header h;
 	size_t off = WIRE_HEADER_LEN;
@@ -259,9 +751,8 @@ static size_t merge_chase(struct query_env *env, struct query *q, size_t len)
 	rcode = WIRE_RCODE(h.flags);
 	wire_put_bytes(&b, ch->body, ch->body_len);
 	if (wire_read_name(env->out, len, &off, NULL) < 0 || len - off < 4)
-		return answer_error(&q->wq, q->pkt, WIRE_SERVFAIL,
-				    env->v.edns_size, env->merge,
-				    sizeof(env->merge));
+		return answer_error(&q->wq, q->pkt, WIRE_SERVFAIL, edns,
+				    env->merge, sizeof(env->merge));
 	off += 4;
 	unsigned an = 0, ns = 0;
 	for (unsigned i = 0; i < (unsigned)h.ancount + h.nscount; i++) {
@@ -273,11 +764,10 @@ static size_t merge_chase(struct query_env *env, struct query *q, size_t len)
 			ns++;
 	}
 	if (q->wq.has_opt)
-		answer_opt(&b, &q->wq, rcode, env->v.edns_size);
+		answer_opt(&b, &q->wq, rcode, edns);
 	if (b.overflow)
-		return answer_error(&q->wq, q->pkt, WIRE_SERVFAIL,
-				    env->v.edns_size, env->merge,
-				    sizeof(env->merge));
+		return answer_error(&q->wq, q->pkt, WIRE_SERVFAIL, edns,
+				    env->merge, sizeof(env->merge));
 	uint16_t flags = wire_get16(env->merge + 2);
 	flags = (uint16_t)((flags & ~(WIRE_AA | 0xfu)) | rcode);
 	wire_set16(env->merge + 2, flags);
@@ -287,231 +777,340 @@ static size_t merge_chase(struct query_env *env, struct query *q, size_t len)
 	return b.len;
 }
 
-static void on_upstream(struct forward_req *req, enum forward_status st,
-			const uint8_t *ans, size_t len)
+/* Check the upstream reply in env->out; what it means for the clients. */
+static enum outcome judge(struct query_env *env, struct query *q,
+			  enum upstream_status st, const uint8_t *ans,
+			  size_t *len)
 {
-	struct query *q = (struct query *)req;
-	struct query_env *env = q->env;
+	const struct snapshot *s = env->cur->snap; /* the newest rules */
 
-	restore_client_id(q);
-	if (q->answered) {
-		query_done(q);
-		return;
-	}
-	list_unlink(env, q);
-	q->answered = true;
-	if (st != FORWARD_OK || len > sizeof(env->out) || len < WIRE_HEADER_LEN) {
-		env->st.servfail++;
-		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
-		query_done(q);
-		return;
-	}
-	memcpy(env->out, ans, len);
+	if (st != UPSTREAM_OK || *len > sizeof(env->out) ||
+	    *len < WIRE_HEADER_LEN)
+		return OUT_FAIL;
+	memcpy(env->out, ans, *len);
 	const uint8_t *qname = q->chase ? q->chase->target : q->wq.qname;
 	size_t qname_len = q->chase ? q->chase->target_len : q->wq.qname_len;
-	if (!wire_check_reply(env->out, len, qname, qname_len, q->wq.qtype,
+	if (!wire_check_reply(env->out, *len, qname, qname_len, q->wq.qtype,
 			      q->wq.qclass)) {
 		log_debug("unusable upstream reply, answering SERVFAIL");
-		env->st.servfail++;
-		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
-		query_done(q);
-		return;
+		return OUT_FAIL;
 	}
-	if (env->v.policy &&
-	    policy_rebind(env->v.policy, q->group, qname, qname_len, env->out,
-			  len)) {
+	/* The group index means something only in the query's own epoch. */
+	if (policy_rebind(q->ep->snap->policy, q->group, qname, qname_len,
+			  env->out, *len)) {
 		/* RFC-less but common: a public name must not point into the
 		 * local network (DNS rebinding). */
 		log_debug("rebind protection: private address for a public "
 			  "name, answering NXDOMAIN");
-		env->st.rebind++;
-		reply_nxdomain(env, &q->client, &q->wq, q->pkt, 60);
-		query_done(q);
-		return;
+		return OUT_REBIND;
 	}
 	unsigned src;
-	if (env->v.blocks && env->v.block_cname &&
-	    cname_blocked(env->v.blocks, env->out, len, &src)) {
+	if (s->lists && s->cfg->block.cname &&
+	    cname_blocked(s->lists, env->out, *len, &src)) {
 		/* Deep CNAME blocking: trackers hidden behind a CNAME of a
 		 * first-party name. */
-		env->st.blocked++;
-		env->v.block_hits[src]++;
+		count_hit(env, src);
 		log_debug("CNAME chain reaches a blocked name");
-		len = answer_blocked(&env->v.block, &q->wq, q->pkt,
-				     env->v.edns_size, env->out,
-				     sizeof(env->out));
-		reply(env, &q->client, &q->wq, env->out, len);
-		query_done(q);
-		return;
+		return OUT_BLOCKED;
 	}
-	env->st.answered++;
 	/* Our OPT size; no server cookie that was made for us (newer
 	 * c-ares rewrites client cookies). */
-	len = wire_relay_opt(env->out, len, env->v.edns_size);
-	/* Not from a channel a reload has replaced: the cache was emptied
-	 * for the new servers. */
-	if (env->v.cache && !q->chase && group_is_current(env, q)) {
-		uint8_t key[CACHE_KEY_MAX];
-		size_t klen = cache_key(key, &q->wq, q->group);
-		cache_store(env->v.cache, key, klen, env->out, len,
-			    loop_now_ms());
-	}
-	if (q->chase) {
+	*len = wire_relay_opt(env->out, *len, s->edns_size);
+	/* Not from upstreams a reload has replaced. */
+	if (q->klen && q->ep->upstream_gen == env->cur->upstream_gen)
+		cache_store(env->cache, q->key, q->klen, env->out, *len,
+			    loop_now(env->loop));
+	return OUT_REPLY;
+}
+
+static void on_upstream(struct upstream_req *req, enum upstream_status st,
+			const uint8_t *ans, size_t len)
+{
+	struct query *q = (struct query *)req;
+	struct query_env *env = q->env;
+	enum outcome out = judge(env, q, st, ans, &len);
+
+	table_remove(env, q); /* later identical queries start afresh */
+	if (q->chase && !q->answered && out == OUT_REPLY) {
 		len = merge_chase(env, q, len);
-		reply(env, &q->client, &q->wq, env->merge, len);
-		query_done(q);
-		return;
+		COUNT(env, answered);
+		reply(env, q->ep->snap, &q->client, &q->wq, env->merge, len);
+		mark_answered(env, q);
 	}
-	wire_set16(env->out, q->wq.hdr.id);
-	reply(env, &q->client, &q->wq, env->out, len);
+	answer_client(env, q, out, len);
+	while (q->waiters) {
+		struct query *w = q->waiters;
+		answer_client(env, w, out, len);
+		query_done(w);
+	}
 	query_done(q);
+	if (env->ndraining)
+		loop_post(env->loop, &env->drain_task);
 }
 
-/* Send a query upstream to group: the client's packet, or for a chase
- * (owned from here on) the query for the chain's target. */
-static void relay(struct query_env *env, const struct query_client *c,
-		  const struct wire_query *wq, const uint8_t *pkt, size_t len,
-		  size_t group, struct chase *ch)
-{
-	struct query *q = query_get(env);
+/* ---- timers ---- */
 
-	if (q && len > QUERY_INLINE) {
-		q->pkt = malloc(len);
-		if (!q->pkt) {
-			q->pkt = q->inline_pkt;
-			q->answered = true;
+static void on_deadline(struct loop_timer *t, uint64_t now_ms)
+{
+	struct query_env *env = (struct query_env *)((char *)t -
+		offsetof(struct query_env, deadline_timer));
+
+	while (env->head && env->head->deadline <= now_ms) {
+		struct query *q = env->head;
+		answer_client(env, q, OUT_FAIL, 0);
+		/* A waiter is done; a leader stays until the upstream lets
+		 * go of it (it still holds req). */
+		if (q->role == ROLE_WAITER)
 			query_done(q);
-			q = NULL;
-		}
 	}
-	env->st.forwarded++;
-	if (!q) {
-		env->st.servfail++;
-		if (ch) {
-			free(ch->upstream_pkt);
-			free(ch);
-		}
-		reply_error(env, c, wq, pkt, WIRE_SERVFAIL);
-		return;
-	}
-	q->chase = ch;
-	if (len <= QUERY_INLINE)
-		q->pkt = q->inline_pkt;
-	memcpy(q->pkt, pkt, len);
-	q->len = len;
-	q->client = *c;
-	q->wq = *wq;
-	q->group = group;
-	q->deadline = loop_now_ms() + (uint64_t)env->v.deadline_ms;
-	if (c->conn)
-		env->io.hold(env->io.ctx, c);
-	/* Deadlines are now + one budget, so the new one belongs at the
-	 * tail; only a reload that shortened the budget makes it walk. */
-	struct query *at = env->tail;
-	while (at && at->deadline > q->deadline)
-		at = at->prev;
-	q->prev = at;
-	q->next = at ? at->next : env->head;
-	if (q->next)
-		q->next->prev = q;
-	else
-		env->tail = q;
-	if (at)
-		at->next = q;
-	else
-		env->head = q;
-	/* Fully set up: on_upstream may run inside this call. */
-	if (ch)
-		forward_send(env->v.groups[group], &q->req, ch->upstream_pkt,
-			     ch->upstream_len, on_upstream);
-	else
-		forward_send(env->v.groups[group], &q->req, q->pkt, len,
-			     on_upstream);
+	if (env->head)
+		loop_timer_set(env->loop, t, env->head->deadline);
 }
 
-/* One line per query with -v: client, name, type, what happened. */
-static void log_query(const struct query_client *c, const struct wire_query *wq,
-		      const char *what, int rcode)
+/* RFC 8767 5: the client-response timer ran out with an expired answer
+ * at hand: serve it, let the upstream query go on to refresh it. */
+static void on_stale(struct loop_timer *t, uint64_t now_ms)
 {
-	char name[1024], addr[INET6_ADDRSTRLEN] = "?";
-	const void *a = c->peer.ss_family == AF_INET6
-				? (const void *)&((const struct sockaddr_in6 *)&c->peer)->sin6_addr
-				: (const void *)&((const struct sockaddr_in *)&c->peer)->sin_addr;
+	struct query_env *env = (struct query_env *)((char *)t -
+		offsetof(struct query_env, stale_timer));
 
-	if (c->peerlen)
-		inet_ntop(c->peer.ss_family, a, addr, sizeof(addr));
-	wire_name_to_text(wq->qname, wq->qname_len, name, sizeof(name));
-	if (rcode >= 0)
-		log_debug("%s %s %s type %u: %s, rcode %d", c->conn ? "tcp" : "udp",
-			  addr, name, wq->qtype, what, rcode);
+	while (env->shead && env->shead->stale_at <= now_ms) {
+		struct query *q = env->shead;
+		stale_unlink(env, q);
+		if (!q->answered && reply_stale(env, q))
+			mark_answered(env, q);
+	}
+	if (env->shead)
+		loop_timer_set(env->loop, t, env->shead->stale_at);
+}
+
+/* ---- acting on a route decision ---- */
+
+static void count_verdict(struct query_env *env,
+			  const struct route_decision *d)
+{
+	if (d->verdict != LISTS_NONE)
+		count_hit(env, d->src);
+}
+
+static void act_error(struct query_env *env, const struct snapshot *s,
+		      const struct query_client *c,
+		      const struct wire_query *wq, const uint8_t *pkt,
+		      const struct route_decision *d)
+{
+	if (d->kind == ROUTE_ERROR)
+		COUNT(env, malformed);
 	else
-		log_debug("%s %s %s type %u: %s", c->conn ? "tcp" : "udp", addr,
-			  name, wq->qtype, what);
+		COUNT(env, refused);
+	if (log_verbose())
+		log_query(c, wq, d->why, (int)d->rcode);
+	reply_error(env, s, c, wq, pkt, d->rcode);
+}
+
+static void act_local(struct query_env *env, const struct snapshot *s,
+		      const struct query_client *c,
+		      const struct wire_query *wq,
+		      const struct route_decision *d)
+{
+	COUNT(env, local);
+	if (log_verbose())
+		log_query(c, wq, "local", WIRE_RCODE(wire_get16(env->out + 2)));
+	reply(env, s, c, wq, env->out, d->len);
+}
+
+static void act_blocked(struct query_env *env, const struct snapshot *s,
+			const struct query_client *c,
+			const struct wire_query *wq, const uint8_t *pkt)
+{
+	COUNT(env, blocked);
+	if (log_verbose())
+		log_query(c, wq, "blocked", -1);
+	reply_blocked(env, s, c, wq, pkt);
+}
+
+static void act_private(struct query_env *env, const struct snapshot *s,
+			const struct query_client *c,
+			const struct wire_query *wq, const uint8_t *pkt)
+{
+	COUNT(env, private_nx);
+	if (log_verbose())
+		log_query(c, wq, "private name, not forwarded", WIRE_NXDOMAIN);
+	reply_nxdomain(env, s, c, wq, pkt, 300);
+}
+
+static void servfail_now(struct query_env *env, const struct snapshot *s,
+			 const struct query_client *c,
+			 const struct wire_query *wq, const uint8_t *pkt)
+{
+	COUNT(env, servfail);
+	reply_error(env, s, c, wq, pkt, WIRE_SERVFAIL);
+}
+
+/* Send q upstream (it is fully set up: nothing runs inside the send). */
+static void send_up(struct query_env *env, struct query *q)
+{
+	struct upstream *u = q->ep->groups[q->group];
+	if (q->chase)
+		upstream_send(u, &q->req, q->chase->upstream_pkt,
+			      q->chase->upstream_len, on_upstream);
+	else
+		upstream_send(u, &q->req, q->pkt, q->len, on_upstream);
+}
+
+/* A background refresh of a cached answer near its expiry. */
+static void prefetch(struct query_env *env, const struct wire_query *wq,
+		     const uint8_t *pkt, size_t len, size_t group,
+		     const uint8_t *key, size_t klen, uint32_t h)
+{
+	if (table_find(env, key, klen, h))
+		return; /* one refresh per key at a time */
+	struct query *q = query_new(env, ROLE_BACKGROUND, NULL, wq, pkt, len,
+				    group);
+	if (!q)
+		return;
+	memcpy(q->key, key, klen);
+	q->klen = klen;
+	q->khash = h;
+	q->shared = true;
+	q->hnext = env->table[h & (QUERY_TABLE - 1)];
+	env->table[h & (QUERY_TABLE - 1)] = q;
+	COUNT(env, prefetched);
+	send_up(env, q);
 }
 
 /* Answer from the cache: the client's ID and spelling, TTLs aged, and
- * the block list consulted again (it may have changed since). */
-static bool from_cache(struct query_env *env, const struct query_client *c,
-		       const struct wire_query *wq, size_t group)
+ * the block list and rebind rules consulted again (they may have changed
+ * since the answer was stored: the upstream path decides those). */
+static bool from_cache(struct query_env *env, const struct snapshot *s,
+		       const struct query_client *c,
+		       const struct wire_query *wq, size_t group,
+		       const uint8_t *key, size_t klen, struct cache_hit *hit)
 {
-	uint8_t key[CACHE_KEY_MAX];
-	size_t klen = cache_key(key, wq, group);
-	size_t n = cache_lookup(env->v.cache, key, klen, loop_now_ms(),
-				env->out, sizeof(env->out));
+	size_t n = cache_lookup(env->cache, key, klen, loop_now(env->loop),
+				env->out, sizeof(env->out), hit);
+	unsigned src;
 
 	if (n == 0 || n < WIRE_HEADER_LEN + wq->qname_len)
 		return false;
-	/* The block lists and rebind settings may have changed since the
-	 * answer was stored: the upstream path decides those. */
-	unsigned src;
-	if (env->v.blocks && env->v.block_cname &&
-	    cname_blocked(env->v.blocks, env->out, n, &src))
+	if ((s->lists && s->cfg->block.cname &&
+	     cname_blocked(s->lists, env->out, n, &src)) ||
+	    policy_rebind(s->policy, group, wq->qname, wq->qname_len,
+			  env->out, n)) {
+		hit->prefetch = hit->stale = false;
 		return false;
-	if (env->v.policy && policy_rebind(env->v.policy, group, wq->qname,
-					   wq->qname_len, env->out, n))
-		return false;
+	}
 	wire_set16(env->out, wq->hdr.id);
 	memcpy(env->out + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
-	env->st.cached++;
+	COUNT(env, cached);
 	if (log_verbose())
 		log_query(c, wq, "cache", WIRE_RCODE(wire_get16(env->out + 2)));
-	reply(env, c, wq, env->out, n);
+	reply(env, s, c, wq, env->out, n);
 	return true;
 }
 
-/*
- * A local CNAME chain ends at a name without local data: ask upstream for
- * that name (same type, the client's RD/CD and OPT) and answer with both
- * parts.  Returns false when the chain should be answered as it is: the
- * target is refused or private, or memory ran out.
- */
-static bool start_chase(struct query_env *env, const struct query_client *c,
-			const struct wire_query *wq, const uint8_t *pkt,
-			size_t len, const struct answer_chase *ac)
+/* Wait for the identical query already upstream. */
+static bool join(struct query_env *env, const struct snapshot *s,
+		 const struct query_client *c, const struct wire_query *wq,
+		 const uint8_t *pkt, size_t len, struct query *leader,
+		 bool stale)
 {
-	struct policy_decision d = {POLICY_FORWARD, 0};
-
-	if (env->v.policy)
-		policy_decide(env->v.policy, ac->target, ac->target_len,
-			      wq->qtype, &d);
-	if (env->v.blocks && is_blocked(env, ac->target, ac->target_len)) {
-		size_t n = answer_blocked(&env->v.block, wq, pkt,
-					  env->v.edns_size, env->out,
-					  sizeof(env->out));
-		env->st.blocked++;
-		reply(env, c, wq, env->out, n);
+	if (leader->role == ROLE_BACKGROUND || leader->ep != env->cur)
+		return false; /* a prefetch, or old upstreams: go alone */
+	if (leader->nwaiters >= QUERY_MAX_WAITERS) {
+		servfail_now(env, s, c, wq, pkt);
 		return true;
 	}
-	if (d.action != POLICY_FORWARD)
-		return false;
+	struct query *w = query_new(env, ROLE_WAITER, c, wq, pkt, len,
+				    leader->group);
+	if (!w) {
+		servfail_now(env, s, c, wq, pkt);
+		return true;
+	}
+	memcpy(w->key, leader->key, leader->klen);
+	w->klen = leader->klen;
+	w->khash = leader->khash;
+	if (stale && s->cfg->cache_serve_stale)
+		stale_insert(env, w, loop_now(env->loop) + QUERY_STALE_AFTER_MS);
+	w->leader = leader;
+	w->wnext = leader->waiters;
+	if (w->wnext)
+		w->wnext->wprev = w;
+	leader->waiters = w;
+	leader->nwaiters++;
+	COUNT(env, forwarded);
+	COUNT(env, joined);
+	if (log_verbose())
+		log_query(c, wq, "joined a query in flight", -1);
+	return true;
+}
+
+static void act_forward(struct query_env *env, const struct snapshot *s,
+			const struct query_client *c,
+			const struct wire_query *wq, const uint8_t *pkt,
+			size_t len, size_t group)
+{
+	uint8_t key[CACHE_KEY_MAX];
+	size_t klen = cache_key(key, wq, group, env->cur->upstream_gen);
+	uint32_t h = cache_key_hash(env->cache, key, klen);
+	struct cache_hit hit = {false, false};
+
+	if (from_cache(env, s, c, wq, group, key, klen, &hit)) {
+		if (hit.prefetch && s->cfg->cache_prefetch)
+			prefetch(env, wq, pkt, len, group, key, klen, h);
+		return;
+	}
+	struct query *leader = table_find(env, key, klen, h);
+	if (leader && join(env, s, c, wq, pkt, len, leader, hit.stale))
+		return;
+	if (!env->cur->groups[group]) {
+		servfail_now(env, s, c, wq, pkt);
+		return;
+	}
+	struct query *q = query_new(env, ROLE_LEADER, c, wq, pkt, len, group);
+	COUNT(env, forwarded);
+	if (!q) {
+		servfail_now(env, s, c, wq, pkt);
+		return;
+	}
+	memcpy(q->key, key, klen);
+	q->klen = klen;
+	q->khash = h;
+	if (!leader) {
+		q->shared = true;
+		q->hnext = env->table[h & (QUERY_TABLE - 1)];
+		env->table[h & (QUERY_TABLE - 1)] = q;
+	}
+	if (hit.stale && s->cfg->cache_serve_stale)
+		stale_insert(env, q, loop_now(env->loop) + QUERY_STALE_AFTER_MS);
+	if (log_verbose())
+		log_query(c, wq, group ? "forward rule" : "forward", -1);
+	send_up(env, q);
+}
+
+/*
+ * A local CNAME chain ends at a name routed upstream: ask for that name
+ * (same type, the client's RD/CD and OPT) and answer with both parts.
+ * Memory running out answers the chain as it is.
+ */
+static void act_chase(struct query_env *env, const struct snapshot *s,
+		      const struct query_client *c,
+		      const struct wire_query *wq, const uint8_t *pkt,
+		      size_t len, const struct route_decision *d)
+{
+	const struct answer_chase *ac = &d->chase;
 	struct chase *ch = malloc(sizeof(*ch) + ac->body_len);
 	size_t ulen = WIRE_HEADER_LEN + ac->target_len + 4 +
 		      (wq->has_opt ? wq->opt_len : 0);
 	uint8_t *u = malloc(ulen);
-	if (!ch || !u) {
+	struct query *q = ch && u ? query_new(env, ROLE_LEADER, c, wq, pkt,
+					      len, d->group)
+				  : NULL;
+
+	if (!q) {
 		free(ch);
 		free(u);
-		return false;
+		act_local(env, s, c, wq, d);
+		return;
 	}
 	memcpy(ch->target, ac->target, ac->target_len);
 	ch->target_len = ac->target_len;
@@ -521,7 +1120,7 @@ static bool start_chase(struct query_env *env, const struct query_client *c,
 	ch->upstream_pkt = u;
 	ch->upstream_len = ulen;
 	struct wire_buf b = {u, 0, ulen, false};
-	wire_put16(&b, 0); /* the forwarder writes its own ID */
+	wire_put16(&b, 0); /* the backend writes its own ID */
 	wire_put16(&b, wq->hdr.flags & (WIRE_RD | WIRE_CD));
 	wire_put16(&b, 1);
 	wire_put16(&b, 0);
@@ -532,120 +1131,121 @@ static bool start_chase(struct query_env *env, const struct query_client *c,
 	wire_put16(&b, wq->qclass);
 	if (wq->has_opt)
 		wire_put_bytes(&b, pkt + wq->opt_off, wq->opt_len);
+	q->chase = ch;
+	COUNT(env, forwarded);
 	if (log_verbose())
 		log_query(c, wq, "local CNAME, target upstream", -1);
-	relay(env, c, wq, pkt, len, d.group, ch);
-	return true;
+	send_up(env, q);
 }
 
 void query_handle(struct query_env *env, const struct query_client *c,
 		  const uint8_t *pkt, size_t len)
 {
+	const struct snapshot *s = env->cur->snap;
+	struct route_ctx ctx = {
+		.pkt = pkt,
+		.len = len,
+		.client = c->peerlen ? (const struct sockaddr *)&c->peer : NULL,
+		.transport = c->conn ? ROUTE_TCP : ROUTE_UDP,
+	};
+	struct route_decision d;
 	struct wire_query wq;
-	size_t n;
 
-	env->st.queries++;
-	switch (wire_parse_query(pkt, len, &wq)) {
-	case WIRE_DROP:
-		env->st.dropped++;
+	COUNT(env, queries);
+	route(s, &ctx, &wq, env->out, sizeof(env->out), &d);
+	count_verdict(env, &d);
+	switch (d.kind) {
+	case ROUTE_DROP:
+		COUNT(env, dropped);
 		return;
-	case WIRE_BAD_FORMAT:
-		env->st.malformed++;
-		reply_error(env, c, &wq, pkt, WIRE_FORMERR);
+	case ROUTE_ERROR:
+	case ROUTE_REFUSED:
+		act_error(env, s, c, &wq, pkt, &d);
 		return;
-	case WIRE_BAD_OPCODE:
-		env->st.malformed++;
-		reply_error(env, c, &wq, pkt, WIRE_NOTIMP);
+	case ROUTE_LOCAL:
+		act_local(env, s, c, &wq, &d);
 		return;
-	case WIRE_BAD_VERSION:
-		env->st.malformed++;
-		reply_error(env, c, &wq, pkt, WIRE_BADVERS);
+	case ROUTE_CHASE:
+		act_chase(env, s, c, &wq, pkt, len, &d);
 		return;
-	case WIRE_OK:
-		break;
-	}
-	/* RFC-less but universal: an open resolver is an amplifier. */
-	if (env->v.policy && c->peerlen &&
-	    !policy_client_allowed(env->v.policy, &c->peer)) {
-		env->st.refused++;
-		if (log_verbose())
-			log_query(c, &wq, "client not in access.allow",
-				  WIRE_REFUSED);
-		reply_error(env, c, &wq, pkt, WIRE_REFUSED);
+	case ROUTE_BLOCKED:
+		act_blocked(env, s, c, &wq, pkt);
 		return;
-	}
-	struct answer_chase chase = {0};
-	if (env->v.zone &&
-	    (n = answer_local(env->v.zone, &wq, pkt, env->v.edns_size, env->out,
-			      sizeof(env->out), &chase))) {
-		if (chase.target && start_chase(env, c, &wq, pkt, len, &chase))
-			return;
-		env->st.local++;
-		if (log_verbose())
-			log_query(c, &wq, "local",
-				  WIRE_RCODE(wire_get16(env->out + 2)));
-		reply(env, c, &wq, env->out, n);
+	case ROUTE_PRIVATE:
+		act_private(env, s, c, &wq, pkt);
 		return;
-	}
-	if (env->v.blocks && is_blocked(env, wq.qname, wq.qname_len)) {
-		env->st.blocked++;
-		if (log_verbose())
-			log_query(c, &wq, "blocked", -1);
-		n = answer_blocked(&env->v.block, &wq, pkt, env->v.edns_size,
-				   env->out, sizeof(env->out));
-		reply(env, c, &wq, env->out, n);
+	case ROUTE_FORWARD:
+		act_forward(env, s, c, &wq, pkt, len, d.group);
 		return;
-	}
-	struct policy_decision d = {POLICY_FORWARD, 0};
-	if (env->v.policy)
-		policy_decide(env->v.policy, wq.qname, wq.qname_len, wq.qtype,
-			      &d);
-	switch (d.action) {
-	case POLICY_REFUSE:
-		env->st.refused++;
-		if (log_verbose())
-			log_query(c, &wq, "refused by forward rule", WIRE_REFUSED);
-		reply_error(env, c, &wq, pkt, WIRE_REFUSED);
-		return;
-	case POLICY_PRIVATE:
-		env->st.private_nx++;
-		if (log_verbose())
-			log_query(c, &wq, "private name, not forwarded",
-				  WIRE_NXDOMAIN);
-		reply_nxdomain(env, c, &wq, pkt, 300);
-		return;
-	case POLICY_FORWARD:
-		break;
-	}
-	if (env->v.cache && from_cache(env, c, &wq, d.group))
-		return;
-	if (log_verbose())
-		log_query(c, &wq, d.group ? "forward rule" : "forward", -1);
-	relay(env, c, &wq, pkt, len, d.group, NULL);
-}
-
-void query_expire(struct query_env *env, uint64_t now_ms)
-{
-	while (env->head && env->head->deadline <= now_ms) {
-		struct query *q = env->head;
-		list_unlink(env, q);
-		q->answered = true;
-		restore_client_id(q);
-		env->st.servfail++;
-		reply_error(env, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
 	}
 }
 
-int query_next_deadline_ms(const struct query_env *env, uint64_t now_ms)
+/* ---- the rest of the interface ---- */
+
+size_t query_env_waiting(const struct query_env *env)
 {
-	if (!env->head)
-		return -1;
-	if (env->head->deadline <= now_ms)
-		return 0;
-	return (int)(env->head->deadline - now_ms);
+	return atomic_load_explicit(&env->waiting, memory_order_relaxed);
 }
 
-const struct query_stats *query_get_stats(const struct query_env *env)
+void query_env_stats(const struct query_env *env, struct query_stats *sum)
 {
-	return &env->st;
+#define QUERY_STAT_ADD(name) \
+	sum->name += atomic_load_explicit(&env->st.name, memory_order_relaxed);
+	QUERY_STATS(QUERY_STAT_ADD)
+#undef QUERY_STAT_ADD
+}
+
+uint64_t query_env_hits(struct query_env *env, const char *name)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&env->hits_mu);
+	for (unsigned i = 0; i < env->hits.n; i++)
+		if (strcmp(env->hits.names[i], name) == 0)
+			n += atomic_load_explicit(&env->hits.count[i],
+						  memory_order_relaxed);
+	pthread_mutex_unlock(&env->hits_mu);
+	return n;
+}
+
+void query_env_free(struct query_env *env)
+{
+	if (!env)
+		return;
+	/* Freeing the upstreams completes their queries (cancelled: the
+	 * clients still waiting get SERVFAIL), which releases the epochs. */
+	if (env->cur) {
+		struct epoch *cur = env->cur;
+		free_groups(env, cur);
+		for (struct epoch *ep = env->retired; ep; ep = ep->next)
+			free_groups(env, ep);
+		while (env->ndraining)
+			upstream_free(env->draining[--env->ndraining]);
+		/* Waiters whose leader went: answer and free them. */
+		while (env->head) {
+			struct query *q = env->head;
+			answer_client(env, q, OUT_FAIL, 0);
+			query_done(q);
+		}
+		env->cur = NULL;
+		epoch_release(env, cur);
+		while (env->retired) {
+			struct epoch *ep = env->retired;
+			env->retired = ep->next;
+			epoch_free(env, ep);
+		}
+	}
+	loop_timer_del(env->loop, &env->deadline_timer);
+	loop_timer_del(env->loop, &env->stale_timer);
+	loop_unpost(env->loop, &env->drain_task);
+	free(env->draining);
+	while (env->free_list) {
+		struct query *q = env->free_list;
+		env->free_list = q->dnext;
+		free(q);
+	}
+	free(env->hits.names);
+	free(env->hits.count);
+	pthread_mutex_destroy(&env->hits_mu);
+	free(env);
 }

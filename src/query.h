@@ -1,30 +1,47 @@
 /*
- * query.h - the pipeline of one client query: validate, answer locally or
- * forward, and reply with the client's ID within a deadline.
+ * query.h - the pipeline of one worker loop: route a client query, then
+ * act on the decision (answer locally, from the cache, by joining an
+ * identical query in flight, or by relaying it upstream), and reply with
+ * the client's ID within a deadline.
  *
  * The pipeline does not know sockets: the server hands it a packet and a
- * client handle, and it answers through the send callback.  Queries that
- * go upstream live in a pool of preallocated objects, so the hot path does
- * not allocate once the pool has warmed up.
+ * client handle, and it answers through the send callback.  It reads the
+ * snapshot it was given last (query_env_adopt) and keeps older ones alive
+ * for as long as queries that started under them are in flight.  Queries
+ * that go upstream live in a pool of preallocated objects, so the hot
+ * path does not allocate once the pool has warmed up.  One env per loop,
+ * used by that loop's thread only, except the counters, which any thread
+ * may read (query_env_stats, query_env_hits).
  */
 #ifndef SPLITDNS_QUERY_H
 #define SPLITDNS_QUERY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "answer.h"
-
 struct cache;
-struct forward;
-struct lists;
-struct policy;
-struct zone;
+struct conf_addr;
+struct loop;
+struct snapshot;
+struct upstream;
 
-/* Most queries relayed at once; beyond it clients get SERVFAIL. */
+/* Most queries in flight per loop; beyond it clients get SERVFAIL. */
 #define QUERY_MAX_INFLIGHT 16384
+
+/* Most clients waiting for one identical query in flight; past it a
+ * query gets SERVFAIL at once (a flood of one name should not hold the
+ * pool). */
+#define QUERY_MAX_WAITERS 64
+
+/* RFC 8767 5: the client-response timer after which an expired answer
+ * is served while the upstream query goes on. */
+#define QUERY_STALE_AFTER_MS 1800
+
+/* RFC 8767 4: the TTL of an answer served stale. */
+#define QUERY_STALE_TTL 30
 
 /* Who asked, and how to reach them; the server fills it in. */
 struct query_client {
@@ -52,62 +69,75 @@ struct query_io {
 	void *ctx;
 };
 
+/* How the pipeline makes an upstream for a group of servers: forward_new
+ * in the daemon, a fake in the unit tests. */
+struct query_backend {
+	struct upstream *(*make)(void *ctx, struct loop *loop,
+				 const struct conf_addr *servers, size_t n,
+				 int timeout_ms, int tries, char *err,
+				 size_t errlen);
+	void *ctx;
+};
+
+/* The counters, one list for the struct, the reader and the log line. */
+#define QUERY_STATS(X)                                                    \
+	X(queries)    /* packets handed to the pipeline */                \
+	X(dropped)    /* too short, or QR=1 */                            \
+	X(malformed)  /* FORMERR, NOTIMP, BADVERS */                      \
+	X(local)      /* answered from zone files */                      \
+	X(blocked)    /* blocking answers */                              \
+	X(refused)    /* access, forward rules with refuse = true */      \
+	X(private_nx) /* private names kept local */                      \
+	X(forwarded)  /* sent upstream (or joined a query in flight) */   \
+	X(joined)     /* of those, waited for an identical query */       \
+	X(answered)   /* upstream answers passed on */                    \
+	X(cached)     /* answered from the cache */                       \
+	X(stale)      /* answered from the cache past expiry (RFC 8767) */\
+	X(prefetched) /* background refreshes started */                  \
+	X(servfail)   /* upstream failures and deadlines */               \
+	X(rebind)     /* rebind protection */                             \
+	X(truncated)  /* UDP replies cut to the client's size */
+
+#define QUERY_STAT_FIELD(name) uint64_t name;
+struct query_stats {
+	QUERY_STATS(QUERY_STAT_FIELD)
+};
+#undef QUERY_STAT_FIELD
+
 struct query_env;
 
-/* Counters since start (reloads keep them). */
-struct query_stats {
-	uint64_t queries;     /* packets handed to the pipeline */
-	uint64_t dropped;     /* too short, or QR=1 */
-	uint64_t malformed;   /* FORMERR, NOTIMP, BADVERS */
-	uint64_t local;       /* answered from zone files */
-	uint64_t blocked;     /* blocking answers */
-	uint64_t refused;     /* forward rules with refuse = true */
-	uint64_t private_nx;  /* private names kept local */
-	uint64_t forwarded;   /* sent upstream */
-	uint64_t answered;    /* upstream answers passed on */
-	uint64_t cached;      /* answered from the cache */
-	uint64_t servfail;    /* upstream failures and deadlines */
-	uint64_t rebind;      /* rebind protection */
-	uint64_t truncated;   /* UDP replies cut to the client's size */
-};
+/* A pipeline on loop, answering through io, storing in cache (borrowed,
+ * shared by every loop; never NULL), making upstreams with backend.
+ * It answers nothing until the first query_env_adopt. */
+struct query_env *query_env_new(struct loop *loop, const struct query_io *io,
+				struct cache *cache,
+				const struct query_backend *backend);
 
-/* What the pipeline answers from: built by main for each configuration
- * load and switched as a whole on reload.  All borrowed. */
-struct query_view {
-	const struct zone *zone;
-	const struct policy *policy;
-	struct forward *const *groups; /* [0] default; [i] forward rule i-1 */
-	size_t ngroups;
-	const struct lists *blocks;    /* NULL: nothing is blocked */
-	uint64_t *block_hits;          /* per source, written here */
-	struct answer_block block;     /* how blocked names are answered */
-	bool block_cname;    /* block replies whose CNAMEs reach blocked names */
-	struct cache *cache;           /* NULL: no cache; kept across reloads */
-	uint16_t edns_size;  /* our EDNS UDP payload size */
-	int deadline_ms;     /* a client gets SERVFAIL after this long */
-};
+/*
+ * Serve from snap from now on; takes over the caller's reference.  The
+ * upstreams are kept when snap has the same ones as the snapshot before,
+ * otherwise made anew (the old ones finish their queries first).  Returns
+ * false with a message in err when an upstream cannot be made: the
+ * reference is then dropped and the env keeps serving what it had.
+ */
+bool query_env_adopt(struct query_env *env, struct snapshot *snap,
+		     char *err, size_t errlen);
 
-struct query_env *query_env_new(const struct query_view *view,
-				const struct query_io *io);
-
-/* Switch to a new view (a reload).  Queries in flight keep the channel
- * they were sent on. */
-void query_env_set(struct query_env *env, const struct query_view *view);
-
-/* Free the pipeline.  Call after forward_free, which completes every
- * upstream request. */
+/* Free the pipeline: queries in flight are cancelled (clients that have
+ * no answer yet get SERVFAIL while their sockets are still open). */
 void query_env_free(struct query_env *env);
 
-const struct query_stats *query_get_stats(const struct query_env *env);
+/* Clients still waiting for an answer (a draining loop waits for 0). */
+size_t query_env_waiting(const struct query_env *env);
+
+/* Add this env's counters to *sum (any thread). */
+void query_env_stats(const struct query_env *env, struct query_stats *sum);
+
+/* Hits of the block source called name, in this env (any thread). */
+uint64_t query_env_hits(struct query_env *env, const char *name);
 
 /* Handle one packet from client c (UDP when c->conn is NULL). */
 void query_handle(struct query_env *env, const struct query_client *c,
 		  const uint8_t *pkt, size_t len);
-
-/* Answer SERVFAIL to clients whose deadline has passed. */
-void query_expire(struct query_env *env, uint64_t now_ms);
-
-/* Milliseconds until the next deadline, or -1 when none is pending. */
-int query_next_deadline_ms(const struct query_env *env, uint64_t now_ms);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,8 +82,10 @@ struct server {
 	struct listener *ls;
 	size_t nls;
 	struct conn *head, *tail; /* open connections, least recent first */
-	size_t nconns;
-	size_t max_conns;
+	size_t nconns;              /* this server's */
+	_Atomic size_t *all_conns;  /* every worker's server's, shared */
+	_Atomic size_t own_conns;   /* all_conns when nothing is shared */
+	size_t max_conns;           /* a bound on *all_conns */
 	int idle_ms;
 	struct udp_batch *udp;
 };
@@ -440,12 +443,16 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 			}
 			return;
 		}
-		if (srv->nconns >= srv->max_conns) {
+		/* tcp.max_connections bounds the whole daemon, not one
+		 * worker: the slots are counted across workers. */
+		if (atomic_fetch_add(srv->all_conns, 1) >= srv->max_conns) {
+			atomic_fetch_sub(srv->all_conns, 1);
 			close(fd); /* RFC 7766 6.2.2: servers may refuse */
 			continue;
 		}
 		struct conn *c = calloc(1, sizeof(*c));
 		if (!c) {
+			atomic_fetch_sub(srv->all_conns, 1);
 			close(fd);
 			continue;
 		}
@@ -456,6 +463,7 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 		c->peer = peer;
 		c->peerlen = peerlen;
 		if (loop_add(srv->loop, &c->w, EPOLLIN) < 0) {
+			atomic_fetch_sub(srv->all_conns, 1);
 			close(fd);
 			free(c);
 			continue;
@@ -474,6 +482,7 @@ static void conn_close(struct conn *c)
 	close(c->w.fd);
 	idle_unlink(c->srv, c);
 	c->srv->nconns--;
+	atomic_fetch_sub(c->srv->all_conns, 1);
 	conn_unref(c);
 }
 
@@ -519,8 +528,8 @@ static bool is_wildcard(const struct conf_addr *a)
 		&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
 }
 
-static int open_socket(const struct conf_addr *a, bool tcp, char *err,
-		       size_t errlen)
+static int open_socket(const struct conf_addr *a, bool tcp, bool reuseport,
+		       char *err, size_t errlen)
 {
 	int one = 1, rcv = SERVER_RCVBUF;
 	int fd = socket(a->ss.ss_family,
@@ -532,6 +541,11 @@ static int open_socket(const struct conf_addr *a, bool tcp, char *err,
 		goto fail;
 	if (a->ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* Every worker binds its own sockets; the kernel spreads datagrams
+	 * and connections over them by the sender's address and port. */
+	if (reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
 	if (tcp) {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	} else {
@@ -580,7 +594,8 @@ static size_t fit_fd_limit(size_t want)
 }
 
 struct server *server_new(const struct conf *cfg, struct loop *loop,
-			  char *err, size_t errlen)
+			  bool reuseport, _Atomic size_t *conns, char *err,
+			  size_t errlen)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
 
@@ -599,12 +614,15 @@ struct server *server_new(const struct conf *cfg, struct loop *loop,
 	srv->udp->nout = 0;
 	srv->loop = loop;
 	srv->max_conns = fit_fd_limit((size_t)cfg->tcp_max_connections);
+	atomic_init(&srv->own_conns, 0);
+	srv->all_conns = conns ? conns : &srv->own_conns;
 	srv->idle_ms = cfg->tcp_idle_timeout_ms;
 	for (size_t i = 0; i < cfg->nlisten * 2; i++) {
 		struct listener *l = &srv->ls[i];
 		l->tcp = i % 2;
 		l->srv = srv;
-		l->w.fd = open_socket(&cfg->listen[i / 2], l->tcp, err, errlen);
+		l->w.fd = open_socket(&cfg->listen[i / 2], l->tcp, reuseport,
+				      err, errlen);
 		if (l->w.fd < 0) {
 			server_free(srv);
 			return NULL;
@@ -625,7 +643,7 @@ int server_start(struct server *srv, struct query_env *env)
 	return 0;
 }
 
-void server_stop(struct server *srv)
+void server_close_listeners(struct server *srv)
 {
 	for (size_t i = 0; i < srv->nls; i++) {
 		if (srv->ls[i].w.fd < 0)
@@ -634,6 +652,11 @@ void server_stop(struct server *srv)
 		close(srv->ls[i].w.fd);
 		srv->ls[i].w.fd = -1;
 	}
+}
+
+void server_stop(struct server *srv)
+{
+	server_close_listeners(srv);
 	while (srv->head)
 		conn_close(srv->head);
 }

@@ -9,6 +9,8 @@
 #ifndef SPLITDNS_SERVER_H
 #define SPLITDNS_SERVER_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,10 +20,13 @@ struct query_env;
 struct query_io;
 struct server;
 
-/* Bind every listen address of cfg (UDP and TCP).  Returns NULL with a
- * message in err. */
+/* Bind every listen address of cfg (UDP and TCP), with SO_REUSEPORT when
+ * several servers (one per worker loop) share the addresses.  conns
+ * (shared by those servers, or NULL) counts their TCP connections
+ * against tcp.max_connections.  Returns NULL with a message in err. */
 struct server *server_new(const struct conf *cfg, struct loop *loop,
-			  char *err, size_t errlen);
+			  bool reuseport, _Atomic size_t *conns, char *err,
+			  size_t errlen);
 
 /* The callbacks the pipeline uses to answer through this server. */
 void server_io(struct server *srv, struct query_io *io);
@@ -29,7 +34,11 @@ void server_io(struct server *srv, struct query_io *io);
 /* Start reading: packets go to env (borrowed). */
 int server_start(struct server *srv, struct query_env *env);
 
-/* Stop reading from the network: close listeners and idle connections. */
+/* Stop taking new queries: close the listening sockets (UDP and TCP);
+ * open TCP connections stay, so that answers in flight reach them. */
+void server_close_listeners(struct server *srv);
+
+/* Stop reading from the network: close listeners and connections. */
 void server_stop(struct server *srv);
 
 /* Close idle TCP connections; returns ms until the next check or -1. */

@@ -1,0 +1,151 @@
+/*
+ * route.c - the routing decision of one query, as a pure function of the
+ * packet, the client and the snapshot.
+ *
+ * Each step is a small function that either decides (and returns true)
+ * or passes the query on.  Nothing here writes to the snapshot or keeps
+ * state; counting hits and building the non-local replies is the
+ * pipeline's business.
+ */
+#include <config.h>
+
+#include "answer.h"
+#include "lists.h"
+#include "policy.h"
+#include "route.h"
+#include "snapshot.h"
+#include "wire.h"
+
+static void decide(struct route_decision *d, enum route_kind k,
+		   unsigned rcode, const char *why)
+{
+	d->kind = k;
+	d->rcode = rcode;
+	d->why = why;
+}
+
+/* The header and question: drop or an RCODE for what cannot be served. */
+static bool check_format(enum wire_verdict st, struct route_decision *d)
+{
+	switch (st) {
+	case WIRE_OK:
+		return false;
+	case WIRE_DROP:
+		decide(d, ROUTE_DROP, 0, "not a query");
+		return true;
+	case WIRE_BAD_FORMAT:
+		decide(d, ROUTE_ERROR, WIRE_FORMERR, "malformed query");
+		return true;
+	case WIRE_BAD_OPCODE:
+		decide(d, ROUTE_ERROR, WIRE_NOTIMP, "opcode not supported");
+		return true;
+	case WIRE_BAD_VERSION:
+		decide(d, ROUTE_ERROR, WIRE_BADVERS, "EDNS version not "
+						      "supported");
+		return true;
+	}
+	return false;
+}
+
+/* RFC-less but universal: an open resolver is an amplifier.  Outsiders
+ * get REFUSED whatever they sent, malformed queries included. */
+static bool check_access(const struct snapshot *s,
+			 const struct route_ctx *ctx,
+			 struct route_decision *d)
+{
+	if (!ctx->client || policy_client_allowed(s->policy, ctx->client))
+		return false;
+	decide(d, ROUTE_REFUSED, WIRE_REFUSED, "client not in access.allow");
+	d->outsider = true;
+	return true;
+}
+
+static bool check_blocked(const struct snapshot *s, const uint8_t *name,
+			  size_t len, struct route_decision *d)
+{
+	if (!s->lists)
+		return false;
+	d->verdict = lists_match_source(s->lists, name, len, &d->src);
+	if (d->verdict != LISTS_BLOCKED)
+		return false;
+	decide(d, ROUTE_BLOCKED, 0, "block list");
+	return true;
+}
+
+/* The forward rules for name: refuse, private, or an upstream group. */
+static void check_policy(const struct snapshot *s, const uint8_t *name,
+			 size_t len, uint16_t qtype, struct route_decision *d)
+{
+	d->policy = (struct policy_decision){POLICY_FORWARD, 0};
+	policy_decide(s->policy, name, len, qtype, &d->policy);
+	switch (d->policy.action) {
+	case POLICY_REFUSE:
+		decide(d, ROUTE_REFUSED, WIRE_REFUSED, "forward rule with "
+						       "refuse = true");
+		return;
+	case POLICY_PRIVATE:
+		decide(d, ROUTE_PRIVATE, WIRE_NXDOMAIN, "private name");
+		return;
+	case POLICY_FORWARD:
+		d->group = d->policy.group;
+		decide(d, ROUTE_FORWARD, 0,
+		       d->group ? "forward rule" : "default upstreams");
+		return;
+	}
+}
+
+/* A local chain that leaves local data: route its target. */
+static void route_target(const struct snapshot *s, const struct wire_query *q,
+			 struct route_decision *d)
+{
+	const uint8_t *t = d->chase.target;
+	size_t tlen = d->chase.target_len;
+
+	d->on_target = true;
+	if (check_blocked(s, t, tlen, d))
+		return;
+	check_policy(s, t, tlen, q->qtype, d);
+	if (d->kind == ROUTE_FORWARD) {
+		decide(d, ROUTE_CHASE, 0, "local CNAME, target upstream");
+		return;
+	}
+	/* Refused or private target: the chain is the answer. */
+	decide(d, ROUTE_LOCAL, 0, "local data (CNAME target not forwarded)");
+}
+
+void route(const struct snapshot *s, const struct route_ctx *ctx,
+	   struct wire_query *q, uint8_t *out, size_t cap,
+	   struct route_decision *d)
+{
+	enum wire_verdict st = wire_parse_query(ctx->pkt, ctx->len, q);
+
+	*d = (struct route_decision){.kind = ROUTE_DROP};
+	if (st == WIRE_DROP) {
+		check_format(st, d);
+		return;
+	}
+	if (check_access(s, ctx, d) || check_format(st, d))
+		return;
+	d->len = answer_local(s->zone, q, ctx->pkt, s->edns_size, out, cap,
+			      &d->chase);
+	if (d->len) {
+		decide(d, ROUTE_LOCAL, 0, "local data");
+		if (d->chase.target)
+			route_target(s, q, d);
+		return;
+	}
+	if (check_blocked(s, q->qname, q->qname_len, d))
+		return;
+	check_policy(s, q->qname, q->qname_len, q->qtype, d);
+}
+
+const char *route_kind_name(enum route_kind k)
+{
+	static const char *const names[] = {
+		[ROUTE_DROP] = "drop",       [ROUTE_ERROR] = "error",
+		[ROUTE_REFUSED] = "refused", [ROUTE_LOCAL] = "local",
+		[ROUTE_CHASE] = "chase",     [ROUTE_BLOCKED] = "blocked",
+		[ROUTE_PRIVATE] = "private", [ROUTE_FORWARD] = "forward",
+	};
+	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}

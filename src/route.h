@@ -1,0 +1,85 @@
+/*
+ * route.h - the one routing decision: what happens to a query.
+ *
+ * route() looks at a packet, the client that sent it and the snapshot,
+ * and decides; it changes nothing and counts nothing.  The pipeline
+ * (query.c) acts on the decision; --explain (explain.c) prints it.  Both
+ * call this function, so what --explain says is what the daemon does.
+ *
+ * Order (splitdns.conf(5), ANSWER RULES): a packet that must not be
+ * answered is dropped; a client outside access.allow is refused whatever
+ * it sent; a malformed query gets FORMERR/NOTIMP/BADVERS; then local data
+ * and local zones; then the block lists (allow entries punch holes); then
+ * the forward rules (refuse, private names) and the upstream groups.  A
+ * local CNAME chain that leaves local data is routed again for its
+ * target: blocked, refused/private (the chain is answered as it is), or
+ * forwarded (CHASE).
+ */
+#ifndef SPLITDNS_ROUTE_H
+#define SPLITDNS_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "answer.h"
+#include "lists.h"
+#include "policy.h"
+#include "wire.h"
+
+struct snapshot;
+
+enum route_kind {
+	ROUTE_DROP,    /* never answer (too short, QR=1) */
+	ROUTE_ERROR,   /* answer d->rcode (FORMERR, NOTIMP, BADVERS) */
+	ROUTE_REFUSED, /* answer REFUSED: d->why says which rule */
+	ROUTE_LOCAL,   /* the reply is in out, d->len bytes */
+	ROUTE_CHASE,   /* out holds a local CNAME chain; its target goes to
+			  upstream group d->group */
+	ROUTE_BLOCKED, /* answer with the blocking answer */
+	ROUTE_PRIVATE, /* private name: NXDOMAIN, never forwarded */
+	ROUTE_FORWARD, /* relay to upstream group d->group */
+};
+
+enum route_transport { ROUTE_UDP, ROUTE_TCP };
+
+/* What route() looks at; borrowed for the call. */
+struct route_ctx {
+	const uint8_t *pkt;
+	size_t len;
+	const struct sockaddr *client; /* NULL: no access check */
+	enum route_transport transport;
+};
+
+/* The decision and the trail that led to it (for --explain and logs). */
+struct route_decision {
+	enum route_kind kind;
+	unsigned rcode;            /* ROUTE_ERROR, ROUTE_REFUSED */
+	const char *why;           /* one phrase: which rule decided */
+	size_t len;                /* ROUTE_LOCAL, ROUTE_CHASE: in out */
+	size_t group;              /* ROUTE_FORWARD, ROUTE_CHASE */
+	struct answer_chase chase; /* ROUTE_CHASE (and a LOCAL chain end) */
+	/* The block lists' word on the name they were asked about (the
+	 * chain's target when d->on_target): the deciding source in src. */
+	enum lists_verdict verdict;
+	unsigned src;
+	bool on_target;
+	bool outsider;             /* refused by access.allow */
+	struct policy_decision policy;
+};
+
+/*
+ * Decide for ctx->pkt.  The parsed query goes to *q (valid unless
+ * ROUTE_DROP).  Local answers and chains are built into out (cap bytes,
+ * WIRE_MSG_MAX is always enough).  Never fails: every packet gets a
+ * decision.  Allocates nothing; safe from many threads at once.
+ */
+void route(const struct snapshot *s, const struct route_ctx *ctx,
+	   struct wire_query *q, uint8_t *out, size_t cap,
+	   struct route_decision *d);
+
+/* "drop", "error", "refused", "local", ... for logs. */
+const char *route_kind_name(enum route_kind k);
+
+#endif

@@ -1,0 +1,210 @@
+/*
+ * worker.c - a serving loop and its thread.
+ *
+ * The thread runs the loop; main talks to it through two atomics and the
+ * loop's wake-up: the next snapshot to adopt, and a stop request.  A
+ * snapshot arrives with its own reference, so the worker never reads a
+ * pointer that another thread may free.  On stop, the listeners close at
+ * once and the loop keeps running until no client waits for an answer
+ * or the longest deadline has passed.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "forward.h"
+#include "log.h"
+#include "loop.h"
+#include "query.h"
+#include "server.h"
+#include "snapshot.h"
+#include "upstream.h"
+#include "worker.h"
+
+/* The TCP sweep (idle connections, paused listeners) runs at least this
+ * often. */
+#define WORKER_SWEEP_MS 1000
+
+struct worker {
+	unsigned id;
+	struct loop *loop;
+	struct server *srv;
+	struct query_env *env;
+	pthread_t thread;
+	bool started;
+	_Atomic(struct snapshot *) next; /* published, not adopted yet */
+	atomic_bool stop;
+	bool stopping;                   /* this thread saw stop */
+	uint64_t stop_by;                /* drain until then */
+	int deadline_ms;                 /* of the snapshot in use */
+	struct loop_timer sweep;
+};
+
+static struct upstream *make_upstream(void *ctx, struct loop *loop,
+				      const struct conf_addr *servers,
+				      size_t n, int timeout_ms, int tries,
+				      char *err, size_t errlen)
+{
+	(void)ctx;
+	return forward_new(loop, servers, n, timeout_ms, tries, err, errlen);
+}
+
+static void adopt(struct worker *w, struct snapshot *snap)
+{
+	char err[256];
+	int deadline = snap->deadline_ms;
+	uint64_t gen = snap->generation;
+
+	if (!query_env_adopt(w->env, snap, err, sizeof(err))) {
+		log_err("worker %u: cannot use configuration %llu, still "
+			"serving the previous one: %s",
+			w->id, (unsigned long long)gen, err);
+		return;
+	}
+	w->deadline_ms = deadline;
+}
+
+static void on_wake(void *ctx)
+{
+	struct worker *w = ctx;
+	struct snapshot *snap = atomic_exchange(&w->next, NULL);
+
+	if (snap)
+		adopt(w, snap);
+	if (atomic_load(&w->stop) && !w->stopping) {
+		w->stopping = true;
+		w->stop_by = loop_now(w->loop) + (uint64_t)w->deadline_ms;
+		server_close_listeners(w->srv);
+	}
+}
+
+static void on_sweep(struct loop_timer *t, uint64_t now_ms)
+{
+	struct worker *w = (struct worker *)((char *)t -
+					     offsetof(struct worker, sweep));
+	int ms = server_expire(w->srv, now_ms);
+
+	if (ms < 0 || ms > WORKER_SWEEP_MS)
+		ms = WORKER_SWEEP_MS;
+	loop_timer_set(w->loop, t, now_ms + (uint64_t)ms);
+}
+
+struct worker *worker_new(unsigned id, struct snapshot *snap,
+			  struct cache *cache, bool reuseport,
+			  _Atomic size_t *conns, char *err, size_t errlen)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	struct query_backend backend = {make_upstream, NULL};
+	struct query_io io;
+
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		snapshot_unref(snap);
+		return NULL;
+	}
+	w->id = id;
+	atomic_init(&w->next, NULL);
+	atomic_init(&w->stop, false);
+	w->sweep.cb = on_sweep;
+	if (!(w->loop = loop_new())) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		goto fail;
+	}
+	if (!(w->srv = server_new(snap->cfg, w->loop, reuseport, conns, err,
+				   errlen)))
+		goto fail;
+	server_io(w->srv, &io);
+	if (!(w->env = query_env_new(w->loop, &io, cache, &backend))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	w->deadline_ms = snap->deadline_ms;
+	struct snapshot *s = snap;
+	snap = NULL;
+	if (!query_env_adopt(w->env, s, err, errlen) ||
+	    server_start(w->srv, w->env) < 0) {
+		if (!err[0])
+			snprintf(err, errlen, "epoll: %s", strerror(errno));
+		worker_free(w);
+		return NULL;
+	}
+	loop_on_wake(w->loop, on_wake, w);
+	loop_timer_set(w->loop, &w->sweep, loop_now(w->loop) + WORKER_SWEEP_MS);
+	return w;
+fail:
+	snapshot_unref(snap);
+	worker_free(w);
+	return NULL;
+}
+
+static void *run(void *arg)
+{
+	struct worker *w = arg;
+
+	while (!w->stopping || (query_env_waiting(w->env) > 0 &&
+				loop_now(w->loop) < w->stop_by)) {
+		if (loop_run_once(w->loop, w->stopping ? 50 : -1) < 0) {
+			log_err("worker %u: epoll_wait: %s", w->id,
+				strerror(errno));
+			break;
+		}
+	}
+	return NULL;
+}
+
+bool worker_start(struct worker *w)
+{
+	int rc = pthread_create(&w->thread, NULL, run, w);
+	if (rc) {
+		errno = rc;
+		return false;
+	}
+	w->started = true;
+	return true;
+}
+
+void worker_publish(struct worker *w, struct snapshot *snap)
+{
+	struct snapshot *old = atomic_exchange(&w->next, snap);
+	/* One the worker never saw: nobody else reads it. */
+	snapshot_unref(old);
+	loop_wake(w->loop);
+}
+
+void worker_stop(struct worker *w)
+{
+	atomic_store(&w->stop, true);
+	loop_wake(w->loop);
+}
+
+void worker_free(struct worker *w)
+{
+	if (!w)
+		return;
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	if (w->loop)
+		loop_timer_del(w->loop, &w->sweep);
+	/* Clients still waiting get SERVFAIL while the sockets are open. */
+	query_env_free(w->env);
+	server_free(w->srv);
+	snapshot_unref(atomic_exchange(&w->next, NULL));
+	loop_free(w->loop);
+	free(w);
+}
+
+void worker_stats(struct worker *w, struct query_stats *sum)
+{
+	query_env_stats(w->env, sum);
+}
+
+uint64_t worker_hits(struct worker *w, const char *name)
+{
+	return query_env_hits(w->env, name);
+}

@@ -1,0 +1,54 @@
+/*
+ * worker.h - one serving loop in a thread of its own: its event loop,
+ * its sockets (SO_REUSEPORT when there are several workers), its
+ * pipeline and upstreams, its counters.
+ *
+ * Workers share nothing writable but the reply cache.  main hands each
+ * one snapshots (worker_publish) and asks them to stop; everything else a
+ * worker does happens in its own thread.
+ */
+#ifndef SPLITDNS_WORKER_H
+#define SPLITDNS_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cache;
+struct conf;
+struct query_stats;
+struct snapshot;
+struct worker;
+
+/*
+ * A worker bound to cfg's listen addresses, serving snap (the caller's
+ * reference is taken over in every case) with the shared cache.  Not
+ * running yet.  conns counts TCP connections over all workers (see
+ * server_new).  Returns NULL with a message in err.
+ */
+struct worker *worker_new(unsigned id, struct snapshot *snap,
+			  struct cache *cache, bool reuseport,
+			  _Atomic size_t *conns, char *err, size_t errlen);
+
+/* Start its thread.  Returns false with errno set. */
+bool worker_start(struct worker *w);
+
+/* Hand the worker a new snapshot (takes over the caller's reference);
+ * it adopts it between two batches.  Any thread. */
+void worker_publish(struct worker *w, struct snapshot *snap);
+
+/* Ask the worker to stop taking queries, answer those in flight (at
+ * most until their deadline), and end its thread.  Any thread. */
+void worker_stop(struct worker *w);
+
+/* Wait for the thread and free everything (a worker never started is
+ * only freed). */
+void worker_free(struct worker *w);
+
+/* Add the worker's counters to *sum; its hits of the block source
+ * name.  Any thread. */
+void worker_stats(struct worker *w, struct query_stats *sum);
+uint64_t worker_hits(struct worker *w, const char *name);
+
+#endif
