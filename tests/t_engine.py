@@ -21,6 +21,7 @@ import re
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -389,6 +390,24 @@ tap.run("threads = 2: 200 UDP queries from 200 sockets and 100 pipelined TCP "
         "each client its own ID, case and answer", t_many_clients)
 
 
+def t_real_clients():
+    check(d2 is not None, "no daemon")
+    pairs = [local(5), blocked("y.ads.test"), fwd(uniq("dig")),
+             fwd("pop1.many.example.net")]
+    names = [n for n, _ in pairs]
+    want = "".join(w[0] + "\n" for _, w in pairs)
+    for cmd in (["kdig", "@" + V4, "-p", str(d2.port), "+tcp", "+keepopen",
+                 "+short"], ["dig", "@" + V6, "-p", str(d2.port), "+short"]):
+        p = subprocess.run(cmd + [mixcase(n) for n in names],
+                           capture_output=True, text=True, timeout=15,
+                           stdin=subprocess.DEVNULL)
+        eq((p.returncode, p.stdout), (0, want), " ".join(cmd[:2] + cmd[4:]))
+
+
+tap.run("threads = 2: kdig (several queries on one TCP connection) and dig "
+        "(UDP over IPv6) get the right answers", t_real_clients)
+
+
 def t_shared_per_loop():
     check(d2 is not None, "no daemon")
     name = uniq("slow")
@@ -731,12 +750,13 @@ def paced(pairs, port, interval, nsocks=50, grace=5.0, during=None):
 
 
 def probe(d):
-    """The daemon's fds and RSS (kB) after one forwarded and one local
-    query, so that an upstream socket is open as in steady state."""
-    for name, want in (fwd(uniq("probe")), local(3)):
-        q = make_query(name, qid=RNG.randrange(65536))
-        [(r, _)] = udp_exchange([q], d.port)
-        eq(verdict(q, want, r), None, "probe")
+    """The daemon's fds and RSS (kB) after forwarded queries from 16
+    sockets and a local one, so that every worker loop has used its
+    upstream channel since the last reload, as in steady state."""
+    pairs = [fwd(uniq("probe")) for _ in range(16)] + [local(3)]
+    qs = [make_query(n, qid=RNG.randrange(65536)) for n, _ in pairs]
+    all_right(list(zip(qs, [w for _, w in pairs])),
+              [r for r, _ in udp_exchange(qs, d.port)], "probe")
     time.sleep(0.2)
     return fd_count(d.proc.pid), rss_kb(d.proc.pid)
 
