@@ -226,17 +226,23 @@ def _wait_file_text(path, needle, proc, timeout):
 
 # ------------------------------------------------------------- upstream
 
+def _absolute(name):
+    return name if name == "*" else name.lower().rstrip(".") + "."
+
+
 class Upstream:
     """tests/upstream.py on a free port, listening on 127.0.0.1 and ::1."""
 
     def __init__(self, addrs=(V4, V6)):
         self.dir = tmpdir("sdup.")
         self.logpath = os.path.join(self.dir, "queries.log")
+        self.controlpath = os.path.join(self.dir, "control")
         for _ in range(5):
             self.port = free_port()
             open(self.logpath, "w").close()
             cmd = [PYTHON, os.path.join(SRCDIR, "upstream.py"),
-                   "--port", str(self.port), "--log", self.logpath]
+                   "--port", str(self.port), "--log", self.logpath,
+                   "--control", self.controlpath]
             for a in addrs:
                 cmd += ["--addr", a]
             self.errpath = os.path.join(self.dir, "stderr")
@@ -270,6 +276,16 @@ class Upstream:
             out.append({"proto": parts[0], "id": int(parts[1]),
                         "name": parts[2], "type": parts[3], "raw": line})
         return out
+
+    def control(self, drop=(), servfail=()):
+        """Replace the upstream's rules: names (or "*") it drops or answers
+        with SERVFAIL from its next query on; no arguments clears them."""
+        lines = ["drop %s" % _absolute(n) for n in drop]
+        lines += ["servfail %s" % _absolute(n) for n in servfail]
+        tmp = self.controlpath + ".new"
+        with open(tmp, "w") as f:
+            f.write("".join(l + "\n" for l in lines))
+        os.rename(tmp, self.controlpath)
 
     def saw(self, name, rdtype=None):
         """The logged queries for this name (any case), optionally this type."""

@@ -28,10 +28,20 @@ for any zone.  What it does is chosen by the first label of the query name
   slow        a normal answer, 500 ms late
   cookie      a normal answer whose OPT carries a COOKIE option (code 10)
   cname       CNAME target.example.net., then target's A/AAAA
+  ttlN        a normal answer with TTL N (digits; ttl1, ttl10)
+  delayN      a normal answer, N milliseconds late (delay1000)
 
 --log FILE appends one line per query received, written before any answer:
   PROTO ID QNAME QTYPE opt=0|1 size=N do=0|1 opts=CODE,...
 (QNAME lower-cased, absolute) or "PROTO - unparseable len=N".
+
+--control FILE is read again for every query (a missing file means no
+rules); each line is "ACTION NAME", NAME absolute and lower-case or "*" for
+every name, and the first line that matches decides:
+  drop NAME       no answer at all (the upstream has gone silent)
+  servfail NAME   SERVFAIL
+A dropped query is still logged.  Write the file whole (to a temporary
+name, then rename) so a query never sees half of it.
 
 Prints "ready PORT" on stdout once every socket is bound; exits 1 if a bind
 fails.  SIGTERM/SIGINT end it.  Can also be imported for address_for() and
@@ -40,6 +50,7 @@ the record sets.
 
 import argparse
 import os
+import re
 import signal
 import socket
 import struct
@@ -62,6 +73,8 @@ TTL = 300
 NEG_TTL = 60
 SLOW_SECONDS = 0.5
 OUR_PAYLOAD = 4096
+TTL_LABEL = re.compile(r"^ttl([0-9]{1,7})$")
+DELAY_LABEL = re.compile(r"^delay([0-9]{1,6})$")
 
 
 def first_label(name):
@@ -104,10 +117,12 @@ def big_rdatas(kind, rdtype):
 
 
 class Upstream:
-    def __init__(self, addrs, port, logfile=None):
+    def __init__(self, addrs, port, logfile=None, control=None):
         self.addrs = addrs
         self.port = port
         self.logfile = logfile
+        self.control = control
+        self.max_delay = SLOW_SECONDS
         self.loglock = threading.Lock()
         self.socks = []
 
@@ -122,6 +137,22 @@ class Upstream:
                     f.flush()
             except OSError:
                 pass
+
+    # ------------------------------------------------------------ control
+    def rule_for(self, qname_text):
+        """The action of the --control file for this name, or None."""
+        if not self.control:
+            return None
+        try:
+            with open(self.control) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            parts = line.split()
+            if len(parts) == 2 and parts[1] in ("*", qname_text):
+                return parts[0]
+        return None
 
     # ------------------------------------------------------------ answers
     def soa_rrset(self, qname):
@@ -151,11 +182,11 @@ class Upstream:
                                          rdtype, texts)
         r.answer.append(rrset)
 
-    def normal(self, q, qname, rdtype, r):
+    def normal(self, q, qname, rdtype, r, ttl=TTL):
         if rdtype == dns.rdatatype.A:
-            self.add(r, qname, rdtype, TTL, [address_for(qname)])
+            self.add(r, qname, rdtype, ttl, [address_for(qname)])
         elif rdtype == dns.rdatatype.AAAA:
-            self.add(r, qname, rdtype, TTL, [address6_for(qname)])
+            self.add(r, qname, rdtype, ttl, [address6_for(qname)])
         else:
             r.authority.append(self.soa_rrset(qname))
 
@@ -172,6 +203,11 @@ class Upstream:
 
         if label == "timeout":
             return []
+        rule = self.rule_for(qname.to_text().lower())
+        if rule == "drop":
+            return []
+        if rule == "servfail":
+            return [(0.0, self.response(q, dns.rcode.SERVFAIL).to_wire())]
         if label == "servfail":
             r.set_rcode(dns.rcode.SERVFAIL)
         elif label == "refused":
@@ -223,9 +259,15 @@ class Upstream:
                                             client + b"S" * 16)
             flags = q.ednsflags & dns.flags.DO if q.edns >= 0 else 0
             r.use_edns(0, flags, OUR_PAYLOAD, options=[cookie])
+        elif TTL_LABEL.match(label):
+            self.normal(q, qname, rdtype, r,
+                        int(TTL_LABEL.match(label).group(1)))
         else:
             if label == "slow":
                 delay = SLOW_SECONDS
+            elif DELAY_LABEL.match(label):
+                delay = int(DELAY_LABEL.match(label).group(1)) / 1000.0
+                self.max_delay = max(self.max_delay, delay)
             self.normal(q, qname, rdtype, r)
 
         if label == "badq":
@@ -374,7 +416,7 @@ class Upstream:
         finally:
             # let delayed answers go out before closing
             time.sleep(0.0)
-            threading.Timer(SLOW_SECONDS + 0.5, conn.close).start()
+            threading.Timer(self.max_delay + 0.5, conn.close).start()
 
 
 def main():
@@ -383,6 +425,7 @@ def main():
     ap.add_argument("--addr", action="append", default=[],
                     help="address to listen on (repeatable; default 127.0.0.1)")
     ap.add_argument("--log", help="append one line per query to this file")
+    ap.add_argument("--control", help="drop/servfail rules, read per query")
     args = ap.parse_args()
     addrs = args.addr or ["127.0.0.1"]
 
@@ -393,7 +436,7 @@ def main():
     signal.signal(signal.SIGTERM, bye)
     signal.signal(signal.SIGINT, bye)
 
-    up = Upstream(addrs, args.port, args.log)
+    up = Upstream(addrs, args.port, args.log, args.control)
     try:
         up.bind()
     except OSError as e:
