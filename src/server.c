@@ -646,17 +646,36 @@ int server_start(struct server *srv, struct query_env *env)
 void server_close_listeners(struct server *srv)
 {
 	for (size_t i = 0; i < srv->nls; i++) {
-		if (srv->ls[i].w.fd < 0)
+		struct listener *l = &srv->ls[i];
+		if (l->w.fd < 0 || !l->w.cb)
 			continue;
-		loop_del(srv->loop, &srv->ls[i].w);
-		close(srv->ls[i].w.fd);
-		srv->ls[i].w.fd = -1;
+		loop_del(srv->loop, &l->w);
+		/* A UDP socket is also how replies in flight leave: stop
+		 * reading from it, close it at server_stop. */
+		if (l->tcp) {
+			close(l->w.fd);
+			l->w.fd = -1;
+		}
+	}
+}
+
+/* Close every listening socket, whether still read or not. */
+static void close_sockets(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nls; i++) {
+		struct listener *l = &srv->ls[i];
+		if (l->w.fd < 0)
+			continue;
+		if (l->w.cb)
+			loop_del(srv->loop, &l->w);
+		close(l->w.fd);
+		l->w.fd = -1;
 	}
 }
 
 void server_stop(struct server *srv)
 {
-	server_close_listeners(srv);
+	close_sockets(srv);
 	while (srv->head)
 		conn_close(srv->head);
 }

@@ -637,8 +637,11 @@ def t_prefetch():
         for i in range(5):
             q, r, t = ask_on(s, name, d.port)
             eq(verdict(q, fwd(name)[1], r), None, "answer at 9.2 s")
-            check(a_ttl(r) <= 1, "TTL %d at 9.2 s: not the cached answer"
-                  % a_ttl(r))
+            # The first ask is the old entry; the refresh may land before
+            # the next ones, which then see it (TTL 10) instead.
+            check(a_ttl(r) <= 1 or (i > 0 and a_ttl(r) >= 9),
+                  "TTL %d at 9.2 s (ask %d): neither the cached answer nor "
+                  "the refreshed one" % (a_ttl(r), i))
             check(t < 0.2, "cache hit took %.3fs" % t)
         check(wait_for(lambda: len(up.saw(name)) >= 2, 1.0),
               "no prefetch query reached the upstream within 1 s")
