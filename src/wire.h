@@ -41,12 +41,21 @@ enum wire_type {
 	WIRE_T_TXT = 16,
 	WIRE_T_AAAA = 28,
 	WIRE_T_SRV = 33,
+	WIRE_T_DNAME = 39,
 	WIRE_T_OPT = 41,
+	WIRE_T_TKEY = 249, /* RFC 2930 */
+	WIRE_T_TSIG = 250, /* RFC 8945 */
+	WIRE_T_IXFR = 251, /* RFC 1995 */
+	WIRE_T_AXFR = 252, /* RFC 5936 */
 	WIRE_T_ANY = 255,
 	WIRE_T_CAA = 257,
 };
 
 #define WIRE_CLASS_IN 1
+#define WIRE_CLASS_CH 3    /* Chaos: version.bind and friends */
+#define WIRE_CLASS_HS 4
+#define WIRE_CLASS_NONE 254 /* RFC 2136 */
+#define WIRE_CLASS_ANY 255
 
 enum wire_rcode {
 	WIRE_NOERROR = 0,

@@ -28,6 +28,9 @@ for any zone.  What it does is chosen by the first label of the query name
   slow        a normal answer, 500 ms late
   cookie      a normal answer whose OPT carries a COOKIE option (code 10)
   cname       CNAME target.example.net., then target's A/AAAA
+  cnamenodata CNAME target.example.net. (TTL 3600), then NODATA: a SOA
+              with TTL 3600 and minimum 2 in the authority section
+  hugettl     a normal answer whose TTL is 2^31 (RFC 2181 8: means 0)
 
 --log FILE appends one line per query received, written before any answer:
   PROTO ID QNAME QTYPE opt=0|1 size=N do=0|1 opts=CODE,...
@@ -201,6 +204,17 @@ class Upstream:
             target = dns.name.from_text("target.example.net.")
             self.add(r, qname, dns.rdatatype.CNAME, TTL, [target.to_text()])
             self.normal(q, target, rdtype, r)
+        elif label == "cnamenodata":
+            target = dns.name.from_text("target.example.net.")
+            self.add(r, qname, dns.rdatatype.CNAME, 3600, [target.to_text()])
+            r.authority.append(dns.rrset.from_text(
+                "example.net.", 3600, "IN", "SOA",
+                "ns.example.net. hostmaster.example.net. 1 3600 600 86400 2"))
+        elif label == "hugettl":
+            if rdtype == dns.rdatatype.A:
+                self.add(r, qname, rdtype, 2 ** 31, [address_for(qname)])
+            else:
+                r.authority.append(self.soa_rrset(qname))
         elif label == "id":
             self.add(r, qname, dns.rdatatype.TXT, 0, ['"%d"' % q.id])
         elif label == "edns":
