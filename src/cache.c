@@ -186,8 +186,9 @@ static uint32_t reply_ttl(const struct cache_limits *lim, const uint8_t *m,
 	while (wire_rrs_next(&it, &rr)) {
 		if (rr.type == WIRE_T_OPT)
 			continue; /* its TTL field holds flags */
-		/* RFC 8945 5.3: a signed reply answers one request only. */
-		if (rr.type == WIRE_T_TSIG)
+		/* RFC 8945 5.3: a signed reply answers one request only;
+		 * RFC 2930 2: TKEY records MUST NOT be cached. */
+		if (rr.type == WIRE_T_TSIG || rr.type == WIRE_T_TKEY)
 			return 0;
 		uint32_t t = wire_get32(m + rr.ttl_at);
 		/* RFC 2181 8: such a TTL means zero, and zero is not kept

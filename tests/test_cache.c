@@ -48,8 +48,8 @@ static void put32(struct pkt *p, unsigned long v)
 }
 
 /* Header and the question for QNAME/qtype. */
-static void start(struct pkt *p, unsigned rcode, unsigned qtype,
-		  unsigned an, unsigned ns, unsigned ar)
+static void start(struct pkt *p, unsigned rcode, unsigned qtype, unsigned an,
+		  unsigned ns, unsigned ar)
 {
 	p->len = 0;
 	put16(p, 0x1234);
@@ -63,9 +63,8 @@ static void start(struct pkt *p, unsigned rcode, unsigned qtype,
 	put16(p, WIRE_CLASS_IN);
 }
 
-static void rr(struct pkt *p, const uint8_t *owner, size_t olen,
-	       unsigned type, unsigned rclass, unsigned long ttl,
-	       const void *rd, size_t rdlen)
+static void rr(struct pkt *p, const uint8_t *owner, size_t olen, unsigned type,
+	       unsigned rclass, unsigned long ttl, const void *rd, size_t rdlen)
 {
 	put(p, owner, olen);
 	put16(p, type);
@@ -117,8 +116,7 @@ static long ttl_of(const uint8_t *m, size_t len, unsigned i)
 
 static const uint8_t KEY[] = "\3www\7example\3net\0\1\0\1\0\0\0";
 
-static struct cache *new_cache(uint32_t min_ttl, uint32_t max_ttl,
-			       uint32_t neg)
+static struct cache *new_cache(uint32_t min_ttl, uint32_t max_ttl, uint32_t neg)
 {
 	struct cache_limits lim = {100, min_ttl, max_ttl, neg};
 	return cache_new(&lim);
@@ -155,8 +153,7 @@ static void test_positive(void)
 	cname_rr(&p, 3600);
 	a_rr(&p, N(TARGET), 100);
 	ok(store_ask(c, &p, 99000, out) == p.len &&
-		   cache_lookup(c, KEY, sizeof(KEY), T0 + 100000, out,
-				1024) == 0,
+	       cache_lookup(c, KEY, sizeof(KEY), T0 + 100000, out, 1024) == 0,
 	   "CNAME then A: kept for the smaller TTL");
 	cache_free(c);
 }
@@ -175,8 +172,7 @@ static void test_cname_nodata(void)
 		soa_rr(&p, 3600, 5);
 		ok(store_ask(c, &p, 4000, out) == p.len,
 		   "CNAME+NODATA (%s): a hit at 4 s", tag);
-		ok(cache_lookup(c, KEY, sizeof(KEY), T0 + 5000, out, 1024) ==
-			   0,
+		ok(cache_lookup(c, KEY, sizeof(KEY), T0 + 5000, out, 1024) == 0,
 		   "CNAME+NODATA (%s): gone at 5 s (the negative TTL)", tag);
 		ok(ttl_of(p.b, p.len, 1) == 5,
 		   "CNAME+NODATA (%s): the SOA's TTL is 5, not raised", tag);
@@ -192,7 +188,7 @@ static void test_cname_nodata(void)
 	cname_rr(&p, 3600);
 	soa_rr(&p, 3600, 5);
 	ok(store_ask(c, &p, 4000, out) == p.len &&
-		   cache_lookup(c, KEY, sizeof(KEY), T0 + 5000, out, 1024) == 0,
+	       cache_lookup(c, KEY, sizeof(KEY), T0 + 5000, out, 1024) == 0,
 	   "CNAME+NXDOMAIN: kept 5 s");
 	is_int(ttl_of(p.b, p.len, 1), 5, "CNAME+NXDOMAIN: SOA TTL 5");
 
@@ -200,7 +196,7 @@ static void test_cname_nodata(void)
 	start(&p, 0, WIRE_T_A, 0, 1, 0);
 	soa_rr(&p, 30, 20);
 	ok(store_ask(c, &p, 19000, out) == p.len &&
-		   cache_lookup(c, KEY, sizeof(KEY), T0 + 20000, out, 1024) == 0,
+	       cache_lookup(c, KEY, sizeof(KEY), T0 + 20000, out, 1024) == 0,
 	   "NODATA: kept min(SOA TTL, minimum) = 20 s despite min_ttl 60");
 	is_int(ttl_of(p.b, p.len, 0), 20, "NODATA: SOA TTL 20");
 	cache_free(c);
@@ -208,7 +204,7 @@ static void test_cname_nodata(void)
 	start(&p, 0, WIRE_T_A, 0, 1, 0);
 	soa_rr(&p, 30, 20);
 	ok(store_ask(c, &p, 9000, out) == p.len &&
-		   cache_lookup(c, KEY, sizeof(KEY), T0 + 10000, out, 1024) == 0,
+	       cache_lookup(c, KEY, sizeof(KEY), T0 + 10000, out, 1024) == 0,
 	   "NODATA: negative_ttl 10 caps it");
 	/* A chain without a SOA at its end is not kept (RFC 2308 5). */
 	start(&p, 0, WIRE_T_A, 1, 0, 0);
