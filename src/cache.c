@@ -155,7 +155,11 @@ size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group)
 	key[n + 4] = (uint8_t)((q->has_opt ? 1 : 0) | (q->do_bit ? 2 : 0) |
 			       ((q->hdr.flags & WIRE_CD) ? 4 : 0) |
 			       ((q->hdr.flags & WIRE_RD) ? 8 : 0) |
-			       ((q->hdr.flags & WIRE_AD) ? 16 : 0));
+			       ((q->hdr.flags & WIRE_AD) ? 16 : 0) |
+			       /* signed replies are never stored (RFC 8945
+				* 5.3); a signed query never meets an
+				* unsigned one's entry */
+			       (q->has_tsig ? 32 : 0));
 	wire_set16(key + n + 5, (uint16_t)group);
 	return n + 7;
 }

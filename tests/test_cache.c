@@ -271,11 +271,29 @@ static void test_tsig(void)
 	cache_free(c);
 }
 
+static void test_key(void)
+{
+	struct wire_query q;
+	uint8_t k1[CACHE_KEY_MAX], k2[CACHE_KEY_MAX];
+
+	memset(&q, 0, sizeof(q));
+	memcpy(q.qname, QNAME, sizeof(QNAME));
+	q.qname_len = sizeof(QNAME);
+	q.qtype = WIRE_T_A;
+	q.qclass = WIRE_CLASS_IN;
+	size_t n1 = cache_key(k1, &q, 0);
+	q.has_tsig = true;
+	size_t n2 = cache_key(k2, &q, 0);
+	ok(n1 != n2 || memcmp(k1, k2, n1) != 0,
+	   "a signed query has keys of its own");
+}
+
 int main(void)
 {
 	test_positive();
 	test_cname_nodata();
 	test_huge_ttl();
 	test_tsig();
+	test_key();
 	return done_testing();
 }
