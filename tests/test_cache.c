@@ -14,6 +14,7 @@
 
 #include "../src/cache.h"
 #include "../src/wire.h"
+#include "pkt.h"
 #include "tap.h"
 
 #define N(s) (const uint8_t *)(s), sizeof(s)
@@ -22,30 +23,6 @@
 #define ZONE "\7example\3net"
 
 #define T0 1000000u /* a start time, in ms */
-
-struct pkt {
-	uint8_t b[1024];
-	size_t len;
-};
-
-static void put(struct pkt *p, const void *d, size_t n)
-{
-	memcpy(p->b + p->len, d, n);
-	p->len += n;
-}
-
-static void put16(struct pkt *p, unsigned v)
-{
-	uint8_t t[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-	put(p, t, 2);
-}
-
-static void put32(struct pkt *p, unsigned long v)
-{
-	uint8_t t[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16),
-			(uint8_t)(v >> 8), (uint8_t)v};
-	put(p, t, 4);
-}
 
 /* Header and the question for QNAME/qtype. */
 static void start(struct pkt *p, unsigned rcode, unsigned qtype, unsigned an,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../src/wire.h"
+#include "pkt.h"
 #include "tap.h"
 
 /* A name literal as (pointer, length): the literal's own NUL is the root
@@ -21,31 +22,6 @@
 
 #define WWW "\3www\7example\3com"	/* 17 octets with the root */
 #define WWW_MIXED "\3wWw\7ExAmPlE\3CoM" /* the same name, other case */
-
-/* An output buffer for hand-written packets. */
-struct pkt {
-	uint8_t b[1024];
-	size_t len;
-};
-
-static void put(struct pkt *p, const void *d, size_t n)
-{
-	memcpy(p->b + p->len, d, n);
-	p->len += n;
-}
-
-static void put16(struct pkt *p, unsigned v)
-{
-	uint8_t t[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-	put(p, t, 2);
-}
-
-static void put32(struct pkt *p, unsigned long v)
-{
-	uint8_t t[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16),
-			(uint8_t)(v >> 8), (uint8_t)v};
-	put(p, t, 4);
-}
 
 static void header(struct pkt *p, unsigned id, unsigned flags, unsigned qd,
 		   unsigned an, unsigned ns, unsigned ar)
