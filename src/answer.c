@@ -24,9 +24,19 @@ struct owner {
 static void put_header(struct wire_buf *b, const struct wire_query *q,
 		       uint16_t flags)
 {
-	/* QR, the client's opcode and RD and CD, and RA: we recurse. */
-	flags |= WIRE_QR | WIRE_RA | (q->hdr.flags & (WIRE_RD | WIRE_CD)) |
-		 (uint16_t)(q->hdr.flags & 0x7800u);
+	uint16_t opcode = (uint16_t)(q->hdr.flags & 0x7800u);
+
+	/* RFC 8906 3.1.4: a request of an opcode we do not know is answered
+	 * NOTIMP, and nothing of it is echoed but its opcode: RD, CD and RA
+	 * belong to QUERY (genreport's opcode and opcodeflg tests).  A
+	 * QUERY (FORMERR included: its header was read) gets QR, the
+	 * client's RD and CD (RFC 1035 4.1.1, RFC 4035 3.2.2), and RA: we
+	 * recurse. */
+	if (WIRE_RCODE(flags) == WIRE_NOTIMP && opcode != 0)
+		flags |= WIRE_QR | opcode;
+	else
+		flags |= WIRE_QR | WIRE_RA |
+			 (q->hdr.flags & (WIRE_RD | WIRE_CD)) | opcode;
 	wire_put16(b, q->hdr.id);
 	wire_put16(b, flags);
 	wire_put16(b, q->qname_len ? 1 : 0);
@@ -218,6 +228,52 @@ size_t answer_error(const struct wire_query *q, const uint8_t *pkt,
 			return 0;
 	}
 	return b.len;
+}
+
+size_t answer_tsig_error(const struct wire_query *q, const uint8_t *pkt,
+			 uint16_t tsig_error, uint16_t edns_size, uint8_t *out,
+			 size_t cap)
+{
+	struct wire_buf b = {out, 0, cap, false};
+	uint8_t key[WIRE_NAME_MAX], alg[WIRE_NAME_MAX];
+
+	if (!q->has_tsig)
+		return 0;
+	/* The TSIG record is the query's last (wire_parse_query saw to
+	 * that), so it ends the packet. */
+	size_t end = q->tsig_off + q->tsig_len, p = q->tsig_off;
+	int klen = wire_read_name(pkt, end, &p, key);
+	if (klen < 0 || end - p < 10)
+		return 0;
+	p += 10; /* type, class, TTL, RDLENGTH */
+	int alen = wire_read_name(pkt, end, &p, alg);
+	if (alen < 0 || end - p < 10)
+		return 0;
+	const uint8_t *signed_fudge = pkt + p; /* 48-bit time, fudge */
+	size_t mac = wire_get16(pkt + p + 8);
+	if (end - p - 10 < mac || end - p - 10 - mac < 6)
+		return 0;
+	uint16_t orig_id = wire_get16(pkt + p + 10 + mac);
+
+	put_header(&b, q, WIRE_NOTAUTH);
+	put_question(&b, q, pkt);
+	if (q->has_opt)
+		answer_opt(&b, q, WIRE_NOTAUTH, edns_size);
+	/* RFC 8945 5.3.2: an error reply is unsigned, MAC size 0; the key
+	 * and algorithm names are the request's, written out whole. */
+	wire_put_bytes(&b, key, (size_t)klen);
+	wire_put16(&b, WIRE_T_TSIG);
+	wire_put16(&b, WIRE_CLASS_ANY);
+	wire_put32(&b, 0);
+	wire_put16(&b, (uint16_t)(alen + 16));
+	wire_put_bytes(&b, alg, (size_t)alen);
+	wire_put_bytes(&b, signed_fudge, 8);
+	wire_put16(&b, 0); /* MAC size */
+	wire_put16(&b, orig_id);
+	wire_put16(&b, tsig_error);
+	wire_put16(&b, 0); /* other length */
+	set_count(&b, 10, q->has_opt ? 2 : 1);
+	return b.overflow ? 0 : b.len;
 }
 
 /* SOA data for negative blocking answers: localhost. nobody.invalid. */

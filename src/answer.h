@@ -1,7 +1,7 @@
 /*
  * answer.h - build replies locally: answers from the zone store (data,
  * CNAME chains, NODATA, NXDOMAIN) and error replies (FORMERR, NOTIMP,
- * SERVFAIL, REFUSED, BADVERS).
+ * SERVFAIL, REFUSED, BADVERS, NOTAUTH with a TSIG error).
  *
  * Replies are written into the caller's buffer without allocation.  Every
  * reply carries the client's ID and, when the question was readable, the
@@ -65,11 +65,25 @@ void answer_opt(struct wire_buf *b, const struct wire_query *q,
 
 /*
  * An error reply with rcode (WIRE_BADVERS included) to q from pkt.  The
- * question is echoed when q has one.  Returns the length (0 only when cap
- * is below a header).
+ * question is echoed when q has one.  NOTIMP for an opcode other than
+ * QUERY sets only QR and the opcode (RFC 8906 3.1.4); the others set RA
+ * and copy RD and CD.  Returns the length (0 only when cap is below a
+ * header).
  */
 size_t answer_error(const struct wire_query *q, const uint8_t *pkt,
 		    unsigned rcode, uint16_t edns_size, uint8_t *out,
 		    size_t cap);
+
+/*
+ * The reply to a signed query (q->has_tsig) whose key is not ours (RFC
+ * 8945 5.2.2): RCODE NOTAUTH, the question, our OPT when q had one, and
+ * last an unsigned TSIG record (RFC 8945 5.3.2) with the request's key
+ * and algorithm names, time signed and fudge, MAC size 0, the request's
+ * original ID and tsig_error (WIRE_TSIG_BADKEY) in its error field.
+ * Returns the length; 0 when q has no TSIG or the reply does not fit.
+ */
+size_t answer_tsig_error(const struct wire_query *q, const uint8_t *pkt,
+			 uint16_t tsig_error, uint16_t edns_size, uint8_t *out,
+			 size_t cap);
 
 #endif

@@ -9,6 +9,7 @@
 #include <config.h>
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -210,21 +211,28 @@ size_t cache_key(uint8_t *key, const struct wire_query *q, size_t group,
 	key[n + 4] = (uint8_t)((q->has_opt ? 1 : 0) | (q->do_bit ? 2 : 0) |
 			       ((q->hdr.flags & WIRE_CD) ? 4 : 0) |
 			       ((q->hdr.flags & WIRE_RD) ? 8 : 0) |
-			       ((q->hdr.flags & WIRE_AD) ? 16 : 0));
+			       ((q->hdr.flags & WIRE_AD) ? 16 : 0) |
+			       /* signed replies are never stored (RFC 8945
+				* 5.3); a signed query never meets an
+				* unsigned one's entry */
+			       (q->has_tsig ? 32 : 0));
 	wire_set16(key + n + 5, (uint16_t)group);
 	wire_set32(key + n + 7, gen);
 	return n + 11;
 }
 
-/* The time a reply may be kept, in seconds; 0: not at all. */
+/* The time a reply may be kept, in seconds (0: not at all); *negative
+ * says whether it is a negative answer. */
 static uint32_t reply_ttl(const struct cache_limits *lim, const uint8_t *m,
-			  size_t len)
+			  size_t len, bool *negative)
 {
 	struct wire_rrs it;
 	struct wire_rr rr;
 	size_t qend = WIRE_HEADER_LEN;
 	uint32_t ttl = UINT32_MAX, neg = UINT32_MAX;
+	bool has_data = false;
 
+	*negative = false;
 	if (len > CACHE_REPLY_MAX || !wire_rrs_begin(&it, m, len) ||
 	    (it.hdr.flags & WIRE_TC) || it.hdr.qdcount != 1)
 		return 0;
@@ -235,26 +243,43 @@ static uint32_t reply_ttl(const struct cache_limits *lim, const uint8_t *m,
 	int n = wire_read_name(m, len, &qend, NULL);
 	if (n < 0 || qend != WIRE_HEADER_LEN + (size_t)n)
 		return 0;
+	uint16_t qtype = wire_get16(m + it.question_end - 4);
 	while (wire_rrs_next(&it, &rr)) {
-		if (rr.type == WIRE_T_OPT || rr.section == WIRE_ADDITIONAL)
-			continue;
+		if (rr.type == WIRE_T_OPT)
+			continue; /* its TTL field holds flags */
+		/* RFC 8945 5.3: a signed reply answers one request only;
+		 * RFC 2930 2: TKEY records MUST NOT be cached. */
+		if (rr.type == WIRE_T_TSIG || rr.type == WIRE_T_TKEY)
+			return 0;
 		uint32_t t = wire_get32(m + rr.ttl_at);
+		/* RFC 2181 8: such a TTL means zero, and zero is not kept
+		 * (min_ttl must not turn it into a lifetime). */
 		if (t > INT32_MAX)
-			t = 0; /* RFC 2181 8: such a TTL means zero */
+			return 0;
+		if (rr.section == WIRE_ADDITIONAL)
+			continue;
 		/* RFC 2308 5: a negative answer lives min(SOA TTL, minimum) */
 		if (rr.type == WIRE_T_SOA && rr.section == WIRE_AUTHORITY &&
-		    rr.rdlen >= 20) {
+		    rr.rdlen >= 22) {
 			uint32_t min = wire_get32(m + rr.rdata + rr.rdlen - 4);
-			neg = min < t ? min : t;
+			if (t < min)
+				min = t;
+			if (min < neg)
+				neg = min;
 			continue;
 		}
+		/* RFC 2308 2.2: NODATA is the absence of the type asked
+		 * for, even at the end of a CNAME chain. */
+		if (rr.section == WIRE_ANSWER &&
+		    (rr.type == qtype || qtype == WIRE_T_ANY))
+			has_data = true;
 		if (t < ttl)
 			ttl = t; /* answer records, CNAMEs of a negative answer too */
 	}
 	if (it.bad)
 		return 0;
-	if (rc == WIRE_NXDOMAIN || it.hdr.ancount == 0 ||
-	    (neg != UINT32_MAX && ttl == UINT32_MAX)) {
+	if (rc == WIRE_NXDOMAIN || !has_data) {
+		*negative = true;
 		if (neg == UINT32_MAX)
 			return 0; /* no SOA: RFC 2308 5 says do not cache */
 		if (neg > lim->negative_ttl)
@@ -262,8 +287,6 @@ static uint32_t reply_ttl(const struct cache_limits *lim, const uint8_t *m,
 		/* negative_ttl is a ceiling, min_ttl does not raise it */
 		return ttl < neg ? ttl : neg;
 	}
-	if (ttl == UINT32_MAX)
-		return 0;
 	if (ttl > lim->max_ttl)
 		ttl = lim->max_ttl;
 	if (ttl < lim->min_ttl)
@@ -312,11 +335,13 @@ static void store(struct stripe *c, uint32_t h, const uint8_t *key,
 {
 	if (c->lim.size == 0 || len > UINT16_MAX || klen > CACHE_KEY_MAX)
 		return;
-	uint32_t ttl = reply_ttl(&c->lim, reply, len);
+	bool negative;
+	uint32_t ttl = reply_ttl(&c->lim, reply, len, &negative);
 	if (ttl == 0)
 		return;
-	rewrite_ttls(reply, len, 0, c->lim.min_ttl < ttl ? c->lim.min_ttl : ttl,
-		     ttl);
+	/* Nothing in a negative answer is raised to min_ttl (RFC 2308 5:
+	 * the SOA says how long the absence holds). */
+	rewrite_ttls(reply, len, 0, negative ? 0 : c->lim.min_ttl, ttl);
 	struct entry *old = find(c, key, klen, h);
 	if (old)
 		drop(c, old);

@@ -1,8 +1,8 @@
 /*
  * cache.h - a bounded cache of upstream replies.
  *
- * Keyed by (name, type, class, EDNS present, DO, CD, RD, AD, upstream
- * group);
+ * Keyed by (name, type, class, EDNS present, DO, CD, RD, AD, TSIG
+ * present, upstream group);
  * entries live for the reply's smallest TTL (RFC 2181 5.2, RFC 2308 5 for
  * negative answers) within configured bounds, and the least recently used
  * entry goes when the cache is full.  A hit is copied into the caller's

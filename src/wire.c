@@ -89,10 +89,22 @@ bool wire_skip_rr(const uint8_t *msg, size_t len, size_t *off,
 	return true;
 }
 
+/* Check an OPT record's option list: every option whole, and together
+ * exactly the RDATA (RFC 6891 6.1.2). */
+static bool opt_options_ok(const uint8_t *msg, size_t rdata, uint16_t rdlen)
+{
+	for (size_t p = rdata, end = rdata + rdlen; p < end;) {
+		if (end - p < 4 || end - p - 4 < wire_get16(msg + p + 2))
+			return false;
+		p += 4 + (size_t)wire_get16(msg + p + 2);
+	}
+	return true;
+}
+
 /* Validate an OPT record's fixed fields and option list (RFC 6891 6.1). */
-static enum wire_verdict read_opt(const uint8_t *msg, size_t len,
-				  size_t start, size_t rdata,
-				  uint16_t rdlen, struct wire_query *q)
+static enum wire_verdict read_opt(const uint8_t *msg, size_t start,
+				  size_t rdata, uint16_t rdlen,
+				  struct wire_query *q)
 {
 	if (msg[start] != 0) /* owner must be the root */
 		return WIRE_BAD_FORMAT;
@@ -104,12 +116,58 @@ static enum wire_verdict read_opt(const uint8_t *msg, size_t len,
 	q->udp_size = wire_get16(msg + start + 3);
 	q->edns_version = msg[start + 6];
 	q->do_bit = (msg[start + 7] & 0x80) != 0;
-	for (size_t p = rdata, end = rdata + rdlen; p < end;) {
-		if (end - p < 4 || end - p - 4 < wire_get16(msg + p + 2))
+	return opt_options_ok(msg, rdata, rdlen) ? WIRE_OK : WIRE_BAD_FORMAT;
+}
+
+/*
+ * Find the parts of a TSIG RDATA (RFC 8945 4.2): algorithm name, time
+ * signed (48 bits), fudge, MAC size and MAC, original ID, error, other
+ * length and data, filling the RDATA exactly.  Stores the offset of the
+ * original ID field.
+ */
+static bool tsig_rdata(const uint8_t *msg, size_t len, size_t rdata,
+		       uint16_t rdlen, size_t *orig_id)
+{
+	size_t p = rdata, end = rdata + rdlen;
+
+	if (wire_read_name(msg, len, &p, NULL) < 0 || p > end || end - p < 10)
+		return false;
+	size_t mac = wire_get16(msg + p + 8);
+	p += 10;
+	if (end - p < mac || end - p - mac < 6)
+		return false;
+	p += mac;
+	*orig_id = p;
+	size_t other = wire_get16(msg + p + 4);
+	return end - p - 6 == other;
+}
+
+/* The additional section of a query: at most one OPT, a TSIG only as its
+ * last record (RFC 8945 5.1: anywhere else is FORMERR). */
+static enum wire_verdict read_additional(const uint8_t *msg, size_t len,
+					 size_t *off, struct wire_query *q)
+{
+	for (unsigned i = 0; i < q->hdr.arcount; i++) {
+		size_t start = *off, rdata, orig_id;
+		uint16_t type, rdlen;
+		if (!wire_skip_rr(msg, len, off, &type, &rdata, &rdlen))
 			return WIRE_BAD_FORMAT;
-		p += 4 + (size_t)wire_get16(msg + p + 2);
+		if (type == WIRE_T_OPT) {
+			enum wire_verdict v =
+			    read_opt(msg, start, rdata, rdlen, q);
+			if (v != WIRE_OK)
+				return v;
+		} else if (type == WIRE_T_TSIG) {
+			if (i + 1 != q->hdr.arcount ||
+			    !tsig_rdata(msg, len, rdata, rdlen, &orig_id))
+				return WIRE_BAD_FORMAT;
+			q->has_tsig = true;
+			q->tsig_off = start;
+			q->tsig_len = *off - start;
+		} else if (type == WIRE_T_TKEY) {
+			q->has_tkey = true;
+		}
 	}
-	(void)len;
 	return WIRE_OK;
 }
 
@@ -139,23 +197,26 @@ enum wire_verdict wire_parse_query(const uint8_t *msg, size_t len,
 		q->qname_len = 0; /* nothing trustworthy to echo */
 		return WIRE_BAD_FORMAT;
 	}
-	/* A query carries no answer or authority records. */
-	if (q->hdr.ancount || q->hdr.nscount)
+	q->zone_transfer = q->qtype == WIRE_T_AXFR || q->qtype == WIRE_T_IXFR;
+	/* A query carries no answer records, and authority records only
+	 * for IXFR: the client's SOA (RFC 1995 3). */
+	if (q->hdr.ancount || (q->hdr.nscount && q->qtype != WIRE_T_IXFR))
 		return WIRE_BAD_FORMAT;
-	for (unsigned i = 0; i < q->hdr.arcount; i++) {
-		size_t start = off, rdata;
-		uint16_t type, rdlen;
-		if (!wire_skip_rr(msg, len, &off, &type, &rdata, &rdlen))
+	for (unsigned i = 0; i < q->hdr.nscount; i++)
+		if (!wire_skip_rr(msg, len, &off, NULL, NULL, NULL))
 			return WIRE_BAD_FORMAT;
-		if (type == WIRE_T_OPT) {
-			enum wire_verdict v =
-				read_opt(msg, len, start, rdata, rdlen, q);
-			if (v != WIRE_OK)
-				return v;
-		}
-	}
+	enum wire_verdict v = read_additional(msg, len, &off, q);
+	if (v != WIRE_OK)
+		return v;
 	if (off != len)
 		return WIRE_BAD_FORMAT; /* trailing bytes: refuse to relay */
+	/* OPT and TSIG are meta-records of the message that carries them
+	 * (RFC 6891 6.1.1, RFC 8945 4.2): there is nothing to ask for.  A
+	 * TKEY question is a key negotiation, which RFC 2930 4 says MUST
+	 * carry a TKEY record in the additional section. */
+	if (q->qtype == WIRE_T_OPT || q->qtype == WIRE_T_TSIG ||
+	    (q->qtype == WIRE_T_TKEY && !q->has_tkey))
+		return WIRE_BAD_FORMAT;
 	if (q->has_opt && q->edns_version > 0)
 		return WIRE_BAD_VERSION;
 	return WIRE_OK;
@@ -326,15 +387,114 @@ void wire_put32(struct wire_buf *b, uint32_t v)
 	wire_put_bytes(b, t, 4);
 }
 
-bool wire_check_reply(uint8_t *reply, size_t len, const uint8_t *qname,
-		      size_t qname_len, uint16_t qtype, uint16_t qclass)
+/* A name inside RDATA that ends at or before end; advances *p. */
+static bool rdata_name(const uint8_t *msg, size_t len, size_t *p, size_t end)
+{
+	return wire_read_name(msg, len, p, NULL) > 0 && *p <= end;
+}
+
+/*
+ * The RDATA of the types a client decodes field by field must hold what
+ * the type says: addresses of their size, and the names of NS, CNAME,
+ * PTR, DNAME, MX, SRV and SOA (the ones wire_copy_rr decompresses) whole
+ * and filling the RDATA with the fixed fields.  Other types are opaque.
+ */
+static bool rdata_ok(const uint8_t *msg, size_t len, const struct wire_rr *rr)
+{
+	size_t p = rr->rdata, end = rr->rdata + rr->rdlen;
+
+	switch (rr->type) {
+	case WIRE_T_A:
+		return rr->rdlen == 4;
+	case WIRE_T_AAAA:
+		return rr->rdlen == 16;
+	case WIRE_T_NS:
+	case WIRE_T_CNAME:
+	case WIRE_T_PTR:
+	case WIRE_T_DNAME:
+		return rdata_name(msg, len, &p, end) && p == end;
+	case WIRE_T_MX:
+		p += 2;
+		return rr->rdlen >= 2 && rdata_name(msg, len, &p, end) &&
+		       p == end;
+	case WIRE_T_SRV:
+		p += 6;
+		return rr->rdlen >= 6 && rdata_name(msg, len, &p, end) &&
+		       p == end;
+	case WIRE_T_SOA:
+		return rdata_name(msg, len, &p, end) &&
+		       rdata_name(msg, len, &p, end) && end - p == 20;
+	case WIRE_T_OPT:
+		return opt_options_ok(msg, rr->rdata, rr->rdlen);
+	case WIRE_T_TSIG: {
+		size_t orig_id;
+		return tsig_rdata(msg, len, rr->rdata, rr->rdlen, &orig_id);
+	}
+	default:
+		return true;
+	}
+}
+
+bool wire_check_message(const uint8_t *msg, size_t len)
+{
+	struct wire_rrs it;
+	struct wire_rr rr;
+	bool opt = false;
+
+	if (!wire_rrs_begin(&it, msg, len))
+		return false;
+	while (wire_rrs_next(&it, &rr)) {
+		if (!rdata_ok(msg, len, &rr))
+			return false;
+		if (rr.type == WIRE_T_OPT) {
+			/* RFC 6891 6.1.1: one OPT, in the additional
+			 * section, owned by the root. */
+			if (opt || rr.section != WIRE_ADDITIONAL ||
+			    msg[rr.start] != 0)
+				return false;
+			opt = true;
+		}
+		/* RFC 8945 5.1: TSIG is the last additional record. */
+		if (rr.type == WIRE_T_TSIG &&
+		    (rr.section != WIRE_ADDITIONAL || it.i != it.total))
+			return false;
+	}
+	/* Every record the header counts, and nothing after them. */
+	return !it.bad && it.i == it.total && it.off == len;
+}
+
+/* The last record of msg, which wire_check_message has accepted. */
+static uint16_t last_type(const uint8_t *msg, size_t len)
+{
+	struct wire_rrs it;
+	struct wire_rr rr;
+	uint16_t type = 0;
+
+	if (wire_rrs_begin(&it, msg, len))
+		while (wire_rrs_next(&it, &rr))
+			type = rr.type;
+	return type;
+}
+
+static bool check_reply(uint8_t *reply, size_t len, const uint8_t *qname,
+			size_t qname_len, uint16_t qtype, uint16_t qclass,
+			bool tsig_error_ok)
 {
 	struct wire_header h;
 	uint8_t name[WIRE_NAME_MAX];
 	size_t off = WIRE_HEADER_LEN;
 
 	if (!wire_read_header(reply, len, &h) || !(h.flags & WIRE_QR) ||
-	    WIRE_OPCODE(h.flags) != 0 || h.qdcount != 1)
+	    WIRE_OPCODE(h.flags) != 0 || !wire_check_message(reply, len))
+		return false;
+	/* RFC 8945 5.3.2: a server that cannot verify a signed query may
+	 * answer NOTAUTH without the question, unsigned but with a TSIG
+	 * record holding the error. */
+	if (tsig_error_ok && h.qdcount == 0 &&
+	    WIRE_RCODE(h.flags) == WIRE_NOTAUTH && h.arcount > 0 &&
+	    last_type(reply, len) == WIRE_T_TSIG)
+		return true;
+	if (h.qdcount != 1)
 		return false;
 	int n = wire_read_name(reply, len, &off, name);
 	if (n < 0 || len - off < 4 ||
@@ -347,6 +507,18 @@ bool wire_check_reply(uint8_t *reply, size_t len, const uint8_t *qname,
 	if (off == WIRE_HEADER_LEN + qname_len)
 		memcpy(reply + WIRE_HEADER_LEN, qname, qname_len);
 	return true;
+}
+
+bool wire_check_reply(uint8_t *reply, size_t len, const uint8_t *qname,
+		      size_t qname_len, uint16_t qtype, uint16_t qclass)
+{
+	return check_reply(reply, len, qname, qname_len, qtype, qclass, false);
+}
+
+bool wire_check_reply_signed(uint8_t *reply, size_t len, const uint8_t *qname,
+			     size_t qname_len, uint16_t qtype, uint16_t qclass)
+{
+	return check_reply(reply, len, qname, qname_len, qtype, qclass, true);
 }
 
 bool wire_rrs_begin(struct wire_rrs *it, const uint8_t *msg, size_t len)
@@ -389,42 +561,44 @@ bool wire_rrs_next(struct wire_rrs *it, struct wire_rr *rr)
 	return true;
 }
 
-/* Find the question's end and the OPT record, if any.  Returns false on a
- * malformed message; *question_end is then 0 unless the question was
- * readable. */
+/* Find the question's end and the first OPT record of the additional
+ * section (opt->rdlen == 0 and opt->end == 0 when there is none).
+ * Returns false on a malformed message; *question_end is then 0 unless
+ * the question was readable. */
 static bool locate(const uint8_t *msg, size_t len, size_t *question_end,
-		   size_t *opt_start, size_t *opt_end)
+		   struct wire_rr *opt)
 {
 	struct wire_rrs it;
 	struct wire_rr rr;
 
-	*opt_start = *opt_end = *question_end = 0;
+	memset(opt, 0, sizeof(*opt));
+	*question_end = 0;
 	if (!wire_rrs_begin(&it, msg, len))
 		return false;
 	*question_end = it.question_end;
 	while (wire_rrs_next(&it, &rr))
-		if (rr.type == WIRE_T_OPT && rr.section == WIRE_ADDITIONAL) {
-			*opt_start = rr.start;
-			*opt_end = rr.end;
-		}
+		if (rr.type == WIRE_T_OPT && rr.section == WIRE_ADDITIONAL &&
+		    opt->end == 0)
+			*opt = rr;
 	return !it.bad;
 }
 
 size_t wire_truncate(uint8_t *msg, size_t len, size_t limit)
 {
-	size_t qend, ostart, oend;
+	size_t qend;
+	struct wire_rr opt;
 
 	/* A malformed record section still leaves the header and the
 	 * question, which the caller has checked: keep just those. */
-	if (!locate(msg, len, &qend, &ostart, &oend))
-		ostart = oend = 0;
+	if (!locate(msg, len, &qend, &opt))
+		opt.start = opt.end = 0;
 	if (qend == 0 || qend > limit)
 		return 0;
 	size_t out = qend;
 	uint16_t ar = 0;
-	if (oend > ostart && qend + (oend - ostart) <= limit) {
-		memmove(msg + qend, msg + ostart, oend - ostart);
-		out += oend - ostart;
+	if (opt.end > opt.start && qend + (opt.end - opt.start) <= limit) {
+		memmove(msg + qend, msg + opt.start, opt.end - opt.start);
+		out += opt.end - opt.start;
 		ar = 1;
 	}
 	wire_set16(msg + 2, (uint16_t)(wire_get16(msg + 2) | WIRE_TC));
@@ -434,50 +608,73 @@ size_t wire_truncate(uint8_t *msg, size_t len, size_t limit)
 	return out;
 }
 
-/* Remove the options with code from the OPT record at [ostart, oend);
- * size != 0 also sets its UDP payload size.  Returns the new length. */
-static size_t edit_opt(uint8_t *msg, size_t len, size_t ostart, size_t oend,
-		       uint16_t code, uint16_t size)
+static bool listed(uint16_t code, const uint16_t *codes, size_t ncodes)
 {
-	size_t rdlen_at = ostart + 9, p = ostart + 11;
-	size_t end = oend;
+	for (size_t i = 0; i < ncodes; i++)
+		if (codes[i] == code)
+			return true;
+	return false;
+}
 
+/*
+ * Remove the options whose code is listed from the OPT record opt, and
+ * with size != 0 set its UDP payload size.  One pass: kept options slide
+ * down over removed ones, then the records after the OPT move up once,
+ * so the cost is linear in the message whatever the number of options.
+ * The record's fields are found from its RDATA offset, so the owner name
+ * may have any length.  An option list that does not parse is left as
+ * it is.  Returns the new length.
+ */
+static size_t edit_opt(uint8_t *msg, size_t len, const struct wire_rr *opt,
+		       const uint16_t *codes, size_t ncodes, uint16_t size)
+{
+	size_t end = opt->rdata + opt->rdlen, w = opt->rdata;
+
+	if (!opt_options_ok(msg, opt->rdata, opt->rdlen))
+		return len;
 	if (size)
-		wire_set16(msg + ostart + 3, size);
-	while (end - p >= 4) {
+		wire_set16(msg + opt->rdata - 8, size); /* the CLASS field */
+	for (size_t p = opt->rdata; p < end;) {
 		size_t olen = 4 + (size_t)wire_get16(msg + p + 2);
-		if (olen > end - p)
-			break;
-		if (wire_get16(msg + p) == code) {
-			memmove(msg + p, msg + p + olen, len - p - olen);
-			len -= olen;
-			end -= olen;
-			wire_set16(msg + rdlen_at,
-				   (uint16_t)(wire_get16(msg + rdlen_at) -
-					      olen));
-		} else {
-			p += olen;
+		if (!listed(wire_get16(msg + p), codes, ncodes)) {
+			if (w != p)
+				memmove(msg + w, msg + p, olen);
+			w += olen;
 		}
+		p += olen;
 	}
-	return len;
+	if (w == end)
+		return len;
+	memmove(msg + w, msg + end, len - end);
+	wire_set16(msg + opt->rdata - 2, (uint16_t)(w - opt->rdata));
+	return len - (end - w);
 }
 
 size_t wire_strip_edns_option(uint8_t *msg, size_t len, uint16_t code)
 {
-	size_t qend, ostart, oend;
+	size_t qend;
+	struct wire_rr opt;
 
-	if (!locate(msg, len, &qend, &ostart, &oend) || oend == ostart)
+	if (!locate(msg, len, &qend, &opt) || opt.end == 0)
 		return len;
-	return edit_opt(msg, len, ostart, oend, code, 0);
+	return edit_opt(msg, len, &opt, &code, 1, 0);
 }
 
 size_t wire_relay_opt(uint8_t *msg, size_t len, uint16_t size)
 {
-	size_t qend, ostart, oend;
+	/* Options that belong to the upstream hop: its server cookie (RFC
+	 * 7873 5.3), its name (RFC 5001 2.1: only to clients that ask, and
+	 * the NSID is the upstream's, not ours) and its TCP keepalive
+	 * (RFC 7828 3.3: about a connection the client does not have). */
+	static const uint16_t hop[] = {WIRE_EDNS_COOKIE, WIRE_EDNS_NSID,
+				       WIRE_EDNS_KEEPALIVE};
+	size_t qend;
+	struct wire_rr opt;
 
-	if (!locate(msg, len, &qend, &ostart, &oend) || oend == ostart)
+	if (!locate(msg, len, &qend, &opt) || opt.end == 0)
 		return len;
-	return edit_opt(msg, len, ostart, oend, WIRE_EDNS_COOKIE, size);
+	return edit_opt(msg, len, &opt, hop, sizeof(hop) / sizeof(hop[0]),
+			size);
 }
 
 /* Copy one name, decompressed; false when malformed. */

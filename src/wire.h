@@ -41,12 +41,21 @@ enum wire_type {
 	WIRE_T_TXT = 16,
 	WIRE_T_AAAA = 28,
 	WIRE_T_SRV = 33,
+	WIRE_T_DNAME = 39,
 	WIRE_T_OPT = 41,
+	WIRE_T_TKEY = 249, /* RFC 2930 */
+	WIRE_T_TSIG = 250, /* RFC 8945 */
+	WIRE_T_IXFR = 251, /* RFC 1995 */
+	WIRE_T_AXFR = 252, /* RFC 5936 */
 	WIRE_T_ANY = 255,
 	WIRE_T_CAA = 257,
 };
 
 #define WIRE_CLASS_IN 1
+#define WIRE_CLASS_CH 3    /* Chaos: version.bind and friends */
+#define WIRE_CLASS_HS 4
+#define WIRE_CLASS_NONE 254 /* RFC 2136 */
+#define WIRE_CLASS_ANY 255
 
 enum wire_rcode {
 	WIRE_NOERROR = 0,
@@ -55,10 +64,19 @@ enum wire_rcode {
 	WIRE_NXDOMAIN = 3,
 	WIRE_NOTIMP = 4,
 	WIRE_REFUSED = 5,
+	WIRE_NOTAUTH = 9,  /* RFC 8945 5.2: TSIG errors */
 	WIRE_BADVERS = 16, /* extended: needs an OPT record */
 };
 
-#define WIRE_EDNS_COOKIE 10 /* RFC 7873 option code */
+/* The TSIG error field (RFC 8945 3). */
+#define WIRE_TSIG_BADSIG 16
+#define WIRE_TSIG_BADKEY 17
+#define WIRE_TSIG_BADTIME 18
+
+/* EDNS option codes. */
+#define WIRE_EDNS_NSID 3       /* RFC 5001 */
+#define WIRE_EDNS_COOKIE 10    /* RFC 7873 */
+#define WIRE_EDNS_KEEPALIVE 11 /* RFC 7828 */
 
 struct wire_header {
 	uint16_t id;
@@ -84,6 +102,20 @@ struct wire_query {
 	uint16_t udp_size;    /* the client's EDNS payload size, as sent */
 	uint8_t edns_version;
 	bool do_bit;
+	/* A zone transfer (QTYPE AXFR or IXFR; an IXFR query's authority
+	 * SOA, RFC 1995 3, is skipped).  The class is qclass as sent:
+	 * WIRE_CLASS_IN, _CH, _HS, _ANY or any other value. */
+	bool zone_transfer;
+	/* A TSIG record, always the last additional record (RFC 8945 5.1;
+	 * elsewhere the query is WIRE_BAD_FORMAT): its offset (the key
+	 * name, possibly compressed: read it with wire_read_name) and its
+	 * whole length.  Its RDATA has been checked field by field. */
+	bool has_tsig;
+	size_t tsig_off;
+	size_t tsig_len;
+	/* A TKEY record in the additional section (RFC 2930 4: a key
+	 * negotiation; QTYPE TKEY without one is WIRE_BAD_FORMAT). */
+	bool has_tkey;
 };
 
 /* What to do with a packet that claims to be a query. */
@@ -216,13 +248,35 @@ void wire_put16(struct wire_buf *b, uint16_t v);
 void wire_put32(struct wire_buf *b, uint32_t v);
 
 /*
+ * Walk a whole message within its bounds: the header's counts match the
+ * questions and records present, every name reads (backward pointers
+ * only, hop limit), A and AAAA data have their size, the names inside
+ * NS, CNAME, PTR, DNAME, MX, SRV and SOA data are whole and fill the
+ * RDATA with the fixed fields, there is at most one OPT record, in the
+ * additional section with the root as owner and whole options (RFC 6891
+ * 6.1), a TSIG record only as the last record with whole fields (RFC 8945
+ * 5.1), and no byte follows the last record.  True when it passes.
+ */
+bool wire_check_message(const uint8_t *msg, size_t len);
+
+/*
  * Check an upstream reply against the query that was sent: QR=1, opcode
- * QUERY, one question equal (ignoring case) to qname/qtype/qclass.  On
- * success the reply's question name is overwritten with the client's
- * spelling (qname) and true is returned.
+ * QUERY, the whole message well formed (wire_check_message), one
+ * question equal (ignoring case) to qname/qtype/qclass.  On success the
+ * reply's question name is overwritten with the client's spelling
+ * (qname) and true is returned: the reply can be relayed and stored.
+ * False: answer SERVFAIL.
  */
 bool wire_check_reply(uint8_t *reply, size_t len, const uint8_t *qname,
 		      size_t qname_len, uint16_t qtype, uint16_t qclass);
+
+/*
+ * wire_check_reply for a query that carried a TSIG record: also accepts
+ * a server's TSIG error reply (RCODE NOTAUTH, no question, a TSIG record
+ * last; RFC 8945 5.2.2 and 5.3.2), which the caller relays as it is.
+ */
+bool wire_check_reply_signed(uint8_t *reply, size_t len, const uint8_t *qname,
+			     size_t qname_len, uint16_t qtype, uint16_t qclass);
 
 /*
  * Cut a reply down to header, question and OPT record with TC=1, so that
@@ -242,10 +296,14 @@ bool wire_copy_rr(const uint8_t *msg, size_t len, size_t *off,
 		  struct wire_buf *out);
 
 /*
- * Prepare an upstream reply's OPT record for a client: advertise our UDP
- * payload size, not the upstream's, and drop the COOKIE option (RFC 7873
- * 5.3: a server cookie made for us is not the client's).  One pass over
- * the message; returns the new length.
+ * Prepare an upstream reply's OPT record (the first of its additional
+ * section, whatever its owner) for a client: advertise our UDP payload
+ * size, not the upstream's, and drop the options of the upstream hop:
+ * COOKIE (RFC 7873 5.3: a server cookie made for us is not the
+ * client's), NSID (RFC 5001 2.1: sent only to a client that asked, and
+ * it names the upstream) and TCP keepalive (RFC 7828).  Linear in the
+ * message length, whatever the number of options; returns the new
+ * length (unchanged when the message or its options do not parse).
  */
 size_t wire_relay_opt(uint8_t *msg, size_t len, uint16_t size);
 

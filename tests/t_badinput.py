@@ -114,8 +114,14 @@ def check_outcome(name, expect, pkt, wire):
     if len(pkt) >= 2:
         eq(wire[:2], pkt[:2], "reply ID")
     check(wire[2] & 0x80, "QR not set in the reply")
-    check(wire[3] & 0x80, "RA not set in the reply (SPEC: RA=1 on all replies)")
     rc, r = full_rcode(wire)
+    if rc == "NOTIMP" and len(pkt) >= 4 and (pkt[2] >> 3) & 0xF:
+        # RFC 8906 3.1.4: only QR and the opcode (issue 8, defect 8)
+        eq((wire[2] >> 3) & 0xF, (pkt[2] >> 3) & 0xF, "NOTIMP: opcode echoed")
+        eq(wire[2] & 0x87, 0x80, "NOTIMP: AA, TC and RD clear")
+        eq(wire[3] & 0xF0, 0, "NOTIMP: RA, Z, AD and CD clear")
+    else:
+        check(wire[3] & 0x80, "RA not set in the reply (SPEC: RA=1 on all replies)")
     check(rc in expect, "rcode %s, expected %s" % (rc, " or ".join(expect)))
     if rc == "BADVERS":
         check(r is not None and r.edns == 0, "BADVERS without an OPT of version 0")

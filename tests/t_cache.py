@@ -201,6 +201,45 @@ def t_negative_ceiling():
 
 
 @test
+def t_cname_nodata():
+    """a CNAME then NODATA lives for the negative TTL, and min_ttl raises
+    neither it nor its SOA (RFC 2308; issue 8, defect 3)"""
+    d7 = Daemon(conf().replace("max_ttl = 100;", "max_ttl = 100; min_ttl = 60;"))
+    try:
+        up.clear()
+        q, r = query("cnamenodata.example.net", port=d7.port)
+        eq(rcode(r), "NOERROR")
+        eq([x.rdtype for x in r.answer], [dns.rdatatype.CNAME])
+        eq(r.authority[0].rdtype, dns.rdatatype.SOA)
+        assert r.authority[0].ttl <= 2, "SOA TTL %d" % r.authority[0].ttl
+        assert r.answer[0].ttl <= 2, "CNAME TTL %d" % r.answer[0].ttl
+        q, r = query("cnamenodata.example.net", port=d7.port)
+        eq(count(up, "cnamenodata.example.net"), 1, "the second from the cache")
+        assert r.authority[0].ttl <= 2, "cached SOA TTL %d" % r.authority[0].ttl
+        time.sleep(2.2)
+        query("cnamenodata.example.net", port=d7.port)
+        eq(count(up, "cnamenodata.example.net"), 2, "expired after 2 s")
+    finally:
+        d7.stop()
+
+
+@test
+def t_huge_ttl():
+    """a reply with a TTL of 2^31 is not kept, min_ttl or not (RFC 2181 8;
+    issue 8, defect 4)"""
+    d8 = Daemon(conf().replace("max_ttl = 100;", "max_ttl = 100; min_ttl = 60;"))
+    try:
+        up.clear()
+        for i in range(2):
+            q, r = query("hugettl.example.net", port=d8.port)
+            eq(rcode(r), "NOERROR")
+            assert r.answer[0].ttl != 60, "TTL turned into min_ttl"
+        eq(count(up, "hugettl.example.net"), 2, "asked upstream twice")
+    finally:
+        d8.stop()
+
+
+@test
 def t_stop():
     """clean exit with a full cache"""
     d.stop()

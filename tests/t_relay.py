@@ -86,6 +86,19 @@ def t_cookie_stripped():
 
 
 @test
+def t_nsid_stripped():
+    """an upstream's NSID is neither relayed nor cached, whether the client
+    asked for one or not (RFC 5001 2.1; issue 8, defect 6)"""
+    for i in range(2):
+        q, r = query("nsid.example.net", port=P, use_edns=0)
+        eq([o.otype for o in r.options], [], "options, plain query %d" % i)
+        eq(len(r.answer), 1)
+        q, r = query("nsid.example.net", port=P, use_edns=0,
+                     options=[dns.edns.GenericOption(dns.edns.OptionType.NSID, b"")])
+        eq([o.otype for o in r.options], [], "options, NSID asked %d" % i)
+
+
+@test
 def t_nxdomain_relayed():
     """NXDOMAIN and its SOA pass through"""
     q, r = query("nx.example.net", port=P)
@@ -112,6 +125,16 @@ def t_failures():
         servfail_within("timeout.example.net", 1.5, tcp=tcp)
         for bad in ("servfail", "refused", "garbage", "wrongid", "noqr", "badq", "short"):
             servfail_within(bad + ".example.net", 1.5, tcp=tcp)
+
+
+@test
+def t_malformed_servfail():
+    """a reply no client could parse is answered SERVFAIL, not relayed: an
+    OPT not owned by the root (RFC 6891 6.1.1), an owner name pointing at
+    itself, ANCOUNT 65535 with one answer (issue 8, defects 5 and 13)"""
+    for tcp in (False, True):
+        for bad in ("optowner", "selfptr", "manycount"):
+            servfail_within(bad + ".example.net", 1.5, tcp=tcp, use_edns=0)
 
 
 @test

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../src/wire.h"
+#include "pkt.h"
 #include "tap.h"
 
 /* A name literal as (pointer, length): the literal's own NUL is the root
@@ -21,31 +22,6 @@
 
 #define WWW "\3www\7example\3com"	/* 17 octets with the root */
 #define WWW_MIXED "\3wWw\7ExAmPlE\3CoM" /* the same name, other case */
-
-/* An output buffer for hand-written packets. */
-struct pkt {
-	uint8_t b[1024];
-	size_t len;
-};
-
-static void put(struct pkt *p, const void *d, size_t n)
-{
-	memcpy(p->b + p->len, d, n);
-	p->len += n;
-}
-
-static void put16(struct pkt *p, unsigned v)
-{
-	uint8_t t[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-	put(p, t, 2);
-}
-
-static void put32(struct pkt *p, unsigned long v)
-{
-	uint8_t t[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16),
-			(uint8_t)(v >> 8), (uint8_t)v};
-	put(p, t, 4);
-}
 
 static void header(struct pkt *p, unsigned id, unsigned flags, unsigned qd,
 		   unsigned an, unsigned ns, unsigned ar)
@@ -1091,6 +1067,355 @@ static void test_strip(void)
 	       "strip: records that do not parse: unchanged");
 }
 
+/* ---- issue 8: meta-queries and TSIG in queries ------------------------- */
+
+/* A TSIG record (RFC 8945 4.2) for key "\3key" with hmac-sha256, a MAC of
+ * mac_len octets, original ID orig. */
+static void tsig(struct pkt *p, size_t mac_len, unsigned orig)
+{
+	static const uint8_t alg[] = "\013hmac-sha256";
+	put(p, N("\3key"));
+	put16(p, WIRE_T_TSIG);
+	put16(p, WIRE_CLASS_ANY);
+	put32(p, 0);
+	put16(p, (unsigned)(sizeof(alg) + 10 + mac_len + 6));
+	put(p, alg, sizeof(alg));
+	put16(p, 0);
+	put32(p, 1700000000ul); /* time signed, 48 bits */
+	put16(p, 300);		/* fudge */
+	put16(p, (unsigned)mac_len);
+	for (size_t i = 0; i < mac_len; i++)
+		p->b[p->len++] = (uint8_t)(0xa0 + i);
+	put16(p, orig);
+	put16(p, 0); /* error */
+	put16(p, 0); /* other len */
+}
+
+static void test_meta_query(void)
+{
+	struct wire_query q;
+	struct pkt p;
+	static const unsigned bad[] = {WIRE_T_OPT, WIRE_T_TSIG, WIRE_T_TKEY};
+
+	for (size_t i = 0; i < 3; i++) {
+		header(&p, 9, WIRE_RD, 1, 0, 0, 0);
+		question(&p, N(WWW), bad[i]);
+		ok(wire_parse_query(p.b, p.len, &q) == WIRE_BAD_FORMAT,
+		   "meta: QTYPE %u -> BAD_FORMAT", bad[i]);
+		ok(q.qname_len == 17, "meta: QTYPE %u: question kept to echo",
+		   bad[i]);
+	}
+	/* A TKEY question with its TKEY record is a key negotiation. */
+	header(&p, 9, 0, 1, 0, 0, 1);
+	question(&p, N(WWW), WIRE_T_TKEY);
+	put(&p, N(WWW));
+	put16(&p, WIRE_T_TKEY);
+	put16(&p, WIRE_CLASS_ANY);
+	put32(&p, 0);
+	put16(&p, 2);
+	put16(&p, 0);
+	is_int(wire_parse_query(p.b, p.len, &q), WIRE_OK,
+	       "meta: TKEY question with a TKEY record -> OK");
+	ok(q.has_tkey, "meta: has_tkey");
+
+	header(&p, 9, 0, 1, 0, 0, 0);
+	question(&p, N(WWW), WIRE_T_AXFR);
+	is_int(wire_parse_query(p.b, p.len, &q), WIRE_OK, "AXFR parses");
+	ok(q.zone_transfer, "AXFR: zone_transfer");
+	header(&p, 9, 0, 1, 0, 0, 0);
+	question(&p, N(WWW), WIRE_T_A);
+	wire_parse_query(p.b, p.len, &q);
+	ok(!q.zone_transfer && !q.has_tsig && !q.has_tkey,
+	   "A: no zone_transfer, has_tsig, has_tkey");
+	/* IXFR carries the client's SOA in the authority section. */
+	{
+		const uint8_t soa[] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+				       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+		header(&p, 9, 0, 1, 0, 1, 0);
+		question(&p, N(WWW), WIRE_T_IXFR);
+		put16(&p, 0xc00c);
+		put16(&p, WIRE_T_SOA);
+		put16(&p, WIRE_CLASS_IN);
+		put32(&p, 0);
+		put16(&p, sizeof(soa));
+		put(&p, soa, sizeof(soa));
+		is_int(wire_parse_query(p.b, p.len, &q), WIRE_OK,
+		       "IXFR with its SOA parses");
+		ok(q.zone_transfer, "IXFR: zone_transfer");
+		wire_set16(p.b + 12 + 17, WIRE_T_A);
+		is_int(wire_parse_query(p.b, p.len, &q), WIRE_BAD_FORMAT,
+		       "A with an authority record -> BAD_FORMAT");
+	}
+	header(&p, 9, 0, 1, 0, 0, 0);
+	p.len = 12;
+	put(&p, N(WWW));
+	put16(&p, 16);
+	put16(&p, WIRE_CLASS_CH);
+	is_int(wire_parse_query(p.b, p.len, &q), WIRE_OK, "class CH parses");
+	is_int(q.qclass, WIRE_CLASS_CH, "class CH: qclass 3");
+}
+
+static void test_tsig_query(void)
+{
+	struct wire_query q;
+	struct pkt p;
+
+	header(&p, 9, WIRE_RD, 1, 0, 0, 2);
+	question(&p, N(WWW), WIRE_T_A);
+	opt(&p, 1232, 0, 0, NULL, 0);
+	size_t at = p.len;
+	tsig(&p, 32, 9);
+	is_int(wire_parse_query(p.b, p.len, &q), WIRE_OK,
+	       "tsig: OPT then TSIG -> OK");
+	ok(q.has_tsig && q.has_opt, "tsig: has_tsig and has_opt");
+	is_int(q.tsig_off, at, "tsig: tsig_off at the key name");
+	is_int(q.tsig_len, p.len - at, "tsig: tsig_len the whole record");
+
+	header(&p, 9, WIRE_RD, 1, 0, 0, 2);
+	question(&p, N(WWW), WIRE_T_A);
+	tsig(&p, 32, 9);
+	opt(&p, 1232, 0, 0, NULL, 0);
+	is_int(wire_parse_query(p.b, p.len, &q), WIRE_BAD_FORMAT,
+	       "tsig: TSIG before the OPT -> BAD_FORMAT (RFC 8945 5.1)");
+	header(&p, 9, WIRE_RD, 1, 0, 0, 2);
+	question(&p, N(WWW), WIRE_T_A);
+	tsig(&p, 0, 9);
+	tsig(&p, 0, 9);
+	is_int(wire_parse_query(p.b, p.len, &q), WIRE_BAD_FORMAT,
+	       "tsig: two TSIGs -> BAD_FORMAT");
+	header(&p, 9, WIRE_RD, 1, 0, 0, 1);
+	question(&p, N(WWW), WIRE_T_A);
+	at = p.len;
+	tsig(&p, 16, 9);
+	wire_set16(p.b + at + 5 + 8, 13); /* rdlen cuts the MAC */
+	p.len = at + 5 + 10 + 13;
+	is_int(wire_parse_query(p.b, p.len, &q), WIRE_BAD_FORMAT,
+	       "tsig: MAC past the RDATA -> BAD_FORMAT");
+}
+
+/* ---- issue 8: the whole reply is checked ------------------------------- */
+
+static bool check(struct pkt *p)
+{
+	return wire_check_reply(p->b, p->len, N(WWW), WIRE_T_A, WIRE_CLASS_IN);
+}
+
+/* A reply header and question for WWW/A, rcode NOERROR. */
+static void rhead(struct pkt *p, unsigned an, unsigned ns, unsigned ar)
+{
+	header(p, 0x4321, 0x8180, 1, an, ns, ar);
+	question(p, N(WWW), WIRE_T_A);
+}
+
+/* A record at the question name with raw RDATA. */
+static void rrd(struct pkt *p, unsigned type, const void *rd, size_t n)
+{
+	put16(p, 0xc00c);
+	put16(p, type);
+	put16(p, WIRE_CLASS_IN);
+	put32(p, 300);
+	put16(p, (unsigned)n);
+	put(p, rd, n);
+}
+
+static void test_check_whole(void)
+{
+	struct pkt p;
+	const uint8_t a[4] = {192, 0, 2, 1};
+
+	rhead(&p, 1, 0, 0);
+	answer_a(&p, a);
+	ok(check(&p), "whole: one A answer passes");
+
+	/* The two of issue 8's defect 13. */
+	rhead(&p, 1, 0, 0);
+	size_t at = p.len;
+	put16(&p, 0xc000u | (unsigned)at); /* owner points at itself */
+	put16(&p, WIRE_T_A);
+	put16(&p, WIRE_CLASS_IN);
+	put32(&p, 300);
+	put16(&p, 4);
+	put(&p, a, 4);
+	ok(!check(&p), "whole: owner name pointing at itself refused");
+	rhead(&p, 0xffff, 0, 0);
+	answer_a(&p, a);
+	ok(!check(&p), "whole: ANCOUNT 65535 with one record refused");
+	rhead(&p, 1, 0, 1);
+	answer_a(&p, a);
+	ok(!check(&p), "whole: ARCOUNT 1 with no record refused");
+	rhead(&p, 1, 0, 0);
+	answer_a(&p, a);
+	p.b[p.len++] = 0;
+	ok(!check(&p), "whole: a byte after the last record refused");
+	rhead(&p, 1, 0, 0);
+	answer_a(&p, a);
+	p.len -= 1;
+	ok(!check(&p), "whole: RDATA cut short refused");
+
+	rrd((rhead(&p, 1, 0, 0), &p), WIRE_T_A, "\1\2\3\4\5", 5);
+	ok(!check(&p), "whole: A with 5 octets refused");
+	rrd((rhead(&p, 1, 0, 0), &p), WIRE_T_AAAA, "\1\2\3\4", 4);
+	ok(!check(&p), "whole: AAAA with 4 octets refused");
+	rrd((rhead(&p, 1, 0, 0), &p), WIRE_T_CNAME, "\3foo\300\014", 6);
+	ok(check(&p), "whole: CNAME foo.<qname> passes");
+	rhead(&p, 1, 0, 0);
+	at = p.len + 12;
+	rrd(&p, WIRE_T_CNAME, "\3foo\300\000", 6);
+	wire_set16(p.b + at + 4, (uint16_t)(0xc000u | at));
+	ok(!check(&p), "whole: CNAME data pointing at itself refused");
+	rrd((rhead(&p, 1, 0, 0), &p), WIRE_T_CNAME, "\3foo\300\014\0", 7);
+	ok(!check(&p), "whole: CNAME data longer than its name refused");
+	rhead(&p, 2, 0, 0);
+	rrd(&p, WIRE_T_CNAME, "\3foo", 4); /* the name runs on */
+	answer_a(&p, a);
+	ok(!check(&p), "whole: CNAME name past its RDATA refused");
+	rrd((rhead(&p, 1, 0, 0), &p), WIRE_T_MX, "\0\12\300\014", 4);
+	ok(check(&p), "whole: MX passes");
+	rrd((rhead(&p, 1, 0, 0), &p), WIRE_T_MX, "\0", 1);
+	ok(!check(&p), "whole: MX of one octet refused");
+	rrd((rhead(&p, 1, 0, 0), &p), WIRE_T_SRV, "\0\0\0\0\0\0\0", 7);
+	ok(check(&p), "whole: SRV passes");
+	{
+		uint8_t soa[22] = {0};
+		rrd((rhead(&p, 0, 1, 0), &p), WIRE_T_SOA, soa, 22);
+		ok(check(&p), "whole: SOA . . and 20 octets passes");
+		rrd((rhead(&p, 0, 1, 0), &p), WIRE_T_SOA, soa, 21);
+		ok(!check(&p), "whole: SOA one octet short refused");
+	}
+	rrd((rhead(&p, 1, 0, 0), &p), 99, "\1\2\3", 3);
+	ok(check(&p), "whole: other types are opaque");
+
+	/* OPT: one, additional, root owner, whole options. */
+	rhead(&p, 0, 0, 1);
+	opt(&p, 1232, 0, 0, "\0\12\0\0", 4);
+	ok(check(&p), "whole: OPT passes");
+	rhead(&p, 0, 0, 2);
+	opt(&p, 1232, 0, 0, NULL, 0);
+	opt(&p, 1232, 0, 0, NULL, 0);
+	ok(!check(&p), "whole: two OPTs refused");
+	rhead(&p, 1, 0, 0);
+	opt(&p, 1232, 0, 0, NULL, 0);
+	ok(!check(&p), "whole: OPT in the answer section refused");
+	rhead(&p, 0, 0, 1);
+	p.b[p.len++] = 1;
+	p.b[p.len++] = 'x';
+	opt(&p, 1232, 0, 0, NULL, 0);
+	ok(!check(&p), "whole: OPT owned by x. refused (RFC 6891 6.1.1)");
+	rhead(&p, 0, 0, 1);
+	opt(&p, 1232, 0, 0, "\0\12\0\5\1", 5);
+	ok(!check(&p), "whole: OPT option past its RDATA refused");
+
+	/* TSIG: last, and the signed-query variant's error reply. */
+	rhead(&p, 1, 0, 1);
+	answer_a(&p, a);
+	tsig(&p, 32, 0x4321);
+	ok(check(&p), "whole: a signed reply passes");
+	rhead(&p, 0, 0, 2);
+	tsig(&p, 32, 0x4321);
+	opt(&p, 1232, 0, 0, NULL, 0);
+	ok(!check(&p), "whole: TSIG not last refused");
+	header(&p, 0x4321, 0x8189, 0, 0, 0, 1); /* NOTAUTH, no question */
+	tsig(&p, 0, 0x4321);
+	wire_set16(p.b + p.len - 4, WIRE_TSIG_BADKEY);
+	ok(!check(&p), "whole: BADKEY reply without question: plain check "
+		       "refuses it");
+	ok(wire_check_reply_signed(p.b, p.len, N(WWW), WIRE_T_A, WIRE_CLASS_IN),
+	   "whole: BADKEY reply without question: signed check takes it");
+	wire_set16(p.b + 2, 0x8182);
+	ok(!wire_check_reply_signed(p.b, p.len, N(WWW), WIRE_T_A,
+				    WIRE_CLASS_IN),
+	   "whole: SERVFAIL without question refused even for signed");
+	header(&p, 0x4321, 0x8189, 0, 0, 0, 0);
+	ok(!wire_check_reply_signed(p.b, p.len, N(WWW), WIRE_T_A,
+				    WIRE_CLASS_IN),
+	   "whole: NOTAUTH without question or TSIG refused");
+	rhead(&p, 1, 0, 0);
+	answer_a(&p, a);
+	ok(wire_check_reply_signed(p.b, p.len, N(WWW), WIRE_T_A, WIRE_CLASS_IN),
+	   "whole: signed check takes ordinary replies");
+}
+
+/* ---- issue 8: the relayed OPT ------------------------------------------ */
+
+static void test_relay_opt(void)
+{
+	struct pkt p, want;
+	size_t n;
+	const uint8_t a[4] = {192, 0, 2, 1};
+	/* NSID "up1", a cookie, EDE 15 (kept), keepalive, padding (kept) */
+	const uint8_t opts[] = {0, 3, 0,  3, 'u', 'p', '1', 0, 10, 0, 8, 1,
+				2, 3, 4,  5, 6,	  7,   8,   0, 15, 0, 2, 0,
+				6, 0, 11, 0, 2,	  0,   9,   0, 12, 0, 1, 0};
+	const uint8_t kept[] = {0, 15, 0, 2, 0, 6, 0, 12, 0, 1, 0};
+
+	header(&p, 7, 0x8180, 1, 0, 0, 2);
+	question(&p, N(WWW), WIRE_T_A);
+	opt(&p, 4096, 0, 1, opts, sizeof(opts));
+	answer_a(&p, a);
+	header(&want, 7, 0x8180, 1, 0, 0, 2);
+	question(&want, N(WWW), WIRE_T_A);
+	opt(&want, 1232, 0, 1, kept, sizeof(kept));
+	answer_a(&want, a);
+	n = wire_relay_opt(p.b, p.len, 1232);
+	is_mem(p.b, n, want.b, want.len,
+	       "relay_opt: NSID, COOKIE and keepalive gone, our size, the "
+	       "rest kept");
+
+	/* An owner that is not the root (defect 5): edited in place all
+	 * the same, its fields found from the RDATA. */
+	header(&p, 7, 0x8180, 1, 0, 0, 1);
+	question(&p, N(WWW), WIRE_T_A);
+	put(&p, "\3abc", 4);
+	opt(&p, 4096, 0, 0, opts, sizeof(opts));
+	header(&want, 7, 0x8180, 1, 0, 0, 1);
+	question(&want, N(WWW), WIRE_T_A);
+	put(&want, "\3abc", 4);
+	opt(&want, 1232, 0, 0, kept, sizeof(kept));
+	n = wire_relay_opt(p.b, p.len, 1232);
+	is_mem(p.b, n, want.b, want.len,
+	       "relay_opt: OPT owned by abc. edited right");
+	header(&p, 7, 0x8180, 1, 0, 0, 1);
+	question(&p, N(WWW), WIRE_T_A);
+	put16(&p, 0xc00c);
+	opt(&p, 4096, 0, 0, "\0\12\0\0", 4);
+	p.len--; /* opt() wrote a root label: drop it behind the pointer */
+	memmove(p.b + 12 + 21 + 2, p.b + 12 + 21 + 3, p.len - 35);
+	header(&want, 7, 0x8180, 1, 0, 0, 1);
+	want.len = p.len;
+	memcpy(want.b, p.b, p.len);
+	n = wire_relay_opt(p.b, p.len, 1232);
+	is_int(n, want.len - 4, "relay_opt: compressed owner: 4 octets less");
+	is_int(wire_get16(p.b + 12 + 21 + 2 + 2), 1232,
+	       "relay_opt: compressed owner: our size");
+	is_int(wire_get16(p.b + 12 + 21 + 2 + 8), 0,
+	       "relay_opt: compressed owner: rdlen 0");
+
+	/* 16,368 empty cookies in a 64 KB reply: all gone, one pass. */
+	{
+		static uint8_t big[65535];
+		size_t len = 12;
+		memset(big, 0, 12);
+		big[2] = 0x81;
+		big[3] = 0x80;
+		big[5] = 1;
+		big[11] = 1;
+		memcpy(big + len,
+		       "\0\0\1\0\1"
+		       "\0\0\51\20\0\0\0\0\0",
+		       14);
+		len += 14;
+		wire_set16(big + len, 16368 * 4);
+		len += 2;
+		for (int i = 0; i < 16368; i++, len += 4)
+			memcpy(big + len, "\0\12\0\0", 4);
+		n = wire_relay_opt(big, len, 1232);
+		is_int(n, 12 + 5 + 11, "relay_opt: 16,368 cookies all gone");
+		is_int(wire_get16(big + n - 2), 0, "relay_opt: rdlen 0");
+		ok(wire_check_message(big, n),
+		   "relay_opt: the result is whole");
+	}
+}
+
 int main(void)
 {
 	test_read_name();
@@ -1100,5 +1425,9 @@ int main(void)
 	test_check_reply();
 	test_truncate();
 	test_strip();
+	test_meta_query();
+	test_tsig_query();
+	test_check_whole();
+	test_relay_opt();
 	return done_testing();
 }

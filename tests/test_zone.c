@@ -1195,6 +1195,126 @@ static void test_rdata(void)
 	}
 }
 
+/* ---- error replies (issue 8) ------------------------------------------- */
+
+static void test_error_flags(void)
+{
+	uint8_t pkt[64], out[512];
+	struct wire_query q;
+	struct reply r;
+
+	/* genreport's opcodeflg: opcode 15 with AA TC RD RA Z AD CD set. */
+	memset(pkt, 0, 12);
+	wire_set16(pkt, 0x0bad);
+	wire_set16(pkt + 2, (uint16_t)((15u << 11) | 0x07f0u));
+	is_int(wire_parse_query(pkt, 12, &q), WIRE_BAD_OPCODE,
+	       "opcode 15 header only: BAD_OPCODE");
+	size_t n = answer_error(&q, pkt, WIRE_NOTIMP, 1232, out, sizeof(out));
+	ok(n == 12 && parse_reply(out, n, &r), "NOTIMP: a 12-octet reply");
+	is_int(r.h.id, 0x0bad, "NOTIMP: the client's ID");
+	is_int(r.h.flags, 0x8000 | (15 << 11) | WIRE_NOTIMP,
+	       "NOTIMP: QR, opcode 15, NOTIMP; no RA, RD, CD, AD, AA, TC "
+	       "(RFC 8906 3.1.4)");
+
+	/* FORMERR to a QUERY: RD and CD copied, RA set. */
+	struct query qq;
+	make_query(&qq, 0x0bee, WIRE_RD | WIRE_CD | WIRE_AD | 0x0040, "x.",
+		   WIRE_T_A, WIRE_CLASS_IN, -1, false);
+	n = answer_error(&qq.q, qq.pkt, WIRE_FORMERR, 1232, out, sizeof(out));
+	ok(n && parse_reply(out, n, &r), "FORMERR parses");
+	is_int(r.h.flags, WIRE_QR | WIRE_RA | WIRE_RD | WIRE_CD | WIRE_FORMERR,
+	       "FORMERR: QR RA RD CD; no AD, no Z");
+}
+
+static void test_tsig_error(void)
+{
+	uint8_t pkt[256], out[512];
+	size_t len;
+	struct wire_query q;
+	struct reply r;
+	static const uint8_t alg[] = "\013hmac-sha256";
+	static const uint8_t mac[4] = {1, 2, 3, 4};
+
+	/* www.home.lab A, OPT, then a TSIG whose key name is compressed
+	 * (a pointer to "home.lab" in the question). */
+	memset(pkt, 0, 12);
+	wire_set16(pkt, 0x7777);
+	wire_set16(pkt + 2, WIRE_RD);
+	wire_set16(pkt + 4, 1);
+	wire_set16(pkt + 10, 2);
+	len = 12;
+	memcpy(pkt + len, "\3www\4home\3lab", 14);
+	len += 14;
+	wire_set16(pkt + len, WIRE_T_A);
+	wire_set16(pkt + len + 2, WIRE_CLASS_IN);
+	len += 4;
+	static const uint8_t optrr[11] = {0, 0, 41, 4, 0};
+	memcpy(pkt + len, optrr, 11);
+	len += 11;
+	size_t tsig_at = len;
+	memcpy(pkt + len, "\3key\300\020", 6); /* key.home.lab. */
+	len += 6;
+	wire_set16(pkt + len, WIRE_T_TSIG);
+	wire_set16(pkt + len + 2, WIRE_CLASS_ANY);
+	wire_set32(pkt + len + 4, 0);
+	wire_set16(pkt + len + 8,
+		   (uint16_t)(sizeof(alg) + 10 + sizeof(mac) + 6));
+	len += 10;
+	memcpy(pkt + len, alg, sizeof(alg));
+	len += sizeof(alg);
+	static const uint8_t tf[8] = {0, 0, 0x65, 0x53, 0xf1, 0x00, 1, 0x2c};
+	memcpy(pkt + len, tf, 8); /* time signed, fudge 300 */
+	len += 8;
+	wire_set16(pkt + len, sizeof(mac));
+	len += 2;
+	memcpy(pkt + len, mac, sizeof(mac));
+	len += sizeof(mac);
+	wire_set16(pkt + len, 0x7777); /* original ID */
+	wire_set16(pkt + len + 2, 0);
+	wire_set16(pkt + len + 4, 0);
+	len += 6;
+	if (!ok(wire_parse_query(pkt, len, &q) == WIRE_OK && q.has_tsig &&
+		    q.tsig_off == tsig_at,
+		"signed query parses"))
+		return;
+	size_t n = answer_tsig_error(&q, pkt, WIRE_TSIG_BADKEY, 1232, out,
+				     sizeof(out));
+	if (!ok(n && parse_reply(out, n, &r), "BADKEY reply parses"))
+		return;
+	is_int(r.h.id, 0x7777, "BADKEY: the client's ID");
+	is_int(RCODE(r), WIRE_NOTAUTH,
+	       "BADKEY: RCODE NOTAUTH (RFC 8945 5.2.2)");
+	ok(r.h.qdcount == 1 && r.h.ancount == 0 && r.h.nscount == 0 &&
+	       r.h.arcount == 2,
+	   "BADKEY: question, OPT and TSIG");
+	is_mem(r.qname, r.qname_len, N("\3www\4home\3lab"),
+	       "BADKEY: the question echoed");
+	is_int(r.rr[0].type, WIRE_T_OPT, "BADKEY: OPT first");
+	const struct rr *t = &r.rr[1];
+	is_int(t->type, WIRE_T_TSIG, "BADKEY: TSIG last");
+	is_mem(t->owner, t->owner_len, N("\3key\4home\3lab"),
+	       "BADKEY: the key name, written out whole");
+	ok(t->rclass == WIRE_CLASS_ANY && t->ttl == 0,
+	   "BADKEY: class ANY, TTL 0");
+	is_int(t->rdlen, sizeof(alg) + 16, "BADKEY: RDATA without MAC");
+	is_mem(t->rdata, sizeof(alg), alg, sizeof(alg),
+	       "BADKEY: the request's algorithm");
+	is_mem(t->rdata + sizeof(alg), 8, tf, 8,
+	       "BADKEY: the request's time signed and fudge");
+	const uint8_t *f = t->rdata + sizeof(alg) + 8;
+	ok(wire_get16(f) == 0 && wire_get16(f + 2) == 0x7777 &&
+	       wire_get16(f + 4) == WIRE_TSIG_BADKEY && wire_get16(f + 6) == 0,
+	   "BADKEY: MAC size 0, original ID, error 17, no other data");
+	ok(wire_check_message(out, n), "BADKEY: a whole message");
+
+	is_int(answer_tsig_error(&q, pkt, WIRE_TSIG_BADKEY, 1232, out, 40), 0,
+	       "BADKEY: 0 when it does not fit");
+	q.has_tsig = false;
+	is_int(answer_tsig_error(&q, pkt, WIRE_TSIG_BADKEY, 1232, out,
+				 sizeof(out)),
+	       0, "BADKEY: 0 for an unsigned query");
+}
+
 int main(void)
 {
 	char err[CONF_ERR_MAX] = "";
@@ -1213,5 +1333,7 @@ int main(void)
 	test_errors();
 	test_limits();
 	test_rdata();
+	test_error_flags();
+	test_tsig_error();
 	return done_testing();
 }

@@ -30,6 +30,13 @@ for any zone.  What it does is chosen by the first label of the query name
   cname       CNAME target.example.net., then target's A/AAAA
   ttlN        a normal answer with TTL N (digits; ttl1, ttl10)
   delayN      a normal answer, N milliseconds late (delay1000)
+  cnamenodata CNAME target.example.net. (TTL 3600), then NODATA: a SOA
+              with TTL 3600 and minimum 2 in the authority section
+  hugettl     a normal answer whose TTL is 2^31 (RFC 2181 8: means 0)
+  nsid        a normal answer whose OPT carries NSID "upstream-1" (code 3)
+  optowner    a normal answer whose OPT record is owned by "x." (not root)
+  selfptr     one A record whose owner name is a pointer to itself
+  manycount   a normal answer whose header claims 65,535 answers
 
 --log FILE appends one line per query received, written before any answer:
   PROTO ID QNAME QTYPE opt=0|1 size=N do=0|1 opts=CODE,...
@@ -237,6 +244,32 @@ class Upstream:
             target = dns.name.from_text("target.example.net.")
             self.add(r, qname, dns.rdatatype.CNAME, TTL, [target.to_text()])
             self.normal(q, target, rdtype, r)
+        elif label == "cnamenodata":
+            target = dns.name.from_text("target.example.net.")
+            self.add(r, qname, dns.rdatatype.CNAME, 3600, [target.to_text()])
+            r.authority.append(dns.rrset.from_text(
+                "example.net.", 3600, "IN", "SOA",
+                "ns.example.net. hostmaster.example.net. 1 3600 600 86400 2"))
+        elif label == "hugettl":
+            if rdtype == dns.rdatatype.A:
+                self.add(r, qname, rdtype, 2 ** 31, [address_for(qname)])
+            else:
+                r.authority.append(self.soa_rrset(qname))
+        elif label == "nsid":
+            self.normal(q, qname, rdtype, r)
+            nsid = dns.edns.GenericOption(dns.edns.OptionType.NSID,
+                                          b"upstream-1")
+            r.use_edns(0, q.ednsflags & dns.flags.DO if q.edns >= 0 else 0,
+                       OUR_PAYLOAD, options=[nsid])
+        elif label == "selfptr":
+            # header, the question as sent, then an owner pointing at
+            # its own offset
+            qwire = question.name.to_wire() + struct.pack(
+                "!HH", rdtype, question.rdclass)
+            at = 12 + len(qwire)
+            return [(0.0, struct.pack("!HHHHHH", q.id, 0x8180, 1, 1, 0, 0)
+                     + qwire + struct.pack("!HHHIH", 0xC000 | at, 1, 1, 300, 4)
+                     + bytes([192, 0, 2, 1]))]
         elif label == "id":
             self.add(r, qname, dns.rdatatype.TXT, 0, ['"%d"' % q.id])
         elif label == "edns":
@@ -296,6 +329,14 @@ class Upstream:
                 wire = r.to_wire(max_size=65535)
         if label == "short":
             wire = wire[:5]
+        if label == "manycount":
+            wire = wire[:6] + b"\xff\xff" + wire[8:]
+        if label == "optowner" and q.edns >= 0 and r.edns >= 0:
+            # the OPT is the last record: 11 octets and its options
+            olen = 11 + len(b"".join(o.to_wire() if hasattr(o, "to_wire")
+                                     else b"" for o in r.options))
+            at = len(wire) - olen
+            wire = wire[:at] + b"\x01x\x00" + wire[at + 1:]
         return [(delay, wire)]
 
     def handle(self, data, proto):
