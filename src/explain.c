@@ -334,10 +334,11 @@ int explain(FILE *out, const struct snapshot *s, const char *name,
 	switch (d.kind) {
 	case ROUTE_DROP:
 	case ROUTE_ERROR:
+	case ROUTE_BADKEY:
 		fprintf(out, "  rule:   %s\n", d.why);
 		break;
 	case ROUTE_REFUSED:
-		if (d.outsider) {
+		if (d.outsider || d.policy.action != POLICY_REFUSE) {
 			fprintf(out, "  rule:   %s: REFUSED\n", d.why);
 			break;
 		}

@@ -411,7 +411,9 @@ static void reply_copy(struct query_env *env, const struct snapshot *s,
 		return;
 	memcpy(env->merge, msg, len);
 	wire_set16(env->merge, wq->hdr.id);
-	memcpy(env->merge + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
+	/* (A TSIG error reply may have no question: RFC 8945 5.2.2.) */
+	if (wire_get16(env->merge + 4) == 1)
+		memcpy(env->merge + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
 	reply(env, s, c, wq, env->merge, len);
 }
 
@@ -790,8 +792,11 @@ static enum outcome judge(struct query_env *env, struct query *q,
 	memcpy(env->out, ans, *len);
 	const uint8_t *qname = q->chase ? q->chase->target : q->wq.qname;
 	size_t qname_len = q->chase ? q->chase->target_len : q->wq.qname_len;
-	if (!wire_check_reply(env->out, *len, qname, qname_len, q->wq.qtype,
-			      q->wq.qclass)) {
+	bool (*check)(uint8_t *, size_t, const uint8_t *, size_t, uint16_t,
+		      uint16_t) = q->wq.has_tsig ? wire_check_reply_signed
+						 : wire_check_reply;
+	if (!check(env->out, *len, qname, qname_len, q->wq.qtype,
+		   q->wq.qclass)) {
 		log_debug("unusable upstream reply, answering SERVFAIL");
 		return OUT_FAIL;
 	}
@@ -814,8 +819,10 @@ static enum outcome judge(struct query_env *env, struct query *q,
 		return OUT_BLOCKED;
 	}
 	/* Our OPT size; no server cookie that was made for us (newer
-	 * c-ares rewrites client cookies). */
-	*len = wire_relay_opt(env->out, *len, s->edns_size);
+	 * c-ares rewrites client cookies).  A signed reply goes as it is:
+	 * any edit would break its MAC (RFC 8945 5.3). */
+	if (!q->wq.has_tsig)
+		*len = wire_relay_opt(env->out, *len, s->edns_size);
 	/* Not from upstreams a reload has replaced. */
 	if (q->klen && q->ep->upstream_gen == env->cur->upstream_gen)
 		cache_store(env->cache, q->key, q->klen, env->out, *len,
@@ -905,6 +912,22 @@ static void act_error(struct query_env *env, const struct snapshot *s,
 	if (log_verbose())
 		log_query(c, wq, d->why, (int)d->rcode);
 	reply_error(env, s, c, wq, pkt, d->rcode);
+}
+
+static void act_badkey(struct query_env *env, const struct snapshot *s,
+		       const struct query_client *c,
+		       const struct wire_query *wq, const uint8_t *pkt,
+		       const struct route_decision *d)
+{
+	size_t n = answer_tsig_error(wq, pkt, WIRE_TSIG_BADKEY, s->edns_size,
+				     env->out, sizeof(env->out));
+	COUNT(env, refused);
+	if (log_verbose())
+		log_query(c, wq, d->why, WIRE_NOTAUTH);
+	if (n)
+		reply(env, s, c, wq, env->out, n);
+	else
+		reply_error(env, s, c, wq, pkt, WIRE_NOTAUTH);
 }
 
 static void act_local(struct query_env *env, const struct snapshot *s,
@@ -1044,6 +1067,25 @@ static bool join(struct query_env *env, const struct snapshot *s,
 	return true;
 }
 
+static void relay_alone(struct query_env *env, const struct snapshot *s,
+			const struct query_client *c,
+			const struct wire_query *wq, const uint8_t *pkt,
+			size_t len, size_t group)
+{
+	struct query *q = env->cur->groups[group]
+				  ? query_new(env, ROLE_LEADER, c, wq, pkt, len,
+					      group)
+				  : NULL;
+	COUNT(env, forwarded);
+	if (!q) {
+		servfail_now(env, s, c, wq, pkt);
+		return;
+	}
+	if (log_verbose())
+		log_query(c, wq, "forward, signed", -1);
+	send_up(env, q);
+}
+
 static void act_forward(struct query_env *env, const struct snapshot *s,
 			const struct query_client *c,
 			const struct wire_query *wq, const uint8_t *pkt,
@@ -1054,6 +1096,13 @@ static void act_forward(struct query_env *env, const struct snapshot *s,
 	uint32_t h = cache_key_hash(env->cache, key, klen);
 	struct cache_hit hit = {false, false};
 
+	/* A signed query (RFC 8945 5.3) or a key negotiation (RFC 2930)
+	 * is the client's own business with the upstream: never answered
+	 * from the cache, never stored, never shared. */
+	if (wq->has_tsig || wq->has_tkey) {
+		relay_alone(env, s, c, wq, pkt, len, group);
+		return;
+	}
 	if (from_cache(env, s, c, wq, group, key, klen, &hit)) {
 		if (hit.prefetch && s->cfg->cache_prefetch)
 			prefetch(env, wq, pkt, len, group, key, klen, h);
@@ -1176,6 +1225,9 @@ void query_handle(struct query_env *env, const struct query_client *c,
 		return;
 	case ROUTE_FORWARD:
 		act_forward(env, s, c, &wq, pkt, len, d.group);
+		return;
+	case ROUTE_BADKEY:
+		act_badkey(env, s, c, &wq, pkt, &d);
 		return;
 	}
 }

@@ -94,6 +94,35 @@ static void check_policy(const struct snapshot *s, const uint8_t *name,
 	}
 }
 
+/* What splitdns does not serve, whoever asks: zone transfers (a proxy
+ * has no zone to transfer, and must not relay one it is not configured
+ * for) and classes other than IN (version.bind in CH must not leak to the
+ * upstream; local data is IN only). */
+static bool check_meta(const struct wire_query *q, struct route_decision *d)
+{
+	if (q->zone_transfer) {
+		decide(d, ROUTE_REFUSED, WIRE_REFUSED, "zone transfer (AXFR/"
+						       "IXFR) not served");
+		return true;
+	}
+	if (q->qclass != WIRE_CLASS_IN) {
+		decide(d, ROUTE_REFUSED, WIRE_REFUSED, "class other than IN");
+		return true;
+	}
+	return false;
+}
+
+/* RFC 8945 5.2.2: we hold no TSIG keys, so a signed query that we would
+ * answer ourselves is for an unknown key.  Forwarded ones go as they are. */
+static void check_signed(const struct wire_query *q, struct route_decision *d)
+{
+	if (!q->has_tsig || d->kind == ROUTE_FORWARD || d->kind == ROUTE_CHASE ||
+	    d->kind == ROUTE_REFUSED)
+		return;
+	decide(d, ROUTE_BADKEY, WIRE_NOTAUTH, "TSIG-signed query for local "
+					      "data: unknown key");
+}
+
 /* A local chain that leaves local data: route its target. */
 static void route_target(const struct snapshot *s, const struct wire_query *q,
 			 struct route_decision *d)
@@ -124,7 +153,8 @@ void route(const struct snapshot *s, const struct route_ctx *ctx,
 		check_format(st, d);
 		return;
 	}
-	if (check_access(s, ctx, d) || check_format(st, d))
+	if (check_access(s, ctx, d) || check_format(st, d) ||
+	    check_meta(q, d))
 		return;
 	d->len = answer_local(s->zone, q, ctx->pkt, s->edns_size, out, cap,
 			      &d->chase);
@@ -132,11 +162,10 @@ void route(const struct snapshot *s, const struct route_ctx *ctx,
 		decide(d, ROUTE_LOCAL, 0, "local data");
 		if (d->chase.target)
 			route_target(s, q, d);
-		return;
+	} else if (!check_blocked(s, q->qname, q->qname_len, d)) {
+		check_policy(s, q->qname, q->qname_len, q->qtype, d);
 	}
-	if (check_blocked(s, q->qname, q->qname_len, d))
-		return;
-	check_policy(s, q->qname, q->qname_len, q->qtype, d);
+	check_signed(q, d);
 }
 
 const char *route_kind_name(enum route_kind k)
@@ -146,6 +175,7 @@ const char *route_kind_name(enum route_kind k)
 		[ROUTE_REFUSED] = "refused", [ROUTE_LOCAL] = "local",
 		[ROUTE_CHASE] = "chase",     [ROUTE_BLOCKED] = "blocked",
 		[ROUTE_PRIVATE] = "private", [ROUTE_FORWARD] = "forward",
+		[ROUTE_BADKEY] = "badkey",
 	};
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }

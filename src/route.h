@@ -8,12 +8,14 @@
  *
  * Order (splitdns.conf(5), ANSWER RULES): a packet that must not be
  * answered is dropped; a client outside access.allow is refused whatever
- * it sent; a malformed query gets FORMERR/NOTIMP/BADVERS; then local data
- * and local zones; then the block lists (allow entries punch holes); then
+ * it sent; a malformed query gets FORMERR/NOTIMP/BADVERS; zone transfers
+ * and classes other than IN are refused; then local data and local zones; then the block lists (allow entries punch holes); then
  * the forward rules (refuse, private names) and the upstream groups.  A
  * local CNAME chain that leaves local data is routed again for its
  * target: blocked, refused/private (the chain is answered as it is), or
- * forwarded (CHASE).
+ * forwarded (CHASE).  A TSIG-signed query is forwarded as it is (the
+ * upstream may hold the key), but one that we would answer ourselves gets
+ * BADKEY.
  */
 #ifndef SPLITDNS_ROUTE_H
 #define SPLITDNS_ROUTE_H
@@ -40,6 +42,8 @@ enum route_kind {
 	ROUTE_BLOCKED, /* answer with the blocking answer */
 	ROUTE_PRIVATE, /* private name: NXDOMAIN, never forwarded */
 	ROUTE_FORWARD, /* relay to upstream group d->group */
+	ROUTE_BADKEY,  /* a TSIG-signed query for data we serve: NOTAUTH
+			  with BADKEY (RFC 8945 5.2.2), we hold no keys */
 };
 
 enum route_transport { ROUTE_UDP, ROUTE_TCP };

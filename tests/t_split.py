@@ -103,15 +103,19 @@ def t_single_label_other_types():
 
 @test
 def t_private_soa_and_classes():
-    """private NXDOMAIN carries a SOA (cacheable); local names of other classes
-    are refused, never forwarded"""
+    """private NXDOMAIN carries a SOA (cacheable); names of classes other than
+    IN (CH, ANY), local or not, are refused, never forwarded"""
     clear()
     q, r = query("printer", port=P)
     eq(r.authority[0].rdtype, dns.rdatatype.SOA, "SOA in authority")
     q, r = query("nas.home.lab", "TXT", port=P, rdclass="CH")
     eq(rcode(r), "REFUSED")
     q, r = query("nas.home.lab", "A", port=P, rdclass="ANY")
-    eq(texts(r), ["nas.home.lab. A 192.168.1.10"])
+    eq(rcode(r), "REFUSED", "class ANY: only IN is served")
+    q, r = query("version.bind", "TXT", port=P, rdclass="CH")
+    eq(rcode(r), "REFUSED", "version.bind CH")
+    q, r = query("www.example.org", "A", port=P, rdclass="CH")
+    eq(rcode(r), "REFUSED", "a non-local name in class CH")
     eq(A.queries() + B.queries(), [], "nothing left the host")
 
 

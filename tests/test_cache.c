@@ -95,7 +95,7 @@ static const uint8_t KEY[] = "\3www\7example\3net\0\1\0\1\0\0\0";
 
 static struct cache *new_cache(uint32_t min_ttl, uint32_t max_ttl, uint32_t neg)
 {
-	struct cache_limits lim = {100, min_ttl, max_ttl, neg};
+	struct cache_limits lim = {100, min_ttl, max_ttl, neg, 0};
 	return cache_new(&lim);
 }
 
@@ -104,7 +104,7 @@ static size_t store_ask(struct cache *c, struct pkt *p, unsigned after_ms,
 			uint8_t *out)
 {
 	cache_store(c, KEY, sizeof(KEY), p->b, p->len, T0);
-	return cache_lookup(c, KEY, sizeof(KEY), T0 + after_ms, out, 1024);
+	return cache_lookup(c, KEY, sizeof(KEY), T0 + after_ms, out, 1024, NULL);
 }
 
 static void test_positive(void)
@@ -117,7 +117,7 @@ static void test_positive(void)
 	a_rr(&p, N(QNAME), 300);
 	ok(store_ask(c, &p, 299000, out) == p.len, "A 300: a hit at 299 s");
 	is_int(ttl_of(out, p.len, 0), 1, "A 300: TTL 1 left at 299 s");
-	ok(cache_lookup(c, KEY, sizeof(KEY), T0 + 300000, out, 1024) == 0,
+	ok(cache_lookup(c, KEY, sizeof(KEY), T0 + 300000, out, 1024, NULL) == 0,
 	   "A 300: gone at 300 s");
 
 	/* A CNAME asked for is an answer, not a chain. */
@@ -130,7 +130,7 @@ static void test_positive(void)
 	cname_rr(&p, 3600);
 	a_rr(&p, N(TARGET), 100);
 	ok(store_ask(c, &p, 99000, out) == p.len &&
-	       cache_lookup(c, KEY, sizeof(KEY), T0 + 100000, out, 1024) == 0,
+	       cache_lookup(c, KEY, sizeof(KEY), T0 + 100000, out, 1024, NULL) == 0,
 	   "CNAME then A: kept for the smaller TTL");
 	cache_free(c);
 }
@@ -149,7 +149,7 @@ static void test_cname_nodata(void)
 		soa_rr(&p, 3600, 5);
 		ok(store_ask(c, &p, 4000, out) == p.len,
 		   "CNAME+NODATA (%s): a hit at 4 s", tag);
-		ok(cache_lookup(c, KEY, sizeof(KEY), T0 + 5000, out, 1024) == 0,
+		ok(cache_lookup(c, KEY, sizeof(KEY), T0 + 5000, out, 1024, NULL) == 0,
 		   "CNAME+NODATA (%s): gone at 5 s (the negative TTL)", tag);
 		ok(ttl_of(p.b, p.len, 1) == 5,
 		   "CNAME+NODATA (%s): the SOA's TTL is 5, not raised", tag);
@@ -165,7 +165,7 @@ static void test_cname_nodata(void)
 	cname_rr(&p, 3600);
 	soa_rr(&p, 3600, 5);
 	ok(store_ask(c, &p, 4000, out) == p.len &&
-	       cache_lookup(c, KEY, sizeof(KEY), T0 + 5000, out, 1024) == 0,
+	       cache_lookup(c, KEY, sizeof(KEY), T0 + 5000, out, 1024, NULL) == 0,
 	   "CNAME+NXDOMAIN: kept 5 s");
 	is_int(ttl_of(p.b, p.len, 1), 5, "CNAME+NXDOMAIN: SOA TTL 5");
 
@@ -173,7 +173,7 @@ static void test_cname_nodata(void)
 	start(&p, 0, WIRE_T_A, 0, 1, 0);
 	soa_rr(&p, 30, 20);
 	ok(store_ask(c, &p, 19000, out) == p.len &&
-	       cache_lookup(c, KEY, sizeof(KEY), T0 + 20000, out, 1024) == 0,
+	       cache_lookup(c, KEY, sizeof(KEY), T0 + 20000, out, 1024, NULL) == 0,
 	   "NODATA: kept min(SOA TTL, minimum) = 20 s despite min_ttl 60");
 	is_int(ttl_of(p.b, p.len, 0), 20, "NODATA: SOA TTL 20");
 	cache_free(c);
@@ -181,7 +181,7 @@ static void test_cname_nodata(void)
 	start(&p, 0, WIRE_T_A, 0, 1, 0);
 	soa_rr(&p, 30, 20);
 	ok(store_ask(c, &p, 9000, out) == p.len &&
-	       cache_lookup(c, KEY, sizeof(KEY), T0 + 10000, out, 1024) == 0,
+	       cache_lookup(c, KEY, sizeof(KEY), T0 + 10000, out, 1024, NULL) == 0,
 	   "NODATA: negative_ttl 10 caps it");
 	/* A chain without a SOA at its end is not kept (RFC 2308 5). */
 	start(&p, 0, WIRE_T_A, 1, 0, 0);
@@ -258,11 +258,100 @@ static void test_key(void)
 	q.qname_len = sizeof(QNAME);
 	q.qtype = WIRE_T_A;
 	q.qclass = WIRE_CLASS_IN;
-	size_t n1 = cache_key(k1, &q, 0);
+	size_t n1 = cache_key(k1, &q, 0, 0);
 	q.has_tsig = true;
-	size_t n2 = cache_key(k2, &q, 0);
+	size_t n2 = cache_key(k2, &q, 0, 0);
 	ok(n1 != n2 || memcmp(k1, k2, n1) != 0,
 	   "a signed query has keys of its own");
+}
+
+/* serve_stale keeps an expired answer for cache_lookup_stale (TTLs
+ * set to the stale TTL) while cache_lookup misses and says so. */
+static void test_stale(void)
+{
+	struct cache_limits lim = {100, 0, 86400, 300, 60};
+	struct cache *c = cache_new(&lim);
+	struct cache_hit hit;
+	struct pkt p;
+	uint8_t out[1024];
+
+	start(&p, 0, WIRE_T_A, 1, 0, 0);
+	a_rr(&p, N(QNAME), 10);
+	cache_store(c, KEY, sizeof(KEY), p.b, p.len, T0);
+	ok(cache_lookup(c, KEY, sizeof(KEY), T0 + 11000, out, 1024, &hit) == 0,
+	   "stale: a miss past the TTL");
+	ok(hit.stale, "stale: the miss says a stale answer is there");
+	is_int((long)cache_lookup_stale(c, KEY, sizeof(KEY), T0 + 11000, 30,
+					out, 1024),
+	       (long)p.len, "stale: served past the TTL");
+	is_int(ttl_of(out, p.len, 0), 30, "stale: with TTL 30");
+	ok(cache_lookup_stale(c, KEY, sizeof(KEY), T0 + 70000, 30, out,
+			      1024) == 0,
+	   "stale: gone once serve_stale has passed too");
+	ok(cache_lookup(c, KEY, sizeof(KEY), T0 + 70000, out, 1024, &hit) == 0 &&
+		   !hit.stale,
+	   "stale: and the miss says none is left");
+	cache_free(c);
+
+	lim.serve_stale = 0;
+	c = cache_new(&lim);
+	cache_store(c, KEY, sizeof(KEY), p.b, p.len, T0);
+	ok(cache_lookup_stale(c, KEY, sizeof(KEY), T0 + 10000, 30, out,
+			      1024) == 0,
+	   "serve_stale = 0: nothing past the TTL");
+	cache_free(c);
+}
+
+/* A hit in the last tenth of the TTL asks for a prefetch; TTLs under 10
+ * seconds never do. */
+static void test_prefetch_hint(void)
+{
+	struct cache *c = new_cache(0, 86400, 300);
+	struct cache_hit hit;
+	struct pkt p;
+	uint8_t out[1024];
+
+	start(&p, 0, WIRE_T_A, 1, 0, 0);
+	a_rr(&p, N(QNAME), 100);
+	cache_store(c, KEY, sizeof(KEY), p.b, p.len, T0);
+	cache_lookup(c, KEY, sizeof(KEY), T0 + 89000, out, 1024, &hit);
+	ok(!hit.prefetch, "prefetch: not at 89 of 100 s");
+	cache_lookup(c, KEY, sizeof(KEY), T0 + 91000, out, 1024, &hit);
+	ok(hit.prefetch, "prefetch: at 91 of 100 s");
+	start(&p, 0, WIRE_T_A, 1, 0, 0);
+	a_rr(&p, N(QNAME), 5);
+	cache_store(c, KEY, sizeof(KEY), p.b, p.len, T0);
+	cache_lookup(c, KEY, sizeof(KEY), T0 + 4900, out, 1024, &hit);
+	ok(!hit.prefetch, "prefetch: never for a TTL under 10 s");
+	cache_free(c);
+}
+
+/* A large cache is striped; its size bound still holds overall and the
+ * counters add up over the stripes. */
+static void test_stripes(void)
+{
+	struct cache_limits lim = {2048, 0, 86400, 300, 0};
+	struct cache *c = cache_new(&lim);
+	struct cache_stats st;
+	struct pkt p;
+	uint8_t key[sizeof(KEY) + 4];
+
+	start(&p, 0, WIRE_T_A, 1, 0, 0);
+	a_rr(&p, N(QNAME), 300);
+	for (uint32_t i = 0; i < 5000; i++) {
+		memcpy(key, KEY, sizeof(KEY));
+		wire_set32(key + sizeof(KEY), i);
+		cache_store(c, key, sizeof(key), p.b, p.len, T0);
+	}
+	cache_get_stats(c, &st);
+	ok(st.entries <= 2048 + 16, "stripes: at most size entries (%zu)",
+	   st.entries);
+	ok(st.entries >= 1800, "stripes: the stripes are used evenly (%zu)",
+	   st.entries);
+	is_int((long)st.stored, 5000, "stripes: every store counted");
+	is_int((long)(st.entries + st.evicted), 5000,
+	       "stripes: entries + evicted = stored");
+	cache_free(c);
 }
 
 int main(void)
@@ -272,5 +361,8 @@ int main(void)
 	test_huge_ttl();
 	test_tsig();
 	test_key();
+	test_stale();
+	test_prefetch_hint();
+	test_stripes();
 	return done_testing();
 }
