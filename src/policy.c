@@ -158,11 +158,52 @@ static bool private_v6(const uint8_t *a)
 	static const uint8_t zero[15] = {0};
 	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 					   0xff, 0xff};
+	static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
 	if (memcmp(a, zero, 15) == 0 && a[15] <= 1)
 		return true; /* :: and ::1 */
-	if (memcmp(a, mapped, 12) == 0)
+	/* An IPv4 address in IPv6 clothes: mapped (RFC 4291 2.5.5.2),
+	 * compatible (2.5.5.1, deprecated), or behind the well-known NAT64
+	 * prefix 64:ff9b::/96 (RFC 6052 2.1), which a DNS64 resolver
+	 * synthesizes from the A record. */
+	if (memcmp(a, mapped, 12) == 0 || memcmp(a, zero, 12) == 0 ||
+	    memcmp(a, nat64, 12) == 0)
 		return private_v4(a + 12);
-	return (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80);
+	/* ULA fc00::/7, link-local fe80::/10, site-local fec0::/10 (RFC
+	 * 3879: deprecated, still routed inside some sites). */
+	return (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0x80) == 0x80);
+}
+
+/* The ipv4hint and ipv6hint of a SVCB or HTTPS record (RFC 9460 7.3):
+ * a client may connect to them instead of the A/AAAA answer. */
+static bool private_hints(const uint8_t *m, size_t mlen,
+			  const struct wire_rr *rr)
+{
+	size_t p = rr->rdata, end = rr->rdata + rr->rdlen;
+
+	if (end > mlen || rr->rdlen < 3)
+		return false;
+	p += 2; /* SvcPriority */
+	/* TargetName, never compressed (RFC 9460 2.2). */
+	for (int hops = 0; p < end && m[p] != 0; hops++) {
+		if (m[p] > 63 || hops > 127)
+			return false;
+		p += 1u + m[p];
+	}
+	p++;
+	while (p + 4 <= end) {
+		uint16_t key = wire_get16(m + p), vlen = wire_get16(m + p + 2);
+		p += 4;
+		if (vlen > end - p)
+			return false;
+		for (size_t i = 0; key == 4 && i + 4 <= vlen; i += 4)
+			if (private_v4(m + p + i))
+				return true;
+		for (size_t i = 0; key == 6 && i + 16 <= vlen; i += 16)
+			if (private_v6(m + p + i))
+				return true;
+		p += vlen;
+	}
+	return false;
 }
 
 bool policy_rebind(const struct policy *p, size_t group, const uint8_t *name,
@@ -180,7 +221,9 @@ bool policy_rebind(const struct policy *p, size_t group, const uint8_t *name,
 		if ((rr.type == WIRE_T_A && rr.rdlen == 4 &&
 		     private_v4(reply + rr.rdata)) ||
 		    (rr.type == WIRE_T_AAAA && rr.rdlen == 16 &&
-		     private_v6(reply + rr.rdata)))
+		     private_v6(reply + rr.rdata)) ||
+		    ((rr.type == WIRE_T_SVCB || rr.type == WIRE_T_HTTPS) &&
+		     private_hints(reply, rlen, &rr)))
 			return true;
 	return false;
 }

@@ -622,6 +622,11 @@ static struct query *query_new(struct query_env *env, enum query_role role,
 	}
 	memcpy(q->pkt, pkt, len);
 	q->len = len;
+	/* Upstream gets our EDNS, not the client's options; a signed query
+	 * goes as it is (its MAC covers the OPT). */
+	if (!wq->has_tsig && !wq->has_tkey)
+		q->len = wire_query_own_opt(q->pkt, len, wq,
+					    q->ep->snap->edns_size);
 	q->role = role;
 	q->wq = *wq;
 	q->group = group;
@@ -1149,7 +1154,7 @@ static void act_chase(struct query_env *env, const struct snapshot *s,
 	const struct answer_chase *ac = &d->chase;
 	struct chase *ch = malloc(sizeof(*ch) + ac->body_len);
 	size_t ulen = WIRE_HEADER_LEN + ac->target_len + 4 +
-		      (wq->has_opt ? wq->opt_len : 0);
+		      (wq->has_opt ? WIRE_OPT_BARE : 0);
 	uint8_t *u = malloc(ulen);
 	struct query *q = ch && u ? query_new(env, ROLE_LEADER, c, wq, pkt,
 					      len, d->group)
@@ -1178,8 +1183,14 @@ static void act_chase(struct query_env *env, const struct snapshot *s,
 	wire_put_bytes(&b, ac->target, ac->target_len);
 	wire_put16(&b, wq->qtype);
 	wire_put16(&b, wq->qclass);
-	if (wq->has_opt)
-		wire_put_bytes(&b, pkt + wq->opt_off, wq->opt_len);
+	if (wq->has_opt) {
+		/* Our OPT, as for every forwarded query (RFC 6891 6.1.1). */
+		wire_put_bytes(&b, (const uint8_t[]){0, 0, WIRE_T_OPT}, 3);
+		wire_put16(&b, s->edns_size);
+		wire_put16(&b, 0);
+		wire_put16(&b, wq->do_bit ? 0x8000 : 0);
+		wire_put16(&b, 0);
+	}
 	q->chase = ch;
 	COUNT(env, forwarded);
 	if (log_verbose())

@@ -740,3 +740,23 @@ bool wire_copy_rr(const uint8_t *msg, size_t len, size_t *off,
 	*off = end;
 	return true;
 }
+
+size_t wire_query_own_opt(uint8_t *msg, size_t len,
+			  const struct wire_query *q, uint16_t size)
+{
+	const uint8_t opt[WIRE_OPT_BARE] = {
+		0,                                     /* owner: root */
+		0, WIRE_T_OPT,
+		(uint8_t)(size >> 8), (uint8_t)size,   /* payload size */
+		0, 0,                                  /* ext. rcode, version */
+		q->do_bit ? 0x80 : 0, 0,               /* DO */
+		0, 0,                                  /* no options */
+	};
+	size_t end = q->opt_off + q->opt_len;
+
+	if (!q->has_opt || q->opt_len < sizeof(opt) || end > len)
+		return len;
+	memcpy(msg + q->opt_off, opt, sizeof(opt));
+	memmove(msg + q->opt_off + sizeof(opt), msg + end, len - end);
+	return len - q->opt_len + sizeof(opt);
+}

@@ -43,6 +43,8 @@ enum wire_type {
 	WIRE_T_SRV = 33,
 	WIRE_T_DNAME = 39,
 	WIRE_T_OPT = 41,
+	WIRE_T_SVCB = 64,  /* RFC 9460 */
+	WIRE_T_HTTPS = 65,
 	WIRE_T_TKEY = 249, /* RFC 2930 */
 	WIRE_T_TSIG = 250, /* RFC 8945 */
 	WIRE_T_IXFR = 251, /* RFC 1995 */
@@ -77,6 +79,9 @@ enum wire_rcode {
 #define WIRE_EDNS_NSID 3       /* RFC 5001 */
 #define WIRE_EDNS_COOKIE 10    /* RFC 7873 */
 #define WIRE_EDNS_KEEPALIVE 11 /* RFC 7828 */
+
+/* An OPT record without options: owner, type, class, TTL, RDLENGTH. */
+#define WIRE_OPT_BARE 11
 
 struct wire_header {
 	uint16_t id;
@@ -294,6 +299,16 @@ size_t wire_truncate(uint8_t *msg, size_t len, size_t limit);
  */
 bool wire_copy_rr(const uint8_t *msg, size_t len, size_t *off,
 		  struct wire_buf *out);
+
+/*
+ * The client's OPT is hop-by-hop (RFC 6891 6.1.1): replace the OPT record
+ * of query msg (len bytes, parsed into q) in place by a bare one of ours,
+ * with payload size, EDNS version 0, the client's DO bit and no options
+ * (no cookie, no client subnet).  Records after it stay.  Returns the new
+ * length, never more than len; len unchanged when q has no OPT.
+ */
+size_t wire_query_own_opt(uint8_t *msg, size_t len,
+			  const struct wire_query *q, uint16_t size);
 
 /*
  * Prepare an upstream reply's OPT record (the first of its additional

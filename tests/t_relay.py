@@ -66,12 +66,19 @@ def t_id_in_answer():
 
 @test
 def t_edns_travels():
-    """the client's OPT (size, DO, options) reaches the upstream intact"""
+    """the client's OPT is hop-by-hop (RFC 6891 6.1.1): upstream gets ours,
+    with our size and the client's DO, and none of its options (no client
+    subnet, no cookie)"""
     q, r = query("edns.example.net", "TXT", port=P, use_edns=0, payload=3000,
                  want_dnssec=True,
-                 options=[dns.edns.GenericOption(65001, b"hello")])
+                 options=[dns.edns.GenericOption(65001, b"hello"),
+                          dns.edns.ECSOption("192.0.2.0", 24),
+                          dns.edns.GenericOption(10, b"12345678")])
     txt = r.answer[0][0].strings[0].decode()
-    eq(txt, "opt=1 size=3000 do=1 opts=65001")
+    eq(txt, "opt=1 size=1232 do=1 opts=")
+    q, r = query("edns.two.example.net", "TXT", port=P, use_edns=0, payload=512,
+                 want_dnssec=False)
+    eq(r.answer[0][0].strings[0].decode(), "opt=1 size=1232 do=0 opts=")
     q, r = query("edns.example.net", "TXT", port=P, use_edns=False)
     eq(r.answer[0][0].strings[0].decode(), "opt=0 size=0 do=0 opts=")
     eq(r.edns, -1, "no OPT back without one")

@@ -176,6 +176,21 @@ def t_rebind():
     eq(texts(r), ["private.corp.example. A 192.168.1.1"])
 
 
+@test
+def t_rebind_disguised():
+    """rebind protection sees private IPv4 behind NAT64 (64:ff9b::/96) and
+    IPv4-compatible forms, site-local fec0::/10, and SVCB/HTTPS ipv4hint"""
+    for label in ("nat64", "v4compat", "sitelocal"):
+        q, r = query(label + ".example.org", "AAAA", port=P)
+        eq(rcode(r), "NXDOMAIN", label)
+    q, r = query("public6.example.org", "AAAA", port=P)
+    eq(texts(r), ["public6.example.org. AAAA 2001:db8::1"])
+    q, r = query("privatehint.example.org", "HTTPS", port=P)
+    eq(rcode(r), "NXDOMAIN", "a private ipv4hint")
+    q, r = query("publichint.example.org", "HTTPS", port=P)
+    eq((rcode(r), len(r.answer)), ("NOERROR", 1), "a public ipv4hint")
+
+
 def explain(*args):
     rc, out, err = run(["-c", d.conf, "--explain"] + list(args))
     eq(rc, 0, "exit status: " + err)

@@ -9,6 +9,10 @@ for any zone.  What it does is chosen by the first label of the query name
                    name (see address_for), TTL 300; other types: NODATA + SOA
   nx          NXDOMAIN with a SOA in the authority section
   private     A 192.168.1.1
+  nat64 v4compat sitelocal public6
+              AAAA 64:ff9b::c0a8:101, ::10.0.0.1, fec0::1, 2001:db8::1
+  privatehint publichint
+              HTTPS 1 . alpn=h2 ipv4hint=10.1.2.3 (or 192.0.2.7)
   timeout     no answer at all
   servfail    SERVFAIL            refused   REFUSED
   garbage     64 random bytes     malformed the query's ID, QR=1, then junk
@@ -81,6 +85,9 @@ NEG_TTL = 60
 SLOW_SECONDS = 0.5
 OUR_PAYLOAD = 4096
 TTL_LABEL = re.compile(r"^ttl([0-9]{1,7})$")
+# AAAA answers that hide a private IPv4 address, or are site-local.
+PRIVATE6 = {"nat64": "64:ff9b::c0a8:101", "v4compat": "::10.0.0.1",
+            "sitelocal": "fec0::1", "public6": "2001:db8::1"}
 DELAY_LABEL = re.compile(r"^delay([0-9]{1,6})$")
 
 
@@ -230,6 +237,18 @@ class Upstream:
         elif label == "private":
             if rdtype == dns.rdatatype.A:
                 self.add(r, qname, rdtype, TTL, ["192.168.1.1"])
+            else:
+                r.authority.append(self.soa_rrset(qname))
+        elif label in PRIVATE6:
+            if rdtype == dns.rdatatype.AAAA:
+                self.add(r, qname, rdtype, TTL, [PRIVATE6[label]])
+            else:
+                r.authority.append(self.soa_rrset(qname))
+        elif label in ("privatehint", "publichint"):
+            if rdtype == dns.rdatatype.HTTPS:
+                hint = "10.1.2.3" if label == "privatehint" else "192.0.2.7"
+                self.add(r, qname, rdtype, TTL,
+                         ['1 . alpn="h2" ipv4hint="%s"' % hint])
             else:
                 r.authority.append(self.soa_rrset(qname))
         elif label in ("big", "mid", "half"):
