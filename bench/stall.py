@@ -7,16 +7,20 @@
 
 Starts COMMAND, waits for its first answer to NAME, then sends one UDP query
 for NAME every millisecond for --seconds (each with its own ID) and records
-when each answer comes back.  At each --reload-at second (by default at
-1/6 and 1/2 of --seconds: 0.5 and 1.5 s) it reloads the server: SIGHUP to
-its process, or --reload-cmd run through the shell (for example
-unbound-control), without waiting for it.  After the last query it
-waits up to --grace seconds for answers still due, and for the reload
-commands to finish.  Prints one line of JSON: sent, answered, lost, p50_ms,
-p99_ms, max_ms (over every answer), quiet_max_ms (the slowest answer to a
-query sent before the first reload: the machine's own noise) and
-reload_cmd_s (how long each reload command took to return, when there
-are any: unbound-control returns once the reload is asked for, not done).
+when each answer came in (the kernel's receive timestamp, SO_TIMESTAMPNS,
+so that the prober's own scheduling delays do not count).  At each
+--reload-at second (by default at 1/6 and 1/2 of --seconds: 0.5 and 1.5 s)
+it reloads the server: SIGHUP to its process, or --reload-cmd run through
+the shell (for example unbound-control), without waiting for it.  After the
+last query it waits up to --grace seconds for answers still due, and for
+the reload commands to finish.
+
+Prints one line of JSON: sent, answered, lost (no answer by the end of the
+grace period: dropped, or later than that), p50_ms, p99_ms, max_ms (over
+every answer), quiet_max_ms (the slowest answer to a query sent before the
+first reload: the machine's own noise) and reload_cmd_s (how long each
+reload command took to return, when there are any: unbound-control returns
+once the reload is asked for, not once it is done).
 """
 import argparse
 import json
@@ -29,6 +33,10 @@ import subprocess
 import time
 
 from measure import query_wire, start, stop
+
+# Linux: receive timestamps as a struct timespec (CLOCK_REALTIME) in a
+# control message of the same type; Python 3.11 has no name for it.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 def percentile(sorted_values, p):
@@ -72,9 +80,11 @@ def main():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     s.connect(("127.0.0.1", a.port))
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     s.setblocking(False)
     wires = [query_wire(a.query, qid) for qid in range(count)]
-    sent_at = [None] * count
+    sent_at = [None] * count  # monotonic, for the schedule
+    sent_wall = [None] * count  # the clock the kernel's timestamps use
     latency = [None] * count
     reloads = []
     answered = 0
@@ -87,19 +97,23 @@ def main():
         nonlocal answered
         while True:
             try:
-                data = s.recv(4096)
+                data, anc, _, _ = s.recvmsg(4096, 64)
             except BlockingIOError:
                 return
             except ConnectionRefusedError:
                 continue  # ICMP port unreachable: the server let go of its port
-            now = time.monotonic()
+            now = time.time()
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("=qq", value[:16])
+                    now = sec + nsec / 1e9
             if len(data) < 12:
                 continue
             qid, flags = struct.unpack("!HH", data[:4])
             if not flags & 0x8000 or qid >= count or sent_at[qid] is None \
                     or latency[qid] is not None:
                 continue
-            latency[qid] = now - sent_at[qid]
+            latency[qid] = max(0.0, now - sent_wall[qid])
             answered += 1
 
     end = t0 + count * interval + a.grace
@@ -119,6 +133,7 @@ def main():
             except (BlockingIOError, ConnectionRefusedError):
                 pass  # counted as lost if it never gets an answer
             sent_at[sent] = time.monotonic()
+            sent_wall[sent] = time.time()
             sent += 1
         drain()
         for r in reloads:
