@@ -126,6 +126,14 @@ def main():
             r["max_ms"], r.get("lost", 0), GOAL_STALL_MS, "met" if ok else "not met"))
     for n in notes:
         print(n)
+    # Every workload's answers are NOERROR; anything else means a server
+    # was not set up as intended and its row is not comparable.
+    for test, got in sorted(rows.items()):
+        for server, r in sorted(got.items()):
+            odd = {k: v for k, v in (r.get("rcodes") or {}).items() if k != "NOERROR"}
+            if odd:
+                print("warning: %s/%s answered %s" % (test, server, ", ".join(
+                    "%s %d" % kv for kv in sorted(odd.items()))))
 
 
 if __name__ == "__main__":
