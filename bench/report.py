@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""bench/report.py - the tables and ratios of one bench/run.
+
+  report.py results.jsonl
+
+Each line of results.jsonl is one JSON object from measure.py or stall.py
+whose "name" is TEST/SERVER (or a note in place of figures).  Prints the
+workloads side by side with CPU per query against the reflector's (the
+floor), the ratios splitdns / other, splitdns' threads = 1 against
+threads = 2, the reload stall, and issue 7's goals met or not.
+"""
+import json
+import sys
+
+SERVERS = ("splitdns", "dnsmasq", "unbound", "dnsdist", "reflector")
+TESTS = (("L1W2", "L1 start + W2 blocked (1M list)"), ("W1", "W1 local names"),
+         ("W3", "W3 forwarded, cached"), ("W4", "W4 forwarded, cold (unique names)"))
+GOAL_FLOOR = 1.2      # W1-W3: splitdns CPU/query within 1.2x the reflector's
+GOAL_COLD_US = 12.0   # W4: cold forwarding CPU per query
+GOAL_STALL_MS = 10.0  # slowest answer during a reload
+
+
+def fmt(v, f="%.0f"):
+    return "-" if v is None else f % v
+
+
+def mib(kib):
+    return None if not kib else kib / 1024
+
+
+def ratio(a, b):
+    return "%.2f" % (a / b) if a and b else "-"
+
+
+def main():
+    rows, notes = {}, []
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        test, server = r["name"].split("/", 1)
+        if "note" in r:
+            notes.append("%s %s: %s" % (test, server, r["note"]))
+        rows.setdefault(test, {})[server] = r
+
+    head = "%-9s %9s %9s %9s %8s %9s %8s" % ("server", "first(s)", "RSS(MiB)", "q/s",
+                                          "lost", "us/query", "x floor")
+    for test, title in TESTS:
+        got = rows.get(test, {})
+        if not got:
+            continue
+        floor = got.get("reflector", {}).get("us_per_query")
+        print("\n%s\n%s" % (title, head))
+        for server in SERVERS:
+            r = got.get(server)
+            if not r:
+                continue
+            if r.get("first_answer_s") is None:
+                print("%-9s  did not answer" % server)
+                continue
+            us = r.get("us_per_query")
+            print("%-9s %9s %9s %9s %8s %9s %8s" % (
+                server, fmt(r.get("first_answer_s"), "%.3f"), fmt(mib(r.get("rss_kib")), "%.1f"),
+                fmt(r.get("qps")), fmt(r.get("lost"), "%d"), fmt(us, "%.2f"),
+                ratio(us, floor) if server != "reflector" else ""))
+
+    print("\nratios splitdns / other (first answer, RSS, CPU/query: lower is better;"
+          " q/s: higher is better)")
+    for test, _ in TESTS:
+        s = rows.get(test, {}).get("splitdns")
+        for other in SERVERS[1:4]:
+            o = rows.get(test, {}).get(other)
+            if not s or not o or o.get("first_answer_s") is None:
+                continue
+            print("%-5s vs %-8s first %5s  RSS %5s  q/s %5s  CPU/query %5s" % (
+                test, other, ratio(s.get("first_answer_s"), o.get("first_answer_s")),
+                ratio(s.get("rss_kib"), o.get("rss_kib")), ratio(s.get("qps"), o.get("qps")),
+                ratio(s.get("us_per_query"), o.get("us_per_query"))))
+
+    print("\nsplitdns threads = 1 vs threads = 2, unpinned")
+    print("%-5s %9s %9s %4s %9s %9s %4s %9s %9s" % ("test", "t1 q/s", "t1 us/q", "thr",
+                                                 "t2 q/s", "t2 us/q", "thr", "q/s t2/t1",
+                                                 "CPU t2/t1"))
+    for test, _ in TESTS:
+        got = rows.get("threads-" + test, {})
+        t1, t2 = got.get("t1"), got.get("t2")
+        if not t1:
+            continue
+        t2 = t2 or {}
+        print("%-5s %9s %9s %4s %9s %9s %4s %9s %9s" % (
+            test, fmt(t1.get("qps")), fmt(t1.get("us_per_query"), "%.2f"),
+            fmt(t1.get("threads"), "%d"), fmt(t2.get("qps")),
+            fmt(t2.get("us_per_query"), "%.2f"), fmt(t2.get("threads"), "%d"),
+            ratio(t2.get("qps"), t1.get("qps")),
+            ratio(t2.get("us_per_query"), t1.get("us_per_query"))))
+
+    print("\nreload stall: one query per ms, two reloads of the 1M list (ms)")
+    print("%-9s %9s %6s %6s %7s %7s %8s %9s %s" % ("server", "first(s)", "sent", "lost",
+                                                "p50", "p99", "max", "quiet max",
+                                                "ctl returned (s)"))
+    stall = rows.get("stall", {})
+    for server in ("splitdns", "splitdns-t2") + SERVERS[1:4]:
+        r = stall.get(server)
+        if not r or "note" in r:
+            continue
+        print("%-9s %9s %6s %6s %7s %7s %8s %9s %s" % (
+            server, fmt(r.get("first_answer_s"), "%.3f"), fmt(r.get("sent"), "%d"),
+            fmt(r.get("lost"), "%d"), fmt(r.get("p50_ms"), "%.2f"),
+            fmt(r.get("p99_ms"), "%.2f"), fmt(r.get("max_ms"), "%.1f"),
+            fmt(r.get("quiet_max_ms"), "%.1f"),
+            " ".join(fmt(x, "%.2f") for x in r.get("reload_cmd_s", []))))
+
+    print("\nissue 7 goals (splitdns)")
+    for test in ("L1W2", "W1", "W3"):
+        s = rows.get(test, {}).get("splitdns", {}).get("us_per_query")
+        f = rows.get(test, {}).get("reflector", {}).get("us_per_query")
+        if s and f:
+            print("  %-5s CPU/query %.2f us = %.2fx the reflector's %.2f (goal <= %.1fx): %s" % (
+                test, s, s / f, f, GOAL_FLOOR, "met" if s / f <= GOAL_FLOOR else "not met"))
+    s = rows.get("W4", {}).get("splitdns", {}).get("us_per_query")
+    if s:
+        print("  W4    cold forwarding %.2f us per query (goal <= %.0f): %s" % (
+            s, GOAL_COLD_US, "met" if s <= GOAL_COLD_US else "not met"))
+    r = stall.get("splitdns", {})
+    if r.get("max_ms") is not None:
+        ok = r["max_ms"] <= GOAL_STALL_MS and r.get("lost") == 0
+        print("  stall slowest answer %.1f ms, %d lost (goal <= %.0f ms, none lost): %s" % (
+            r["max_ms"], r.get("lost", 0), GOAL_STALL_MS, "met" if ok else "not met"))
+    for n in notes:
+        print(n)
+    # Every workload's answers are NOERROR; anything else means a server
+    # was not set up as intended and its row is not comparable.
+    for test, got in sorted(rows.items()):
+        for server, r in sorted(got.items()):
+            odd = {k: v for k, v in (r.get("rcodes") or {}).items() if k != "NOERROR"}
+            if odd:
+                print("warning: %s/%s answered %s" % (test, server, ", ".join(
+                    "%s %d" % kv for kv in sorted(odd.items()))))
+
+
+if __name__ == "__main__":
+    main()
