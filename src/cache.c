@@ -12,9 +12,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "cache.h"
+#include "hash.h"
 
 struct entry {
 	struct entry *hnext;         /* hash chain */
@@ -51,10 +51,7 @@ struct cache {
 
 static uint32_t hash(uint32_t seed, const uint8_t *key, size_t len)
 {
-	uint32_t h = 2166136261u ^ seed; /* FNV-1a, seeded per process */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return h ^ (h >> 15);
+	return hash_bytes(seed, key, len);
 }
 
 uint32_t cache_key_hash(const struct cache *c, const uint8_t *key,
@@ -104,8 +101,7 @@ struct cache *cache_new(const struct cache_limits *lim)
 	if (!c)
 		return NULL;
 	c->nstripes = n;
-	if (getrandom(&c->seed, sizeof(c->seed), 0) != sizeof(c->seed))
-		c->seed = (uint32_t)(uintptr_t)c;
+	c->seed = hash_seed((uint32_t)(uintptr_t)c);
 	for (unsigned i = 0; i < n; i++) {
 		struct stripe *st = &c->stripe[i];
 		share(c, lim, &st->lim);
