@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "conf.h"
+#include "errf.h"
 #include "wire.h"
 
 #define CONFIG_MAX_LISTEN 64
@@ -49,17 +50,15 @@ static bool fail(struct loader *ld, const config_setting_t *s,
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	verrf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	const char *file = s ? config_setting_source_file(s) : NULL;
 	unsigned line = s ? config_setting_source_line(s) : 0;
 	if (line)
-		snprintf(ld->err, ld->errlen, "%s:%u: %s",
-			 file ? file : ld->file, line, msg);
-	else /* the root group, or a setting that is missing */
-		snprintf(ld->err, ld->errlen, "%s: %s", file ? file : ld->file,
-			 msg);
-	return false;
+		return errf(ld->err, ld->errlen, "%s:%u: %s",
+			    file ? file : ld->file, line, msg);
+	/* the root group, or a setting that is missing */
+	return errf(ld->err, ld->errlen, "%s: %s", file ? file : ld->file, msg);
 }
 
 static char *xstrdup(const char *s)
@@ -559,12 +558,11 @@ static bool read_file(struct loader *ld, config_t *c, const char *path)
 	if (config_read_file(c, path) == CONFIG_TRUE)
 		return true;
 	if (config_error_type(c) == CONFIG_ERR_FILE_IO || !config_error_file(c))
-		snprintf(ld->err, ld->errlen, "%s: cannot read: %s", path,
-			 strerror(errno ? errno : ENOENT));
+		errf(ld->err, ld->errlen, "%s: cannot read: %s", path,
+		     strerror(errno ? errno : ENOENT));
 	else
-		snprintf(ld->err, ld->errlen, "%s:%d: %s",
-			 config_error_file(c), config_error_line(c),
-			 config_error_text(c));
+		errf(ld->err, ld->errlen, "%s:%d: %s", config_error_file(c),
+		     config_error_line(c), config_error_text(c));
 	return false;
 }
 
@@ -608,8 +606,8 @@ static bool load_zone(struct loader *ld, struct conf_zone *z)
 		/* Say where the main file names the zone file, too. */
 		char inner[CONF_ERR_MAX];
 		snprintf(inner, sizeof(inner), "%s", ld->err);
-		snprintf(ld->err, ld->errlen, "%s:%d: zone file %.900s",
-			 ld->main, z->line, inner);
+		errf(ld->err, ld->errlen, "%s:%d: zone file %.900s", ld->main,
+		     z->line, inner);
 		goto out;
 	}
 	ld->file = z->path;
@@ -670,10 +668,10 @@ static bool load_upstream(struct loader *ld, config_setting_t *root,
 	int n = conf_read_resolv("/etc/resolv.conf", cfg->servers,
 				   CONFIG_MAX_SERVERS);
 	if (n <= 0) {
-		snprintf(ld->err, ld->errlen,
-			 "%s: no upstream.servers, and /etc/resolv.conf "
-			 "names no usable nameserver", cfg->path);
-		return false;
+		return errf(ld->err, ld->errlen,
+			    "%s: no upstream.servers, and /etc/resolv.conf "
+			    "names no usable nameserver",
+			    cfg->path);
 	}
 	cfg->nservers = (size_t)n;
 	return true;
@@ -694,9 +692,8 @@ static bool load_listen(struct loader *ld, config_setting_t *root,
 		for (size_t i = 0; i < n_override; i++)
 			if (!conf_parse_addr(override[i], 53,
 					       &cfg->listen[i], &why)) {
-				snprintf(ld->err, ld->errlen,
-					 "-l %s: %s", override[i], why);
-				return false;
+				return errf(ld->err, ld->errlen, "-l %s: %s",
+					    override[i], why);
 			}
 		return true;
 	}
@@ -847,12 +844,12 @@ static bool loop_in(struct loader *ld, const struct conf *cfg,
 				if (servers[i].line)
 					snprintf(where, sizeof(where), ":%d",
 						 servers[i].line);
-				snprintf(ld->err, ld->errlen,
-					 "%s%s: %s %s is our own listen "
-					 "address %s: a forwarding loop",
-					 cfg->path, where, what,
-					 servers[i].text, cfg->listen[j].text);
-				return false;
+				return errf(ld->err, ld->errlen,
+					    "%s%s: %s %s is our own listen "
+					    "address %s: a forwarding loop",
+					    cfg->path, where, what,
+					    servers[i].text,
+					    cfg->listen[j].text);
 			}
 	return true;
 }

@@ -334,11 +334,12 @@ static void test_errors(struct tmp *t)
 	load_fails(t, "upstream: {\n  servers = [];\n};\n", NULL, 2, "empty",
 		   "empty upstream list");
 
-	/* Ranges, with both bounds.  Each setting ends up on line 3. */
-	static const char *const frame[] = {
-	    "upstream: {\n servers = [\"192.0.2.53\"];\n %s = %s;\n};\n",
-	    UPSTREAM "\n%s = %s;\n",
-	    UPSTREAM "tcp: {\n %s = %s;\n};\n",
+	/* Ranges, with both bounds.  Each setting ends up on line 3, between
+	 * the text before and after it (formats stay literal). */
+	static const char *const frame[][2] = {
+	    {"upstream: {\n servers = [\"192.0.2.53\"];\n ", ";\n};\n"},
+	    {UPSTREAM "\n", ";\n"},
+	    {UPSTREAM "tcp: {\n ", ";\n};\n"},
 	};
 	static const struct {
 		int frame; /* 0: upstream, 1: top level, 2: tcp */
@@ -370,8 +371,9 @@ static void test_errors(struct tmp *t)
 	};
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
 		char text[200], name[100];
-		snprintf(text, sizeof(text), frame[ranges[i].frame],
-			 ranges[i].setting, ranges[i].value);
+		snprintf(text, sizeof(text), "%s%s = %s%s",
+			 frame[ranges[i].frame][0], ranges[i].setting,
+			 ranges[i].value, frame[ranges[i].frame][1]);
 		snprintf(name, sizeof(name), "%s = %s", ranges[i].setting,
 			 ranges[i].value);
 		if (ranges[i].good) {
