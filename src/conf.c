@@ -46,19 +46,15 @@ static bool fail(struct loader *ld, const config_setting_t *s,
 static bool fail(struct loader *ld, const config_setting_t *s,
 		 const char *fmt, ...)
 {
-	char msg[CONF_ERR_MAX];
+	const char *file = s ? config_setting_source_file(s) : NULL;
+	/* Line 0: the root group, or a setting that is missing. */
+	unsigned line = s ? config_setting_source_line(s) : 0;
 	va_list ap;
 
 	va_start(ap, fmt);
-	verrf(msg, sizeof(msg), fmt, ap);
+	verrf_at(ld->err, ld->errlen, file ? file : ld->file, line, fmt, ap);
 	va_end(ap);
-	const char *file = s ? config_setting_source_file(s) : NULL;
-	unsigned line = s ? config_setting_source_line(s) : 0;
-	if (line)
-		return errf(ld->err, ld->errlen, "%s:%u: %s",
-			    file ? file : ld->file, line, msg);
-	/* the root group, or a setting that is missing */
-	return errf(ld->err, ld->errlen, "%s: %s", file ? file : ld->file, msg);
+	return false;
 }
 
 /*

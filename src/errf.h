@@ -23,8 +23,14 @@
 bool errf(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* errf with a va_list, for wrappers that add a prefix (file:line). */
+/* errf with a va_list, for wrappers that find the message's place. */
 bool verrf(char *err, size_t len, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+
+/* verrf prefixed with where: "file:line: message", or "file: message"
+ * when line is 0. */
+bool verrf_at(char *err, size_t len, const char *file, unsigned line,
+	      const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 
 #endif

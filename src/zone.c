@@ -224,13 +224,12 @@ static bool fail(char *err, size_t errlen, const char *file, int line,
 static bool fail(char *err, size_t errlen, const char *file, int line,
 		 const char *fmt, ...)
 {
-	char m[CONF_ERR_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	verrf(m, sizeof(m), fmt, ap);
+	verrf_at(err, errlen, file, line > 0 ? (unsigned)line : 0, fmt, ap);
 	va_end(ap);
-	return errf(err, errlen, "%s:%d: %s", file, line, m);
+	return false;
 }
 
 static bool add_record(struct zone *z, size_t apex,
