@@ -946,10 +946,12 @@ static bool block_lists(struct loader *ld, config_setting_t *g,
 			return false;
 		int rc = glob(path, GLOB_NOCHECK, NULL, &gl);
 		free(path);
-		if (rc == GLOB_NOSPACE)
-			return oom(ld);
-		if (rc != 0)
+		if (rc != 0) {
+			globfree(&gl);
+			if (rc == GLOB_NOSPACE)
+				return oom(ld);
 			return fail(ld, e, "block.lists '%s': bad pattern", p);
+		}
 		char **more = realloc(b->lists, (b->nlists + gl.gl_pathc) *
 							sizeof(*more));
 		if (more)
