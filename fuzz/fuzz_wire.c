@@ -1,20 +1,17 @@
 /*
  * fuzz_wire.c - libFuzzer target for the packet path that sees untrusted
- * bytes: query validation, local answers, and the surgery done on
+ * bytes: query validation, error replies, and the surgery done on
  * upstream replies (check, truncate, strip options, copy records).
  *
  *   ./configure --enable-fuzzing CC=clang && make fuzz/fuzz_wire
- *   fuzz/fuzz_wire -max_total_time=60 fuzz/corpus
+ *   fuzz/fuzz_wire -max_total_time=60 fuzz/corpus/wire
+ * (fuzz/README: all targets; fuzz/replay_wire replays the corpus.)
  */
 #include <config.h>
 
-#include <stdlib.h>
-#include <string.h>
-
 #include "../src/answer.h"
 #include "../src/wire.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

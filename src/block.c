@@ -14,6 +14,7 @@
 
 #include "block.h"
 #include "conf.h"
+#include "errf.h"
 #include "lists.h"
 
 static bool add_domains(struct lists *l, char **names, size_t n,
@@ -23,11 +24,10 @@ static bool add_domains(struct lists *l, char **names, size_t n,
 	const char *why;
 
 	for (size_t i = 0; i < n; i++)
-		if (!lists_add(l, names[i], kind, &why)) {
-			snprintf(err, errlen, "%s:%d: %s '%s': %s", cfg->path,
-				 cfg->block.line, what, names[i], why);
-			return false;
-		}
+		if (!lists_add(l, names[i], kind, &why))
+			return errf(err, errlen, "%s:%d: %s '%s': %s",
+				    cfg->path, cfg->block.line, what, names[i],
+				    why);
 	return true;
 }
 
@@ -41,9 +41,8 @@ static bool add_file(struct lists *l, const char *path,
 
 	if (!lists_load_file(l, path, &st, msgs, sizeof(msgs))) {
 		msgs[strcspn(msgs, "\n")] = '\0';
-		snprintf(err, errlen, "%s:%d: block.lists: %s", cfg_path,
-			 cfg_line, msgs);
-		return false;
+		return errf(err, errlen, "%s:%d: block.lists: %s", cfg_path,
+			    cfg_line, msgs);
 	}
 	if (src) {
 		src->entries = st.entries;
@@ -103,7 +102,7 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 	if (!(set = calloc(1, sizeof(*set))) ||
 	    !(set->src = calloc(b->nlists + 2, sizeof(*set->src))) ||
 	    !(set->lists = l = lists_new())) {
-		snprintf(err, errlen, "out of memory");
+		errf(err, errlen, "%s", "out of memory");
 		goto fail;
 	}
 	set->nsrc = (unsigned)b->nlists + 2;
@@ -116,15 +115,16 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 	    !add_domains(l, b->allow, b->nallow, LISTS_ALLOW, "block.allow",
 			 cfg, err, errlen)) {
 		if (!err[0])
-			snprintf(err, errlen, "out of memory");
+			errf(err, errlen, "%s", "out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < b->nlists; i++) {
 		set->src[i + 2].name = b->lists[i];
 		if (lists_begin_source(l) < 0) {
-			snprintf(err, errlen, "block.lists: out of memory or "
-					      "more than %d files",
-				 LISTS_SOURCES_MAX - 2);
+			errf(err, errlen,
+			     "block.lists: out of memory or more "
+			     "than %d files",
+			     LISTS_SOURCES_MAX - 2);
 			goto fail;
 		}
 		if (!add_file(l, b->lists[i], report, ctx, err, errlen,
@@ -133,7 +133,8 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 	}
 	if (!lists_finish(l) ||
 	    !(set->hits = calloc(lists_source_count(l), sizeof(*set->hits)))) {
-		snprintf(err, errlen, "out of memory freezing the blocklists");
+		errf(err, errlen, "%s",
+		     "out of memory freezing the blocklists");
 		goto fail;
 	}
 	if (set->nsrc > lists_source_count(l))

@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "conf.h"
+#include "errf.h"
 #include "wire.h"
 
 #define CONFIG_MAX_LISTEN 64
@@ -45,40 +46,51 @@ static bool fail(struct loader *ld, const config_setting_t *s,
 static bool fail(struct loader *ld, const config_setting_t *s,
 		 const char *fmt, ...)
 {
-	char msg[CONF_ERR_MAX];
+	const char *file = s ? config_setting_source_file(s) : NULL;
+	/* Line 0: the root group, or a setting that is missing. */
+	unsigned line = s ? config_setting_source_line(s) : 0;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	verrf_at(ld->err, ld->errlen, file ? file : ld->file, line, fmt, ap);
 	va_end(ap);
-	const char *file = s ? config_setting_source_file(s) : NULL;
-	unsigned line = s ? config_setting_source_line(s) : 0;
-	if (line)
-		snprintf(ld->err, ld->errlen, "%s:%u: %s",
-			 file ? file : ld->file, line, msg);
-	else /* the root group, or a setting that is missing */
-		snprintf(ld->err, ld->errlen, "%s: %s", file ? file : ld->file,
-			 msg);
 	return false;
 }
 
-static char *xstrdup(const char *s)
+/*
+ * Running out of memory is an error like any other: conf_load returns it,
+ * and a reload that meets it keeps the configuration it has.  These write
+ * "file: out of memory" to the loader's error and return NULL (or false).
+ */
+static bool oom(struct loader *ld)
+{
+	return errf(ld->err, ld->errlen, "%s: out of memory", ld->file);
+}
+
+static char *ld_strdup(struct loader *ld, const char *s)
 {
 	char *d = strdup(s);
-	if (!d) {
-		fprintf(stderr, "splitdns: out of memory\n");
-		exit(1);
-	}
+	if (!d)
+		oom(ld);
 	return d;
 }
 
-static void *xcalloc(size_t n, size_t size)
+static void *ld_calloc(struct loader *ld, size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size);
-	if (!p) {
-		fprintf(stderr, "splitdns: out of memory\n");
-		exit(1);
-	}
+	if (!p)
+		oom(ld);
+	return p;
+}
+
+/* "dir/name" in a new string, or name itself when it is absolute. */
+static char *ld_path(struct loader *ld, const char *dir, const char *name)
+{
+	if (name[0] == '/')
+		return ld_strdup(ld, name);
+	char *p = ld_calloc(ld, strlen(dir) + strlen(name) + 2, 1);
+	if (p)
+		sprintf(p, "%s/%s", dir, name);
 	return p;
 }
 
@@ -101,8 +113,9 @@ static bool check_names(struct loader *ld, const config_setting_t *g,
 	return true;
 }
 
-/* The source line of setting s ("" when it cannot be read).  The text of
- * one file is kept in the loader between calls. */
+/* The source line of setting s ("" when the file cannot be read, NULL
+ * when out of memory).  The text of one file is kept in the loader
+ * between calls. */
 static const char *source_line(struct loader *ld, const config_setting_t *s)
 {
 	const char *file = config_setting_source_file(s);
@@ -134,7 +147,7 @@ static const char *source_line(struct loader *ld, const config_setting_t *s)
 		}
 		fclose(f);
 		if (!ld->text)
-			return "";
+			return NULL;
 		ld->text[n] = '\0';
 	}
 	const char *p = ld->text;
@@ -150,10 +163,9 @@ static const char *source_line(struct loader *ld, const config_setting_t *s)
  * the file ("name = 123" or "name: 123" on the setting's line); a number
  * that does not read back the same is out of range.
  */
-static bool wrapped(struct loader *ld, const config_setting_t *s,
-		    const char *name, long long v)
+static bool wrapped(const char *line, const char *name, long long v)
 {
-	const char *line = source_line(ld, s), *p = line;
+	const char *p = line;
 	size_t n = strlen(name);
 
 	while ((p = strstr(p, name))) {
@@ -192,7 +204,10 @@ static bool get_int(struct loader *ld, const config_setting_t *g,
 	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
 		return fail(ld, s, "'%s' must be an integer", name);
 	long long v = config_setting_get_int64(s);
-	if (v < lo || v > hi || wrapped(ld, s, name, v))
+	const char *line = source_line(ld, s);
+	if (!line)
+		return oom(ld);
+	if (v < lo || v > hi || wrapped(line, name, v))
 		return fail(ld, s, "'%s' is out of range, must be %" PRId64
 				   "..%" PRId64, name, lo, hi);
 	*out = v;
@@ -261,13 +276,17 @@ static bool get_string_list(struct loader *ld, const config_setting_t *g,
 		return false;
 	if (!list)
 		return true;
-	*n = (size_t)config_setting_length(list);
-	*out = xcalloc(*n, sizeof(**out));
+	size_t len = (size_t)config_setting_length(list);
+	if (!(*out = ld_calloc(ld, len, sizeof(**out))))
+		return false;
+	*n = len;
 	if (line)
 		*line = (int)config_setting_source_line(list);
-	for (size_t i = 0; i < *n; i++)
-		(*out)[i] = xstrdup(config_setting_get_string(
-			config_setting_get_elem(list, (unsigned)i)));
+	for (size_t i = 0; i < len; i++)
+		if (!((*out)[i] = ld_strdup(
+			  ld, config_setting_get_string(
+				  config_setting_get_elem(list, (unsigned)i)))))
+			return false;
 	return true;
 }
 
@@ -422,15 +441,16 @@ static bool load_access(struct loader *ld, config_setting_t *root,
 		    !get_strings(ld, g, "allow", &list))
 			return false;
 	}
+	size_t n = list ? (size_t)config_setting_length(list)
+			: sizeof(defaults) / sizeof(*defaults);
+	if (!(cfg->access = ld_calloc(ld, n, sizeof(*cfg->access))))
+		return false;
+	cfg->naccess = n;
 	if (!list) {
-		cfg->naccess = sizeof(defaults) / sizeof(*defaults);
-		cfg->access = xcalloc(cfg->naccess, sizeof(*cfg->access));
 		for (size_t i = 0; i < cfg->naccess; i++)
 			conf_parse_prefix(defaults[i], &cfg->access[i], &why);
 		return true;
 	}
-	cfg->naccess = (size_t)config_setting_length(list);
-	cfg->access = xcalloc(cfg->naccess, sizeof(*cfg->access));
 	for (size_t i = 0; i < cfg->naccess; i++) {
 		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
 		if (!conf_parse_prefix(config_setting_get_string(e),
@@ -491,7 +511,8 @@ static bool load_user(struct loader *ld, config_setting_t *root,
 			return fail(ld, config_setting_get_member(root, "user"),
 				    "user '%s': %s", user,
 				    errno ? strerror(errno) : "no such user");
-		cfg->user = xstrdup(user);
+		if (!(cfg->user = ld_strdup(ld, user)))
+			return false;
 	}
 	return true;
 }
@@ -530,7 +551,8 @@ static bool load_addrs(struct loader *ld, config_setting_t *list,
 	if (len > max)
 		return fail(ld, list, "'%s' has more than %zu entries", what,
 			    max);
-	*out = xcalloc(len, sizeof(**out));
+	if (!(*out = ld_calloc(ld, len, sizeof(**out))))
+		return false;
 	*n = len;
 	for (size_t i = 0; i < len; i++) {
 		config_setting_t *e = config_setting_get_elem(list,
@@ -545,33 +567,36 @@ static bool load_addrs(struct loader *ld, config_setting_t *list,
 	return true;
 }
 
-static char *dir_of(const char *path)
+/* The folder of path, in a new string; NULL when out of memory. */
+static char *dir_of(struct loader *ld, const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	if (!slash)
-		return xstrdup(".");
-	char *d = xstrdup(path);
-	d[slash - path == 0 ? 1 : slash - path] = '\0';
+		return ld_strdup(ld, ".");
+	char *d = ld_strdup(ld, path);
+	if (d)
+		d[slash - path == 0 ? 1 : slash - path] = '\0';
 	return d;
 }
 
 /* Read libconfig file path into c, reporting errors through ld. */
 static bool read_file(struct loader *ld, config_t *c, const char *path)
 {
-	char *dir = dir_of(path);
+	char *dir = dir_of(ld, path);
 
 	config_init(c);
+	if (!dir)
+		return false;
 	config_set_include_dir(c, dir);
 	free(dir);
 	if (config_read_file(c, path) == CONFIG_TRUE)
 		return true;
 	if (config_error_type(c) == CONFIG_ERR_FILE_IO || !config_error_file(c))
-		snprintf(ld->err, ld->errlen, "%s: cannot read: %s", path,
-			 strerror(errno ? errno : ENOENT));
+		errf(ld->err, ld->errlen, "%s: cannot read: %s", path,
+		     strerror(errno ? errno : ENOENT));
 	else
-		snprintf(ld->err, ld->errlen, "%s:%d: %s",
-			 config_error_file(c), config_error_line(c),
-			 config_error_text(c));
+		errf(ld->err, ld->errlen, "%s:%d: %s", config_error_file(c),
+		     config_error_line(c), config_error_text(c));
 	return false;
 }
 
@@ -593,11 +618,10 @@ static bool load_record(struct loader *ld, config_setting_t *g,
 	    !get_string(ld, g, "data", true, &data, NULL) ||
 	    !get_int(ld, g, "ttl", 0, INT32_MAX, &ttl))
 		return false;
-	r->name = xstrdup(name);
-	r->type = xstrdup(type);
-	r->data = xstrdup(data);
 	r->ttl = ttl;
-	return true;
+	return (r->name = ld_strdup(ld, name)) &&
+	       (r->type = ld_strdup(ld, type)) &&
+	       (r->data = ld_strdup(ld, data));
 }
 
 static bool load_zone(struct loader *ld, struct conf_zone *z)
@@ -615,8 +639,8 @@ static bool load_zone(struct loader *ld, struct conf_zone *z)
 		/* Say where the main file names the zone file, too. */
 		char inner[CONF_ERR_MAX];
 		snprintf(inner, sizeof(inner), "%s", ld->err);
-		snprintf(ld->err, ld->errlen, "%s:%d: zone file %.900s",
-			 ld->main, z->line, inner);
+		errf(ld->err, ld->errlen, "%s:%d: zone file %.900s", ld->main,
+		     z->line, inner);
 		goto out;
 	}
 	ld->file = z->path;
@@ -629,15 +653,18 @@ static bool load_zone(struct loader *ld, struct conf_zone *z)
 	    !get_string_list(ld, root, "reverse", &z->reverse, &z->nreverse,
 			     &z->reverse_line))
 		goto out;
-	z->origin = xstrdup(origin);
+	if (!(z->origin = ld_strdup(ld, origin)))
+		goto out;
 	config_setting_t *recs = config_setting_get_member(root, "records");
 	if (recs) {
 		if (config_setting_type(recs) != CONFIG_TYPE_LIST) {
 			fail(ld, recs, "'records' must be a list ( {...}, ... )");
 			goto out;
 		}
-		z->nrecords = (size_t)config_setting_length(recs);
-		z->records = xcalloc(z->nrecords, sizeof(*z->records));
+		size_t n = (size_t)config_setting_length(recs);
+		if (!(z->records = ld_calloc(ld, n, sizeof(*z->records))))
+			goto out;
+		z->nrecords = n;
 		for (size_t i = 0; i < z->nrecords; i++)
 			if (!load_record(ld, config_setting_get_elem(recs, (unsigned)i),
 					 &z->records[i]))
@@ -673,14 +700,16 @@ static bool load_upstream(struct loader *ld, config_setting_t *root,
 		return load_addrs(ld, list, &cfg->servers, &cfg->nservers,
 				  CONFIG_MAX_SERVERS, "upstream.servers");
 	cfg->servers_from_resolv = true;
-	cfg->servers = xcalloc(CONFIG_MAX_SERVERS, sizeof(*cfg->servers));
+	if (!(cfg->servers =
+		  ld_calloc(ld, CONFIG_MAX_SERVERS, sizeof(*cfg->servers))))
+		return false;
 	int n = conf_read_resolv("/etc/resolv.conf", cfg->servers,
 				   CONFIG_MAX_SERVERS);
 	if (n <= 0) {
-		snprintf(ld->err, ld->errlen,
-			 "%s: no upstream.servers, and /etc/resolv.conf "
-			 "names no usable nameserver", cfg->path);
-		return false;
+		return errf(ld->err, ld->errlen,
+			    "%s: no upstream.servers, and /etc/resolv.conf "
+			    "names no usable nameserver",
+			    cfg->path);
 	}
 	cfg->nservers = (size_t)n;
 	return true;
@@ -696,14 +725,15 @@ static bool load_listen(struct loader *ld, config_setting_t *root,
 	if (!get_strings(ld, root, "listen", &list))
 		return false;
 	if (override && n_override) {
-		cfg->listen = xcalloc(n_override, sizeof(*cfg->listen));
+		if (!(cfg->listen =
+			  ld_calloc(ld, n_override, sizeof(*cfg->listen))))
+			return false;
 		cfg->nlisten = n_override;
 		for (size_t i = 0; i < n_override; i++)
 			if (!conf_parse_addr(override[i], 53,
 					       &cfg->listen[i], &why)) {
-				snprintf(ld->err, ld->errlen,
-					 "-l %s: %s", override[i], why);
-				return false;
+				return errf(ld->err, ld->errlen, "-l %s: %s",
+					    override[i], why);
 			}
 		return true;
 	}
@@ -711,7 +741,8 @@ static bool load_listen(struct loader *ld, config_setting_t *root,
 		return load_addrs(ld, list, &cfg->listen, &cfg->nlisten,
 				  CONFIG_MAX_LISTEN, "listen");
 	static const char *const defaults[] = {"127.0.0.1:53", "[::1]:53"};
-	cfg->listen = xcalloc(2, sizeof(*cfg->listen));
+	if (!(cfg->listen = ld_calloc(ld, 2, sizeof(*cfg->listen))))
+		return false;
 	cfg->nlisten = 2;
 	for (size_t i = 0; i < 2; i++)
 		conf_parse_addr(defaults[i], 53, &cfg->listen[i], &why);
@@ -727,21 +758,20 @@ static bool load_zones(struct loader *ld, config_setting_t *root,
 		return false;
 	if (!list)
 		return true;
-	cfg->nzones = (size_t)config_setting_length(list);
-	cfg->zones = xcalloc(cfg->nzones, sizeof(*cfg->zones));
-	char *dir = dir_of(cfg->path);
+	size_t n = (size_t)config_setting_length(list);
+	if (!(cfg->zones = ld_calloc(ld, n, sizeof(*cfg->zones))))
+		return false;
+	cfg->nzones = n;
+	char *dir = dir_of(ld, cfg->path);
+	if (!dir)
+		return false;
 	for (size_t i = 0; i < cfg->nzones; i++) {
-		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
-		const char *p = config_setting_get_string(e);
+		config_setting_t *e =
+		    config_setting_get_elem(list, (unsigned)i);
 		struct conf_zone *z = &cfg->zones[i];
 		z->line = (int)config_setting_source_line(e);
-		if (p[0] == '/') {
-			z->path = xstrdup(p);
-		} else {
-			z->path = xcalloc(strlen(dir) + strlen(p) + 2, 1);
-			sprintf(z->path, "%s/%s", dir, p);
-		}
-		if (!load_zone(ld, z)) {
+		z->path = ld_path(ld, dir, config_setting_get_string(e));
+		if (!z->path || !load_zone(ld, z)) {
 			free(dir);
 			return false;
 		}
@@ -791,7 +821,8 @@ static bool load_forward(struct loader *ld, config_setting_t *g,
 		return false;
 	if (wire_name_from_text(domain, NULL, 0, wire, &why) < 0)
 		return fail(ld, g, "forward domain '%s': %s", domain, why);
-	f->domain = xstrdup(domain);
+	if (!(f->domain = ld_strdup(ld, domain)))
+		return false;
 	size_t n = list ? (size_t)config_setting_length(list) : 0;
 	if (f->refuse && n)
 		return fail(ld, g, "forward rule for '%s': 'refuse = true' "
@@ -825,8 +856,10 @@ static bool load_forwards(struct loader *ld, config_setting_t *root,
 		return true;
 	if (config_setting_type(list) != CONFIG_TYPE_LIST)
 		return fail(ld, list, "'forward' must be a list ( {...}, ... )");
-	cfg->nforwards = (size_t)config_setting_length(list);
-	cfg->forwards = xcalloc(cfg->nforwards, sizeof(*cfg->forwards));
+	size_t n = (size_t)config_setting_length(list);
+	if (!(cfg->forwards = ld_calloc(ld, n, sizeof(*cfg->forwards))))
+		return false;
+	cfg->nforwards = n;
 	for (size_t i = 0; i < cfg->nforwards; i++) {
 		config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
 		if (!load_forward(ld, g, &cfg->forwards[i]))
@@ -854,12 +887,12 @@ static bool loop_in(struct loader *ld, const struct conf *cfg,
 				if (servers[i].line)
 					snprintf(where, sizeof(where), ":%d",
 						 servers[i].line);
-				snprintf(ld->err, ld->errlen,
-					 "%s%s: %s %s is our own listen "
-					 "address %s: a forwarding loop",
-					 cfg->path, where, what,
-					 servers[i].text, cfg->listen[j].text);
-				return false;
+				return errf(ld->err, ld->errlen,
+					    "%s%s: %s %s is our own listen "
+					    "address %s: a forwarding loop",
+					    cfg->path, where, what,
+					    servers[i].text,
+					    cfg->listen[j].text);
 			}
 	return true;
 }
@@ -914,26 +947,30 @@ static bool block_lists(struct loader *ld, config_setting_t *g,
 	for (int i = 0; i < config_setting_length(list); i++) {
 		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
 		const char *p = config_setting_get_string(e);
-		char *path = xcalloc(strlen(dir) + strlen(p) + 2, 1);
+		char *path = ld_path(ld, dir, p);
 		glob_t gl;
-		if (p[0] == '/')
-			strcpy(path, p);
-		else
-			sprintf(path, "%s/%s", dir, p);
+		if (!path)
+			return false;
 		int rc = glob(path, GLOB_NOCHECK, NULL, &gl);
 		free(path);
-		if (rc != 0)
+		if (rc != 0) {
+			globfree(&gl);
+			if (rc == GLOB_NOSPACE)
+				return oom(ld);
 			return fail(ld, e, "block.lists '%s': bad pattern", p);
+		}
 		char **more = realloc(b->lists, (b->nlists + gl.gl_pathc) *
 							sizeof(*more));
-		if (!more) {
-			globfree(&gl);
-			return fail(ld, e, "out of memory");
-		}
-		b->lists = more;
-		for (size_t j = 0; j < gl.gl_pathc; j++)
-			b->lists[b->nlists++] = xstrdup(gl.gl_pathv[j]);
+		if (more)
+			b->lists = more;
+		for (size_t j = 0; more && j < gl.gl_pathc; j++)
+			if (!(more[b->nlists] = strdup(gl.gl_pathv[j])))
+				more = NULL;
+			else
+				b->nlists++;
 		globfree(&gl);
+		if (!more)
+			return oom(ld);
 	}
 	return true;
 }
@@ -955,7 +992,9 @@ static bool load_block(struct loader *ld, config_setting_t *root,
 	b->line = (int)config_setting_source_line(g);
 	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
 		return fail(ld, g, "'block' must be a group { ... }");
-	char *dir = dir_of(cfg->path);
+	char *dir = dir_of(ld, cfg->path);
+	if (!dir)
+		return false;
 	ok = check_names(ld, g, known, "block") &&
 	     get_string(ld, g, "answer", false, &answer, NULL) &&
 	     (!answer ||
@@ -996,14 +1035,19 @@ struct conf *conf_load(const char *path, const char *const *override,
 		"block",	 "access",	      "user",
 		"cache",	 "threads",	      NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
-	struct conf *cfg = xcalloc(1, sizeof(*cfg));
+	struct conf *cfg = ld_calloc(&ld, 1, sizeof(*cfg));
 	config_t c;
 	int64_t edns = 1232, threads = 0;
 	bool ok = false;
 
-	cfg->path = xstrdup(path);
+	if (!cfg)
+		return NULL;
 	cfg->private_local = true;
 	cfg->rebind_protection = true;
+	if (!(cfg->path = ld_strdup(&ld, path))) {
+		conf_free(cfg);
+		return NULL;
+	}
 	if (!read_file(&ld, &c, path))
 		goto out;
 	config_setting_t *root = config_root_setting(&c);

@@ -73,6 +73,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "errf.h"
 #include "lists.h"
 #include "wire.h"
 
@@ -729,13 +730,9 @@ static void report(struct loader *ld, const char *why, const char *line,
 	ex[e] = '\0';
 	if (ld->msgsused + 1 >= ld->msgslen)
 		return;
-	int w = snprintf(ld->msgs + ld->msgsused, ld->msgslen - ld->msgsused,
-			 "%s:%zu: %s: '%s'\n", ld->path, ld->st->lines, why,
-			 ex);
-	if (w > 0)
-		ld->msgsused += (size_t)w < ld->msgslen - ld->msgsused
-					? (size_t)w
-					: ld->msgslen - ld->msgsused - 1;
+	errf(ld->msgs + ld->msgsused, ld->msgslen - ld->msgsused,
+	     "%s:%zu: %s: '%s'\n", ld->path, ld->st->lines, why, ex);
+	ld->msgsused += strlen(ld->msgs + ld->msgsused);
 }
 
 /* Add one name from a line; counts it. */
@@ -943,8 +940,7 @@ static bool take_line(struct loader *ld, const char *p, size_t n)
 
 static void fail(struct loader *ld, const char *what)
 {
-	if (ld->msgs && ld->msgslen)
-		snprintf(ld->msgs, ld->msgslen, "%s: %s\n", ld->path, what);
+	errf(ld->msgs, ld->msgslen, "%s: %s\n", ld->path, what);
 }
 
 /*

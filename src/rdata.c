@@ -10,11 +10,13 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "errf.h"
 #include "rdata.h"
 #include "wire.h"
 
@@ -54,9 +56,17 @@ struct rp {
 	size_t whylen;
 };
 
-static int bad(struct rp *p, const char *fmt, const char *arg)
+/* The reason into p->why; returns -1. */
+static int bad(struct rp *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int bad(struct rp *p, const char *fmt, ...)
 {
-	snprintf(p->why, p->whylen, fmt, arg);
+	va_list ap;
+
+	va_start(ap, fmt);
+	verrf(p->why, p->whylen, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
@@ -99,11 +109,8 @@ static int number(struct rp *p, const char *what, unsigned long max,
 		return bad(p, "missing %s", what);
 	errno = 0;
 	*v = strtoul(tok, &end, 10);
-	if (!isdigit((unsigned char)tok[0]) || *end || errno || *v > max) {
-		snprintf(p->why, p->whylen, "bad %s '%s' (0..%lu)", what, tok,
-			 max);
-		return -1;
-	}
+	if (!isdigit((unsigned char)tok[0]) || *end || errno || *v > max)
+		return bad(p, "bad %s '%s' (0..%lu)", what, tok, max);
 	return 0;
 }
 
@@ -116,10 +123,8 @@ static int name(struct rp *p, const char *what)
 	if (!token(p, tok, sizeof(tok)))
 		return bad(p, "missing %s", what);
 	int n = wire_name_from_text(tok, p->origin, p->origin_len, wire, &why);
-	if (n < 0) {
-		snprintf(p->why, p->whylen, "bad %s '%s': %s", what, tok, why);
-		return -1;
-	}
+	if (n < 0)
+		return bad(p, "bad %s '%s': %s", what, tok, why);
 	wire_put_bytes(&p->out, wire, (size_t)n);
 	return 0;
 }

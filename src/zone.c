@@ -13,11 +13,13 @@
 #include <config.h>
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conf.h"
+#include "errf.h"
 #include "rdata.h"
 #include "zone.h"
 
@@ -215,12 +217,18 @@ static bool is_below(const uint8_t *name, size_t len, const uint8_t *apex,
 	return false;
 }
 
+/* "file:line: message" into err; returns false. */
 static bool fail(char *err, size_t errlen, const char *file, int line,
-		 const char *msg, const char *arg)
+		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static bool fail(char *err, size_t errlen, const char *file, int line,
+		 const char *fmt, ...)
 {
-	char m[512];
-	snprintf(m, sizeof(m), msg, arg);
-	snprintf(err, errlen, "%s:%d: %s", file, line, m);
+	va_list ap;
+
+	va_start(ap, fmt);
+	verrf_at(err, errlen, file, line > 0 ? (unsigned)line : 0, fmt, ap);
+	va_end(ap);
 	return false;
 }
 
@@ -250,11 +258,9 @@ static bool add_record(struct zone *z, size_t apex,
 			    "unsupported record type '%s'", rec->type);
 	int rdlen = rdata_from_text(type, rec->data, a->name, a->name_len, rd,
 				    why, sizeof(why));
-	if (rdlen < 0) {
-		char m[600];
-		snprintf(m, sizeof(m), "%s data \"%%s\": %s", rec->type, why);
-		return fail(err, errlen, a->file, rec->line, m, rec->data);
-	}
+	if (rdlen < 0)
+		return fail(err, errlen, a->file, rec->line,
+			    "%s data \"%s\": %s", rec->type, rec->data, why);
 	if (type == WIRE_T_SOA && !wire_name_equal(owner, (size_t)len,
 						   a->name, a->name_len))
 		return fail(err, errlen, a->file, rec->line,
@@ -538,9 +544,7 @@ struct zone *zone_build(const struct conf *cfg, char *err, size_t errlen)
 			if (!reverse_zone(cz->reverse[r], name, sizeof(name),
 					  &why)) {
 				fail(err, errlen, cz->path, cz->reverse_line,
-				     "reverse '%s': ", cz->reverse[r]);
-				size_t l = strlen(err);
-				snprintf(err + l, errlen - l, "%s", why);
+				     "reverse '%s': %s", cz->reverse[r], why);
 				goto fail_first;
 			}
 			if (!add_apex(z, name, true, (uint32_t)cz->ttl,
@@ -572,7 +576,7 @@ fail_first:
 	free(first);
 	goto fail;
 oom:
-	snprintf(err, errlen, "out of memory building the zone store");
+	errf(err, errlen, "%s", "out of memory building the zone store");
 fail:
 	zone_free(z);
 	return NULL;

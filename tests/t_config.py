@@ -182,6 +182,16 @@ ERRORS = [
     ("syntax error in a zone file", L + U + 'zones = ["z.zone"];\n',
      {"z.zone": 'origin = "lan.test";\nrecords = (\n  { name = "a"; type = = "A"; data = "10.0.0.1"; }\n);\n'},
      "z.zone", 3, None),
+    # A '%' in record data crashed the loader (it became a printf format).
+    ("'%s%s%s%s' in A data", L + U + 'zones = ["z.zone"];\n',
+     {"z.zone": 'origin = "lan.test";\nrecords = (\n'
+                '  { name = "ok"; type = "A"; data = "10.0.0.1"; },\n'
+                '  { name = "a"; type = "A"; data = "1.2.3.4 %s%s%s%s"; }\n);\n'},
+     "z.zone", 4, '"1.2.3.4 %s%s%s%s"'),
+    ("'%n' in a CNAME target", L + U + 'zones = ["z.zone"];\n',
+     {"z.zone": 'origin = "lan.test";\nrecords = (\n'
+                '  { name = "w"; type = "CNAME"; data = "%n%n%n..x"; }\n);\n'},
+     "z.zone", 3, "'%n%n%n..x'"),
     ("second zone file with an error", L + U + 'zones = ["a.zone", "b.zone"];\n',
      {"a.zone": 'origin = "a.test";\nrecords = ();\n',
       "b.zone": 'origin = "b.test";\n\n\nttl = -5;\nrecords = ();\n'},

@@ -25,6 +25,10 @@ static struct {
 
 static inline bool tap_vok(bool pass, const char *file, int line,
 			   const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static inline bool tap_vok(bool pass, const char *file, int line,
+			   const char *fmt, va_list ap)
 {
 	tap.run++;
 	printf("%sok %d - ", pass ? "" : "not ", tap.run);

@@ -7,6 +7,11 @@
  * setting, so most tests write a small file whose bad line is known and
  * compare the error's prefix.  The folder and its files are removed at the
  * end.
+ *
+ * This binary is linked with -Wl,--wrap=malloc,calloc,realloc,strdup
+ * (Makefile.am): every allocation the library makes passes through the
+ * wrappers below, which can make the Nth one fail.  The counter is the
+ * test's own state; the code under test has none.
  */
 #include <config.h>
 
@@ -18,11 +23,47 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../src/block.h"
 #include "../src/conf.h"
 #include "../src/zone.h"
 #include "tap.h"
 
 #define UPSTREAM "upstream: { servers = [\"192.0.2.53\"]; };\n"
+
+/* ---- allocation failure injection --------------------------------------- */
+
+static struct {
+	long count;   /* allocations since the last reset */
+	long fail_at; /* the one that fails (1 = the first); 0: none */
+} oom;
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
+
+static bool oom_now(void) { return ++oom.count == oom.fail_at; }
+
+void *__wrap_malloc(size_t n) { return oom_now() ? NULL : __real_malloc(n); }
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	return oom_now() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	return oom_now() ? NULL : __real_realloc(p, n);
+}
+
+char *__wrap_strdup(const char *s)
+{
+	return oom_now() ? NULL : __real_strdup(s);
+}
 
 /* The temporary folder and what was written into it. */
 struct tmp {
@@ -334,11 +375,12 @@ static void test_errors(struct tmp *t)
 	load_fails(t, "upstream: {\n  servers = [];\n};\n", NULL, 2, "empty",
 		   "empty upstream list");
 
-	/* Ranges, with both bounds.  Each setting ends up on line 3. */
-	static const char *const frame[] = {
-	    "upstream: {\n servers = [\"192.0.2.53\"];\n %s = %s;\n};\n",
-	    UPSTREAM "\n%s = %s;\n",
-	    UPSTREAM "tcp: {\n %s = %s;\n};\n",
+	/* Ranges, with both bounds.  Each setting ends up on line 3, between
+	 * the text before and after it (formats stay literal). */
+	static const char *const frame[][2] = {
+	    {"upstream: {\n servers = [\"192.0.2.53\"];\n ", ";\n};\n"},
+	    {UPSTREAM "\n", ";\n"},
+	    {UPSTREAM "tcp: {\n ", ";\n};\n"},
 	};
 	static const struct {
 		int frame; /* 0: upstream, 1: top level, 2: tcp */
@@ -370,8 +412,9 @@ static void test_errors(struct tmp *t)
 	};
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
 		char text[200], name[100];
-		snprintf(text, sizeof(text), frame[ranges[i].frame],
-			 ranges[i].setting, ranges[i].value);
+		snprintf(text, sizeof(text), "%s%s = %s%s",
+			 frame[ranges[i].frame][0], ranges[i].setting,
+			 ranges[i].value, frame[ranges[i].frame][1]);
 		snprintf(name, sizeof(name), "%s = %s", ranges[i].setting,
 			 ranges[i].value);
 		if (ranges[i].good) {
@@ -763,6 +806,99 @@ static void test_resolv(struct tmp *t)
 	   "resolv.conf: scoped link-local skipped, the next one kept");
 }
 
+/* What a start or a reload builds: conf_load, zone_build, block_load.
+ * True when all three succeed; otherwise err says why. */
+static bool build_all(const char *path, char *err, size_t errlen)
+{
+	struct conf *cfg = conf_load(path, NULL, 0, err, errlen);
+	struct zone *z = cfg ? zone_build(cfg, err, errlen) : NULL;
+	struct block_set *b =
+	    z ? block_load(cfg, NULL, NULL, err, errlen) : NULL;
+	bool whole = b != NULL;
+
+	block_set_free(b);
+	zone_free(z);
+	conf_free(cfg);
+	return whole;
+}
+
+/*
+ * Out of memory during a reload used to exit (conf.c's xcalloc and
+ * xstrdup).  Fail each allocation of a full load in turn: every one must
+ * end in an "out of memory" error and nothing else (no exit, no crash, no
+ * leak, which LeakSanitizer reports in a sanitizer build), and a failure
+ * must never be swallowed into a configuration that loads.
+ */
+static void test_oom(struct tmp *t)
+{
+	char err[CONF_ERR_MAX] = "";
+
+	tmp_write(
+	    t, "oom.zone",
+	    "origin = \"oom.lab\";\n"
+	    "reverse = [\"10.1.0.0/16\"];\n"
+	    "ptr = true;\n"
+	    "records = (\n"
+	    "  { name = \"@\"; type = \"SOA\";"
+	    " data = \"ns hm 1 2 3 4 5\"; },\n"
+	    "  { name = \"a\"; type = \"A\"; data = \"10.1.0.1\"; },\n"
+	    "  { name = \"a.b.c\"; type = \"AAAA\"; data = \"fd00::1\"; },\n"
+	    "  { name = \"*.w\"; type = \"TXT\"; data = \"x y\"; ttl = 9; },\n"
+	    "  { name = \"m\"; type = \"MX\"; data = \"10 a\"; }\n"
+	    ");\n");
+	tmp_write(t, "oom.list",
+		  "0.0.0.0 ads.example\n||track.example^\n@@||ok.ads.example^\n"
+		  "plain.example\n");
+	const char *path = tmp_write(
+	    t, "oom.conf",
+	    "listen = [\"127.0.0.1:5300\", \"[::1]:5300\"];\n"
+	    "upstream: { servers = [\"192.0.2.53\"]; timeout_ms = 500; };\n"
+	    "zones = [\"oom.zone\"];\n"
+	    "forward = ({ domain = \"corp.example\";"
+	    " servers = [\"192.0.2.9\"]; },\n"
+	    "           { domain = \"no.example\"; refuse = true; });\n"
+	    "rebind_ok = [\"rebind.example\"];\n"
+	    "block: { lists = [\"oom.list\"]; domains = [\"bad.example\"];\n"
+	    "         allow = [\"good.bad.example\"]; answer = \"nxdomain\"; "
+	    "};\n"
+	    "access: { allow = [\"127.0.0.0/8\", \"::1\"]; };\n"
+	    "cache: { size = 100; };\n"
+	    "tcp: { max_connections = 8; };\n");
+
+	oom.count = 0;
+	oom.fail_at = 0;
+	bool whole = build_all(path, err, sizeof(err));
+	long total = oom.count;
+	if (!ok(whole && total > 30,
+		"out of memory: the full load builds, "
+		"with %ld allocations",
+		total))
+		diag("error: %s", err);
+
+	long wrong = 0, swallowed = 0;
+	for (long n = 1; n <= total; n++) {
+		err[0] = '\0';
+		oom.count = 0;
+		oom.fail_at = n;
+		whole = build_all(path, err, sizeof(err));
+		oom.fail_at = 0;
+		if (whole && swallowed++ < 3)
+			diag("allocation %ld failed, and the load succeeded",
+			     n);
+		if (!whole && !strstr(err, "out of memory") && wrong++ < 3)
+			diag("allocation %ld failed: '%s'", n, err);
+	}
+	ok(wrong == 0,
+	   "out of memory: each of the %ld allocations, failed "
+	   "in turn, gives an 'out of memory' error (%ld did not)",
+	   total, wrong);
+	ok(swallowed == 0, "out of memory: no failure is swallowed (%ld were)",
+	   swallowed);
+	oom.count = 0;
+	ok(build_all(path, err, sizeof(err)),
+	   "out of memory: the same files load once memory is back");
+}
+
 int main(void)
 {
 	struct tmp t = {"/tmp/splitdns-test-XXXXXX", {{0}}, 0, ""};
@@ -778,6 +914,7 @@ int main(void)
 	test_listen_and_loops(&t);
 	test_parse_addr();
 	test_resolv(&t);
+	test_oom(&t);
 	tmp_clean(&t);
 	return done_testing();
 }

@@ -995,15 +995,16 @@ static void test_scale(void)
 	for (uint32_t f = 0; f < SCALE_FILES; f++) {
 		size_t n = 0;
 		for (uint32_t i = 0; i < count; i++) {
-			static const char *const fmt[] = {"0.0.0.0 %s\n",
-							  "%s\n", "||%s^\n"};
+			static const char *const pre[] = {"0.0.0.0 ", "", "||"};
+			static const char *const post[] = {"\n", "\n", "^\n"};
 			if (i % SCALE_FILES != f &&
 			    !(f == SCALE_FILES - 1 &&
 			      i % (SCALE_FILES * 10) == 0))
 				continue;
 			gen_name(name, sizeof(name), i, false);
-			n += (size_t)snprintf(buf + n, cap - n, fmt[rnd() % 3],
-					      name);
+			unsigned k = rnd() % 3;
+			n += (size_t)snprintf(buf + n, cap - n, "%s%s%s",
+					      pre[k], name, post[k]);
 			entries++;
 		}
 		snprintf(paths[f], sizeof(paths[f]), "%s", write_file(buf, n));

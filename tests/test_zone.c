@@ -570,6 +570,25 @@ static void test_errors(void)
 	rec(c, 0, 11, "m", "MX", "ten mx", -1);
 	build_fails(c, "/zones/err.zone:11: ", "preference", "bad MX data");
 
+	/* Text from the zone file is data, never a format (a '%' in it
+	 * crashed the loader): the message quotes it as written. */
+	c = err_config();
+	rec(c, 0, 7, "pct", "A", "1.2.3.4 %s%s%s%s", -1);
+	build_fails(c, "/zones/err.zone:7: ", "\"1.2.3.4 %s%s%s%s\"",
+		    "'%s' in A data is quoted, not expanded");
+	c = err_config();
+	rec(c, 0, 8, "pct", "CNAME", "a%n%s..b", -1);
+	build_fails(c, "/zones/err.zone:8: ", "'a%n%s..b'",
+		    "'%n' in a CNAME target is quoted, not expanded");
+	c = err_config();
+	rec(c, 0, 9, "p%s%s", "MX", "x%s 100%", -1);
+	build_fails(c, "/zones/err.zone:9: ", "MX data \"x%s 100%\"",
+		    "'%' in MX data and owner");
+	c = err_config();
+	rec(c, 0, 10, "%s%s%s%s.other.", "A", "192.0.2.1", -1);
+	build_fails(c, "/zones/err.zone:10: ", "'%s%s%s%s.other.'",
+		    "'%s' in an owner outside the origin");
+
 	/* RFC 1034 3.6.2. */
 	c = err_config();
 	rec(c, 0, 4, "dup", "CNAME", "ok", -1);
