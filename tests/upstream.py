@@ -42,9 +42,17 @@ for any zone.  What it does is chosen by the first label of the query name
   selfptr     one A record whose owner name is a pointer to itself
   manycount   a normal answer whose header claims 65,535 answers
 
+A query signed with TSIG (the last additional record) is answered as a
+server that does not know the key answers (RFC 8945 5.2.2): NOTAUTH, no
+question, an unsigned TSIG record with error BADKEY (17); except for the
+label "signed", which gets a normal answer followed by a TSIG record with
+error 0 and a 32-byte MAC of 'M's, as if the key were known.
+
 --log FILE appends one line per query received, written before any answer:
   PROTO ID QNAME QTYPE opt=0|1 size=N do=0|1 opts=CODE,...
-(QNAME lower-cased, absolute) or "PROTO - unparseable len=N".
+(QNAME lower-cased, absolute) or "PROTO - unparseable len=N"; a signed
+query's line ends with " tsig=KEYNAME:CRC", CRC the crc32 (hex) of its
+whole TSIG record as received.
 
 --control FILE is read again for every query (a missing file means no
 rules); each line is "ACTION NAME", NAME absolute and lower-case or "*" for
@@ -71,6 +79,7 @@ import time
 import zlib
 
 import dns.edns
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -128,6 +137,55 @@ def big_rdatas(kind, rdtype):
     if rdtype == dns.rdatatype.TXT:
         return ['"%02d%s"' % (i, "x" * 238) for i in range(n_txt)]
     return []
+
+
+def find_tsig(data):
+    """The TSIG record that ends a message, or None: a dict with its
+    offset and bytes ('start', 'wire'), 'key' and 'alg' (dns.name.Name),
+    'time_fudge' (8 bytes), 'mac', 'orig_id', 'error' and 'other'."""
+    try:
+        counts = struct.unpack("!HHHH", data[4:12])
+        off = 12
+        for _ in range(counts[0]):
+            _, used = dns.name.from_wire(data, off)
+            off += used + 4
+        total = counts[1] + counts[2] + counts[3]
+        for i in range(total):
+            start = off
+            key, used = dns.name.from_wire(data, off)
+            off += used
+            rdtype, _, _, rdlen = struct.unpack("!HHIH", data[off:off + 10])
+            off += 10
+            rdata = off
+            off += rdlen
+            if i + 1 < total or rdtype != dns.rdatatype.TSIG:
+                continue
+            alg, used = dns.name.from_wire(data, rdata)
+            p = rdata + used
+            time_fudge = data[p:p + 8]
+            (macsize,) = struct.unpack("!H", data[p + 8:p + 10])
+            mac = data[p + 10:p + 10 + macsize]
+            p += 10 + macsize
+            orig_id, error, olen = struct.unpack("!HHH", data[p:p + 6])
+            if off != len(data) or p + 6 + olen != off:
+                return None
+            return {"start": start, "wire": data[start:off], "key": key,
+                    "alg": alg, "time_fudge": time_fudge, "mac": mac,
+                    "orig_id": orig_id, "error": error,
+                    "other": data[p + 6:off]}
+    except (ValueError, struct.error, dns.exception.DNSException):
+        return None
+    return None
+
+
+def tsig_record(t, msg_id, error, mac=b""):
+    """A TSIG record (wire) for the key and algorithm of t (find_tsig)."""
+    rdata = (t["alg"].to_wire() + t["time_fudge"]
+             + struct.pack("!H", len(mac)) + mac
+             + struct.pack("!HHH", msg_id, error, 0))
+    return (t["key"].to_wire() + struct.pack("!HHIH", dns.rdatatype.TSIG,
+                                             dns.rdataclass.ANY, 0,
+                                             len(rdata)) + rdata)
 
 
 class Upstream:
@@ -358,8 +416,32 @@ class Upstream:
             wire = wire[:at] + b"\x01x\x00" + wire[at + 1:]
         return [(delay, wire)]
 
+    def signed_answer(self, q, t, proto):
+        """The reply to a signed query (see the top of the file)."""
+        if q.flags & dns.flags.QR:
+            return []
+        if first_label(q.question[0].name) == "signed":
+            replies = self.answer(q, proto)
+            if not replies:
+                return []
+            delay, wire = replies[0]
+            (ar,) = struct.unpack("!H", wire[10:12])
+            wire = (wire[:10] + struct.pack("!H", ar + 1) + wire[12:]
+                    + tsig_record(t, t["orig_id"], 0, b"M" * 32))
+            return [(delay, wire)]
+        flags = 0x8000 | (q.opcode() << 11) | (q.flags & dns.flags.RD) | 9
+        return [(0.0, struct.pack("!HHHHHH", q.id, flags, 0, 0, 0, 1)
+                 + tsig_record(t, t["orig_id"], 17))]
+
     def handle(self, data, proto):
+        t = find_tsig(data)
         try:
+            if t:
+                # the message without its TSIG record, which dnspython
+                # would insist on validating
+                (ar,) = struct.unpack("!H", data[10:12])
+                data = (data[:10] + struct.pack("!H", ar - 1)
+                        + data[12:t["start"]])
             q = dns.message.from_wire(data)
         except Exception:
             self.log("%s - unparseable len=%d" % (proto, len(data)))
@@ -376,7 +458,12 @@ class Upstream:
                     ",".join(str(int(o.otype)) for o in q.options))
             else:
                 opt = "opt=0 size=0 do=0 opts="
+            if t:
+                opt += " tsig=%s:%08x" % (t["key"].to_text().lower(),
+                                          zlib.crc32(t["wire"]))
             self.log("%s %d %s %s %s" % (proto, q.id, qn, qt, opt))
+            if t and q.question:
+                return self.signed_answer(q, t, proto)
             return self.answer(q, proto)
         except Exception as e:  # never die on a query
             self.log("%s - error %r" % (proto, e))
