@@ -95,20 +95,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	len = n;
 	copy_all(msg, len);
 
-	struct cache_limits lim = {16, 0, 86400, 300};
+	struct cache_limits lim = {16, 0, 86400, 300, 3600};
 	struct cache *c = cache_new(&lim);
 	uint8_t key[CACHE_KEY_MAX];
 	if (!c)
 		abort();
-	size_t klen = cache_key(key, &q, 0);
+	size_t klen = cache_key(key, &q, 0, 1);
 	if (klen > sizeof(key))
 		abort();
 	cache_store(c, key, klen, msg, len, 1000);
 	/* Later by a time the input picks: TTLs age or the entry expires. */
 	uint64_t later = 1000 + (uint64_t)wire_get16(data) * 1000;
-	n = cache_lookup(c, key, klen, later, out, sizeof(out));
-	if (n > sizeof(out) || (n && n < WIRE_HEADER_LEN))
+	struct cache_hit hit;
+	n = cache_lookup(c, key, klen, later, out, sizeof(out), &hit);
+	if (n > sizeof(out) || (n && n < WIRE_HEADER_LEN) || (n && hit.stale))
 		abort();
+	if (!n) {
+		/* Past the TTL: the stale copy, every TTL 30. */
+		n = cache_lookup_stale(c, key, klen, later, 30, out,
+				       sizeof(out));
+		if (n > sizeof(out) || (n && n < WIRE_HEADER_LEN))
+			abort();
+	}
 	if (n) {
 		copy_all(out, n);
 		if (n > WIRE_UDP_MIN) {

@@ -26,6 +26,9 @@ bool log_verbose(void)
 }
 
 static void emit(int prio, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void emit(int prio, const char *fmt, va_list ap)
 {
 	if (to_syslog) {
 		vsyslog(prio, fmt, ap);

@@ -502,10 +502,14 @@ static bool check_reply(uint8_t *reply, size_t len, const uint8_t *qname,
 	    wire_get16(reply + off) != qtype ||
 	    wire_get16(reply + off + 2) != qclass)
 		return false;
+	/* The question is written out in full: a pointer in it could only
+	 * point into the header (found by fuzzing: the client's name would
+	 * then be copied over a shorter, compressed question). */
+	if (off != WIRE_HEADER_LEN + qname_len)
+		return false;
 	/* Echo the client's spelling (RFC 1035 7.3 says nothing of case,
 	 * but clients using 0x20 randomisation compare it). */
-	if (off == WIRE_HEADER_LEN + qname_len)
-		memcpy(reply + WIRE_HEADER_LEN, qname, qname_len);
+	memcpy(reply + WIRE_HEADER_LEN, qname, qname_len);
 	return true;
 }
 

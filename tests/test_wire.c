@@ -820,6 +820,17 @@ static void test_check_reply(void)
 	       memcmp(p.b + 29, before.b + 29, p.len - 29) == 0,
 	   "check_reply: nothing else changed");
 
+	/* The root name asked, and the question a pointer to the header's
+	 * last byte (arcount 0 reads as the root): found by fuzzing; the
+	 * client's name would be copied over the two-byte pointer. */
+	header(&p, 0x4321, 0x8180, 1, 0, 0, 0);
+	put(&p, (const uint8_t *)"\300\013", 2);
+	put16(&p, WIRE_T_A);
+	put16(&p, WIRE_CLASS_IN);
+	ok(!wire_check_reply(p.b, p.len, (const uint8_t *)"", 1, WIRE_T_A,
+			     WIRE_CLASS_IN),
+	   "check_reply: a compressed question refused");
+
 	reply_for(&p, 0x0180, N(WWW), WIRE_T_A, WIRE_CLASS_IN);
 	ok(!wire_check_reply(p.b, p.len, cn, cl, WIRE_T_A, WIRE_CLASS_IN),
 	   "check_reply: QR=0 refused");
