@@ -213,7 +213,8 @@ static const char zone_text[] =
     "ttl = 300;\n"
     "authoritative = true;\n"
     "records = (\n"
-    "  { name = \"nas\"; type = \"A\"; data = \"192.168.1.10\"; }\n"
+    "  { name = \"nas\"; type = \"A\"; data = \"192.168.1.10\"; },\n"
+    "  { name = \"ext\"; type = \"CNAME\"; data = \"www.example.com.\"; }\n"
     ");\n";
 
 /* The configuration text: serve_stale seconds, prefetch, the default
@@ -279,9 +280,10 @@ static void advance(struct rig *r, uint64_t ms)
 	loop_run_once(r->loop, 0);
 }
 
-/* Client port asks for name/qtype with ID id. */
-static void ask(struct rig *r, uint16_t port, uint16_t id, const char *name,
-		uint16_t qtype)
+/* Client port asks for name/qtype with ID id, over TCP connection conn
+ * (NULL: UDP). */
+static void ask_on(struct rig *r, void *conn, uint16_t port, uint16_t id,
+		   const char *name, uint16_t qtype)
 {
 	struct query_client c;
 	struct sockaddr_in *a = (struct sockaddr_in *)&c.peer;
@@ -290,13 +292,19 @@ static void ask(struct rig *r, uint16_t port, uint16_t id, const char *name,
 
 	memset(&c, 0, sizeof(c));
 	c.fd = -1;
-	c.conn = NULL;
+	c.conn = conn;
 	a->sin_family = AF_INET;
 	a->sin_port = htons(port);
 	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	c.peerlen = sizeof(*a);
 	c.local_family = AF_UNSPEC;
 	query_handle(r->env, &c, pkt, len);
+}
+
+static void ask(struct rig *r, uint16_t port, uint16_t id, const char *name,
+		uint16_t qtype)
+{
+	ask_on(r, NULL, port, id, name, qtype);
 }
 
 static struct fx_reply last(const struct rig *r)
@@ -696,6 +704,96 @@ static void test_snapshot_lifetime(void)
 	free(r);
 }
 
+static void test_chase(void)
+{
+	struct rig *r = rig_new(0, false);
+	uint8_t want[WIRE_NAME_MAX];
+	size_t wn = fx_name("www.example.com", want);
+
+	ask(r, 1001, 0xcafe, "Ext.Home.Lab", WIRE_T_A);
+	is_int(r->be.n, 1, "local CNAME out of local data: one upstream send");
+	struct wire_query uq;
+	ok(wire_parse_query(r->be.r[0].pkt, r->be.r[0].len, &uq) == WIRE_OK &&
+	       uq.qname_len == wn && memcmp(uq.qname, want, wn) == 0 &&
+	       uq.qtype == WIRE_T_A && (uq.hdr.flags & WIRE_RD),
+	   "  it asks for the CNAME's target, type A, RD kept");
+	fb_answer(&r->be, 0, 300, ADDR1);
+	struct fx_reply p = last(r);
+	ok(r->io.n == 1 && p.id == 0xcafe && p.rcode == WIRE_NOERROR,
+	   "chase: one reply with the client's ID");
+	ok(p.ancount == 2 && p.type1 == WIRE_T_CNAME && p.last_type == WIRE_T_A &&
+	       memcmp(p.last_rdata, ADDR1, 4) == 0,
+	   "chase: the local CNAME, then the upstream's A record");
+	ok(!(p.flags & WIRE_AA), "chase: AA cleared (not all ours)");
+	uint8_t asked[WIRE_NAME_MAX];
+	size_t an = fx_name("Ext.Home.Lab", asked);
+	is_mem(p.qname, p.qname_len, asked, an,
+	       "chase: the question as the client spelled it");
+
+	ask(r, 1002, 0xcaff, "ext.home.lab", WIRE_T_A);
+	fb_complete(&r->be, 1, UPSTREAM_FAILED, NULL, 0);
+	ok(r->io.n == 2 && last(r).id == 0xcaff &&
+	       last(r).rcode == WIRE_SERVFAIL,
+	   "chase, upstream failed: SERVFAIL");
+	is_int(query_env_waiting(r->env), 0, "chase: nobody waiting");
+	rig_free(r);
+}
+
+static void test_tcp_refs(void)
+{
+	struct rig *r = rig_new(0, false);
+	int conn_a, conn_b;
+
+	ask_on(r, &conn_a, 1001, 0x7c01, "tcp.example.com", WIRE_T_A);
+	ask_on(r, &conn_b, 1002, 0x7c02, "tcp.example.com", WIRE_T_A);
+	is_int(r->io.holds, 2, "TCP leader and waiter hold their connections");
+	is_int(r->io.releases, 0, "  none released while upstream");
+	fb_answer(&r->be, 0, 300, ADDR1);
+	is_int(r->io.n, 2, "TCP: both answered");
+	is_int(r->io.releases, 2, "  and both connections released once");
+	ask_on(r, &conn_a, 1003, 0x7c03, "nas.home.lab", WIRE_T_A);
+	ok(r->io.n == 3 && r->io.holds == 2,
+	   "TCP local answer: no hold (nothing outlives the call)");
+	ask_on(r, &conn_a, 1004, 0x7c04, "late.example.com", WIRE_T_A);
+	advance(r, (uint64_t)r->snap->deadline_ms);
+	ok(r->io.n == 4 && last(r).rcode == WIRE_SERVFAIL && r->io.releases == 2,
+	   "TCP deadline: SERVFAIL, the leader keeps its hold");
+	fb_complete(&r->be, 1, UPSTREAM_FAILED, NULL, 0);
+	ok(r->io.n == 4 && r->io.holds == 3 && r->io.releases == 3,
+	   "  released when the upstream lets go");
+	rig_free(r);
+}
+
+static void test_free_in_flight(void)
+{
+	struct rig *r = rig_new(0, true);
+
+	ask(r, 1000, 0x0f00, "pf.example.com", WIRE_T_A);
+	fb_answer(&r->be, 0, 100, ADDR1);
+	advance(r, 95000);
+	ask(r, 1001, 0x0f01, "pf.example.com", WIRE_T_A); /* prefetch */
+	ask(r, 1002, 0x0f02, "gone.example.com", WIRE_T_A);
+	ask(r, 1003, 0x0f03, "gone.example.com", WIRE_T_A);
+	size_t before = r->io.n;
+	is_int(r->be.n, 3, "a prefetch and a shared query upstream");
+	query_env_free(r->env);
+	r->env = NULL;
+	is_int(r->io.n, before + 2, "env freed: both clients answered");
+	unsigned good = 0;
+	for (size_t k = before; k < r->io.n; k++) {
+		struct fx_reply p = fx_read(r->io.s[k].msg, r->io.s[k].len);
+		good += p.rcode == WIRE_SERVFAIL &&
+			p.id == 0x0f00 + (r->io.s[k].port - 1000u);
+	}
+	is_int(good, 2, "  SERVFAIL, each with its own ID");
+	is_int(r->be.freed, r->be.made, "  every upstream freed");
+	loop_run_once(r->loop, 0);
+	cache_free(r->cache);
+	loop_free(r->loop);
+	fx_dir_clean(&r->dir);
+	free(r);
+}
+
 int main(void)
 {
 	test_local_and_blocked();
@@ -708,5 +806,8 @@ int main(void)
 	test_prefetch();
 	test_reload();
 	test_snapshot_lifetime();
+	test_chase();
+	test_tcp_refs();
+	test_free_in_flight();
 	return done_testing();
 }
