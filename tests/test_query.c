@@ -550,6 +550,88 @@ static void test_serve_stale(void)
 	rig_free(r);
 }
 
+/* Build an upstream reply with rcode to request i and complete it. */
+static void fb_rcode(struct fake_backend *b, size_t i, unsigned rcode)
+{
+	uint8_t rep[1500];
+	size_t n = fx_answer(b->r[i].pkt, b->r[i].len, rep, sizeof(rep), 60,
+			     ADDR2);
+	/* No answer record: header and question only. */
+	wire_set16(rep + 2, (uint16_t)(WIRE_QR | WIRE_RA | WIRE_RD | rcode));
+	wire_set16(rep + 6, 0);
+	n -= 16;
+	fb_complete(b, i, UPSTREAM_OK, rep, n);
+}
+
+/* RFC 8767 4: an upstream reply with an rcode other than NOERROR and
+ * NXDOMAIN is a failure to refresh; the stale answer is served. */
+static void test_stale_on_servfail(void)
+{
+	struct rig *r = rig_new(3600, false);
+
+	stale_setup(r, "sf.example.com");
+	ask(r, 1001, 0x5f01, "sf.example.com", WIRE_T_A);
+	ask(r, 1002, 0x5f02, "sf.example.com", WIRE_T_A);
+	size_t before = r->io.n;
+	fb_rcode(&r->be, r->be.n - 1, WIRE_SERVFAIL);
+	is_int(r->io.n, before + 2, "upstream SERVFAIL: both clients answered");
+	unsigned good = 0;
+	for (size_t k = before; k < r->io.n; k++) {
+		struct fx_reply p = fx_read(r->io.s[k].msg, r->io.s[k].len);
+		good += p.rcode == WIRE_NOERROR && p.ttl1 == QUERY_STALE_TTL &&
+			memcmp(p.rdata1, ADDR1, 4) == 0 &&
+			p.id == 0x5f01 + (r->io.s[k].port - 1001u);
+	}
+	is_int(good, 2, "upstream SERVFAIL: the stale answer, TTL 30, own IDs");
+
+	/* Without a stale answer the upstream's SERVFAIL goes through. */
+	ask(r, 1003, 0x5f03, "nostale.example.com", WIRE_T_A);
+	fb_rcode(&r->be, r->be.n - 1, WIRE_SERVFAIL);
+	ok(last(r).id == 0x5f03 && last(r).rcode == WIRE_SERVFAIL,
+	   "upstream SERVFAIL, nothing stale: SERVFAIL");
+	/* NXDOMAIN refreshes: it is passed on, not replaced. */
+	stale_setup(r, "nx.example.com");
+	ask(r, 1004, 0x5f04, "nx.example.com", WIRE_T_A);
+	fb_rcode(&r->be, r->be.n - 1, WIRE_NXDOMAIN);
+	ok(last(r).id == 0x5f04 && last(r).rcode == WIRE_NXDOMAIN,
+	   "upstream NXDOMAIN: passed on, not the stale answer");
+	rig_free(r);
+}
+
+/* A reload that shortens the deadline: the new, earlier deadline fires
+ * first and the older one still fires at its time. */
+static void test_deadline_shrinks(void)
+{
+	struct rig *r = rig_new(0, false);
+	char text[1024], err[256];
+
+	ask(r, 1001, 0xa001, "one.example.com", WIRE_T_A); /* at +2000 */
+	conf_text(text, sizeof(text), 0, false, "127.0.0.1:9");
+	char *t = strstr(text, "tries = 2");
+	t[8] = '1';
+	struct snapshot *s2 = fx_snapshot(&r->dir, text, 2);
+	is_int(s2->deadline_ms, 1000, "tries = 1: deadline 1000 ms");
+	ok(query_env_adopt(r->env, s2, err, sizeof(err)), "adopt it");
+	advance(r, 100);
+	ask(r, 1002, 0xa002, "two.example.com", WIRE_T_A); /* at +1100 */
+	advance(r, 999);
+	is_int(r->io.n, 0, "nothing at 1099 ms");
+	advance(r, 1);
+	ok(r->io.n == 1 && last(r).id == 0xa002 &&
+	       last(r).rcode == WIRE_SERVFAIL,
+	   "at 1100 ms: the later query's shorter deadline");
+	advance(r, 899);
+	is_int(r->io.n, 1, "nothing more at 1999 ms");
+	advance(r, 1);
+	ok(r->io.n == 2 && last(r).id == 0xa001 &&
+	       last(r).rcode == WIRE_SERVFAIL,
+	   "at 2000 ms: the first query's deadline");
+	fb_complete(&r->be, 0, UPSTREAM_FAILED, NULL, 0);
+	fb_complete(&r->be, 1, UPSTREAM_FAILED, NULL, 0);
+	is_int(r->io.n, 2, "the late failures send nothing");
+	rig_free(r);
+}
+
 static void test_stale_timer(void)
 {
 	struct rig *r = rig_new(3600, false);
@@ -807,6 +889,8 @@ int main(void)
 	test_reload();
 	test_snapshot_lifetime();
 	test_chase();
+	test_stale_on_servfail();
+	test_deadline_shrinks();
 	test_tcp_refs();
 	test_free_in_flight();
 	return done_testing();
