@@ -681,6 +681,12 @@ static void answer_client(struct query_env *env, struct query *q,
 	put_back_id(q);
 	switch (out) {
 	case OUT_REPLY:
+		/* RFC 8767 4: an rcode other than NOERROR and NXDOMAIN
+		 * is a failure to refresh: the stale answer, if any. */
+		if (WIRE_RCODE(wire_get16(env->out + 2)) != WIRE_NOERROR &&
+		    WIRE_RCODE(wire_get16(env->out + 2)) != WIRE_NXDOMAIN &&
+		    reply_stale(env, q))
+			break;
 		COUNT(env, answered);
 		reply_copy(env, s, &q->client, &q->wq, env->out, len);
 		break;
