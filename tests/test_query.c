@@ -704,6 +704,31 @@ static void test_prefetch(void)
 	rig_free(r);
 }
 
+/* Clients that cannot join a prefetch in flight (the cached answer
+ * expired meanwhile) share one upstream query among themselves. */
+static void test_prefetch_then_expiry(void)
+{
+	struct rig *r = rig_new(0, true);
+
+	ask(r, 1000, 1, "pe.example.com", WIRE_T_A);
+	fb_answer(&r->be, 0, 100, ADDR1);
+	advance(r, 95000);
+	ask(r, 1001, 2, "pe.example.com", WIRE_T_A);
+	is_int(r->be.n, 2, "at 95 s: a prefetch goes upstream");
+	advance(r, 6000);
+	size_t before = r->io.n;
+	for (unsigned i = 0; i < 5; i++)
+		ask(r, (uint16_t)(1010 + i), (uint16_t)(10 + i),
+		    "pe.example.com", WIRE_T_A);
+	is_int(r->io.n, before, "expired, prefetch still out: nobody answered");
+	is_int(r->be.n, 3, "five identical queries: one more upstream send");
+	fb_answer(&r->be, 2, 100, ADDR2);
+	is_int(r->io.n, before + 5, "the five are answered by it");
+	fb_answer(&r->be, 1, 100, ADDR2);
+	is_int(r->io.n, before + 5, "the prefetch answers nobody");
+	rig_free(r);
+}
+
 static void test_reload(void)
 {
 	struct rig *r = rig_new(0, false);
@@ -720,10 +745,18 @@ static void test_reload(void)
 	is_int(r->be.made, 1, "same upstreams: none made anew");
 	is_int(atomic_load(&old->refs), 2,
 	       "old snapshot alive while its query is upstream");
+	ask(r, 1011, 0xab01, "reload.example.com", WIRE_T_A);
+	ask(r, 1012, 0xab02, "reload.example.com", WIRE_T_A);
+	is_int(r->be.n, 2, "after the reload two identical queries send once "
+			   "(not joining the old epoch's)");
 	fb_answer(&r->be, 0, 300, ADDR1);
 	struct fx_reply p = last(r);
 	ok(r->io.n == 1 && p.id == 0xaaaa && memcmp(p.rdata1, ADDR1, 4) == 0,
 	   "the reply still reaches the client");
+	fb_answer(&r->be, 1, 300, ADDR1);
+	is_int(r->io.n, 3, "  and the two after the reload are answered");
+	for (size_t k = r->be.n; k > 2; k--)
+		fb_answer(&r->be, k - 1, 300, ADDR1);
 	is_int(atomic_load(&old->refs), 1,
 	       "the old snapshot's ref dropped once, at the query's end");
 	loop_run_once(r->loop, 0);
@@ -731,6 +764,7 @@ static void test_reload(void)
 	snapshot_unref(old);
 
 	/* New upstreams: the old one drains, then is freed once. */
+	size_t b0 = r->be.n, io0 = r->io.n;
 	ask(r, 1002, 0xbbbb, "reload2.example.com", WIRE_T_A);
 	old = snapshot_ref(s2);
 	conf_text(text, sizeof(text), 0, false, "127.0.0.1:10");
@@ -742,18 +776,21 @@ static void test_reload(void)
 	is_int(r->be.freed, 0, "the old upstream stays while it has a query");
 	is_int(atomic_load(&old->refs), 2, "generation 2 alive meanwhile");
 	ask(r, 1003, 0xcccc, "reload2.example.com", WIRE_T_A);
-	is_int(r->be.n, 3, "a new query does not join one on old upstreams");
-	fb_answer(&r->be, 1, 300, ADDR1);
+	is_int(r->be.n, b0 + 2, "a new query does not join one on old upstreams");
+	ask(r, 1004, 0xcccd, "reload2.example.com", WIRE_T_A);
+	is_int(r->be.n, b0 + 2, "  but the next one joins the new one");
+	fb_answer(&r->be, b0, 300, ADDR1);
 	p = last(r);
-	ok(r->io.n == 2 && p.id == 0xbbbb && p.rcode == WIRE_NOERROR,
+	ok(r->io.n == io0 + 1 && p.id == 0xbbbb && p.rcode == WIRE_NOERROR,
 	   "the query on the old upstream reaches its client");
 	is_int(atomic_load(&old->refs), 1, "generation 2 released once");
 	loop_run_once(r->loop, 0);
 	is_int(r->be.freed, 1, "the drained upstream is freed once");
-	fb_answer(&r->be, 2, 300, ADDR2);
-	ok(r->io.n == 3 && last(r).id == 0xcccc &&
-	       memcmp(last(r).rdata1, ADDR2, 4) == 0,
-	   "the query on the new upstream is answered");
+	fb_answer(&r->be, b0 + 1, 300, ADDR2);
+	ok(r->io.n == io0 + 3 && last(r).rdata1[3] == ADDR2[3] &&
+	       ((last(r).id == 0xcccc && r->io.s[io0 + 1].msg[1] == 0xcd) ||
+		(last(r).id == 0xcccd && r->io.s[io0 + 1].msg[1] == 0xcc)),
+	   "the queries on the new upstream are answered");
 	snapshot_unref(old);
 	rig_free(r);
 }
@@ -886,6 +923,7 @@ int main(void)
 	test_serve_stale();
 	test_stale_timer();
 	test_prefetch();
+	test_prefetch_then_expiry();
 	test_reload();
 	test_snapshot_lifetime();
 	test_chase();
