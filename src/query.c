@@ -1081,11 +1081,12 @@ static void act_forward(struct query_env *env, const struct snapshot *s,
 	memcpy(q->key, key, klen);
 	q->klen = klen;
 	q->khash = h;
-	if (!leader) {
-		q->shared = true;
-		q->hnext = env->table[h & (QUERY_TABLE - 1)];
-		env->table[h & (QUERY_TABLE - 1)] = q;
-	}
+	/* First in the chain, so that later identical queries join q
+	 * rather than a leader they could not join (a prefetch, or one on
+	 * upstreams a reload replaced). */
+	q->shared = true;
+	q->hnext = env->table[h & (QUERY_TABLE - 1)];
+	env->table[h & (QUERY_TABLE - 1)] = q;
 	if (hit.stale && s->cfg->cache_serve_stale)
 		stale_insert(env, q, loop_now(env->loop) + QUERY_STALE_AFTER_MS);
 	if (log_verbose())
