@@ -632,6 +632,97 @@ static void test_deadline_shrinks(void)
 	rig_free(r);
 }
 
+/* Past serve_stale seconds after expiry nothing stale is left. */
+static void test_stale_window(void)
+{
+	struct rig *r = rig_new(3600, false);
+
+	stale_setup(r, "old.example.com"); /* expired 1 s ago */
+	advance(r, 3600 * 1000);
+	ask(r, 1001, 0x3601, "old.example.com", WIRE_T_A);
+	fb_complete(&r->be, r->be.n - 1, UPSTREAM_FAILED, NULL, 0);
+	ok(last(r).id == 0x3601 && last(r).rcode == WIRE_SERVFAIL,
+	   "3601 s past expiry (serve_stale 3600): SERVFAIL");
+	rig_free(r);
+}
+
+/* Rebind protection: a public name with a private address becomes
+ * NXDOMAIN and is not cached. */
+static void test_rebind(void)
+{
+	static const uint8_t PRIV[4] = {10, 0, 0, 1};
+	struct rig *r = rig_new(0, false);
+
+	ask(r, 1001, 0x0b01, "evil.example.com", WIRE_T_A);
+	fb_answer(&r->be, 0, 300, PRIV);
+	ok(last(r).id == 0x0b01 && last(r).rcode == WIRE_NXDOMAIN &&
+	       last(r).ancount == 0,
+	   "private address for a public name: NXDOMAIN, no address");
+	ask(r, 1002, 0x0b02, "evil.example.com", WIRE_T_A);
+	is_int(r->be.n, 2, "  and not cached: asked upstream again");
+	fb_answer(&r->be, 1, 300, PRIV);
+	is_int(stats(r).rebind, 2, "counters: two rebind answers");
+	rig_free(r);
+}
+
+/* Deep CNAME blocking: an upstream answer whose CNAME points at a
+ * blocked name gets the blocking answer. */
+static void test_cname_blocked(void)
+{
+	struct rig *r = rig_new(0, false);
+	uint8_t rep[1500], target[WIRE_NAME_MAX];
+	size_t tn = fx_name("t.ads.example.net", target);
+	struct wire_query q;
+
+	ask(r, 1001, 0x0c01, "shop.example.com", WIRE_T_A);
+	if (wire_parse_query(r->be.r[0].pkt, r->be.r[0].len, &q) != WIRE_OK)
+		abort();
+	struct wire_buf b = {rep, 0, sizeof(rep), false};
+	wire_put16(&b, q.hdr.id);
+	wire_put16(&b, WIRE_QR | WIRE_RA | WIRE_RD);
+	wire_put16(&b, 1);
+	wire_put16(&b, 2);
+	wire_put16(&b, 0);
+	wire_put16(&b, 0);
+	wire_put_bytes(&b, q.qname, q.qname_len);
+	wire_put16(&b, WIRE_T_A);
+	wire_put16(&b, WIRE_CLASS_IN);
+	wire_put16(&b, 0xc00c);
+	wire_put16(&b, WIRE_T_CNAME);
+	wire_put16(&b, WIRE_CLASS_IN);
+	wire_put32(&b, 300);
+	wire_put16(&b, (uint16_t)tn);
+	wire_put_bytes(&b, target, tn);
+	wire_put_bytes(&b, target, tn);
+	wire_put16(&b, WIRE_T_A);
+	wire_put16(&b, WIRE_CLASS_IN);
+	wire_put32(&b, 300);
+	wire_put16(&b, 4);
+	wire_put_bytes(&b, ADDR1, 4);
+	fb_complete(&r->be, 0, UPSTREAM_OK, rep, b.len);
+	struct fx_reply p = last(r);
+	ok(r->io.n == 1 && p.id == 0x0c01 && p.ancount == 1 &&
+	       p.type1 == WIRE_T_A && memcmp(p.rdata1, ZERO, 4) == 0,
+	   "CNAME to a blocked name: the blocking answer 0.0.0.0");
+	is_int(stats(r).blocked, 1, "counters: one blocked");
+	rig_free(r);
+}
+
+/* prefetch = false: an answer near its expiry is served, nothing more. */
+static void test_no_prefetch(void)
+{
+	struct rig *r = rig_new(0, false);
+
+	ask(r, 1000, 1, "np.example.com", WIRE_T_A);
+	fb_answer(&r->be, 0, 100, ADDR1);
+	advance(r, 91000);
+	ask(r, 1001, 2, "np.example.com", WIRE_T_A);
+	ok(last(r).id == 2 && last(r).ttl1 == 9 && r->be.n == 1,
+	   "prefetch = false: a hit at 91 s, no background send");
+	is_int(stats(r).prefetched, 0, "counters: no prefetch");
+	rig_free(r);
+}
+
 static void test_stale_timer(void)
 {
 	struct rig *r = rig_new(3600, false);
@@ -924,6 +1015,10 @@ int main(void)
 	test_stale_timer();
 	test_prefetch();
 	test_prefetch_then_expiry();
+	test_stale_window();
+	test_rebind();
+	test_no_prefetch();
+	test_cname_blocked();
 	test_reload();
 	test_snapshot_lifetime();
 	test_chase();
