@@ -38,6 +38,7 @@ struct sent {
 	uint8_t msg[1500];
 };
 
+/* The replies, the last MAX_SENT of them: reply k is s[k % MAX_SENT]. */
 struct fake_io {
 	struct sent s[MAX_SENT];
 	size_t n;
@@ -48,9 +49,9 @@ static void io_send(void *ctx, const struct query_client *c,
 		    const uint8_t *msg, size_t len)
 {
 	struct fake_io *io = ctx;
-	if (io->n == MAX_SENT || len > sizeof(io->s[0].msg))
+	if (len > sizeof(io->s[0].msg))
 		abort();
-	struct sent *s = &io->s[io->n++];
+	struct sent *s = &io->s[io->n++ % MAX_SENT];
 	s->port = ntohs(((const struct sockaddr_in *)&c->peer)->sin_port);
 	s->len = len;
 	memcpy(s->msg, msg, len);
@@ -70,8 +71,6 @@ static void io_release(void *ctx, const struct query_client *c)
 
 /* ---- the fake upstream backend ---- */
 
-#define MAX_REQ 256
-
 struct fake_req {
 	struct upstream *up;
 	struct upstream_req *req;
@@ -81,8 +80,8 @@ struct fake_req {
 };
 
 struct fake_backend {
-	struct fake_req r[MAX_REQ];
-	size_t n;         /* requests ever sent */
+	struct fake_req *r;
+	size_t n, cap;    /* requests ever sent */
 	unsigned made, freed;
 	uint16_t next_id;
 	char last_server[96];
@@ -97,7 +96,15 @@ static void fu_send(struct upstream *u, struct upstream_req *req,
 		    uint8_t *pkt, size_t len)
 {
 	struct fake_backend *b = ((struct fake_up *)u)->b;
-	if (b->n == MAX_REQ || len > sizeof(b->r[0].pkt))
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct fake_req *nr = realloc(b->r, cap * sizeof(*nr));
+		if (!nr)
+			abort();
+		b->r = nr;
+		b->cap = cap;
+	}
+	if (len > sizeof(b->r[0].pkt))
 		abort();
 	struct fake_req *r = &b->r[b->n++];
 	req->id = b->next_id++;
@@ -148,7 +155,7 @@ static struct upstream *fb_make(void *ctx, struct loop *loop,
 	struct fake_backend *b = ctx;
 	struct fake_up *u = calloc(1, sizeof(*u));
 	(void)loop, (void)timeout_ms, (void)tries;
-	if (!u || n == 0) {
+	if (!u || n == 0 || strstr(servers[0].text, ":11")) {
 		snprintf(err, errlen, "fake: no servers");
 		free(u);
 		return NULL;
@@ -270,6 +277,7 @@ static void rig_free(struct rig *r)
 	cache_free(r->cache);
 	loop_free(r->loop);
 	fx_dir_clean(&r->dir);
+	free(r->be.r);
 	free(r);
 }
 
@@ -311,7 +319,7 @@ static struct fx_reply last(const struct rig *r)
 {
 	if (r->io.n == 0)
 		return (struct fx_reply){0};
-	const struct sent *s = &r->io.s[r->io.n - 1];
+	const struct sent *s = &r->io.s[(r->io.n - 1) % MAX_SENT];
 	return fx_read(s->msg, s->len);
 }
 
@@ -886,6 +894,63 @@ static void test_reload(void)
 	rig_free(r);
 }
 
+/* An upstream that cannot be made: adopt fails, the env goes on with
+ * what it had, the new snapshot's reference is dropped. */
+static void test_adopt_fails(void)
+{
+	struct rig *r = rig_new(0, false);
+	char text[1200], err[256] = "";
+
+	conf_text(text, sizeof(text), 0, false, "127.0.0.1:12");
+	strcat(text, "forward = ({ domain = \"corp.example\"; "
+		     "servers = [\"127.0.0.1:11\"]; });\n");
+	struct snapshot *s2 = fx_snapshot(&r->dir, text, 2);
+	snapshot_ref(s2);
+	ok(!query_env_adopt(r->env, s2, err, sizeof(err)),
+	   "adopt fails when an upstream cannot be made");
+	like(err, "fake", "  with the backend's message");
+	is_int(atomic_load(&s2->refs), 1, "  the new snapshot's ref dropped");
+	loop_run_once(r->loop, 0);
+	is_int(r->be.freed, 1, "  the upstream made for it freed");
+	ask(r, 1001, 0xf001, "still.example.com", WIRE_T_A);
+	ok(r->be.n == 1 && r->be.r[0].up != NULL, "the old upstreams serve on");
+	fb_answer(&r->be, 0, 300, ADDR1);
+	ok(last(r).id == 0xf001 && last(r).rcode == WIRE_NOERROR,
+	   "  and answer");
+	snapshot_unref(s2);
+	rig_free(r);
+}
+
+/* The pool: QUERY_MAX_INFLIGHT queries upstream at once, the next one
+ * gets SERVFAIL at once; a slot freed is usable again. */
+static void test_inflight_limit(void)
+{
+	struct rig *r = rig_new(0, false);
+	char name[64];
+
+	for (unsigned i = 0; i < QUERY_MAX_INFLIGHT; i++) {
+		snprintf(name, sizeof(name), "n%u.example.com", i);
+		ask(r, 1000, (uint16_t)i, name, WIRE_T_A);
+	}
+	ok(r->be.n == QUERY_MAX_INFLIGHT && r->io.n == 0,
+	   "16384 distinct queries: all upstream, none answered");
+	ask(r, 1001, 0xeeee, "one-too-many.example.com", WIRE_T_A);
+	ok(r->io.n == 1 && last(r).id == 0xeeee &&
+	       last(r).rcode == WIRE_SERVFAIL && r->be.n == QUERY_MAX_INFLIGHT,
+	   "the next one: SERVFAIL at once, not sent");
+	fb_answer(&r->be, 7, 300, ADDR1);
+	ok(r->io.n == 2 && last(r).id == 7, "one answered frees a slot");
+	ask(r, 1002, 0xeeef, "one-more.example.com", WIRE_T_A);
+	ok(r->be.n == QUERY_MAX_INFLIGHT + 1 && r->io.n == 2,
+	   "  which the next query takes");
+	is_int(query_env_waiting(r->env), QUERY_MAX_INFLIGHT, "16384 waiting");
+	query_env_free(r->env);
+	r->env = NULL;
+	ok(r->io.n == 2 + QUERY_MAX_INFLIGHT && last(r).rcode == WIRE_SERVFAIL,
+	   "freeing the env answers all 16384 with SERVFAIL");
+	rig_free(r);
+}
+
 static void test_snapshot_lifetime(void)
 {
 	struct rig *r = rig_new(0, false);
@@ -911,6 +976,7 @@ static void test_snapshot_lifetime(void)
 	cache_free(r->cache);
 	loop_free(r->loop);
 	fx_dir_clean(&r->dir);
+	free(r->be.r);
 	free(r);
 }
 
@@ -1001,6 +1067,7 @@ static void test_free_in_flight(void)
 	cache_free(r->cache);
 	loop_free(r->loop);
 	fx_dir_clean(&r->dir);
+	free(r->be.r);
 	free(r);
 }
 
@@ -1021,6 +1088,8 @@ int main(void)
 	test_cname_blocked();
 	test_reload();
 	test_snapshot_lifetime();
+	test_adopt_fails();
+	test_inflight_limit();
 	test_chase();
 	test_stale_on_servfail();
 	test_deadline_shrinks();
