@@ -921,6 +921,37 @@ static void test_adopt_fails(void)
 	rig_free(r);
 }
 
+/* Freeing the env while a query from before a reload (other upstreams)
+ * is still out: its client gets SERVFAIL, every upstream and snapshot
+ * goes once. */
+static void test_free_after_reload(void)
+{
+	struct rig *r = rig_new(0, false);
+	char text[1024], err[256];
+
+	ask(r, 1001, 0x0d01, "before.example.com", WIRE_T_A);
+	struct snapshot *old = snapshot_ref(r->snap);
+	conf_text(text, sizeof(text), 0, false, "127.0.0.1:10");
+	struct snapshot *s2 = fx_snapshot(&r->dir, text, 2);
+	struct snapshot *mine2 = snapshot_ref(s2);
+	ok(query_env_adopt(r->env, s2, err, sizeof(err)), "reload");
+	ask(r, 1002, 0x0d02, "after.example.com", WIRE_T_A);
+	ok(r->be.made == 2 && r->be.n == 2 && r->io.n == 0,
+	   "one query on each upstream");
+	query_env_free(r->env);
+	r->env = NULL;
+	is_int(r->io.n, 2, "env freed: both clients answered");
+	ok(fx_read(r->io.s[0].msg, r->io.s[0].len).rcode == WIRE_SERVFAIL &&
+	       fx_read(r->io.s[1].msg, r->io.s[1].len).rcode == WIRE_SERVFAIL,
+	   "  with SERVFAIL");
+	is_int(r->be.freed, 2, "  both upstreams freed");
+	ok(atomic_load(&old->refs) == 1 && atomic_load(&mine2->refs) == 1,
+	   "  both snapshots released once");
+	snapshot_unref(old);
+	snapshot_unref(mine2);
+	rig_free(r);
+}
+
 /* The pool: QUERY_MAX_INFLIGHT queries upstream at once, the next one
  * gets SERVFAIL at once; a slot freed is usable again. */
 static void test_inflight_limit(void)
@@ -1090,6 +1121,7 @@ int main(void)
 	test_snapshot_lifetime();
 	test_adopt_fails();
 	test_inflight_limit();
+	test_free_after_reload();
 	test_chase();
 	test_stale_on_servfail();
 	test_deadline_shrinks();
