@@ -688,6 +688,12 @@ static void answer_client(struct query_env *env, struct query *q,
 	put_back_id(q);
 	switch (out) {
 	case OUT_REPLY:
+		/* RFC 8767 4: an rcode other than NOERROR and NXDOMAIN
+		 * is a failure to refresh: the stale answer, if any. */
+		if (WIRE_RCODE(wire_get16(env->out + 2)) != WIRE_NOERROR &&
+		    WIRE_RCODE(wire_get16(env->out + 2)) != WIRE_NXDOMAIN &&
+		    reply_stale(env, q))
+			break;
 		COUNT(env, answered);
 		reply_copy(env, s, &q->client, &q->wq, env->out, len);
 		break;
@@ -1129,11 +1135,12 @@ static void act_forward(struct query_env *env, const struct snapshot *s,
 	memcpy(q->key, key, klen);
 	q->klen = klen;
 	q->khash = h;
-	if (!leader) {
-		q->shared = true;
-		q->hnext = env->table[h & (QUERY_TABLE - 1)];
-		env->table[h & (QUERY_TABLE - 1)] = q;
-	}
+	/* First in the chain, so that later identical queries join q
+	 * rather than a leader they could not join (a prefetch, or one on
+	 * upstreams a reload replaced). */
+	q->shared = true;
+	q->hnext = env->table[h & (QUERY_TABLE - 1)];
+	env->table[h & (QUERY_TABLE - 1)] = q;
 	if (hit.stale && s->cfg->cache_serve_stale)
 		stale_insert(env, q, loop_now(env->loop) + QUERY_STALE_AFTER_MS);
 	if (log_verbose())

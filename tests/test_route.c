@@ -1,0 +1,228 @@
+/*
+ * test_route.c - unit tests for route() (src/route.c): one table row per
+ * decision, over a snapshot built from real files (configuration, zone,
+ * block list) in a temporary folder.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../src/route.h"
+#include "../src/snapshot.h"
+#include "../src/wire.h"
+#include "fixture.h"
+#include "tap.h"
+
+static const char conf_text[] =
+    "listen = [\"127.0.0.1:5300\"];\n"
+    "access: { allow = [\"127.0.0.0/8\", \"::1/128\"]; };\n"
+    "upstream: { servers = [\"127.0.0.1:9\"]; timeout_ms = 1000; tries = 2; };\n"
+    "zones = [\"home.zone\"];\n"
+    "forward = (\n"
+    "  { domain = \"corp.example\"; servers = [\"127.0.0.2:9\"]; },\n"
+    "  { domain = \"nope.example\"; refuse = true; }\n"
+    ");\n"
+    "block: { lists = [\"block.txt\"]; };\n";
+
+static const char zone_text[] =
+    "origin = \"home.lab\";\n"
+    "ttl = 300;\n"
+    "authoritative = true;\n"
+    "records = (\n"
+    "  { name = \"nas\"; type = \"A\"; data = \"192.168.1.10\"; },\n"
+    "  { name = \"www\"; type = \"CNAME\"; data = \"nas\"; },\n"
+    "  { name = \"ext\"; type = \"CNAME\"; data = \"www.example.com.\"; },\n"
+    "  { name = \"work\"; type = \"CNAME\"; data = \"host.corp.example.\"; },\n"
+    "  { name = \"ad\"; type = \"CNAME\"; data = \"x.ads.example.net.\"; },\n"
+    "  { name = \"shut\"; type = \"CNAME\"; data = \"a.nope.example.\"; }\n"
+    ");\n";
+
+static const char block_text[] = "ads.example.net\ntracker.example.org\n";
+
+#define OUTSIDER "203.0.113.5"
+#define INSIDER "127.0.0.1"
+
+struct row {
+	const char *what;
+	const char *name;
+	uint16_t qtype;
+	const char *client; /* NULL: no access check */
+	struct fx_q q;
+	enum route_kind kind;
+	unsigned rcode;  /* ERROR/REFUSED/PRIVATE: d.rcode; LOCAL: the reply's */
+	size_t group;    /* FORWARD, CHASE */
+	bool on_target;
+	bool outsider;
+};
+
+#define RD {WIRE_RD, 0, false, 0}
+
+static const struct row rows[] = {
+    {"QR=1 is dropped", "www.example.com", WIRE_T_A, INSIDER,
+     {WIRE_QR | WIRE_RD, 0, false, 0}, ROUTE_DROP, 0, 0, false, false},
+    {"QR=1 from an outsider is dropped too", "www.example.com", WIRE_T_A,
+     OUTSIDER, {WIRE_QR, 0, false, 0}, ROUTE_DROP, 0, 0, false, false},
+    {"qdcount 2: FORMERR", "www.example.com", WIRE_T_A, INSIDER,
+     {WIRE_RD, 2, false, 0}, ROUTE_ERROR, WIRE_FORMERR, 0, false, false},
+    {"opcode 2: NOTIMP", "www.example.com", WIRE_T_A, INSIDER,
+     {(uint16_t)(2u << 11 | WIRE_RD), 0, false, 0}, ROUTE_ERROR, WIRE_NOTIMP,
+     0, false, false},
+    {"EDNS version 1: BADVERS", "www.example.com", WIRE_T_A, INSIDER,
+     {WIRE_RD, 0, true, 1}, ROUTE_ERROR, WIRE_BADVERS, 0, false, false},
+    {"EDNS version 0 is served", "www.example.com", WIRE_T_A, INSIDER,
+     {WIRE_RD, 0, true, 0}, ROUTE_FORWARD, 0, 0, false, false},
+    {"outsider: REFUSED", "www.example.com", WIRE_T_A, OUTSIDER, RD,
+     ROUTE_REFUSED, WIRE_REFUSED, 0, false, true},
+    {"outsider asking for local data: REFUSED", "nas.home.lab", WIRE_T_A,
+     OUTSIDER, RD, ROUTE_REFUSED, WIRE_REFUSED, 0, false, true},
+    {"malformed query from an outsider: REFUSED, not FORMERR",
+     "www.example.com", WIRE_T_A, OUTSIDER, {WIRE_RD, 2, false, 0},
+     ROUTE_REFUSED, WIRE_REFUSED, 0, false, true},
+    {"bad opcode from an outsider: REFUSED", "www.example.com", WIRE_T_A,
+     OUTSIDER, {(uint16_t)(2u << 11), 0, false, 0}, ROUTE_REFUSED,
+     WIRE_REFUSED, 0, false, true},
+    {"forward rule with refuse = true: REFUSED", "x.nope.example", WIRE_T_A,
+     INSIDER, RD, ROUTE_REFUSED, WIRE_REFUSED, 0, false, false},
+    {"local A record", "nas.home.lab", WIRE_T_A, INSIDER, RD, ROUTE_LOCAL,
+     WIRE_NOERROR, 0, false, false},
+    {"local A record, no access check", "NAS.Home.Lab", WIRE_T_A, NULL, RD,
+     ROUTE_LOCAL, WIRE_NOERROR, 0, false, false},
+    {"local CNAME within local data", "www.home.lab", WIRE_T_A, INSIDER, RD,
+     ROUTE_LOCAL, WIRE_NOERROR, 0, false, false},
+    {"unknown name in an authoritative zone: local NXDOMAIN",
+     "nothere.home.lab", WIRE_T_A, INSIDER, RD, ROUTE_LOCAL, WIRE_NXDOMAIN, 0,
+     false, false},
+    {"local CNAME leaving local data: CHASE, default group", "ext.home.lab",
+     WIRE_T_A, INSIDER, RD, ROUTE_CHASE, 0, 0, true, false},
+    {"local CNAME into a forward rule: CHASE, group 1", "work.home.lab",
+     WIRE_T_A, INSIDER, RD, ROUTE_CHASE, 0, 1, true, false},
+    {"local CNAME to a blocked name: BLOCKED on the target", "ad.home.lab",
+     WIRE_T_A, INSIDER, RD, ROUTE_BLOCKED, 0, 0, true, false},
+    {"local CNAME to a refused name: the chain is the answer",
+     "shut.home.lab", WIRE_T_A, INSIDER, RD, ROUTE_LOCAL, WIRE_NOERROR, 0,
+     true, false},
+    {"blocked name", "ads.example.net", WIRE_T_A, INSIDER, RD, ROUTE_BLOCKED,
+     0, 0, false, false},
+    {"name below a blocked name", "a.b.ADS.example.net", WIRE_T_AAAA, INSIDER,
+     RD, ROUTE_BLOCKED, 0, 0, false, false},
+    {"single-label name: PRIVATE", "printer", WIRE_T_A, INSIDER, RD,
+     ROUTE_PRIVATE, WIRE_NXDOMAIN, 0, false, false},
+    {"private reverse name: PRIVATE", "10.1.168.192.in-addr.arpa",
+     WIRE_T_PTR, INSIDER, RD, ROUTE_PRIVATE, WIRE_NXDOMAIN, 0, false, false},
+    {"public reverse name is forwarded", "8.8.8.8.in-addr.arpa", WIRE_T_PTR,
+     INSIDER, RD, ROUTE_FORWARD, 0, 0, false, false},
+    {"forward rule: group 1", "host.corp.example", WIRE_T_A, INSIDER, RD,
+     ROUTE_FORWARD, 0, 1, false, false},
+    {"forward rule domain itself: group 1", "corp.example", WIRE_T_MX,
+     INSIDER, RD, ROUTE_FORWARD, 0, 1, false, false},
+    {"default upstreams: group 0", "www.example.com", WIRE_T_A, INSIDER, RD,
+     ROUTE_FORWARD, 0, 0, false, false},
+    {"default upstreams over IPv6 loopback", "www.example.com", WIRE_T_AAAA,
+     "::1", RD, ROUTE_FORWARD, 0, 0, false, false},
+};
+
+static socklen_t make_addr(const char *text, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(text, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(40000);
+		inet_pton(AF_INET6, text, &a->sin6_addr);
+		return sizeof(*a);
+	}
+	struct sockaddr_in *a = (struct sockaddr_in *)ss;
+	a->sin_family = AF_INET;
+	a->sin_port = htons(40000);
+	inet_pton(AF_INET, text, &a->sin_addr);
+	return sizeof(*a);
+}
+
+static void run_row(const struct snapshot *s, const struct row *r)
+{
+	static uint8_t out[WIRE_MSG_MAX];
+	uint8_t pkt[600];
+	struct sockaddr_storage ss;
+	struct wire_query q;
+	struct route_decision d;
+	size_t len = fx_query(pkt, sizeof(pkt), 0x1234, r->name, r->qtype,
+			      &r->q);
+	if (r->client)
+		make_addr(r->client, &ss);
+	struct route_ctx ctx = {pkt, len,
+				r->client ? (const struct sockaddr *)&ss : NULL,
+				ROUTE_UDP};
+	char name[160];
+
+	memset(&d, 0xa5, sizeof(d));
+	route(s, &ctx, &q, out, sizeof(out), &d);
+	snprintf(name, sizeof(name), "%s: %s", r->what,
+		 route_kind_name(r->kind));
+	if (!is_int(d.kind, r->kind, name))
+		diag("got %s (%s)", route_kind_name(d.kind),
+		     d.why ? d.why : "?");
+	ok(d.why && d.why[0], "%s: a reason is given", r->what);
+	if (r->kind == ROUTE_ERROR || r->kind == ROUTE_REFUSED ||
+	    r->kind == ROUTE_PRIVATE)
+		is_int(d.rcode, r->rcode, "  rcode");
+	if (r->kind == ROUTE_FORWARD || r->kind == ROUTE_CHASE)
+		is_int(d.group, r->group, "  upstream group");
+	if (r->kind == ROUTE_LOCAL || r->kind == ROUTE_CHASE) {
+		struct fx_reply rep = fx_read(out, d.len);
+		ok(rep.valid && rep.id == 0x1234 && (rep.flags & WIRE_QR),
+		   "  a whole reply with the client's ID is in out");
+		if (r->kind == ROUTE_LOCAL)
+			is_int(rep.rcode, r->rcode, "  local rcode");
+		else
+			ok(d.chase.target_len > 0 && rep.ancount >= 1 &&
+			       rep.type1 == WIRE_T_CNAME,
+			   "  the chain's CNAME is in out, a target is named");
+	}
+	if (r->kind != ROUTE_DROP) {
+		is_int(d.on_target, r->on_target, "  on_target");
+		is_int(d.outsider, r->outsider, "  outsider");
+		is_int(q.qtype, r->qtype, "  the parsed query's type");
+	}
+	if (r->kind == ROUTE_BLOCKED)
+		is_int(d.verdict, LISTS_BLOCKED, "  the list's verdict");
+}
+
+static void test_private_off(struct fx_dir *dir)
+{
+	static uint8_t out[WIRE_MSG_MAX];
+	char text[1024];
+	snprintf(text, sizeof(text), "%sprivate_local = false;\n", conf_text);
+	struct snapshot *s = fx_snapshot(dir, text, 2);
+	uint8_t pkt[512];
+	struct wire_query q;
+	struct route_decision d;
+	size_t len = fx_query(pkt, sizeof(pkt), 7, "printer", WIRE_T_A, NULL);
+	struct route_ctx ctx = {pkt, len, NULL, ROUTE_UDP};
+
+	route(s, &ctx, &q, out, sizeof(out), &d);
+	is_int(d.kind, ROUTE_FORWARD,
+	       "private_local = false: a single-label name is forwarded");
+	is_int(d.group, 0, "  to the default group");
+	snapshot_unref(s);
+}
+
+int main(void)
+{
+	struct fx_dir dir;
+
+	fx_dir_init(&dir);
+	fx_write(&dir, "home.zone", zone_text);
+	fx_write(&dir, "block.txt", block_text);
+	struct snapshot *s = fx_snapshot(&dir, conf_text, 1);
+	is_int(s->ngroups, 3, "three upstream groups: default and two rules");
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		run_row(s, &rows[i]);
+	snapshot_unref(s);
+	test_private_off(&dir);
+	fx_dir_clean(&dir);
+	return done_testing();
+}
