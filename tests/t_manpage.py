@@ -955,8 +955,12 @@ REBIND = [  # (address, replaced by NXDOMAIN?)
     ("127.0.0.1", True), ("127.255.255.254", True), ("128.0.0.1", False),
     ("169.254.1.1", True), ("169.253.255.255", False), ("169.255.0.0", False),
     ("0.0.0.0", True), ("0.1.2.3", True), ("1.0.0.0", False),
-    ("::", True), ("::1", True), ("::2", False), ("fc00::1", True), ("fdff:ffff::1", True),
-    ("fbff::1", False), ("fe00::1", False), ("fe80::1", True), ("febf::1", True), ("fec0::1", False),
+    # ::2 is IPv4-compatible 0.0.0.2 (0.0.0.0/8); ::1.0.0.0 is public
+    ("::", True), ("::1", True), ("::2", True), ("::1.0.0.0", False), ("::10.0.0.1", True),
+    ("fc00::1", True), ("fdff:ffff::1", True),
+    ("fbff::1", False), ("fe00::1", False), ("fe80::1", True), ("febf::1", True), ("fec0::1", True),
+    ("feff::1", True),
+    ("64:ff9b::c0a8:101", True), ("64:ff9b::808:808", False), ("64:ff9c::c0a8:101", False),
     ("::ffff:192.168.1.1", True), ("::ffff:10.1.2.3", True), ("::ffff:127.0.0.1", True),
     ("::ffff:8.8.8.8", False), ("2001:db8::1", False),
 ]
