@@ -51,6 +51,7 @@
 struct epoch {
 	struct snapshot *snap;
 	struct upstream **groups;  /* [snap->ngroups]; NULL: refusing rule */
+	struct upstream **signed_groups; /* the same, for signed queries */
 	uint32_t upstream_gen;     /* cache keys of these upstreams */
 	size_t users;              /* queries that started in it */
 	struct epoch *next;        /* retired epochs */
@@ -180,10 +181,11 @@ struct query_env *query_env_new(struct loop *loop, const struct query_io *io,
 /* Hand an epoch's upstreams to the drain task, which frees each once its
  * queries are done.  Never freed here: this may run inside an upstream's
  * own callback (c-ares must not be destroyed from inside one). */
-static void free_groups(struct query_env *env, struct epoch *ep)
+static void drain_array(struct query_env *env, size_t n,
+			struct upstream ***arr)
 {
-	for (size_t i = 0; ep->groups && i < ep->snap->ngroups; i++) {
-		struct upstream *u = ep->groups[i];
+	for (size_t i = 0; *arr && i < n; i++) {
+		struct upstream *u = (*arr)[i];
 		if (!u)
 			continue;
 		if (env->ndraining == env->capdraining) {
@@ -200,8 +202,14 @@ static void free_groups(struct query_env *env, struct epoch *ep)
 		}
 		env->draining[env->ndraining++] = u;
 	}
-	free(ep->groups);
-	ep->groups = NULL;
+	free(*arr);
+	*arr = NULL;
+}
+
+static void free_groups(struct query_env *env, struct epoch *ep)
+{
+	drain_array(env, ep->snap->ngroups, &ep->groups);
+	drain_array(env, ep->snap->ngroups, &ep->signed_groups);
 	if (env->ndraining)
 		loop_post(env->loop, &env->drain_task);
 }
@@ -249,7 +257,11 @@ static bool make_groups(struct query_env *env, struct epoch *ep, char *err,
 {
 	const struct snapshot *s = ep->snap;
 
-	if (!(ep->groups = calloc(s->ngroups, sizeof(*ep->groups)))) {
+	const struct query_backend *b = &env->backend;
+
+	if (!(ep->groups = calloc(s->ngroups, sizeof(*ep->groups))) ||
+	    (b->make_signed &&
+	     !(ep->signed_groups = calloc(s->ngroups, sizeof(*ep->groups))))) {
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
@@ -258,10 +270,15 @@ static bool make_groups(struct query_env *env, struct epoch *ep, char *err,
 		const struct conf_addr *sv = snapshot_servers(s, g, &n);
 		if (n == 0)
 			continue;
-		ep->groups[g] = env->backend.make(env->backend.ctx, env->loop,
-						  sv, n, s->cfg->timeout_ms,
-						  s->cfg->tries, err, errlen);
+		ep->groups[g] = b->make(b->ctx, env->loop, sv, n,
+					s->cfg->timeout_ms, s->cfg->tries, err,
+					errlen);
 		if (!ep->groups[g])
+			return false;
+		if (b->make_signed &&
+		    !(ep->signed_groups[g] = b->make_signed(
+			      b->ctx, env->loop, sv, n, s->cfg->timeout_ms,
+			      s->cfg->tries, err, errlen)))
 			return false;
 	}
 	return true;
@@ -309,8 +326,10 @@ bool query_env_adopt(struct query_env *env, struct snapshot *snap,
 	ep->snap = snap;
 	if (old && snapshot_same_upstreams(old->snap, snap)) {
 		ep->groups = old->groups;
+		ep->signed_groups = old->signed_groups;
 		ep->upstream_gen = old->upstream_gen;
 		old->groups = NULL;
+		old->signed_groups = NULL;
 	} else {
 		/* Cached answers of replaced servers never match again. */
 		ep->upstream_gen = (uint32_t)snap->generation;
@@ -322,7 +341,9 @@ bool query_env_adopt(struct query_env *env, struct snapshot *snap,
 	if (!make_hits(snap, &env->hits, &h)) {
 		if (old && !old->groups) {
 			old->groups = ep->groups;
+			old->signed_groups = ep->signed_groups;
 			ep->groups = NULL;
+			ep->signed_groups = NULL;
 		}
 		epoch_free(env, ep);
 		snprintf(err, errlen, "out of memory");
@@ -984,6 +1005,8 @@ static void servfail_now(struct query_env *env, const struct snapshot *s,
 static void send_up(struct query_env *env, struct query *q)
 {
 	struct upstream *u = q->ep->groups[q->group];
+	if ((q->wq.has_tsig || q->wq.has_tkey) && q->ep->signed_groups)
+		u = q->ep->signed_groups[q->group];
 	if (q->chase)
 		upstream_send(u, &q->req, q->chase->upstream_pkt,
 			      q->chase->upstream_len, on_upstream);

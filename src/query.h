@@ -76,6 +76,13 @@ struct query_backend {
 				 const struct conf_addr *servers, size_t n,
 				 int timeout_ms, int tries, char *err,
 				 size_t errlen);
+	/* For signed queries (TSIG, TKEY), whose error replies may lack the
+	 * question: a backend that relays any reply with our ID (direct_new
+	 * in the daemon).  NULL: make serves those too. */
+	struct upstream *(*make_signed)(void *ctx, struct loop *loop,
+					const struct conf_addr *servers,
+					size_t n, int timeout_ms, int tries,
+					char *err, size_t errlen);
 	void *ctx;
 };
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "direct.h"
 #include "forward.h"
 #include "log.h"
 #include "loop.h"
@@ -53,6 +54,15 @@ static struct upstream *make_upstream(void *ctx, struct loop *loop,
 {
 	(void)ctx;
 	return forward_new(loop, servers, n, timeout_ms, tries, err, errlen);
+}
+
+static struct upstream *make_direct(void *ctx, struct loop *loop,
+				    const struct conf_addr *servers, size_t n,
+				    int timeout_ms, int tries, char *err,
+				    size_t errlen)
+{
+	(void)ctx;
+	return direct_new(loop, servers, n, timeout_ms, tries, err, errlen);
 }
 
 static void adopt(struct worker *w, struct snapshot *snap)
@@ -100,7 +110,7 @@ struct worker *worker_new(unsigned id, struct snapshot *snap,
 			  _Atomic size_t *conns, char *err, size_t errlen)
 {
 	struct worker *w = calloc(1, sizeof(*w));
-	struct query_backend backend = {make_upstream, NULL};
+	struct query_backend backend = {make_upstream, make_direct, NULL};
 	struct query_io io;
 
 	if (!w) {

@@ -257,7 +257,7 @@ static struct rig *rig_new(int serve_stale, bool prefetch)
 	struct cache_limits lim = {1000, 0, 86400, 300,
 				   (uint32_t)r->snap->cfg->cache_serve_stale};
 	struct query_io io = {io_send, io_hold, io_release, &r->io};
-	struct query_backend be = {fb_make, &r->be};
+	struct query_backend be = {fb_make, NULL, &r->be};
 	if (!(r->loop = loop_new()) || !(r->cache = cache_new(&lim)))
 		abort();
 	loop_set_clock(r->loop, fake_clock, &r->now);
