@@ -461,6 +461,32 @@ static bool load_access(struct loader *ld, config_setting_t *root,
 	return true;
 }
 
+/* What one client may take (limit.h); each limit 0 turns it off. */
+static bool load_limits(struct loader *ld, config_setting_t *root,
+			struct conf *cfg)
+{
+	static const char *const known[] = {"client_qps", "client_burst",
+					    "client_inflight", "slip", NULL};
+	config_setting_t *g = config_setting_get_member(root, "limits");
+	int64_t qps = 0, burst = 0, inflight = 256, slip = 2;
+
+	if (g) {
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			return fail(ld, g, "'limits' must be a group { ... }");
+		if (!check_names(ld, g, known, "limits") ||
+		    !get_int(ld, g, "client_qps", 0, 1000000, &qps) ||
+		    !get_int(ld, g, "client_burst", 0, 10000000, &burst) ||
+		    !get_int(ld, g, "client_inflight", 0, 16384, &inflight) ||
+		    !get_int(ld, g, "slip", 0, 100, &slip))
+			return false;
+	}
+	cfg->limit_qps = (uint32_t)qps;
+	cfg->limit_burst = (uint32_t)burst;
+	cfg->limit_inflight = (uint32_t)inflight;
+	cfg->limit_slip = (uint32_t)slip;
+	return true;
+}
+
 static bool load_cache(struct loader *ld, config_setting_t *root,
 		       struct conf *cfg)
 {
@@ -1033,7 +1059,8 @@ struct conf *conf_load(const char *path, const char *const *override,
 		"edns_size",	 "tcp",		      "forward",
 		"private_local", "rebind_protection", "rebind_ok",
 		"block",	 "access",	      "user",
-		"cache",	 "threads",	      NULL};
+		"cache",	 "threads",	      "limits",
+		NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
 	struct conf *cfg = ld_calloc(&ld, 1, sizeof(*cfg));
 	config_t c;
@@ -1064,6 +1091,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 			     &cfg->nrebind_ok, NULL) ||
 	    !load_block(&ld, root, cfg) || !load_access(&ld, root, cfg) ||
 	    !load_user(&ld, root, cfg) || !load_cache(&ld, root, cfg) ||
+	    !load_limits(&ld, root, cfg) ||
 	    !check_loops(&ld, cfg) ||
 	    !load_zones(&ld, root, cfg))
 		goto out;

@@ -119,6 +119,10 @@ struct conf {
 	int64_t cache_serve_stale;   /* seconds past expiry; 0: off */
 	bool cache_prefetch;
 	int threads;                 /* worker loops; 0: one per CPU */
+	uint32_t limit_qps;          /* per client, UDP; 0: no rate limit */
+	uint32_t limit_burst;        /* 0: twice limit_qps */
+	uint32_t limit_inflight;     /* per client upstream; 0: no cap */
+	uint32_t limit_slip;         /* every slip-th refused gets TC=1 */
 	char *user;   /* switch to this user after binding; NULL: stay */
 	int user_line;
 };

@@ -30,6 +30,7 @@
 #include "block.h"
 #include "cache.h"
 #include "conf.h"
+#include "limit.h"
 #include "lists.h"
 #include "log.h"
 #include "loop.h"
@@ -78,6 +79,7 @@ struct query {
 	struct query *dprev, *dnext; /* deadline list, or the free list */
 	struct query *sprev, *snext; /* stale list */
 	struct query *hnext;     /* in-flight table chain */
+	struct limit_client *lc; /* its client's slot, counted in flight */
 	struct query *leader;    /* a waiter's */
 	struct query *waiters;   /* a leader's, linked by wnext */
 	struct query *wnext, *wprev;
@@ -149,6 +151,9 @@ struct query_env {
 	struct query *shead, *stail; /* stale fallbacks, by time */
 	struct loop_timer deadline_timer;
 	struct loop_timer stale_timer;
+	struct limit *limits;        /* the clients' slots; NULL: no limits */
+	uint64_t limit_log_ms;       /* when the last limit line was logged */
+	uint64_t limit_unlogged;     /* refusals since */
 	struct query *table[QUERY_TABLE];
 	uint8_t out[WIRE_MSG_MAX];   /* replies are built here */
 	uint8_t merge[WIRE_MSG_MAX]; /* per-client copies, chases */
@@ -172,6 +177,8 @@ struct query_env *query_env_new(struct loop *loop, const struct query_io *io,
 	env->deadline_timer.cb = on_deadline;
 	env->stale_timer.cb = on_stale;
 	env->drain_task.cb = on_drain;
+	/* Without memory for it, clients go unlimited: better than none. */
+	env->limits = limit_new();
 	pthread_mutex_init(&env->hits_mu, NULL);
 	return env;
 }
@@ -458,6 +465,60 @@ static void log_query(const struct query_client *c, const struct wire_query *wq,
 			  name, wq->qtype, what);
 }
 
+/* ---- client limits ---- */
+
+/* Count a refusal; one log line per ten seconds at most. */
+static void note_limited(struct query_env *env, const struct query_client *c,
+			 const char *what)
+{
+	uint64_t now = loop_now(env->loop);
+	char addr[INET6_ADDRSTRLEN] = "?";
+
+	COUNT(env, limited);
+	env->limit_unlogged++;
+	if (env->limit_log_ms && now - env->limit_log_ms < 10000)
+		return;
+	const void *a = c->peer.ss_family == AF_INET6
+				? (const void *)&((const struct sockaddr_in6 *)&c->peer)->sin6_addr
+				: (const void *)&((const struct sockaddr_in *)&c->peer)->sin_addr;
+	inet_ntop(c->peer.ss_family, a, addr, sizeof(addr));
+	log_warn("client %s over its limit of %s (limits in splitdns.conf); "
+		 "%llu queries refused over limits since the last such line",
+		 addr, what, (unsigned long long)env->limit_unlogged);
+	env->limit_log_ms = now;
+	env->limit_unlogged = 0;
+}
+
+/* limits.client_qps, for UDP (TCP costs a handshake a spoofer cannot
+ * make).  Returns true when the query is done with. */
+static bool over_rate(struct query_env *env, const struct snapshot *s,
+		      const struct query_client *c,
+		      const struct wire_query *wq, const uint8_t *pkt)
+{
+	if (!s->limits.qps || !env->limits || c->conn || !c->peerlen)
+		return false;
+	struct limit_client *lc = limit_client(
+		env->limits, (const struct sockaddr *)&c->peer,
+		loop_now(env->loop));
+	if (!lc)
+		return false;
+	enum limit_verdict v = limit_rate(lc, &s->limits, loop_now(env->loop));
+	if (v == LIMIT_PASS)
+		return false;
+	note_limited(env, c, "queries per second");
+	if (v == LIMIT_SLIP) {
+		/* An empty TC=1 answer: a real client asks again over TCP. */
+		size_t n = answer_error(wq, pkt, WIRE_NOERROR, s->edns_size,
+					env->out, sizeof(env->out));
+		if (n >= WIRE_HEADER_LEN) {
+			wire_set16(env->out + 2,
+				   wire_get16(env->out + 2) | WIRE_TC);
+			env->io.send(env->io.ctx, c, env->out, n);
+		}
+	}
+	return true;
+}
+
 /* ---- the query objects ---- */
 
 static struct query *query_get(struct query_env *env)
@@ -577,6 +638,8 @@ static void query_done(struct query *q)
 	}
 	if (q->client.conn)
 		env->io.release(env->io.ctx, &q->client);
+	if (q->lc)
+		limit_inflight_done(q->lc);
 	if (q->pkt != q->inline_pkt)
 		free(q->pkt);
 	if (q->chase) {
@@ -656,6 +719,18 @@ static struct query *query_new(struct query_env *env, enum query_role role,
 		return q;
 	}
 	q->client = *c;
+	if (env->limits && c->peerlen) {
+		struct limit_client *lc = limit_client(
+			env->limits, (const struct sockaddr *)&c->peer,
+			loop_now(env->loop));
+		if (lc && !limit_inflight_take(lc, &q->ep->snap->limits)) {
+			q->answered = true;
+			query_done(q);
+			note_limited(env, c, "queries in flight");
+			return NULL;
+		}
+		q->lc = lc;
+	}
 	if (c->conn)
 		env->io.hold(env->io.ctx, c);
 	atomic_fetch_add_explicit(&env->waiting, 1, memory_order_relaxed);
@@ -1243,6 +1318,8 @@ void query_handle(struct query_env *env, const struct query_client *c,
 
 	COUNT(env, queries);
 	route(s, &ctx, &wq, env->out, sizeof(env->out), &d);
+	if (d.kind != ROUTE_DROP && over_rate(env, s, c, &wq, pkt))
+		return;
 	count_verdict(env, &d);
 	switch (d.kind) {
 	case ROUTE_DROP:
@@ -1339,6 +1416,7 @@ void query_env_free(struct query_env *env)
 	}
 	free(env->hits.names);
 	free(env->hits.count);
+	limit_free(env->limits);
 	pthread_mutex_destroy(&env->hits_mu);
 	free(env);
 }

@@ -103,6 +103,7 @@ struct query_backend {
 	X(prefetched) /* background refreshes started */                  \
 	X(servfail)   /* upstream failures and deadlines */               \
 	X(rebind)     /* rebind protection */                             \
+	X(limited)    /* over a client limit: dropped, TC=1 or SERVFAIL */\
 	X(truncated)  /* UDP replies cut to the client's size */
 
 #define QUERY_STAT_FIELD(name) uint64_t name;

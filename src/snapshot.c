@@ -9,6 +9,7 @@
  */
 #include <config.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,9 +47,11 @@ struct snapshot *snapshot_build(const char *path,
 	s->edns_size = (uint16_t)s->cfg->edns_size;
 	s->deadline_ms = s->cfg->timeout_ms * s->cfg->tries;
 	s->ngroups = s->cfg->nforwards + 1;
+	s->limits = (struct limit_conf){s->cfg->limit_qps, s->cfg->limit_burst,
+					s->cfg->limit_inflight,
+					s->cfg->limit_slip};
 	return s;
 fail:
-	atomic_store(&s->refs, 1);
 	snapshot_unref(s);
 	return NULL;
 }

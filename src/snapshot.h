@@ -18,6 +18,7 @@
 
 #include "answer.h"
 #include "block.h"
+#include "limit.h"
 
 struct conf;
 struct policy;
@@ -36,6 +37,7 @@ struct snapshot {
 	int deadline_ms;            /* a client gets SERVFAIL after this */
 	size_t ngroups;             /* upstream groups: [0] default, [i]
 				       forward rule i - 1 */
+	struct limit_conf limits;   /* what one client may take */
 };
 
 /*

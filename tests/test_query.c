@@ -226,8 +226,8 @@ static const char zone_text[] =
 
 /* The configuration text: serve_stale seconds, prefetch, the default
  * upstream server. */
-static void conf_text(char *buf, size_t cap, int serve_stale, bool prefetch,
-		      const char *server)
+static void conf_text_extra(char *buf, size_t cap, int serve_stale,
+			    bool prefetch, const char *server, const char *extra)
 {
 	snprintf(buf, cap,
 		 "listen = [\"127.0.0.1:5300\"];\n"
@@ -236,11 +236,19 @@ static void conf_text(char *buf, size_t cap, int serve_stale, bool prefetch,
 		 "tries = 2; };\n"
 		 "zones = [\"home.zone\"];\n"
 		 "block: { lists = [\"block.txt\"]; };\n"
-		 "cache: { size = 1000; serve_stale = %d; prefetch = %s; };\n",
-		 server, serve_stale, prefetch ? "true" : "false");
+		 "cache: { size = 1000; serve_stale = %d; prefetch = %s; };\n"
+		 "%s\n",
+		 server, serve_stale, prefetch ? "true" : "false", extra);
 }
 
-static struct rig *rig_new(int serve_stale, bool prefetch)
+static void conf_text(char *buf, size_t cap, int serve_stale, bool prefetch,
+		      const char *server)
+{
+	conf_text_extra(buf, cap, serve_stale, prefetch, server, "");
+}
+
+static struct rig *rig_new_extra(int serve_stale, bool prefetch,
+				 const char *extra)
 {
 	struct rig *r = calloc(1, sizeof(*r));
 	char text[1024], err[256];
@@ -250,7 +258,8 @@ static struct rig *rig_new(int serve_stale, bool prefetch)
 	fx_dir_init(&r->dir);
 	fx_write(&r->dir, "home.zone", zone_text);
 	fx_write(&r->dir, "block.txt", "ads.example.net\n");
-	conf_text(text, sizeof(text), serve_stale, prefetch, "127.0.0.1:9");
+	conf_text_extra(text, sizeof(text), serve_stale, prefetch, "127.0.0.1:9",
+			extra);
 	r->snap = fx_snapshot(&r->dir, text, 1);
 	r->now = 1000000;
 	r->be.next_id = 0x7000;
@@ -268,6 +277,11 @@ static struct rig *rig_new(int serve_stale, bool prefetch)
 		abort();
 	}
 	return r;
+}
+
+static struct rig *rig_new(int serve_stale, bool prefetch)
+{
+	return rig_new_extra(serve_stale, prefetch, "");
 }
 
 static void rig_free(struct rig *r)
@@ -313,6 +327,25 @@ static void ask(struct rig *r, uint16_t port, uint16_t id, const char *name,
 		uint16_t qtype)
 {
 	ask_on(r, NULL, port, id, name, qtype);
+}
+
+/* A query over UDP from 127.0.0.host. */
+static void ask_from(struct rig *r, uint8_t host, uint16_t id,
+		     const char *name, uint16_t qtype)
+{
+	struct query_client c;
+	struct sockaddr_in *a = (struct sockaddr_in *)&c.peer;
+	uint8_t pkt[512];
+	size_t len = fx_query(pkt, sizeof(pkt), id, name, qtype, NULL);
+
+	memset(&c, 0, sizeof(c));
+	c.fd = -1;
+	a->sin_family = AF_INET;
+	a->sin_port = htons(4000);
+	a->sin_addr.s_addr = htonl(0x7f000000u | host);
+	c.peerlen = sizeof(*a);
+	c.local_family = AF_UNSPEC;
+	query_handle(r->env, &c, pkt, len);
 }
 
 static struct fx_reply last(const struct rig *r)
@@ -956,7 +989,9 @@ static void test_free_after_reload(void)
  * gets SERVFAIL at once; a slot freed is usable again. */
 static void test_inflight_limit(void)
 {
-	struct rig *r = rig_new(0, false);
+	/* One client fills the pool here: no per-client cap. */
+	struct rig *r = rig_new_extra(0, false,
+				      "limits: { client_inflight = 0; };");
 	char name[64];
 
 	for (unsigned i = 0; i < QUERY_MAX_INFLIGHT; i++) {
@@ -979,6 +1014,63 @@ static void test_inflight_limit(void)
 	r->env = NULL;
 	ok(r->io.n == 2 + QUERY_MAX_INFLIGHT && last(r).rcode == WIRE_SERVFAIL,
 	   "freeing the env answers all 16384 with SERVFAIL");
+	rig_free(r);
+}
+
+/* limits.client_inflight: one client's queries upstream are capped, the
+ * next gets SERVFAIL at once; another client is not held back. */
+static void test_client_inflight(void)
+{
+	struct rig *r = rig_new_extra(0, false,
+				      "limits: { client_inflight = 3; };");
+	char name[64];
+
+	for (unsigned i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "c%u.example.com", i);
+		ask_from(r, 1, (uint16_t)(100 + i), name, WIRE_T_A);
+	}
+	ok(r->be.n == 3 && r->io.n == 0, "client_inflight 3: three upstream");
+	ask_from(r, 1, 200, "c9.example.com", WIRE_T_A);
+	ok(r->io.n == 1 && last(r).id == 200 && last(r).rcode == WIRE_SERVFAIL &&
+		   r->be.n == 3,
+	   "  the fourth: SERVFAIL at once, not sent");
+	is_int((long)stats(r).limited, 1, "  counted as limited");
+	ask_from(r, 2, 300, "c9.example.com", WIRE_T_A);
+	ok(r->be.n == 4 && r->io.n == 1, "  another client still goes upstream");
+	ask_from(r, 1, 201, "nas.home.lab", WIRE_T_A);
+	ok(r->io.n == 2 && last(r).id == 201 && last(r).rcode != WIRE_SERVFAIL,
+	   "  local answers are not capped");
+	fb_answer(&r->be, 0, 300, ADDR1);
+	ask_from(r, 1, 202, "c10.example.com", WIRE_T_A);
+	ok(r->be.n == 5, "  an answer frees the client's slot");
+	rig_free(r);
+}
+
+/* limits.client_qps: a token bucket per client over UDP; every slip-th
+ * refused query gets an empty TC=1 reply, the others none. */
+static void test_client_rate(void)
+{
+	struct rig *r = rig_new_extra(
+		0, false,
+		"limits: { client_qps = 2; client_burst = 2; slip = 2; };");
+
+	ask_from(r, 1, 1, "nas.home.lab", WIRE_T_A);
+	ask_from(r, 1, 2, "nas.home.lab", WIRE_T_A);
+	ok(r->io.n == 2, "qps 2, burst 2: two answered");
+	ask_from(r, 1, 3, "nas.home.lab", WIRE_T_A);
+	ok(r->io.n == 2, "  the third dropped");
+	ask_from(r, 1, 4, "nas.home.lab", WIRE_T_A);
+	ok(r->io.n == 3 && last(r).id == 4 && (last(r).flags & WIRE_TC) &&
+		   last(r).ancount == 0,
+	   "  the fourth (slip 2): an empty TC=1 reply");
+	is_int((long)stats(r).limited, 2, "  both counted as limited");
+	ask_from(r, 2, 5, "nas.home.lab", WIRE_T_A);
+	ok(r->io.n == 4 && last(r).id == 5, "  another client is answered");
+	r->now += 1000;
+	ask_from(r, 1, 6, "nas.home.lab", WIRE_T_A);
+	ask_from(r, 1, 7, "nas.home.lab", WIRE_T_A);
+	ok(r->io.n == 6 && last(r).id == 7 && !(last(r).flags & WIRE_TC),
+	   "  a second later: two more tokens");
 	rig_free(r);
 }
 
@@ -1121,6 +1213,8 @@ int main(void)
 	test_snapshot_lifetime();
 	test_adopt_fails();
 	test_inflight_limit();
+	test_client_inflight();
+	test_client_rate();
 	test_free_after_reload();
 	test_chase();
 	test_stale_on_servfail();
