@@ -1122,10 +1122,12 @@ def t_tcp_max_connections_default():
     d = Daemon('listen = @LISTEN@;\nupstream: { servers = ["127.0.0.1:%d"]; };\n' % up.port)
     conns = []
     try:
+        # 8 per client address: tcp.max_per_client (32) is not the limit
         for i in range(256):
-            conns.append(tcp_connect(d.port, timeout=3))
+            conns.append(tcp_connect(d.port, timeout=3,
+                                     source="127.0.4.%d" % (i // 8 + 1)))
         time.sleep(0.3)
-        extra = tcp_connect(d.port, timeout=3)
+        extra = tcp_connect(d.port, timeout=3, source="127.0.4.100")
         conns.append(extra)
         try:
             data = extra.recv(16)
