@@ -68,7 +68,8 @@ enum {
 	TL_IDLE,  /* every connection: last query or reply */
 	TL_QUERY, /* an unfinished frame: when its first byte came */
 	TL_WRITE, /* output not yet taken: since the client last took some */
-	TL_WAIT,  /* stopped reading, waiting for output memory (no timeout) */
+	TL_WAIT,  /* stopped reading, waiting for the server's output room */
+	TL_READY, /* stopped reading, may take a query again */
 	TL_N
 };
 
@@ -80,7 +81,7 @@ struct tlink {
 
 struct tlist {
 	struct conn *head, *tail;
-	uint64_t ms; /* timeout; 0 for TL_WAIT */
+	uint64_t ms; /* timeout; 0 for TL_WAIT and TL_READY */
 };
 
 struct conn {
@@ -429,12 +430,34 @@ static bool total_room(const struct server *srv)
 	return srv->out_total + reserved <= srv->max_output_total;
 }
 
-/* A stopped connection that has room of its own again waits its turn for
- * the server's room (server_expire takes the waiting list in order). */
+/* Nothing unsent, nothing being answered.  Such a connection may take a
+ * query even when the server's bound is reached, so that a few clients
+ * that do not read cannot stall those that do; the bound can thus be
+ * passed by one reply per connection. */
+static bool idle_output(const struct conn *c)
+{
+	return unsent(c) == 0 && c->inflight == 0;
+}
+
+static bool may_take(const struct conn *c)
+{
+	return own_room(c) && (total_room(c->srv) || idle_output(c));
+}
+
+/* A stopped connection with room of its own again waits its turn for the
+ * server's room, unless it may go at once (server_expire takes both lists
+ * in order). */
 static void maybe_wait(struct conn *c)
 {
-	if (c->blocked && !c->closed && !c->tl[TL_WAIT].on && own_room(c))
-		tl_put(c->srv, TL_WAIT, c, 0);
+	struct server *srv = c->srv;
+	if (!c->blocked || c->closed || c->tl[TL_READY].on)
+		return;
+	if (idle_output(c)) {
+		tl_drop(srv, TL_WAIT, c);
+		tl_put(srv, TL_READY, c, 0);
+	} else if (!c->tl[TL_WAIT].on && own_room(c)) {
+		tl_put(srv, TL_WAIT, c, 0);
+	}
 }
 
 /* Make room for n more bytes of output; false when out of memory. */
@@ -547,7 +570,7 @@ static void tcp_send(struct conn *c, const uint8_t *msg, size_t len)
 	if (c->closed)
 		return;
 	/* The bounds were checked when the query was taken: its reply
-	 * had room reserved (own_room, total_room). */
+	 * had room reserved (may_take). */
 	if (!out_room(c, 2 + len)) {
 		conn_close(c);
 		return;
@@ -599,7 +622,7 @@ static void conn_frames(struct conn *c)
 		size_t flen = wire_get16(c->in + off);
 		if (c->in_len - off - 2 < flen)
 			break;
-		if (!own_room(c) || !total_room(c->srv)) {
+		if (!may_take(c)) {
 			conn_block(c);
 			break;
 		}
@@ -1078,26 +1101,36 @@ static int resume_listeners(struct server *srv, uint64_t now_ms, int t)
 	return t;
 }
 
-/* Take frames again from stopped connections, oldest first, while there
- * is output room. */
+/* Take frames again from a stopped connection. */
+static void resume(struct conn *c)
+{
+	tl_drop(c->srv, TL_WAIT, c);
+	tl_drop(c->srv, TL_READY, c);
+	if (!may_take(c)) {
+		maybe_wait(c); /* or its own output or replies will */
+		return;
+	}
+	c->refs++; /* outside a loop batch, a close frees at once */
+	c->blocked = false;
+	conn_frames(c);
+	if (!c->closed) {
+		conn_maybe_finish(c);
+		if (!c->closed)
+			conn_watch(c);
+	}
+	conn_unref(c);
+}
+
+/* Stopped connections go on in order: those that may go at once, then
+ * those waiting for the server's room while there is some. */
 static void resume_waiting(struct server *srv)
 {
 	struct conn *c;
 
-	while ((c = srv->tl[TL_WAIT].head) && total_room(srv)) {
-		tl_drop(srv, TL_WAIT, c);
-		if (!own_room(c))
-			continue; /* its own output drains first */
-		c->refs++; /* outside a loop batch, a close frees at once */
-		c->blocked = false;
-		conn_frames(c);
-		if (!c->closed) {
-			conn_maybe_finish(c);
-			if (!c->closed)
-				conn_watch(c);
-		}
-		conn_unref(c);
-	}
+	while ((c = srv->tl[TL_READY].head))
+		resume(c);
+	while ((c = srv->tl[TL_WAIT].head) && total_room(srv))
+		resume(c);
 }
 
 /* Replies leave our buffer for the kernel's at once, so what the client
@@ -1186,7 +1219,7 @@ int server_expire(struct server *srv, uint64_t now_ms)
 	}
 	resume_waiting(srv);
 	int t = -1;
-	for (int k = TL_IDLE; k < TL_WAIT; k++)
+	for (int k = TL_IDLE; k <= TL_WRITE; k++)
 		t = tl_next(srv, k, now_ms, t);
 	t = log_events(srv, now_ms, t);
 	return resume_listeners(srv, now_ms, t);

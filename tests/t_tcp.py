@@ -185,6 +185,29 @@ def t_memory_bound():
     eq(results, {i: 25 for i in range(4)}, "answers per client")
 
 
+@tap.test("never-reading clients that fill tcp.max_output_total do not "
+          "stall a client that reads")
+def t_total_fair():
+    hogs = []
+    try:
+        for i in range(4):
+            s = tcp_connect(d7.port, source="127.0.5.%d" % (10 + i),
+                            rcvbuf=4096)
+            s.sendall(b"".join(big_query(n) for n in range(70)))
+            hogs.append(s)
+        time.sleep(0.5)
+        for k in range(3):
+            start = time.monotonic()
+            r = good_answer(d7, source="127.0.5.20", timeout=2.0)
+            check(r is not None, "no answer while the hogs hold the "
+                  "server's output room")
+            check(time.monotonic() - start < 1.0, "answer %d took %.2f s"
+                  % (k, time.monotonic() - start))
+    finally:
+        for s in hogs:
+            s.close()
+
+
 # ------------------------------------------------------------ drip feed
 
 d2 = daemon("max_connections = 12; max_per_client = 64; "
