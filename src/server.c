@@ -1004,7 +1004,6 @@ static void tcp_limits(struct server *srv, const struct conf *cfg,
 	srv->tl[TL_IDLE].ms = (uint64_t)cfg->tcp_idle_timeout_ms;
 	srv->tl[TL_QUERY].ms = (uint64_t)cfg->tcp_query_timeout_ms;
 	srv->tl[TL_WRITE].ms = (uint64_t)cfg->tcp_write_timeout_ms;
-	srv->ev.next_ms = loop_now_ms() + SERVER_LOG_EVERY_MS;
 }
 
 struct server *server_new_shared(const struct conf *cfg, struct loop *loop,
@@ -1173,7 +1172,8 @@ static bool write_stalled(struct conn *c, uint64_t now_ms)
 	return true;
 }
 
-/* One line per SERVER_LOG_EVERY_MS at most for what the limits did. */
+/* What the limits did: the first event at once, then one line per
+ * SERVER_LOG_EVERY_MS at most with the counts since the last. */
 static int log_events(struct server *srv, uint64_t now_ms, int t)
 {
 	struct tcp_events *e = &srv->ev;

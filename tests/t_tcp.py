@@ -271,6 +271,10 @@ def t_per_client():
         check(peer_closed(extra, 1.0), "fifth connection from 127.0.0.1 "
               "kept open")
         extra.close()
+        line = ("tcp: refused 0 at tcp.max_connections, 1 at "
+                "tcp.max_per_client, 0 outside access.allow")
+        check(line in d3.stderr(), "no log line %r:\n%s"
+              % (line, d3.stderr()[-1500:]))
         check(good_answer(d3, source="127.0.2.1") is not None,
               "another address refused")
         held.pop().close()
