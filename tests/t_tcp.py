@@ -273,6 +273,9 @@ def t_per_client():
         extra.close()
         line = ("tcp: refused 0 at tcp.max_connections, 1 at "
                 "tcp.max_per_client, 0 outside access.allow")
+        end = time.monotonic() + 2.0
+        while line not in d3.stderr() and time.monotonic() < end:
+            time.sleep(0.05)
         check(line in d3.stderr(), "no log line %r:\n%s"
               % (line, d3.stderr()[-1500:]))
         check(good_answer(d3, source="127.0.2.1") is not None,
