@@ -809,21 +809,35 @@ static bool load_zones(struct loader *ld, config_setting_t *root,
 static bool load_tcp(struct loader *ld, config_setting_t *root,
 		     struct conf *cfg)
 {
-	static const char *const known[] = {"max_connections",
-					    "idle_timeout_ms", NULL};
+	static const char *const known[] = {
+		"max_connections", "idle_timeout_ms", "query_timeout_ms",
+		"write_timeout_ms", "max_per_client", "max_output",
+		"max_output_total", NULL};
 	config_setting_t *g = config_setting_get_member(root, "tcp");
-	int64_t maxc = 256, idle = 10000;
+	int64_t maxc = 256, idle = 10000, query = 5000, write = 10000;
+	int64_t per_client = 32, out = 1 << 20, total = 32 << 20;
 
 	if (g) {
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
 			return fail(ld, g, "'tcp' must be a group { ... }");
 		if (!check_names(ld, g, known, "tcp") ||
 		    !get_int(ld, g, "max_connections", 1, 65535, &maxc) ||
-		    !get_int(ld, g, "idle_timeout_ms", 1000, 600000, &idle))
+		    !get_int(ld, g, "idle_timeout_ms", 1000, 600000, &idle) ||
+		    !get_int(ld, g, "query_timeout_ms", 500, 60000, &query) ||
+		    !get_int(ld, g, "write_timeout_ms", 1000, 600000, &write) ||
+		    !get_int(ld, g, "max_per_client", 1, 65535, &per_client) ||
+		    !get_int(ld, g, "max_output", 131072, 1LL << 30, &out) ||
+		    !get_int(ld, g, "max_output_total", 131072, INT32_MAX,
+			     &total))
 			return false;
 	}
 	cfg->tcp_max_connections = (int)maxc;
 	cfg->tcp_idle_timeout_ms = (int)idle;
+	cfg->tcp_query_timeout_ms = (int)query;
+	cfg->tcp_write_timeout_ms = (int)write;
+	cfg->tcp_max_per_client = (int)per_client;
+	cfg->tcp_max_output = out;
+	cfg->tcp_max_output_total = total;
 	return true;
 }
 

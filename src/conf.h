@@ -101,6 +101,11 @@ struct conf {
 	int edns_size;
 	int tcp_max_connections;
 	int tcp_idle_timeout_ms;
+	int tcp_query_timeout_ms;     /* a frame arrives whole within this */
+	int tcp_write_timeout_ms;     /* clients must take some reply bytes */
+	int tcp_max_per_client;       /* connections per client address */
+	int64_t tcp_max_output;       /* reply bytes per connection */
+	int64_t tcp_max_output_total; /* reply bytes over all connections */
 	struct conf_zone *zones;
 	size_t nzones;
 	struct conf_forward *forwards;

@@ -42,6 +42,8 @@ struct loop {
 	struct loop_watch wakew;     /* eventfd for loop_wake */
 	void (*on_wake)(void *ctx);
 	void *wake_ctx;
+	void (*before_wait)(void *ctx);
+	void *before_ctx;
 	uint64_t (*clock)(void *ctx); /* NULL: loop_now_ms */
 	void *clock_ctx;
 };
@@ -241,6 +243,9 @@ static int wait_ms(const struct loop *l, int max_ms)
 int loop_run_once(struct loop *l, int max_ms)
 {
 	struct epoll_event ev[LOOP_BATCH];
+
+	if (l->before_wait)
+		l->before_wait(l->before_ctx);
 	int n = epoll_wait(l->epfd, ev, LOOP_BATCH, wait_ms(l, max_ms));
 
 	if (n < 0 && errno != EINTR)
@@ -263,6 +268,12 @@ void loop_wake(struct loop *l)
 	uint64_t one = 1;
 	/* EAGAIN means the counter is already non-zero: awake enough. */
 	(void)!write(l->wakew.fd, &one, sizeof(one));
+}
+
+void loop_before_wait(struct loop *l, void (*cb)(void *ctx), void *ctx)
+{
+	l->before_wait = cb;
+	l->before_ctx = ctx;
 }
 
 void loop_on_wake(struct loop *l, void (*cb)(void *ctx), void *ctx)

@@ -72,6 +72,10 @@ int loop_run_once(struct loop *l, int max_ms);
 void loop_wake(struct loop *l);
 void loop_on_wake(struct loop *l, void (*cb)(void *ctx), void *ctx);
 
+/* Call cb before every wait, after the batch's tasks (Redis' beforeSleep):
+ * work that must see the end of each batch.  One per loop. */
+void loop_before_wait(struct loop *l, void (*cb)(void *ctx), void *ctx);
+
 /* Monotonic milliseconds. */
 uint64_t loop_now_ms(void);
 

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "loop.h"
 #include "query.h"
+#include "server.h"
 #include "snapshot.h"
 #include "worker.h"
 #include "zone.h"
@@ -65,7 +66,7 @@ struct daemon {
 	struct worker **workers;
 	size_t nworkers;
 	struct cache *cache;        /* shared by the workers */
-	_Atomic size_t tcp_conns;   /* their TCP connections */
+	struct server_budget budget; /* their TCP connections */
 	struct snapshot *snap;      /* the newest published */
 	uint64_t generation;
 	struct loop_watch sigw;
@@ -305,7 +306,12 @@ static bool same_sockets(const struct conf *a, const struct conf *b)
 {
 	if (a->nlisten != b->nlisten ||
 	    a->tcp_max_connections != b->tcp_max_connections ||
-	    a->tcp_idle_timeout_ms != b->tcp_idle_timeout_ms)
+	    a->tcp_idle_timeout_ms != b->tcp_idle_timeout_ms ||
+	    a->tcp_query_timeout_ms != b->tcp_query_timeout_ms ||
+	    a->tcp_write_timeout_ms != b->tcp_write_timeout_ms ||
+	    a->tcp_max_per_client != b->tcp_max_per_client ||
+	    a->tcp_max_output != b->tcp_max_output ||
+	    a->tcp_max_output_total != b->tcp_max_output_total)
 		return false;
 	for (size_t i = 0; i < a->nlisten; i++)
 		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
@@ -467,6 +473,11 @@ static void listening_text(const struct conf *cfg, char *buf, size_t cap)
 static bool start_workers(struct daemon *d, char *err, size_t errlen)
 {
 	d->nworkers = worker_count(d->snap->cfg);
+	server_budget(d->snap->cfg, (unsigned)d->nworkers, &d->budget);
+	if (d->budget.clamped)
+		log_warn("%s", d->budget.line);
+	else
+		log_info("%s", d->budget.line);
 	if (!(d->workers = calloc(d->nworkers, sizeof(*d->workers)))) {
 		snprintf(err, errlen, "out of memory");
 		return false;
@@ -474,7 +485,7 @@ static bool start_workers(struct daemon *d, char *err, size_t errlen)
 	for (size_t i = 0; i < d->nworkers; i++)
 		if (!(d->workers[i] = worker_new(
 			      (unsigned)i, snapshot_ref(d->snap), d->cache,
-			      d->nworkers > 1, &d->tcp_conns, err, errlen)))
+			      &d->budget, err, errlen)))
 			return false;
 	return true;
 }
@@ -519,7 +530,6 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	atomic_init(&d.built, NULL);
-	atomic_init(&d.tcp_conns, 0);
 	atomic_init(&d.reload_done, false);
 	/* Everything is checked before anything is bound.  c-ares opens no
 	 * socket before the first query, so its channels survive the fork. */

@@ -1352,6 +1352,12 @@ void query_handle(struct query_env *env, const struct query_client *c,
 
 /* ---- the rest of the interface ---- */
 
+bool query_env_client_allowed(void *ctx, const struct sockaddr *sa)
+{
+	const struct query_env *env = ctx;
+	return !env->cur || policy_client_allowed(env->cur->snap->policy, sa);
+}
+
 size_t query_env_waiting(const struct query_env *env)
 {
 	return atomic_load_explicit(&env->waiting, memory_order_relaxed);

@@ -144,6 +144,10 @@ void query_env_stats(const struct query_env *env, struct query_stats *sum);
 /* Hits of the block source called name, in this env (any thread). */
 uint64_t query_env_hits(struct query_env *env, const char *name);
 
+/* Is the client at sa in access.allow of the snapshot in use?  For the
+ * server's check at TCP accept (a void *ctx callback: env is ctx). */
+bool query_env_client_allowed(void *env, const struct sockaddr *sa);
+
 /* Handle one packet from client c (UDP when c->conn is NULL). */
 void query_handle(struct query_env *env, const struct query_client *c,
 		  const uint8_t *pkt, size_t len);

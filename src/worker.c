@@ -28,8 +28,8 @@
 #include "upstream.h"
 #include "worker.h"
 
-/* The TCP sweep (idle connections, paused listeners) runs at least this
- * often. */
+/* The TCP sweep (timeouts, paused listeners) wakes the loop at least
+ * this often. */
 #define WORKER_SWEEP_MS 1000
 
 struct worker {
@@ -94,20 +94,28 @@ static void on_wake(void *ctx)
 	}
 }
 
-static void on_sweep(struct loop_timer *t, uint64_t now_ms)
+/* The TCP timeouts and connections waiting for output room, before every
+ * wait; the timer only makes sure the loop wakes when one is due. */
+static void sweep(void *ctx)
 {
-	struct worker *w = (struct worker *)((char *)t -
-					     offsetof(struct worker, sweep));
-	int ms = server_expire(w->srv, now_ms);
+	struct worker *w = ctx;
+	uint64_t now = loop_now(w->loop);
+	int ms = server_expire(w->srv, now);
 
 	if (ms < 0 || ms > WORKER_SWEEP_MS)
 		ms = WORKER_SWEEP_MS;
-	loop_timer_set(w->loop, t, now_ms + (uint64_t)ms);
+	loop_timer_set(w->loop, &w->sweep, now + (uint64_t)ms);
+}
+
+static void on_sweep(struct loop_timer *t, uint64_t now_ms)
+{
+	(void)t;
+	(void)now_ms; /* sweep runs before the next wait */
 }
 
 struct worker *worker_new(unsigned id, struct snapshot *snap,
-			  struct cache *cache, bool reuseport,
-			  _Atomic size_t *conns, char *err, size_t errlen)
+			  struct cache *cache, struct server_budget *budget,
+			  char *err, size_t errlen)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	struct query_backend backend = {make_upstream, make_direct, NULL};
@@ -126,8 +134,8 @@ struct worker *worker_new(unsigned id, struct snapshot *snap,
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
 		goto fail;
 	}
-	if (!(w->srv = server_new(snap->cfg, w->loop, reuseport, conns, err,
-				   errlen)))
+	if (!(w->srv = server_new_shared(snap->cfg, w->loop, budget, err,
+					  errlen)))
 		goto fail;
 	server_io(w->srv, &io);
 	if (!(w->env = query_env_new(w->loop, &io, cache, &backend))) {
@@ -144,8 +152,10 @@ struct worker *worker_new(unsigned id, struct snapshot *snap,
 		worker_free(w);
 		return NULL;
 	}
+	/* Outsiders may not hold a TCP slot: refused at accept. */
+	server_set_access(w->srv, query_env_client_allowed, w->env);
 	loop_on_wake(w->loop, on_wake, w);
-	loop_timer_set(w->loop, &w->sweep, loop_now(w->loop) + WORKER_SWEEP_MS);
+	loop_before_wait(w->loop, sweep, w);
 	return w;
 fail:
 	snapshot_unref(snap);

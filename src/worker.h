@@ -17,6 +17,7 @@
 
 struct cache;
 struct conf;
+struct server_budget;
 struct query_stats;
 struct snapshot;
 struct worker;
@@ -24,12 +25,13 @@ struct worker;
 /*
  * A worker bound to cfg's listen addresses, serving snap (the caller's
  * reference is taken over in every case) with the shared cache.  Not
- * running yet.  conns counts TCP connections over all workers (see
- * server_new).  Returns NULL with a message in err.
+ * running yet.  budget (borrowed, shared by all workers) bounds their
+ * TCP connections (see server_new_shared).  Returns NULL with a message
+ * in err.
  */
 struct worker *worker_new(unsigned id, struct snapshot *snap,
-			  struct cache *cache, bool reuseport,
-			  _Atomic size_t *conns, char *err, size_t errlen);
+			  struct cache *cache, struct server_budget *budget,
+			  char *err, size_t errlen);
 
 /* Start its thread.  Returns false with errno set. */
 bool worker_start(struct worker *w);

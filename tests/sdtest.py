@@ -356,9 +356,10 @@ class Daemon:
     """
 
     def __init__(self, conf=None, zones=None, args=(), port=None,
-                 ready=True, **settings):
+                 ready=True, preexec_fn=None, **settings):
         # a port picked here may be taken by a parallel test meanwhile:
         # try again with another one
+        self.preexec_fn = preexec_fn  # e.g. resource limits for the child
         for attempt in range(3):
             try:
                 self._start(conf, zones, args, port, ready, settings)
@@ -389,7 +390,8 @@ class Daemon:
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
                                      stdout=open(self.outpath, "w"),
                                      stderr=open(self.errpath, "w"),
-                                     cwd=self.dir)
+                                     cwd=self.dir,
+                                     preexec_fn=self.preexec_fn)
         _children.append(self.proc)
         self.stopped = False
         if ready:
@@ -494,11 +496,57 @@ def udp_raw(data, port, addr=V4, timeout=2.0):
         s.close()
 
 
-def tcp_connect(port, addr=V4, timeout=3.0):
+def tcp_connect(port, addr=V4, timeout=3.0, source=None, rcvbuf=None):
+    """A TCP connection to [addr]:port, from address source (e.g. another
+    127.0.0.0/8 address, to be another client) with an optional small
+    receive buffer (set before connecting, so the window stays small)."""
     s = socket.socket(_family(addr), socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect((addr, port))
+    try:
+        if rcvbuf is not None:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            s.bind((source, 0))
+        s.settimeout(timeout)
+        s.connect((addr, port))
+    except BaseException:
+        s.close()
+        raise
     return s
+
+
+def tcp_established(port, peers):
+    """The server-side TCP connections on local port whose peer address is
+    one of peers (IPv4 text), from /proc/net/tcp: (peer, peer port) pairs.
+    Unlike reading from the client's socket, looking does not move data."""
+    want = {socket.inet_aton(p)[::-1].hex().upper(): p for p in peers}
+    out = []
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote, state = fields[1], fields[2], fields[3]
+            lport = int(local.split(":")[1], 16)
+            raddr, rport = remote.split(":")
+            if state == "01" and lport == port and raddr in want:
+                out.append((want[raddr], int(rport, 16)))
+    return out
+
+
+def peer_closed(s, timeout):
+    """True when the server closes s (EOF or reset) within timeout seconds;
+    whatever it still sends is read and thrown away."""
+    end = time.monotonic() + timeout
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        s.settimeout(left)
+        try:
+            if not s.recv(65536):
+                return True
+        except socket.timeout:
+            return False
+        except (ConnectionResetError, BrokenPipeError):
+            return True
 
 
 def frame(data):

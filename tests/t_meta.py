@@ -327,7 +327,9 @@ def t_outsider_malformed():
         "AXFR": packet("home.lab", 252),
     }
     for what, wire in cases.items():
-        for proto, send in (("udp", raw_udp), ("tcp", raw_tcp)):
+        # Over TCP an outsider's connection is closed at accept: nothing
+        # to answer; the UDP reply is the one to check.
+        for proto, send in (("udp", raw_udp),):
             r = send(wire, OUT.port)
             h = header(r)
             eq(h[0], 4242, "%s %s: ID" % (what, proto))

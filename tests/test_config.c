@@ -180,6 +180,12 @@ static void test_defaults(struct tmp *t)
 	is_int(cfg->edns_size, 1232, "default edns_size 1232");
 	is_int(cfg->tcp_max_connections, 256, "default tcp max_connections");
 	is_int(cfg->tcp_idle_timeout_ms, 10000, "default tcp idle_timeout_ms");
+	is_int(cfg->tcp_query_timeout_ms, 5000, "default tcp query_timeout_ms");
+	is_int(cfg->tcp_write_timeout_ms, 10000, "default tcp write_timeout_ms");
+	is_int(cfg->tcp_max_per_client, 32, "default tcp max_per_client");
+	is_int(cfg->tcp_max_output, 1 << 20, "default tcp max_output");
+	is_int(cfg->tcp_max_output_total, 32 << 20,
+	       "default tcp max_output_total");
 	is_int(cfg->nzones, 0, "no zones");
 	ok(cfg->path && strcmp(cfg->path, tmp_path(t, "main.conf")) == 0,
 	   "cfg->path");
