@@ -750,22 +750,29 @@ enum outcome {
 };
 
 /* RFC 8767: an expired answer rather than SERVFAIL, when there is one. */
-static bool reply_stale(struct query_env *env, struct query *q)
+static bool send_stale(struct query_env *env, const struct snapshot *s,
+		       const struct query_client *c,
+		       const struct wire_query *wq, const uint8_t *key,
+		       size_t klen)
 {
-	const struct snapshot *s = q->ep->snap;
-
-	if (!q->klen || s->cfg->cache_serve_stale == 0)
+	if (!klen || s->cfg->cache_serve_stale == 0)
 		return false;
-	size_t n = cache_lookup_stale(env->cache, q->key, q->klen,
+	size_t n = cache_lookup_stale(env->cache, key, klen,
 				      loop_now(env->loop), QUERY_STALE_TTL,
 				      env->merge, sizeof(env->merge));
-	if (n < WIRE_HEADER_LEN + q->wq.qname_len)
+	if (n < WIRE_HEADER_LEN + wq->qname_len)
 		return false;
 	COUNT(env, stale);
-	wire_set16(env->merge, q->wq.hdr.id);
-	memcpy(env->merge + WIRE_HEADER_LEN, q->wq.qname, q->wq.qname_len);
-	reply(env, s, &q->client, &q->wq, env->merge, n);
+	wire_set16(env->merge, wq->hdr.id);
+	memcpy(env->merge + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
+	reply(env, s, c, wq, env->merge, n);
 	return true;
+}
+
+static bool reply_stale(struct query_env *env, struct query *q)
+{
+	return send_stale(env, q->ep->snap, &q->client, &q->wq, q->key,
+			  q->klen);
 }
 
 static void put_back_id(struct query *q)
@@ -1149,7 +1156,10 @@ static bool join(struct query_env *env, const struct snapshot *s,
 	if (leader->role == ROLE_BACKGROUND || leader->ep != env->cur)
 		return false; /* a prefetch, or old upstreams: go alone */
 	if (leader->nwaiters >= QUERY_MAX_WAITERS) {
-		servfail_now(env, s, c, wq, pkt);
+		/* Past the bound: an expired answer if there is one. */
+		if (!(stale && send_stale(env, s, c, wq, leader->key,
+					  leader->klen)))
+			servfail_now(env, s, c, wq, pkt);
 		return true;
 	}
 	struct query *w = query_new(env, ROLE_WAITER, c, wq, pkt, len,

@@ -525,6 +525,28 @@ static void test_max_waiters(void)
 	rig_free(r);
 }
 
+static void stale_setup(struct rig *r, const char *name);
+
+/* Past the waiter bound, an expired answer at hand is served rather
+ * than SERVFAIL. */
+static void test_max_waiters_stale(void)
+{
+	struct rig *r = rig_new(3600, false);
+
+	stale_setup(r, "flood2.example.com");
+	size_t before = r->io.n;
+	ask(r, 3000, 1, "flood2.example.com", WIRE_T_A);
+	for (unsigned i = 0; i < QUERY_MAX_WAITERS; i++)
+		ask(r, (uint16_t)(3001 + i), (uint16_t)(2 + i),
+		    "flood2.example.com", WIRE_T_A);
+	ask(r, 4000, 0x6566, "flood2.example.com", WIRE_T_A);
+	struct fx_reply p = last(r);
+	ok(r->io.n == before + 1 && p.id == 0x6566 &&
+		   p.rcode == WIRE_NOERROR && p.ttl1 == QUERY_STALE_TTL,
+	   "the 65th waiter, stale answer at hand: served stale (TTL 30)");
+	rig_free(r);
+}
+
 static void test_deadline(void)
 {
 	struct rig *r = rig_new(0, false);
@@ -1200,6 +1222,7 @@ int main(void)
 	test_forward();
 	test_shared_inflight();
 	test_max_waiters();
+	test_max_waiters_stale();
 	test_deadline();
 	test_serve_stale();
 	test_stale_timer();
