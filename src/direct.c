@@ -269,9 +269,14 @@ static void on_udp(struct loop_watch *w, uint32_t events)
 		if (!r || !same_addr(&from, &d->servers[r->server].ss) ||
 		    !(wire_get16(d->buf + 2) & WIRE_QR))
 			continue; /* not an answer to us: RFC 5452 9.1 */
-		if (wire_get16(d->buf + 2) & WIRE_TC)
-			start_tcp(d, r);
-		else
+		if (wire_get16(d->buf + 2) & WIRE_TC) {
+			/* The move to TCP counts as a try, so that forged
+			 * TC replies cannot keep a request alive forever. */
+			if (++r->attempt >= d->max_attempts)
+				finish(r, UPSTREAM_FAILED, NULL, 0);
+			else
+				start_tcp(d, r);
+		} else
 			finish(r, UPSTREAM_OK, d->buf, (size_t)n);
 	}
 }
@@ -337,6 +342,16 @@ static void on_tcp(struct loop_watch *w, uint32_t events)
 	finish(r, UPSTREAM_OK, d->buf, r->in_len);
 }
 
+/* An ID no request in flight has, on UDP or TCP (one that went to TCP
+ * may come back to UDP on the next try). */
+static bool id_taken(const struct direct *d, uint16_t id)
+{
+	for (const struct dreq *r = d->head; r; r = r->next)
+		if (r->id == id)
+			return true;
+	return false;
+}
+
 static uint16_t fresh_id(struct direct *d)
 {
 	uint16_t id;
@@ -344,7 +359,7 @@ static uint16_t fresh_id(struct direct *d)
 	do {
 		if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id))
 			id = (uint16_t)random();
-	} while (find(d, id));
+	} while (id_taken(d, id));
 	return id;
 }
 

@@ -473,6 +473,9 @@ static void listening_text(const struct conf *cfg, char *buf, size_t cap)
 static bool start_workers(struct daemon *d, char *err, size_t errlen)
 {
 	d->nworkers = worker_count(d->snap->cfg);
+	/* SO_REUSEPORT would let a second daemon share our addresses. */
+	if (d->nworkers > 1 && !server_probe(d->snap->cfg, err, errlen))
+		return false;
 	server_budget(d->snap->cfg, (unsigned)d->nworkers, &d->budget);
 	if (d->budget.clamped)
 		log_warn("%s", d->budget.line);

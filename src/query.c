@@ -429,20 +429,25 @@ static void reply_nxdomain(struct query_env *env, const struct snapshot *s,
 
 /* A reply made for another client with the same key (the leader's, or a
  * cached one) sent to c: its ID and letter case, its size.  msg is
- * copied first, so that it can serve the next client too. */
-static void reply_copy(struct query_env *env, const struct snapshot *s,
+ * copied first, so that it can serve the next client too.  False when it
+ * cannot be (the caller answers otherwise). */
+static bool reply_copy(struct query_env *env, const struct snapshot *s,
 		       const struct query_client *c,
 		       const struct wire_query *wq, const uint8_t *msg,
 		       size_t len)
 {
-	if (len < WIRE_HEADER_LEN + wq->qname_len || len > sizeof(env->merge))
-		return;
+	/* A TSIG error reply may have no question (RFC 8945 5.3.2); one
+	 * with a question has the client's name at its start. */
+	bool question = len >= WIRE_HEADER_LEN && wire_get16(msg + 4) == 1;
+	if (len < WIRE_HEADER_LEN + (question ? wq->qname_len : 0) ||
+	    len > sizeof(env->merge))
+		return false;
 	memcpy(env->merge, msg, len);
 	wire_set16(env->merge, wq->hdr.id);
-	/* (A TSIG error reply may have no question: RFC 8945 5.2.2.) */
-	if (wire_get16(env->merge + 4) == 1)
+	if (question)
 		memcpy(env->merge + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
 	reply(env, s, c, wq, env->merge, len);
+	return true;
 }
 
 /* One line per query with -v: client, name, type, what happened. */
@@ -750,6 +755,30 @@ enum outcome {
 };
 
 /* RFC 8767: an expired answer rather than SERVFAIL, when there is one. */
+static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
+			  size_t len, unsigned *src);
+
+/* A stored answer checked again against today's block lists and rebind
+ * rules (they may have changed since it was stored): the same checks for
+ * a cache hit and for an answer served stale.  The key holds the upstream
+ * group (cache_key). */
+static bool still_good(struct query_env *env, const struct wire_query *wq,
+		       const uint8_t *key, size_t klen, const uint8_t *msg,
+		       size_t n)
+{
+	const struct snapshot *s = env->cur->snap;
+	size_t group = klen >= wq->qname_len + 7
+			       ? wire_get16(key + wq->qname_len + 5)
+			       : 0;
+	unsigned src;
+
+	if (s->lists && s->cfg->block.cname &&
+	    cname_blocked(s->lists, msg, n, &src))
+		return false;
+	return !policy_rebind(s->policy, group, wq->qname, wq->qname_len, msg,
+			      n);
+}
+
 static bool send_stale(struct query_env *env, const struct snapshot *s,
 		       const struct query_client *c,
 		       const struct wire_query *wq, const uint8_t *key,
@@ -760,7 +789,8 @@ static bool send_stale(struct query_env *env, const struct snapshot *s,
 	size_t n = cache_lookup_stale(env->cache, key, klen,
 				      loop_now(env->loop), QUERY_STALE_TTL,
 				      env->merge, sizeof(env->merge));
-	if (n < WIRE_HEADER_LEN + wq->qname_len)
+	if (n < WIRE_HEADER_LEN + wq->qname_len ||
+	    !still_good(env, wq, key, klen, env->merge, n))
 		return false;
 	COUNT(env, stale);
 	wire_set16(env->merge, wq->hdr.id);
@@ -797,8 +827,12 @@ static void answer_client(struct query_env *env, struct query *q,
 		    WIRE_RCODE(wire_get16(env->out + 2)) != WIRE_NXDOMAIN &&
 		    reply_stale(env, q))
 			break;
-		COUNT(env, answered);
-		reply_copy(env, s, &q->client, &q->wq, env->out, len);
+		if (reply_copy(env, s, &q->client, &q->wq, env->out, len)) {
+			COUNT(env, answered);
+			break;
+		}
+		COUNT(env, servfail); /* nothing that could be sent */
+		reply_error(env, s, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
 		break;
 	case OUT_FAIL:
 		if (!reply_stale(env, q)) {
@@ -1127,14 +1161,11 @@ static bool from_cache(struct query_env *env, const struct snapshot *s,
 {
 	size_t n = cache_lookup(env->cache, key, klen, loop_now(env->loop),
 				env->out, sizeof(env->out), hit);
-	unsigned src;
 
+	(void)group; /* in the key */
 	if (n == 0 || n < WIRE_HEADER_LEN + wq->qname_len)
 		return false;
-	if ((s->lists && s->cfg->block.cname &&
-	     cname_blocked(s->lists, env->out, n, &src)) ||
-	    policy_rebind(s->policy, group, wq->qname, wq->qname_len,
-			  env->out, n)) {
+	if (!still_good(env, wq, key, klen, env->out, n)) {
 		hit->prefetch = hit->stale = false;
 		return false;
 	}

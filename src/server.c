@@ -1090,6 +1090,23 @@ int server_start(struct server *srv, struct query_env *env)
 	return 0;
 }
 
+bool server_probe(const struct conf *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->nlisten * 2; i++) {
+		int fd = open_socket(&cfg->listen[i / 2], i % 2, false, err,
+				     errlen);
+		if (fd < 0)
+			return false;
+		close(fd);
+	}
+	return true;
+}
+
+size_t server_unsent(const struct server *srv)
+{
+	return srv->out_total;
+}
+
 void server_close_listeners(struct server *srv)
 {
 	for (size_t i = 0; i < srv->nls; i++) {

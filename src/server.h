@@ -59,6 +59,11 @@ struct server *server_new_shared(const struct conf *cfg, struct loop *loop,
 				 struct server_budget *b, char *err,
 				 size_t errlen);
 
+/* Bind and close every listen address of cfg without SO_REUSEPORT: false
+ * (with the reason in err) when another process holds one, which the
+ * workers' shared sockets would otherwise not notice. */
+bool server_probe(const struct conf *cfg, char *err, size_t errlen);
+
 /* server_new_shared for a single server. */
 struct server *server_new(const struct conf *cfg, struct loop *loop,
 			  char *err, size_t errlen);
@@ -80,6 +85,9 @@ int server_start(struct server *srv, struct query_env *env);
 /* Stop taking new queries: close the listening sockets (UDP and TCP);
  * open TCP connections stay, so that answers in flight reach them. */
 void server_close_listeners(struct server *srv);
+
+/* Reply bytes not yet handed to the kernel, over all connections. */
+size_t server_unsent(const struct server *srv);
 
 /* Stop reading from the network: close listeners and connections. */
 void server_stop(struct server *srv);

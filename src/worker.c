@@ -167,8 +167,11 @@ static void *run(void *arg)
 {
 	struct worker *w = arg;
 
-	while (!w->stopping || (query_env_waiting(w->env) > 0 &&
-				loop_now(w->loop) < w->stop_by)) {
+	/* Stopping: until every client has its answer, TCP replies
+	 * included, or the longest deadline has passed. */
+	while (!w->stopping ||
+	       ((query_env_waiting(w->env) > 0 || server_unsent(w->srv) > 0) &&
+		loop_now(w->loop) < w->stop_by)) {
 		if (loop_run_once(w->loop, w->stopping ? 50 : -1) < 0) {
 			log_err("worker %u: epoll_wait: %s", w->id,
 				strerror(errno));

@@ -1216,6 +1216,125 @@ static void test_free_in_flight(void)
 	free(r);
 }
 
+/* A stale answer is checked again like a cache hit: its CNAME to a name
+ * that a reload has since blocked keeps it from being served (found in
+ * review). */
+static void test_stale_checked_again(void)
+{
+	struct rig *r = rig_new(3600, false);
+	uint8_t rep[1500], target[WIRE_NAME_MAX];
+	size_t tn = fx_name("t.tracker.example", target);
+	struct wire_query q;
+	char text[1024], err[256];
+
+	ask(r, 1001, 0x0c01, "shop.example.com", WIRE_T_A);
+	if (wire_parse_query(r->be.r[0].pkt, r->be.r[0].len, &q) != WIRE_OK)
+		abort();
+	struct wire_buf b = {rep, 0, sizeof(rep), false};
+	wire_put16(&b, q.hdr.id);
+	wire_put16(&b, WIRE_QR | WIRE_RA | WIRE_RD);
+	wire_put16(&b, 1); wire_put16(&b, 2); wire_put16(&b, 0); wire_put16(&b, 0);
+	wire_put_bytes(&b, q.qname, q.qname_len);
+	wire_put16(&b, WIRE_T_A); wire_put16(&b, WIRE_CLASS_IN);
+	wire_put16(&b, 0xc00c); wire_put16(&b, WIRE_T_CNAME); wire_put16(&b, WIRE_CLASS_IN);
+	wire_put32(&b, 1); wire_put16(&b, (uint16_t)tn); wire_put_bytes(&b, target, tn);
+	wire_put_bytes(&b, target, tn);
+	wire_put16(&b, WIRE_T_A); wire_put16(&b, WIRE_CLASS_IN);
+	wire_put32(&b, 1); wire_put16(&b, 4); wire_put_bytes(&b, ADDR1, 4);
+	fb_complete(&r->be, 0, UPSTREAM_OK, rep, b.len);
+	ok(last(r).ancount == 2, "first answer: CNAME + A");
+	advance(r, 2000);
+	/* reload: tracker.example is now blocked */
+	fx_write(&r->dir, "block.txt", "ads.example.net\ntracker.example\n");
+	conf_text(text, sizeof(text), 3600, false, "127.0.0.1:9");
+	struct snapshot *s2 = fx_snapshot(&r->dir, text, 2);
+	ok(query_env_adopt(r->env, s2, err, sizeof(err)), "adopt with new block");
+	ask(r, 1002, 0x0c02, "shop.example.com", WIRE_T_A);
+	fb_complete(&r->be, r->be.n - 1, UPSTREAM_FAILED, NULL, 0);
+	struct fx_reply p = last(r);
+	ok(!(p.ancount == 2 && p.type1 == WIRE_T_CNAME),
+	   "stale answer must not carry a CNAME to a now-blocked name");
+	rig_free(r);
+}
+
+static size_t put_name(struct wire_buf *b, const char *text)
+{
+	uint8_t w[WIRE_NAME_MAX];
+	size_t n = fx_name(text, w);
+	wire_put_bytes(b, w, n);
+	return n;
+}
+
+/* A TSIG record: key k, hmac-sha256, no MAC, error BADKEY. */
+static void tsig_rr(struct wire_buf *b)
+{
+	uint8_t alg[WIRE_NAME_MAX];
+	size_t an = fx_name("hmac-sha256", alg);
+
+	put_name(b, "k");
+	wire_put16(b, WIRE_T_TSIG);
+	wire_put16(b, WIRE_CLASS_ANY);
+	wire_put32(b, 0);
+	wire_put16(b, (uint16_t)(an + 16));
+	wire_put_bytes(b, alg, an);
+	wire_put16(b, 0);
+	wire_put32(b, 1700000000);
+	wire_put16(b, 300);
+	wire_put16(b, 0);           /* MAC size */
+	wire_put16(b, 0x1234);      /* original ID */
+	wire_put16(b, WIRE_TSIG_BADKEY);
+	wire_put16(b, 0);           /* other len */
+}
+
+/* A signed query with a long name, and the upstream's NOTAUTH without a
+ * question (shorter than the name): the client gets it (found in
+ * review: it was marked answered and got nothing). */
+static void test_signed_notauth_long_name(void)
+{
+	struct rig *r = rig_new(0, false);
+	uint8_t pkt[600], rep[600];
+	const char *name =
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+		"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb."
+		"ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc."
+		"example.com";
+	struct wire_buf b = {pkt, 0, sizeof(pkt), false};
+	struct query_client c = {.fd = 3};
+	struct sockaddr_in *sin = (struct sockaddr_in *)&c.peer;
+
+	wire_put16(&b, 0x5151);
+	wire_put16(&b, WIRE_RD);
+	wire_put16(&b, 1);
+	wire_put16(&b, 0);
+	wire_put16(&b, 0);
+	wire_put16(&b, 1);
+	put_name(&b, name);
+	wire_put16(&b, WIRE_T_A);
+	wire_put16(&b, WIRE_CLASS_IN);
+	tsig_rr(&b);
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(1000);
+	sin->sin_addr.s_addr = htonl(0x7f000001);
+	c.peerlen = sizeof(*sin);
+	query_handle(r->env, &c, pkt, b.len);
+	is_int((long)r->be.n, 1, "signed query with a 196-octet name: forwarded");
+	struct wire_buf o = {rep, 0, sizeof(rep), false};
+	wire_put16(&o, r->be.n ? wire_get16(r->be.r[0].pkt) : 0);
+	wire_put16(&o, WIRE_QR | WIRE_NOTAUTH);
+	wire_put16(&o, 0);
+	wire_put16(&o, 0);
+	wire_put16(&o, 0);
+	wire_put16(&o, 1);
+	tsig_rr(&o);
+	if (r->be.n)
+		fb_complete(&r->be, 0, UPSTREAM_OK, rep, o.len);
+	ok(r->io.n == 1 && last(r).id == 0x5151 &&
+		   last(r).rcode == WIRE_NOTAUTH,
+	   "  the upstream's NOTAUTH without question reaches the client");
+	is_int((long)query_env_waiting(r->env), 0, "  who waits no more");
+	rig_free(r);
+}
+
 int main(void)
 {
 	test_local_and_blocked();
@@ -1244,5 +1363,7 @@ int main(void)
 	test_deadline_shrinks();
 	test_tcp_refs();
 	test_free_in_flight();
+	test_stale_checked_again();
+	test_signed_notauth_long_name();
 	return done_testing();
 }
