@@ -311,8 +311,10 @@ def t_down_then_back():
     check(noerror_after, "no NOERROR after the upstream came back")
     resume = noerror_after[0] - t_lift
     sent_after = [x for x in res if x[2] > t_lift + 1.0]
-    tap.diag("down then back: %d queries, %s; first NOERROR %.3fs after "
-             "the lift" % (len(res), counts, resume))
+    sf = [at - sent for q, w, sent, r, at in res if rcode(r) == "SERVFAIL"]
+    tap.diag("down then back: %d queries, %s (SERVFAIL after %.2f..%.2fs); "
+             "first NOERROR %.3fs after the lift"
+             % (len(res), counts, min(sf or [0]), max(sf or [0]), resume))
     check(not bad, "%d wrong replies:\n%s" % (len(bad), "\n".join(bad[:10])))
     check(not late, "SERVFAIL well past the 0.5 s deadline:\n%s"
           % "\n".join(late[:10]))
@@ -559,6 +561,8 @@ def t_idle_tcp():
     try:
         t = time.monotonic()
         for i in range(n):
+            check(time.monotonic() - t < 30, "only %d connections in 30 s"
+                  % i)
             conns.append(tcp_connect(d.port, V4 if i % 2 else V6,
                                      timeout=5))
         took = time.monotonic() - t
