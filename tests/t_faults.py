@@ -607,7 +607,10 @@ def t_idle_tcp():
              % (took, fds0, fds_open, fds1, rss0, rss_open, rss1, udp_t,
                 tcp_t))
     check(abs(fds1 - fds0) <= 2, "fds %d after, %d before" % (fds1, fds0))
-    check(rss1 < rss0 * 1.5, "RSS %d kB after, %d kB before" % (rss1, rss0))
+    # 1.5x, and 2 MiB of slack for a small start (a plain build starts
+    # near 3 MB and malloc keeps what the connections used); a leak is
+    # LeakSanitizer's to catch at exit under ASan.
+    check(rss1 < rss0 * 1.5 + 2048, "RSS %d kB after, %d kB before" % (rss1, rss0))
     check(udp_t < 1.0 and tcp_t < 1.0, "slow answers while open")
     d.stop()
 
@@ -775,7 +778,10 @@ def t_hup_storm():
              "fds %d -> %d, RSS %d -> %d kB"
              % (nudp, ntcp, took, fds0, fds1, rss0, rss1))
     eq(fds1, fds0, "open fds after the storm (before: %d)" % fds0)
-    check(rss1 < rss0 * 1.5, "RSS %d kB after, %d kB before" % (rss1, rss0))
+    # 1.5x, and 2 MiB of slack for a small start (a plain build starts
+    # near 3 MB and malloc keeps what the connections used); a leak is
+    # LeakSanitizer's to catch at exit under ASan.
+    check(rss1 < rss0 * 1.5 + 2048, "RSS %d kB after, %d kB before" % (rss1, rss0))
     eq(pid, d.proc.pid, "pid")
     d.stop(timeout=20)
 
