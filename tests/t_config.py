@@ -474,6 +474,50 @@ def t_daemonize():
     check(not sdtest._is_splitdns(pid), "detached daemon alive 5s after SIGTERM")
 
 
+def t_pidfile_symlink():
+    """Issue 8 item 12: the pid file is opened as root; a symlink planted
+    at its path must not make the daemon write through it."""
+    port = sdtest.free_port()
+    dirname, conf = folder(good_conf(port), {"lan.zone": ZONE_OK})
+    victim = sdtest.write(dirname, "victim", "keep me\n")
+    pidfile = os.path.join(dirname, "splitdns.pid")
+    os.symlink(victim, pidfile)
+    out = open(os.path.join(dirname, "out"), "w")
+    p = subprocess.run([sdtest.SPLITDNS, "-c", conf, "-d", "-p", pidfile],
+                       stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                       timeout=10)
+    eq(p.returncode, 0, "exit status of the foreground part")
+    time.sleep(1.0)
+    with open(victim) as f:
+        eq(f.read(), "keep me\n", "the symlink's target was written")
+    q = make_query("box.lan.test", "A")
+    w = udp_raw(q.to_wire(), port, V4, timeout=0.5)
+    check(w is None, "a daemon that could not write its pid file serves")
+
+
+def t_many_listen():
+    """Issue 8 item 10: a start-up line longer than its buffer is cut at
+    the last whole address instead of writing past it (60 addresses of
+    21 characters)."""
+    port = sdtest.free_port()
+    addrs = ['"127.200.%d.%d:%d"' % (i // 200, 10 + i % 200, port)
+             for i in range(60)]
+    text = good_conf(port).replace(
+        'listen = ["127.0.0.1:%d", "[::1]:%d"];' % (port, port),
+        "listen = [%s];" % ", ".join(addrs))
+    d = sdtest.Daemon(conf=text, zones={"lan.zone": ZONE_OK})
+    try:
+        ready = [l for l in d.stderr().splitlines() if " ready: " in l]
+        check(ready and ", ..." in ready[0], "ready line not cut: %r" % ready)
+        check(ready and "127.200.0.10:%d" % port in ready[0],
+              "first address missing: %r" % ready)
+        q = make_query("box.lan.test", "A")
+        w = udp_raw(q.to_wire(), port, "127.200.0.69", timeout=2)
+        check(w is not None, "the 60th address does not answer")
+    finally:
+        d.stop()
+
+
 tap.run("-t on a good config: 'FILE: configuration OK', exit 0", t_check_ok)
 tap.run("-t on a minimal config", t_check_minimal)
 if os.path.exists(os.path.join(sdtest.SRCDIR, "..", "etc", "splitdns.conf")):
@@ -499,4 +543,6 @@ tap.run("SIGINT: exit 0, clean", signal_exit(signal.SIGINT))
 tap.run("-l overrides the config's listen addresses", t_listen_option)
 tap.run("-v logs queries", t_verbose)
 tap.run("-d -p PIDFILE: detaches, writes the pid, answers, ends on SIGTERM", t_daemonize)
+tap.run("-d -p PIDFILE where a symlink was planted: nothing written through it", t_pidfile_symlink)
+tap.run("60 listen addresses: the ready line is cut at a whole address, all served", t_many_listen)
 tap.done()
