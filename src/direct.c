@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -40,7 +41,7 @@ struct dreq {
 	size_t server;
 	unsigned attempt;
 	uint64_t deadline;
-	struct dreq *prev, *next;
+	TAILQ_ENTRY(dreq) link;     /* the list of requests, by deadline */
 	/* TCP: sending out_off of the framed query, then reading. */
 	size_t out_off;
 	uint8_t lenbuf[2];
@@ -61,40 +62,24 @@ struct direct {
 	int timeout_ms;
 	unsigned max_attempts;
 	struct dsock udp4, udp6;    /* fd -1 until needed */
-	struct dreq *head, *tail;
+	TAILQ_HEAD(, dreq) reqs;    /* in flight, by deadline */
 	size_t pending;
 	struct loop_timer timer;
 	uint8_t buf[WIRE_MSG_MAX];
 };
 
-static void list_unlink(struct direct *d, struct dreq *r)
+/* Put r at the tail (a fresh try's deadline is the latest). */
+static void requeue(struct direct *d, struct dreq *r)
 {
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		d->head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		d->tail = r->prev;
-	r->prev = r->next = NULL;
-}
-
-static void list_append(struct direct *d, struct dreq *r)
-{
-	r->next = NULL;
-	r->prev = d->tail;
-	if (d->tail)
-		d->tail->next = r;
-	else
-		d->head = r;
-	d->tail = r;
+	TAILQ_REMOVE(&d->reqs, r, link);
+	TAILQ_INSERT_TAIL(&d->reqs, r, link);
 }
 
 static void rearm(struct direct *d)
 {
-	if (d->head)
-		loop_timer_set(d->loop, &d->timer, d->head->deadline);
+	if (!TAILQ_EMPTY(&d->reqs))
+		loop_timer_set(d->loop, &d->timer,
+			       TAILQ_FIRST(&d->reqs)->deadline);
 	else
 		loop_timer_del(d->loop, &d->timer);
 }
@@ -117,7 +102,7 @@ static void finish(struct dreq *r, enum upstream_status st,
 	struct direct *d = r->d;
 	struct upstream_req *req = r->req;
 
-	list_unlink(d, r);
+	TAILQ_REMOVE(&d->reqs, r, link);
 	d->pending--;
 	r->tw.cb = NULL;
 	if (req->cancelled)
@@ -166,8 +151,7 @@ static void transmit(struct direct *d, struct dreq *r)
 	int fd = udp_socket(d, a->ss.ss_family);
 
 	r->deadline = loop_now(d->loop) + (uint64_t)d->timeout_ms;
-	list_unlink(d, r);
-	list_append(d, r);
+	requeue(d, r);
 	if (fd >= 0)
 		(void)sendto(fd, r->pkt, r->len, 0,
 			     (const struct sockaddr *)&a->ss, a->len);
@@ -190,8 +174,9 @@ static void on_timer(struct loop_timer *t, uint64_t now_ms)
 	struct direct *d =
 		(struct direct *)((char *)t - offsetof(struct direct, timer));
 
-	while (d->head && d->head->deadline <= now_ms)
-		next_try(d, d->head);
+	struct dreq *r;
+	while ((r = TAILQ_FIRST(&d->reqs)) && r->deadline <= now_ms)
+		next_try(d, r);
 	rearm(d);
 }
 
@@ -221,8 +206,7 @@ static void start_tcp(struct direct *d, struct dreq *r)
 			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	r->deadline = loop_now(d->loop) + (uint64_t)d->timeout_ms;
-	list_unlink(d, r);
-	list_append(d, r);
+	requeue(d, r);
 	rearm(d);
 	if (fd < 0)
 		return; /* the timer moves on */
@@ -245,7 +229,8 @@ static void start_tcp(struct direct *d, struct dreq *r)
 
 static struct dreq *find(struct direct *d, uint16_t id)
 {
-	for (struct dreq *r = d->head; r; r = r->next)
+	struct dreq *r;
+	TAILQ_FOREACH(r, &d->reqs, link)
 		if (r->id == id && r->tw.fd < 0)
 			return r;
 	return NULL;
@@ -346,7 +331,8 @@ static void on_tcp(struct loop_watch *w, uint32_t events)
  * may come back to UDP on the next try). */
 static bool id_taken(const struct direct *d, uint16_t id)
 {
-	for (const struct dreq *r = d->head; r; r = r->next)
+	const struct dreq *r;
+	TAILQ_FOREACH(r, &d->reqs, link)
 		if (r->id == id)
 			return true;
 	return false;
@@ -395,7 +381,7 @@ static void direct_send(struct upstream *u, struct upstream_req *req,
 	req->chan = r;
 	req->id = r->id;
 	d->pending++;
-	list_append(d, r);
+	TAILQ_INSERT_TAIL(&d->reqs, r, link);
 	transmit(d, r);
 }
 
@@ -414,9 +400,10 @@ static void direct_free(struct upstream *u)
 {
 	struct direct *d = (struct direct *)u;
 
-	while (d->head) {
-		d->head->req->cancelled = true;
-		finish(d->head, UPSTREAM_CANCELLED, NULL, 0);
+	struct dreq *r;
+	while ((r = TAILQ_FIRST(&d->reqs))) {
+		r->req->cancelled = true;
+		finish(r, UPSTREAM_CANCELLED, NULL, 0);
 	}
 	loop_timer_del(d->loop, &d->timer);
 	for (int i = 0; i < 2; i++) {
@@ -459,5 +446,6 @@ struct upstream *direct_new(struct loop *loop,
 	d->max_attempts = (unsigned)(n * (size_t)(tries > 0 ? tries : 1));
 	d->udp4.w.fd = d->udp6.w.fd = -1;
 	d->timer.cb = on_timer;
+	TAILQ_INIT(&d->reqs);
 	return &d->up;
 }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "answer.h"
 #include "block.h"
@@ -58,6 +59,9 @@ struct epoch {
 	struct epoch *next;        /* retired epochs */
 };
 
+/* The one list type of this file (sys/queue.h). */
+TAILQ_HEAD(qlist, query);
+
 enum query_role {
 	ROLE_LEADER,     /* sent upstream for a client */
 	ROLE_WAITER,     /* waits for a leader with the same key */
@@ -76,13 +80,14 @@ struct query {
 	uint64_t stale_at;       /* 0: no stale answer to fall back on */
 	bool answered;           /* the client has its reply (or SERVFAIL) */
 	bool shared;             /* in the in-flight table */
-	struct query *dprev, *dnext; /* deadline list, or the free list */
-	struct query *sprev, *snext; /* stale list */
+	TAILQ_ENTRY(query) dl;   /* the env's deadline list */
+	TAILQ_ENTRY(query) sl;   /* the env's stale list, when stale_at */
+	struct query *next_free; /* the env's free list */
 	struct query *hnext;     /* in-flight table chain */
 	struct limit_client *lc; /* its client's slot, counted in flight */
 	struct query *leader;    /* a waiter's */
-	struct query *waiters;   /* a leader's, linked by wnext */
-	struct query *wnext, *wprev;
+	struct qlist waiters;    /* a leader's */
+	TAILQ_ENTRY(query) wl;   /* its leader's waiters, when leader */
 	unsigned nwaiters;
 	uint32_t khash;
 	size_t klen;
@@ -147,8 +152,8 @@ struct query_env {
 	size_t inflight;             /* query objects in use */
 	_Atomic size_t waiting;      /* clients without an answer yet */
 	struct query *free_list;
-	struct query *head, *tail;   /* client deadlines, by time */
-	struct query *shead, *stail; /* stale fallbacks, by time */
+	struct qlist deadlines;      /* clients waiting, by deadline */
+	struct qlist stales;         /* stale fallbacks, by time */
 	struct loop_timer deadline_timer;
 	struct loop_timer stale_timer;
 	struct limit *limits;        /* the clients' slots; NULL: no limits */
@@ -177,6 +182,8 @@ struct query_env *query_env_new(struct loop *loop, const struct query_io *io,
 	env->deadline_timer.cb = on_deadline;
 	env->stale_timer.cb = on_stale;
 	env->drain_task.cb = on_drain;
+	TAILQ_INIT(&env->deadlines);
+	TAILQ_INIT(&env->stales);
 	/* Without memory for it, clients go unlimited: better than none. */
 	env->limits = limit_new();
 	pthread_mutex_init(&env->hits_mu, NULL);
@@ -532,10 +539,11 @@ static struct query *query_get(struct query_env *env)
 	if (env->inflight >= QUERY_MAX_INFLIGHT)
 		return NULL;
 	if (q)
-		env->free_list = q->dnext;
+		env->free_list = q->next_free;
 	else if (!(q = malloc(sizeof(*q))))
 		return NULL;
 	memset(q, 0, offsetof(struct query, key));
+	TAILQ_INIT(&q->waiters);
 	q->env = env;
 	q->ep = env->cur;
 	q->ep->users++;
@@ -546,32 +554,11 @@ static struct query *query_get(struct query_env *env)
 	return q;
 }
 
-static void dl_unlink(struct query_env *env, struct query *q)
-{
-	if (q->dprev)
-		q->dprev->dnext = q->dnext;
-	else
-		env->head = q->dnext;
-	if (q->dnext)
-		q->dnext->dprev = q->dprev;
-	else
-		env->tail = q->dprev;
-	q->dprev = q->dnext = NULL;
-}
-
 static void stale_unlink(struct query_env *env, struct query *q)
 {
 	if (!q->stale_at)
 		return;
-	if (q->sprev)
-		q->sprev->snext = q->snext;
-	else
-		env->shead = q->snext;
-	if (q->snext)
-		q->snext->sprev = q->sprev;
-	else
-		env->stail = q->sprev;
-	q->sprev = q->snext = NULL;
+	TAILQ_REMOVE(&env->stales, q, sl);
 	q->stale_at = 0;
 }
 
@@ -582,7 +569,7 @@ static void mark_answered(struct query_env *env, struct query *q)
 		return;
 	q->answered = true;
 	if (q->role != ROLE_BACKGROUND) {
-		dl_unlink(env, q);
+		TAILQ_REMOVE(&env->deadlines, q, dl);
 		atomic_fetch_sub_explicit(&env->waiting, 1,
 					  memory_order_relaxed);
 	}
@@ -617,14 +604,9 @@ static void waiter_unlink(struct query *w)
 	struct query *l = w->leader;
 	if (!l)
 		return;
-	if (w->wprev)
-		w->wprev->wnext = w->wnext;
-	else
-		l->waiters = w->wnext;
-	if (w->wnext)
-		w->wnext->wprev = w->wprev;
+	TAILQ_REMOVE(&l->waiters, w, wl);
 	l->nwaiters--;
-	w->leader = w->wnext = w->wprev = NULL;
+	w->leader = NULL;
 }
 
 /* The one place a query object ends. */
@@ -637,10 +619,8 @@ static void query_done(struct query *q)
 	table_remove(env, q);
 	waiter_unlink(q);
 	/* A leader that goes leaves its waiters to their own deadlines. */
-	while (q->waiters) {
-		struct query *w = q->waiters;
-		waiter_unlink(w);
-	}
+	while (!TAILQ_EMPTY(&q->waiters))
+		waiter_unlink(TAILQ_FIRST(&q->waiters));
 	if (q->client.conn)
 		env->io.release(env->io.ctx, &q->client);
 	if (q->lc)
@@ -652,7 +632,7 @@ static void query_done(struct query *q)
 		free(q->chase);
 	}
 	env->inflight--;
-	q->dnext = env->free_list;
+	q->next_free = env->free_list;
 	env->free_list = q;
 	ep->users--;
 	epoch_release(env, ep);
@@ -662,20 +642,14 @@ static void query_done(struct query *q)
  * a reload that shortened the budget makes it walk. */
 static void dl_insert(struct query_env *env, struct query *q)
 {
-	struct query *at = env->tail;
+	struct query *at = TAILQ_LAST(&env->deadlines, qlist);
 	while (at && at->deadline > q->deadline)
-		at = at->dprev;
-	q->dprev = at;
-	q->dnext = at ? at->dnext : env->head;
-	if (q->dnext)
-		q->dnext->dprev = q;
-	else
-		env->tail = q;
+		at = TAILQ_PREV(at, qlist, dl);
 	if (at)
-		at->dnext = q;
+		TAILQ_INSERT_AFTER(&env->deadlines, at, q, dl);
 	else
-		env->head = q;
-	if (env->head == q)
+		TAILQ_INSERT_HEAD(&env->deadlines, q, dl);
+	if (TAILQ_FIRST(&env->deadlines) == q)
 		loop_timer_set(env->loop, &env->deadline_timer, q->deadline);
 }
 
@@ -683,14 +657,9 @@ static void stale_insert(struct query_env *env, struct query *q,
 			 uint64_t when)
 {
 	q->stale_at = when;
-	q->snext = NULL;
-	q->sprev = env->stail; /* the offset is constant: always the tail */
-	if (env->stail)
-		env->stail->snext = q;
-	else
-		env->shead = q;
-	env->stail = q;
-	if (env->shead == q)
+	/* The offset is constant: always the tail. */
+	TAILQ_INSERT_TAIL(&env->stales, q, sl);
+	if (TAILQ_FIRST(&env->stales) == q)
 		loop_timer_set(env->loop, &env->stale_timer, when);
 }
 
@@ -993,8 +962,8 @@ static void on_upstream(struct upstream_req *req, enum upstream_status st,
 		mark_answered(env, q);
 	}
 	answer_client(env, q, out, len);
-	while (q->waiters) {
-		struct query *w = q->waiters;
+	struct query *w;
+	while ((w = TAILQ_FIRST(&q->waiters))) {
 		answer_client(env, w, out, len);
 		query_done(w);
 	}
@@ -1010,16 +979,16 @@ static void on_deadline(struct loop_timer *t, uint64_t now_ms)
 	struct query_env *env = (struct query_env *)((char *)t -
 		offsetof(struct query_env, deadline_timer));
 
-	while (env->head && env->head->deadline <= now_ms) {
-		struct query *q = env->head;
+	struct query *q;
+	while ((q = TAILQ_FIRST(&env->deadlines)) && q->deadline <= now_ms) {
 		answer_client(env, q, OUT_FAIL, 0);
 		/* A waiter is done; a leader stays until the upstream lets
 		 * go of it (it still holds req). */
 		if (q->role == ROLE_WAITER)
 			query_done(q);
 	}
-	if (env->head)
-		loop_timer_set(env->loop, t, env->head->deadline);
+	if ((q = TAILQ_FIRST(&env->deadlines)))
+		loop_timer_set(env->loop, t, q->deadline);
 }
 
 /* RFC 8767 5: the client-response timer ran out with an expired answer
@@ -1029,14 +998,14 @@ static void on_stale(struct loop_timer *t, uint64_t now_ms)
 	struct query_env *env = (struct query_env *)((char *)t -
 		offsetof(struct query_env, stale_timer));
 
-	while (env->shead && env->shead->stale_at <= now_ms) {
-		struct query *q = env->shead;
+	struct query *q;
+	while ((q = TAILQ_FIRST(&env->stales)) && q->stale_at <= now_ms) {
 		stale_unlink(env, q);
 		if (!q->answered && reply_stale(env, q))
 			mark_answered(env, q);
 	}
-	if (env->shead)
-		loop_timer_set(env->loop, t, env->shead->stale_at);
+	if ((q = TAILQ_FIRST(&env->stales)))
+		loop_timer_set(env->loop, t, q->stale_at);
 }
 
 /* ---- acting on a route decision ---- */
@@ -1205,10 +1174,7 @@ static bool join(struct query_env *env, const struct snapshot *s,
 	if (stale && s->cfg->cache_serve_stale)
 		stale_insert(env, w, loop_now(env->loop) + QUERY_STALE_AFTER_MS);
 	w->leader = leader;
-	w->wnext = leader->waiters;
-	if (w->wnext)
-		w->wnext->wprev = w;
-	leader->waiters = w;
+	TAILQ_INSERT_HEAD(&leader->waiters, w, wl);
 	leader->nwaiters++;
 	COUNT(env, forwarded);
 	COUNT(env, joined);
@@ -1439,8 +1405,8 @@ void query_env_free(struct query_env *env)
 		while (env->ndraining)
 			upstream_free(env->draining[--env->ndraining]);
 		/* Waiters whose leader went: answer and free them. */
-		while (env->head) {
-			struct query *q = env->head;
+		struct query *q;
+		while ((q = TAILQ_FIRST(&env->deadlines))) {
 			answer_client(env, q, OUT_FAIL, 0);
 			query_done(q);
 		}
@@ -1458,7 +1424,7 @@ void query_env_free(struct query_env *env)
 	free(env->draining);
 	while (env->free_list) {
 		struct query *q = env->free_list;
-		env->free_list = q->dnext;
+		env->free_list = q->next_free;
 		free(q);
 	}
 	free(env->hits.names);

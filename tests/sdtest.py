@@ -687,3 +687,30 @@ def dig(args, timeout=10):
     p = subprocess.run(["dig"] + list(args), capture_output=True, text=True,
                        timeout=timeout, stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout + p.stderr
+
+
+# ---- process probes and waits, for the engine and fault tests
+
+def fd_count(pid):
+    """Open file descriptors of process pid."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def rss_kb(pid):
+    """Resident memory of process pid, in kB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def wait_for(cond, timeout, step=0.02):
+    """Poll cond() until it is true or timeout seconds pass; its last
+    value."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
