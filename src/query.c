@@ -588,6 +588,21 @@ static void table_remove(struct query_env *env, struct query *q)
 	q->shared = false;
 }
 
+/* q goes upstream for key (hash h): identical queries may join it.  It
+ * goes first in its chain, so that later ones join q rather than a
+ * leader they could not join (a prefetch, or one on upstreams a reload
+ * replaced). */
+static void table_insert(struct query_env *env, struct query *q,
+			 const uint8_t *key, size_t klen, uint32_t h)
+{
+	memcpy(q->key, key, klen);
+	q->klen = klen;
+	q->khash = h;
+	q->shared = true;
+	q->hnext = env->table[h & (QUERY_TABLE - 1)];
+	env->table[h & (QUERY_TABLE - 1)] = q;
+}
+
 static struct query *table_find(struct query_env *env, const uint8_t *key,
 				size_t klen, uint32_t h)
 {
@@ -1110,12 +1125,7 @@ static void prefetch(struct query_env *env, const struct wire_query *wq,
 				    group);
 	if (!q)
 		return;
-	memcpy(q->key, key, klen);
-	q->klen = klen;
-	q->khash = h;
-	q->shared = true;
-	q->hnext = env->table[h & (QUERY_TABLE - 1)];
-	env->table[h & (QUERY_TABLE - 1)] = q;
+	table_insert(env, q, key, klen, h);
 	COUNT(env, prefetched);
 	send_up(env, q);
 }
@@ -1237,15 +1247,7 @@ static void act_forward(struct query_env *env, const struct snapshot *s,
 		servfail_now(env, s, c, wq, pkt);
 		return;
 	}
-	memcpy(q->key, key, klen);
-	q->klen = klen;
-	q->khash = h;
-	/* First in the chain, so that later identical queries join q
-	 * rather than a leader they could not join (a prefetch, or one on
-	 * upstreams a reload replaced). */
-	q->shared = true;
-	q->hnext = env->table[h & (QUERY_TABLE - 1)];
-	env->table[h & (QUERY_TABLE - 1)] = q;
+	table_insert(env, q, key, klen, h);
 	if (hit.stale && s->cfg->cache_serve_stale)
 		stale_insert(env, q, loop_now(env->loop) + QUERY_STALE_AFTER_MS);
 	if (log_verbose())
