@@ -738,22 +738,36 @@ enum outcome {
 	OUT_BLOCKED, /* a CNAME of the reply reaches a blocked name */
 };
 
-/* RFC 8767: an expired answer rather than SERVFAIL, when there is one. */
+/* Does a CNAME in the reply's answer section point at a blocked name?
+ * The deciding source goes to *src. */
 static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
-			  size_t len, unsigned *src);
+			  size_t len, unsigned *src)
+{
+	struct wire_rrs it;
+	struct wire_rr rr;
+	uint8_t target[WIRE_NAME_MAX];
 
-/* A stored answer checked again against today's block lists and rebind
- * rules (they may have changed since it was stored): the same checks for
- * a cache hit and for an answer served stale.  The key holds the upstream
- * group (cache_key). */
+	if (!wire_rrs_begin(&it, msg, len) || it.hdr.qdcount != 1)
+		return false;
+	while (wire_rrs_next(&it, &rr) && rr.section == WIRE_ANSWER) {
+		if (rr.type != WIRE_T_CNAME)
+			continue;
+		size_t rd = rr.rdata;
+		int n = wire_read_name(msg, len, &rd, target);
+		if (n > 0 && lists_match_source(blocks, target, (size_t)n,
+						src) == LISTS_BLOCKED)
+			return true;
+	}
+	return false;
+}
+
+/* A stored answer to wq (sent to upstream group) checked again against
+ * today's block lists and rebind rules (they may have changed since it
+ * was stored): the same checks for a cache hit and a stale answer. */
 static bool still_good(struct query_env *env, const struct wire_query *wq,
-		       const uint8_t *key, size_t klen, const uint8_t *msg,
-		       size_t n)
+		       size_t group, const uint8_t *msg, size_t n)
 {
 	const struct snapshot *s = env->cur->snap;
-	size_t group = klen >= wq->qname_len + 7
-			       ? wire_get16(key + wq->qname_len + 5)
-			       : 0;
 	unsigned src;
 
 	if (s->lists && s->cfg->block.cname &&
@@ -763,10 +777,11 @@ static bool still_good(struct query_env *env, const struct wire_query *wq,
 			      n);
 }
 
+/* RFC 8767: an expired answer rather than SERVFAIL, when there is one. */
 static bool send_stale(struct query_env *env, const struct snapshot *s,
 		       const struct query_client *c,
-		       const struct wire_query *wq, const uint8_t *key,
-		       size_t klen)
+		       const struct wire_query *wq, size_t group,
+		       const uint8_t *key, size_t klen)
 {
 	if (!klen || s->cfg->cache_serve_stale == 0)
 		return false;
@@ -774,7 +789,7 @@ static bool send_stale(struct query_env *env, const struct snapshot *s,
 				      loop_now(env->loop), QUERY_STALE_TTL,
 				      env->merge, sizeof(env->merge));
 	if (n < WIRE_HEADER_LEN + wq->qname_len ||
-	    !still_good(env, wq, key, klen, env->merge, n))
+	    !still_good(env, wq, group, env->merge, n))
 		return false;
 	COUNT(env, stale);
 	wire_set16(env->merge, wq->hdr.id);
@@ -785,8 +800,8 @@ static bool send_stale(struct query_env *env, const struct snapshot *s,
 
 static bool reply_stale(struct query_env *env, struct query *q)
 {
-	return send_stale(env, q->ep->snap, &q->client, &q->wq, q->key,
-			  q->klen);
+	return send_stale(env, q->ep->snap, &q->client, &q->wq, q->group,
+			  q->key, q->klen);
 }
 
 static void put_back_id(struct query *q)
@@ -835,29 +850,6 @@ static void answer_client(struct query_env *env, struct query *q,
 		break;
 	}
 	mark_answered(env, q);
-}
-
-/* Does a CNAME in the reply's answer section point at a blocked name?
- * The deciding source goes to *src. */
-static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
-			  size_t len, unsigned *src)
-{
-	struct wire_rrs it;
-	struct wire_rr rr;
-	uint8_t target[WIRE_NAME_MAX];
-
-	if (!wire_rrs_begin(&it, msg, len) || it.hdr.qdcount != 1)
-		return false;
-	while (wire_rrs_next(&it, &rr) && rr.section == WIRE_ANSWER) {
-		if (rr.type != WIRE_T_CNAME)
-			continue;
-		size_t rd = rr.rdata;
-		int n = wire_read_name(msg, len, &rd, target);
-		if (n > 0 && lists_match_source(blocks, target, (size_t)n,
-						src) == LISTS_BLOCKED)
-			return true;
-	}
-	return false;
 }
 
 static void count_hit(struct query_env *env, unsigned src)
@@ -1141,10 +1133,9 @@ static bool from_cache(struct query_env *env, const struct snapshot *s,
 	size_t n = cache_lookup(env->cache, key, klen, loop_now(env->loop),
 				env->out, sizeof(env->out), hit);
 
-	(void)group; /* in the key */
 	if (n == 0 || n < WIRE_HEADER_LEN + wq->qname_len)
 		return false;
-	if (!still_good(env, wq, key, klen, env->out, n)) {
+	if (!still_good(env, wq, group, env->out, n)) {
 		hit->prefetch = hit->stale = false;
 		return false;
 	}
@@ -1167,8 +1158,8 @@ static bool join(struct query_env *env, const struct snapshot *s,
 		return false; /* a prefetch, or old upstreams: go alone */
 	if (leader->nwaiters >= QUERY_MAX_WAITERS) {
 		/* Past the bound: an expired answer if there is one. */
-		if (!(stale && send_stale(env, s, c, wq, leader->key,
-					  leader->klen)))
+		if (!(stale && send_stale(env, s, c, wq, leader->group,
+					  leader->key, leader->klen)))
 			servfail_now(env, s, c, wq, pkt);
 		return true;
 	}
@@ -1218,8 +1209,6 @@ static void act_forward(struct query_env *env, const struct snapshot *s,
 			size_t len, size_t group)
 {
 	uint8_t key[CACHE_KEY_MAX];
-	size_t klen = cache_key(key, wq, group, env->cur->upstream_gen);
-	uint32_t h = cache_key_hash(env->cache, key, klen);
 	struct cache_hit hit = {false, false};
 
 	/* A signed query (RFC 8945 5.3) or a key negotiation (RFC 2930)
@@ -1229,11 +1218,15 @@ static void act_forward(struct query_env *env, const struct snapshot *s,
 		relay_alone(env, s, c, wq, pkt, len, group);
 		return;
 	}
+	size_t klen = cache_key(key, wq, group, env->cur->upstream_gen);
 	if (from_cache(env, s, c, wq, group, key, klen, &hit)) {
 		if (hit.prefetch && s->cfg->cache_prefetch)
-			prefetch(env, wq, pkt, len, group, key, klen, h);
+			prefetch(env, wq, pkt, len, group, key, klen,
+				 cache_key_hash(env->cache, key, klen));
 		return;
 	}
+	/* The table's hash, only past the cache (which hashes for itself). */
+	uint32_t h = cache_key_hash(env->cache, key, klen);
 	struct query *leader = table_find(env, key, klen, h);
 	if (leader && join(env, s, c, wq, pkt, len, leader, hit.stale))
 		return;

@@ -1075,12 +1075,6 @@ struct server *server_new_shared(const struct conf *cfg, struct loop *loop,
 	return srv;
 }
 
-struct server *server_new(const struct conf *cfg, struct loop *loop,
-			  char *err, size_t errlen)
-{
-	return server_new_shared(cfg, loop, NULL, err, errlen);
-}
-
 int server_start(struct server *srv, struct query_env *env)
 {
 	srv->env = env;

@@ -64,10 +64,6 @@ struct server *server_new_shared(const struct conf *cfg, struct loop *loop,
  * workers' shared sockets would otherwise not notice. */
 bool server_probe(const struct conf *cfg, char *err, size_t errlen);
 
-/* server_new_shared for a single server. */
-struct server *server_new(const struct conf *cfg, struct loop *loop,
-			  char *err, size_t errlen);
-
 /* Who may open a TCP connection: allowed(ctx, peer) is asked at accept
  * and a connection it refuses is closed at once, so that clients outside
  * access.allow cannot hold a connection slot.  NULL (the default): all.

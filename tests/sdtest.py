@@ -356,10 +356,16 @@ class Daemon:
     """
 
     def __init__(self, conf=None, zones=None, args=(), port=None,
-                 ready=True, preexec_fn=None, **settings):
+                 ready=True, preexec_fn=None, asan=None, **settings):
         # a port picked here may be taken by a parallel test meanwhile:
         # try again with another one
         self.preexec_fn = preexec_fn  # e.g. resource limits for the child
+        # asan: more ASAN_OPTIONS for this daemon alone
+        self.env = None
+        if asan:
+            self.env = dict(os.environ)
+            saved = self.env.get("ASAN_OPTIONS")
+            self.env["ASAN_OPTIONS"] = ":".join(o for o in (saved, asan) if o)
         for attempt in range(3):
             try:
                 self._start(conf, zones, args, port, ready, settings)
@@ -390,7 +396,7 @@ class Daemon:
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
                                      stdout=open(self.outpath, "w"),
                                      stderr=open(self.errpath, "w"),
-                                     cwd=self.dir,
+                                     cwd=self.dir, env=self.env,
                                      preexec_fn=self.preexec_fn)
         _children.append(self.proc)
         self.stopped = False
@@ -714,3 +720,20 @@ def wait_for(cond, timeout, step=0.02):
             return True
         time.sleep(step)
     return cond()
+
+
+def pipelined(s, qs):
+    """Write queries qs at once on TCP socket s and read replies until all
+    have come, the peer closes or the socket times out: {ID: reply}."""
+    got = {}
+    s.sendall(b"".join(frame(q.to_wire()) for q in qs))
+    while len(got) < len(qs):
+        try:
+            wire = tcp_read(s)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if wire is None:
+            break
+        r = parse(wire)
+        got.setdefault(r.id, r)
+    return got

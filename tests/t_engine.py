@@ -96,19 +96,10 @@ block: { %s };
 
 
 def daemon(text, files=None, asan=None):
-    """The daemon with lan.zone and files; asan: more ASAN_OPTIONS for it."""
+    """The daemon with lan.zone and files; asan: more ASAN_OPTIONS."""
     zones = {"lan.zone": LAN}
     zones.update(files or {})
-    saved = os.environ.get("ASAN_OPTIONS")
-    if asan:
-        os.environ["ASAN_OPTIONS"] = ":".join(o for o in (saved, asan) if o)
-    try:
-        d = sdtest.Daemon(conf=text, zones=zones)
-    finally:
-        if saved is None:
-            os.environ.pop("ASAN_OPTIONS", None)
-        else:
-            os.environ["ASAN_OPTIONS"] = saved
+    d = sdtest.Daemon(conf=text, zones=zones, asan=asan)
     tap.at_end(d.stop)
     return d
 

@@ -75,16 +75,7 @@ def daemon(text, files=None, asan=None):
     """The daemon with lan.zone and files; asan: more ASAN_OPTIONS."""
     zones = {"lan.zone": LAN}
     zones.update(files or {})
-    saved = os.environ.get("ASAN_OPTIONS")
-    if asan:
-        os.environ["ASAN_OPTIONS"] = ":".join(o for o in (saved, asan) if o)
-    try:
-        d = sdtest.Daemon(conf=text, zones=zones)
-    finally:
-        if saved is None:
-            os.environ.pop("ASAN_OPTIONS", None)
-        else:
-            os.environ["ASAN_OPTIONS"] = saved
+    d = sdtest.Daemon(conf=text, zones=zones, asan=asan)
     tap.at_end(d.stop)
     return d
 
@@ -116,7 +107,7 @@ def right(q, want, r, rc="NOERROR"):
     return None
 
 
-from sdtest import fd_count, rss_kb, wait_for  # noqa: E402
+from sdtest import fd_count, pipelined, rss_kb, wait_for  # noqa: E402
 
 
 class Stream:
@@ -196,18 +187,8 @@ def tcp_pipelined(names, port, addr=V4, timeout=5.0, sock=None):
     s.settimeout(timeout)
     qs = [make_query(n, qid=qid)
           for n, qid in zip(names, RNG.sample(range(65536), len(names)))]
-    got = {}
     try:
-        s.sendall(b"".join(frame(q.to_wire()) for q in qs))
-        while len(got) < len(qs):
-            try:
-                wire = tcp_read(s)
-            except (socket.timeout, ConnectionResetError):
-                break
-            if wire is None:
-                break
-            r = parse(wire)
-            got.setdefault(r.id, r)
+        got = pipelined(s, qs)
     finally:
         if sock is None:
             s.close()
@@ -659,18 +640,8 @@ def mixed_load(d, seconds, tag, during=None, udp_interval=0.005,
                 k += tcp_batch
                 qs = [make_query(n, qid=qid) for (n, _), qid in
                       zip(pairs, RNG.sample(range(65536), tcp_batch))]
-                s.sendall(b"".join(frame(q.to_wire()) for q in qs))
-                got = {}
                 s.settimeout(5)
-                while len(got) < len(qs):
-                    try:
-                        wire = tcp_read(s)
-                    except (socket.timeout, ConnectionResetError):
-                        break
-                    if wire is None:
-                        break
-                    r = parse(wire)
-                    got.setdefault(r.id, r)
+                got = pipelined(s, qs)
                 with lock:
                     tcp_n[0] += len(qs)
                     for q, (_, w) in zip(qs, pairs):
