@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    wire_name_from_text(added[i], NULL, 0, name, &why);
 			unsigned src = 0;
 			if (n > 0)
-				(void)lists_match_source(l, name, (size_t)n,
+				(void)lists_match_source(l, name, (size_t)n, 1, NULL,
 							 &src);
 			if (src >= lists_source_count(l))
 				abort();

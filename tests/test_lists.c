@@ -372,10 +372,12 @@ static void test_adblock(void)
 		"||1.2.3.4^\n",
 		&st, msgs);
 	is_int(st.lines, 31, "adblock: lines");
-	is_int(st.entries, 8, "adblock: entries");
+	is_int(st.entries, 9, "adblock: entries ($dnstype included)");
 	is_int(st.allows, 2, "adblock: allows");
-	is_int(st.skipped_options, 5, "adblock: options that change meaning");
-	is_int(st.bad, 14, "adblock: bad lines");
+	is_int(st.skipped_options, 3, "adblock: options that change meaning");
+	is_int(st.bad, 13, "adblock: bad lines");
+	is_int(st.regexes, 1, "adblock: a regular expression");
+	is_int(st.badfilters, 1, "adblock: a $badfilter rule");
 	BLOCKED(l, "ab.test");
 	BLOCKED(l, "x.ab.test");
 	BLOCKED(l, "imp.test");
@@ -400,8 +402,8 @@ static void test_adblock(void)
 	NONE(l, "x.test");
 	like(msgs, ":13: adblock option", "first report: line 13");
 	like(msgs, ":14: adblock option", "second report: line 14");
-	like(msgs, ":15: adblock option", "third report: line 15");
-	ok(strstr(msgs, ":16:") == NULL, "no fourth report");
+	like(msgs, ":16: adblock option", "third report: line 16");
+	ok(strstr(msgs, ":17:") == NULL, "no fourth report");
 	lists_free(l);
 }
 
@@ -459,8 +461,8 @@ static void test_messages(void)
 		 "%s:2: empty label: 'bad..test'\n"
 		 "%s:4: adblock option that changes the rule's meaning: "
 		 "'||x.test^$third-party'\n"
-		 "%s:6: adblock rule other than ||domain^ (URL, regular "
-		 "expression): '@@bad'\n",
+		 "%s:6: adblock rule other than ||domain^ or /regex/ "
+		 "(URL): '@@bad'\n",
 		 path, path, path);
 	is_str(msgs, want, "messages: path, line, reason and the line");
 
@@ -671,7 +673,8 @@ static void from(const struct lists *l, const char *text,
 		ok(0, "bad test name '%s': %s", text, why);
 		return;
 	}
-	enum lists_verdict v = lists_match_source(l, wire, (size_t)n, &src);
+	enum lists_verdict v = lists_match_source(l, wire, (size_t)n, WIRE_T_A, NULL,
+						  &src);
 	int got = src == 99999 ? -1 : (int)src;
 	if (!ok(v == want && got == want_src &&
 		    lists_match(l, wire, (size_t)n) == v,
@@ -755,7 +758,8 @@ static void test_sources(void)
 	from(l, "test", LISTS_NONE, -1);
 	static const uint8_t cut[] = "\3dup\4te";
 	unsigned src = 77;
-	is_int(lists_match_source(l, cut, sizeof(cut) - 1, &src), LISTS_NONE,
+	is_int(lists_match_source(l, cut, sizeof(cut) - 1, WIRE_T_A, NULL,
+				  &src), LISTS_NONE,
 	       "malformed name: no verdict");
 	is_int(src, 77, "  and the source left alone");
 	lists_free(l);
@@ -887,7 +891,8 @@ static void test_reference_sources(void)
 			    wire_name_from_text(names[q], NULL, 0, wire, &why);
 			unsigned src = 99999;
 			enum lists_verdict v =
-			    lists_match_source(l, wire, (size_t)n, &src);
+			    lists_match_source(l, wire, (size_t)n, WIRE_T_A, NULL,
+						  &src);
 			int got = src == 99999 ? -1 : (int)src;
 			if (v != want || got != want_src) {
 				if (wrong < 5)
@@ -1065,7 +1070,8 @@ static void test_scale(void)
 		unsigned src = 99999;
 		gen_name(name, sizeof(name), i, false);
 		int w = wire_name_from_text(name, NULL, 0, wire, &why);
-		right += lists_match_source(l, wire, (size_t)w, &src) ==
+		right += lists_match_source(l, wire, (size_t)w, WIRE_T_A, NULL,
+					    &src) ==
 			     LISTS_BLOCKED &&
 			 src == i % SCALE_FILES;
 	}
