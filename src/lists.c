@@ -1253,7 +1253,7 @@ static enum outcome rule_options(struct loader *ld, const char *p,
 			o->important = true;
 		} else if (option_is(p, n, "badfilter")) {
 			o->badfilter = true;
-		} else if (n > 8 && strncasecmp(p, "dnstype=", 8) == 0) {
+		} else if (n >= 8 && strncasecmp(p, "dnstype=", 8) == 0) {
 			enum outcome r = dnstype_option(ld, p + 8, oe, &o->types);
 			if (r != LINE_OK)
 				return r;
