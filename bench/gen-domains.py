@@ -10,7 +10,10 @@ three formats: hosts ("0.0.0.0 name"), plain ("name") or adblock
 ("||name^").  With --queries N the output is instead a dnsperf query file
 ("name A" lines) of N names drawn from that same list (so every query is
 for a blocked name), optionally with a share of subdomains of listed names
-(--sub) and of names that are not listed (--miss).
+(--sub) and of names that are not listed (--miss).  With --regex N it is
+instead N adblock regular expression lines ("/^ad7[a-z]*\.tracker[0-9]*\./")
+in the style of hand-written rules, for names other than the query files'
+(so each query that the list leaves open runs all of them).
 
 The same arguments always give the same bytes (Python's random.Random is
 stable across versions for random(), randrange() and choice()).  Standard
@@ -141,6 +144,8 @@ def main():
                     "in the list (default 0)")
     ap.add_argument("--type", default="A",
                     help="with --queries: query type (default A)")
+    ap.add_argument("--regex", type=int, metavar="N",
+                    help="write N /regex/ lines instead of the list")
     ap.add_argument("--output", "-o", help="file to write (default stdout)")
     args = ap.parse_args()
     if not 1 <= args.count <= MASK32:
@@ -149,7 +154,12 @@ def main():
     out = open(args.output, "w") if args.output else sys.stdout
     namer = Namer(args.seed)
     lines = []
-    if args.queries is None:
+    if args.regex is not None:
+        pick = random.Random(args.seed * 104729 + 3)
+        for i in range(args.regex):
+            lines.append("/^%s%d[a-z]*\\.%s[0-9]*\\./" % (
+                pick.choice(PREFIXES), i, pick.choice(MIDDLES)))
+    elif args.queries is None:
         for i in range(args.count):
             lines.append(fmt_line(args.format, namer.name(i)))
             if len(lines) >= 65536:

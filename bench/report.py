@@ -92,6 +92,15 @@ def main():
             ratio(t2.get("qps"), t1.get("qps")),
             ratio(t2.get("us_per_query"), t1.get("us_per_query"))))
 
+    print("\nsplitdns with the 1M list, without and with 100 regexes (us/query)")
+    for test in ("W2", "W3"):
+        got = rows.get("rules-" + test, {})
+        b, x = got.get("block", {}), got.get("regex", {})
+        if b or x:
+            print("%-5s %9s %9s %9s" % (test, fmt(b.get("us_per_query"), "%.2f"),
+                                      fmt(x.get("us_per_query"), "%.2f"),
+                                      ratio(x.get("us_per_query"), b.get("us_per_query"))))
+
     print("\nreload stall: one query per ms, two reloads of the 1M list (ms)")
     print("%-9s %9s %6s %6s %7s %7s %8s %9s %s" % ("server", "first(s)", "sent", "lost",
                                                 "p50", "p99", "max", "quiet max",

@@ -53,9 +53,10 @@ static bool add_file(struct lists *l, const char *path,
 		return true;
 	snprintf(line, sizeof(line),
 		 "blocklist %s: %zu lines, %zu names, %zu allowed, %zu "
-		 "ignored, %zu bad, %zu with unsupported options",
+		 "ignored, %zu bad, %zu with unsupported options, %zu "
+		 "regular expressions, %zu $badfilter",
 		 path, st.lines, st.entries, st.allows, st.ignored, st.bad,
-		 st.skipped_options);
+		 st.skipped_options, st.regexes, st.badfilters);
 	report(ctx, 0, line);
 	for (char *m = msgs, *nl; *m; m = nl + 1) {
 		if (!(nl = strchr(m, '\n')))
@@ -63,6 +64,22 @@ static bool add_file(struct lists *l, const char *path,
 		snprintf(line, sizeof(line), "%.*s", (int)(nl - m), m);
 		report(ctx, 1, line);
 	}
+	return true;
+}
+
+/* block.regex: PCRE2 patterns, one source of their own.  A pattern that
+ * does not compile is the configuration's mistake: file:line. */
+static bool add_regexes(struct lists *l, const struct conf *cfg, char *err,
+			size_t errlen)
+{
+	const struct conf_block *b = &cfg->block;
+	char why[200];
+
+	for (size_t i = 0; i < b->nregex; i++)
+		if (!lists_add_regex(l, b->regex[i], why, sizeof(why)))
+			return errf(err, errlen, "%s:%d: block.regex '%s': %s",
+				    cfg->path, b->regex_line, b->regex[i],
+				    why);
 	return true;
 }
 
@@ -97,10 +114,10 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 	char line[256];
 
 	err[0] = '\0';
-	if (!b->nlists && !b->ndomains)
+	if (!b->nlists && !b->ndomains && !b->nregex)
 		return NULL; /* allow entries alone block nothing */
 	if (!(set = calloc(1, sizeof(*set))) ||
-	    !(set->src = calloc(b->nlists + 2, sizeof(*set->src))) ||
+	    !(set->src = calloc(b->nlists + 3, sizeof(*set->src))) ||
 	    !(set->lists = l = lists_new())) {
 		errf(err, errlen, "%s", "out of memory");
 		goto fail;
@@ -131,6 +148,17 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 			      &set->src[i + 2], cfg->path, b->lists_line))
 			goto fail;
 	}
+	/* After the list files, so that they stay sources 2 + i. */
+	if (b->nregex) {
+		set->src[set->nsrc++] =
+			(struct block_source){"block.regex", b->nregex, 0, 0};
+		if (lists_begin_source(l) < 0 ||
+		    !add_regexes(l, cfg, err, errlen)) {
+			if (!err[0])
+				errf(err, errlen, "%s", "out of memory");
+			goto fail;
+		}
+	}
 	if (!lists_finish(l) ||
 	    !(set->hits = calloc(lists_source_count(l), sizeof(*set->hits)))) {
 		errf(err, errlen, "%s",
@@ -141,8 +169,10 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 		set->nsrc = lists_source_count(l);
 	if (report) {
 		snprintf(line, sizeof(line),
-			 "blocking %zu names, %zu allowed, in %.1f MiB",
+			 "blocking %zu names, %zu allowed, %zu regular "
+			 "expressions, in %.1f MiB",
 			 lists_count(l), lists_allow_count(l),
+			 lists_regex_count(l),
 			 (double)lists_memory(l) / (1024.0 * 1024.0));
 		report(ctx, 0, line);
 	}
@@ -165,23 +195,32 @@ void block_answer_init(const struct conf *cfg, struct answer_block *out)
 	out->ttl = (uint32_t)b->ttl;
 }
 
-/* The verdict of one source alone. */
+/* The verdict of one source alone, for a query of type qtype. */
 static enum lists_verdict one(const struct conf *cfg, char **names,
 			      size_t n, enum lists_kind kind,
-			      const char *file, const uint8_t *name,
-			      size_t len)
+			      const char *file, bool regex,
+			      const uint8_t *name, size_t len, uint16_t qtype)
 {
 	char err[1024];
 	struct lists *l = lists_new();
+	struct lists_scratch *sc = lists_scratch_new();
 	enum lists_verdict v = LISTS_NONE;
+	unsigned src;
+	bool ok;
 
-	if (!l)
-		return v;
-	if (file ? add_file(l, file, NULL, NULL, err, sizeof(err), NULL,
-			    cfg->path, cfg->block.lists_line)
-		 : add_domains(l, names, n, kind, "", cfg, err, sizeof(err)))
-		if (lists_finish(l))
-			v = lists_match(l, name, len);
+	if (!l || !sc)
+		goto out;
+	if (regex)
+		ok = add_regexes(l, cfg, err, sizeof(err));
+	else if (file)
+		ok = add_file(l, file, NULL, NULL, err, sizeof(err), NULL,
+			      cfg->path, cfg->block.lists_line);
+	else
+		ok = add_domains(l, names, n, kind, "", cfg, err, sizeof(err));
+	if (ok && lists_finish(l))
+		v = lists_match_source(l, name, len, qtype, sc, &src);
+out:
+	lists_scratch_free(sc);
 	lists_free(l);
 	return v;
 }
@@ -189,24 +228,29 @@ static enum lists_verdict one(const struct conf *cfg, char **names,
 static const char *const verdicts[] = {"", "blocks", "allows"};
 
 int block_explain(FILE *out, const struct conf *cfg, const uint8_t *name,
-		  size_t len)
+		  size_t len, uint16_t qtype)
 {
 	const struct conf_block *b = &cfg->block;
 	enum lists_verdict v;
 	int found = 0;
 
-	if ((v = one(cfg, b->domains, b->ndomains, LISTS_BLOCK, NULL, name,
-		     len)) != LISTS_NONE && ++found)
+	if ((v = one(cfg, b->domains, b->ndomains, LISTS_BLOCK, NULL, false,
+		     name, len, qtype)) != LISTS_NONE && ++found)
 		fprintf(out, "  source: block.domains (%s:%d) %s it\n",
 			cfg->path, b->line, verdicts[v]);
-	if ((v = one(cfg, b->allow, b->nallow, LISTS_ALLOW, NULL, name,
-		     len)) != LISTS_NONE && ++found)
+	if ((v = one(cfg, b->allow, b->nallow, LISTS_ALLOW, NULL, false, name,
+		     len, qtype)) != LISTS_NONE && ++found)
 		fprintf(out, "  source: block.allow (%s:%d) %s it\n", cfg->path,
 			b->line, verdicts[v]);
 	for (size_t i = 0; i < b->nlists; i++)
-		if ((v = one(cfg, NULL, 0, LISTS_BLOCK, b->lists[i], name,
-			     len)) != LISTS_NONE && ++found)
+		if ((v = one(cfg, NULL, 0, LISTS_BLOCK, b->lists[i], false,
+			     name, len, qtype)) != LISTS_NONE && ++found)
 			fprintf(out, "  source: %s %s it\n", b->lists[i],
 				verdicts[v]);
+	if (b->nregex &&
+	    (v = one(cfg, NULL, 0, LISTS_BLOCK, NULL, true, name, len,
+		     qtype)) != LISTS_NONE && ++found)
+		fprintf(out, "  source: block.regex (%s:%d) %s it\n",
+			cfg->path, b->regex_line, verdicts[v]);
 	return found;
 }

@@ -34,9 +34,10 @@ struct block_set {
 
 /*
  * Build the set from cfg->block: source 0 is block.domains, 1 is
- * block.allow, 2 + i is list file i.  Bad lines are reported, not fatal;
- * an unreadable list or an invalid domain is: NULL with "file: message"
- * in err.  Returns NULL with err[0] == '\0' when nothing is configured.
+ * block.allow, 2 + i is list file i, and the last, when it is set,
+ * block.regex.  Bad lines are reported, not fatal; an unreadable list, an
+ * invalid domain or a block.regex pattern that does not compile is: NULL
+ * with "file: message" in err.  Returns NULL with err[0] == '\0' when nothing is configured.
  * Caller frees with block_set_free.
  */
 struct block_set *block_load(const struct conf *cfg, block_report_fn report,
@@ -51,9 +52,11 @@ void block_keep_hits(struct block_set *b, const struct block_set *old);
 /* How blocked names are answered, from cfg->block. */
 void block_answer_init(const struct conf *cfg, struct answer_block *out);
 
-/* For --explain: which sources (block.domains, block.allow, list files)
- * have an entry covering name, one line each.  Returns how many. */
+/* For --explain: which sources (block.domains, block.allow, list files,
+ * block.regex) have a rule covering name for a query of type qtype, each
+ * source judged alone ($badfilter rules of other sources not applied),
+ * one line each.  Returns how many. */
 int block_explain(FILE *out, const struct conf *cfg, const uint8_t *name,
-		  size_t len);
+		  size_t len, uint16_t qtype);
 
 #endif

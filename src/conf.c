@@ -1019,7 +1019,8 @@ static bool load_block(struct loader *ld, config_setting_t *root,
 		       struct conf *cfg)
 {
 	static const char *const known[] = {"answer", "lists", "domains",
-					    "allow", "ttl", "cname", NULL};
+					    "allow", "regex", "ttl", "cname",
+					    NULL};
 	config_setting_t *g = config_setting_get_member(root, "block");
 	struct conf_block *b = &cfg->block;
 	const char *answer = NULL;
@@ -1044,6 +1045,8 @@ static bool load_block(struct loader *ld, config_setting_t *root,
 	     get_string_list(ld, g, "domains", &b->domains, &b->ndomains,
 			     NULL) &&
 	     get_string_list(ld, g, "allow", &b->allow, &b->nallow, NULL) &&
+	     get_string_list(ld, g, "regex", &b->regex, &b->nregex,
+			     &b->regex_line) &&
 	     get_int(ld, g, "ttl", 0, 604800, &b->ttl) &&
 	     get_bool(ld, g, "cname", &b->cname);
 	free(dir);
@@ -1148,6 +1151,7 @@ void conf_free(struct conf *cfg)
 	free_strings(cfg->block.lists, cfg->block.nlists);
 	free_strings(cfg->block.domains, cfg->block.ndomains);
 	free_strings(cfg->block.allow, cfg->block.nallow);
+	free_strings(cfg->block.regex, cfg->block.nregex);
 	free(cfg->access);
 	free(cfg->user);
 	free(cfg->listen);

@@ -61,6 +61,9 @@ struct conf_block {
 	size_t ndomains;
 	char **allow;
 	size_t nallow;
+	char **regex;      /* PCRE2 patterns, checked when the lists load */
+	size_t nregex;
+	int regex_line;    /* of block.regex */
 	int line;          /* of the block group, for messages */
 	int lists_line;    /* of block.lists */
 	int64_t ttl;

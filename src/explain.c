@@ -273,7 +273,7 @@ static void print_blocked(FILE *out, const struct snapshot *s,
 
 	fprintf(out, "  rule:   blocked%s\n",
 		d->on_target ? " (the local CNAME's target)" : "");
-	block_explain(out, s->cfg, name, len);
+	block_explain(out, s->cfg, name, len, q->qtype);
 	size_t n = answer_blocked(&s->block, q, pkt, s->edns_size, reply,
 				  WIRE_MSG_MAX);
 	print_reply(out, reply, n);
@@ -287,7 +287,8 @@ static void print_allowed(FILE *out, const struct snapshot *s,
 		return;
 	fprintf(out, "  allow:  an allow entry overrides the block lists\n");
 	block_explain(out, s->cfg, d->on_target ? d->chase.target : q->qname,
-		      d->on_target ? d->chase.target_len : q->qname_len);
+		      d->on_target ? d->chase.target_len : q->qname_len,
+		      q->qtype);
 }
 
 /* The client line: which address asked, and whether access let it. */
@@ -320,10 +321,13 @@ int explain(FILE *out, const struct snapshot *s, const char *name,
 	if (client)
 		ctx.client = (const struct sockaddr *)&ss;
 	uint8_t *reply = malloc(WIRE_MSG_MAX);
-	if (!reply)
+	if (!reply || !(ctx.scratch = lists_scratch_new())) {
+		free(reply);
 		return 1;
+	}
 	/* The daemon's own decision, from the daemon's own function. */
 	route(s, &ctx, &q, reply, WIRE_MSG_MAX, &d);
+	lists_scratch_free(ctx.scratch);
 	wire_name_to_text(q.qname, q.qname_len, text, sizeof(text));
 	fprintf(out, "%s %s\n", text,
 		rdata_type_name(q.qtype) ? rdata_type_name(q.qtype) : type);

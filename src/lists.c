@@ -75,9 +75,11 @@
 
 #include "errf.h"
 #include "lists.h"
+#include "regex.h"
 #include "wire.h"
 
-#define NKINDS 3
+#define NCLASSES 4
+#define NTABLES (NCLASSES * 2)
 #define LINE_MAX_LEN 4096
 #define READ_CHUNK (256 * 1024)
 #define NAME_TEXT_MAX 253 /* 255 wire octets less the root and first length */
@@ -85,6 +87,14 @@
 
 #define FNV_BASIS 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull
+
+/* Classes of rules, in the order they win: a rule of a higher class
+ * beats every rule of the lower ones (see lists.h). */
+enum { C_BLOCK, C_ALLOW, C_BLOCK_IMPORTANT, C_ALLOW_IMPORTANT };
+
+/* Table of class c: names and their subdomains (subs 0), or strict
+ * subdomains only (subs 1, block classes only). */
+#define TAB(c, subs) ((c) * 2 + (subs))
 
 struct keys {
 	uint64_t *v;
@@ -103,14 +113,55 @@ struct table {
 	unsigned only;
 };
 
+/* The query types of a $dnstype option, sorted, without repeats; n == 0
+ * means every type (no option). */
+struct types {
+	uint16_t t[LISTS_TYPES_MAX];
+	uint8_t n;
+	bool negate; /* "~A|~AAAA": every type but these */
+};
+
+/* A rule the key tables cannot hold: a name rule with $dnstype, or a
+ * regular expression (re and text set). */
+struct rule {
+	uint64_t key;
+	struct regex *re;
+	char *text; /* the pattern, for $badfilter */
+	struct types types;
+	uint32_t order; /* in the order rules were added */
+	uint16_t src;
+	uint8_t cls;
+	bool subs;
+};
+
+struct rules {
+	struct rule *v;
+	size_t n, cap;
+};
+
 struct lists {
-	struct keys build[NKINDS]; /* while building */
-	struct table set[NKINDS];  /* once frozen */
-	/* While building: start[s][kind] is the first index in build[kind]
-	 * of source s, which ends where source s + 1 starts. */
-	size_t (*start)[NKINDS];
+	struct keys build[NTABLES]; /* while building */
+	struct keys unkeys[NTABLES]; /* $badfilter of plain rules */
+	struct table set[NTABLES];  /* once frozen */
+	/* While building: start[s][t] is the first index in build[t] of
+	 * source s, which ends where source s + 1 starts. */
+	size_t (*start)[NTABLES];
 	unsigned nsources, start_cap;
+	struct rules typed;   /* frozen: sorted by key, then order */
+	struct rules regex;   /* frozen: by class, highest first */
+	struct rules unrules; /* $badfilter of typed and regex rules */
+	/* Frozen: the regex rules of class c are regex.v[rx_from[c] ..
+	 * rx_to[c] - 1]. */
+	size_t rx_from[NCLASSES], rx_to[NCLASSES];
+	size_t regexes_added; /* for LISTS_REGEX_MAX */
+	uint32_t order;
+	int top;       /* frozen: highest class of a name rule, -1 none */
+	int regex_top; /* frozen: highest class of a regex rule, -1 none */
 	bool frozen;
+};
+
+struct lists_scratch {
+	struct regex_scratch *rx;
 };
 
 /* What became of a line. */
@@ -125,6 +176,7 @@ struct loader {
 	size_t msgslen, msgsused;
 	unsigned reported;
 	const char *why;
+	char whybuf[160]; /* for reasons composed per line */
 };
 
 static const char why_numeric[] =
@@ -368,37 +420,43 @@ static bool radix_sort(uint64_t *a, uint16_t *src, size_t n)
 }
 
 /*
- * Turn k's keys into t, and free them; src (NULL when all the keys come
- * from source only) holds the source of each key, and is freed in any
- * case.  False when out of memory.  The peak is the keys and their
+ * Turn k's keys into t, and free them, leaving out the keys in un (sorted,
+ * the $badfilter rules of the same table); src (NULL when all the keys
+ * come from source only) holds the source of each key, and is freed in
+ * any case.  False when out of memory.  The peak is the keys and their
  * sources twice over while sorting, then the keys, their sources and the
  * table's slots.
  */
-static bool table_build(struct table *t, struct keys *k, uint16_t *src,
-			unsigned only)
+static bool table_build(struct table *t, struct keys *k, const struct keys *un,
+			uint16_t *src, unsigned only)
 {
 	size_t n = k->n, n_src = src ? n : 0;
 	bool ok = false;
 
 	memset(t, 0, sizeof(*t));
 	t->only = only;
+	if (n && !radix_sort(k->v, src, n))
+		goto out;
+	/* The sort is stable: of equal keys, the first added comes first
+	 * and keeps its source. */
+	size_t u = 0;
+	for (size_t i = 0, b = 0; i < n; i++) {
+		if (u && k->v[i] == k->v[u - 1])
+			continue;
+		while (b < un->n && un->v[b] < k->v[i])
+			b++;
+		if (b < un->n && un->v[b] == k->v[i])
+			continue; /* disabled by $badfilter */
+		if (src)
+			src[u] = src[i];
+		k->v[u++] = k->v[i];
+	}
+	n = u;
 	if (n == 0) {
 		keys_free(k);
 		ok = true;
 		goto out;
 	}
-	if (!radix_sort(k->v, src, n))
-		goto out;
-	/* The sort is stable: of equal keys, the first added comes first
-	 * and keeps its source. */
-	size_t u = 1;
-	for (size_t i = 1; i < n; i++)
-		if (k->v[i] != k->v[u - 1]) {
-			if (src)
-				src[u] = src[i];
-			k->v[u++] = k->v[i];
-		}
-	n = u;
 	t->homes = n + n / 4; /* about 80% load */
 	/* The last run may spill past the home slots: find how far. */
 	size_t next = 0;
@@ -433,6 +491,105 @@ out:
 	return ok;
 }
 
+/* ---- rules the tables cannot hold ---------------------------------- */
+
+static bool rules_push(struct rules *r, const struct rule *x)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		void *p = realloc(r->v, cap * sizeof(*r->v));
+		if (!p)
+			return false;
+		r->v = p;
+		r->cap = cap;
+	}
+	r->v[r->n++] = *x;
+	return true;
+}
+
+static void rule_clear(struct rule *x)
+{
+	regex_free(x->re);
+	free(x->text);
+	x->re = NULL;
+	x->text = NULL;
+}
+
+static void rules_free(struct rules *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		rule_clear(&r->v[i]);
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
+static bool types_equal(const struct types *a, const struct types *b)
+{
+	return a->n == b->n && a->negate == b->negate &&
+	       memcmp(a->t, b->t, a->n * sizeof(a->t[0])) == 0;
+}
+
+/* Does a rule with types apply to a query of type qtype? */
+static inline bool types_match(const struct types *ty, uint16_t qtype)
+{
+	bool in = false;
+
+	if (ty->n == 0)
+		return true;
+	for (unsigned i = 0; i < ty->n; i++)
+		in |= ty->t[i] == qtype;
+	return in != ty->negate;
+}
+
+/* Do a and b say the same apart from their source ($badfilter)? */
+static bool rule_same(const struct rule *a, const struct rule *b)
+{
+	if (a->cls != b->cls || !types_equal(&a->types, &b->types) ||
+	    (a->text == NULL) != (b->text == NULL))
+		return false;
+	if (a->text)
+		return strcmp(a->text, b->text) == 0;
+	return a->key == b->key && a->subs == b->subs;
+}
+
+static int by_key(const void *pa, const void *pb)
+{
+	const struct rule *a = pa, *b = pb;
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	return a->order < b->order ? -1 : a->order > b->order;
+}
+
+static int by_class(const void *pa, const void *pb)
+{
+	const struct rule *a = pa, *b = pb;
+	if (a->cls != b->cls)
+		return a->cls > b->cls ? -1 : 1;
+	return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* Drop the rules of r that a $badfilter rule of un disables, then sort
+ * what is left with cmp.  Quadratic, but both sets are small: typed and
+ * regex rules are rare in lists, and regexes are capped. */
+static void rules_freeze(struct rules *r, const struct rules *un,
+			 int (*cmp)(const void *, const void *))
+{
+	size_t u = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		bool off = false;
+		for (size_t j = 0; j < un->n && !off; j++)
+			off = rule_same(&r->v[i], &un->v[j]);
+		if (off)
+			rule_clear(&r->v[i]);
+		else
+			r->v[u++] = r->v[i];
+	}
+	r->n = u;
+	if (r->n > 1)
+		qsort(r->v, r->n, sizeof(*r->v), cmp);
+}
+
 /* ---- the set ------------------------------------------------------- */
 
 struct lists *lists_new(void)
@@ -444,11 +601,15 @@ void lists_free(struct lists *l)
 {
 	if (!l)
 		return;
-	for (int i = 0; i < NKINDS; i++) {
+	for (int i = 0; i < NTABLES; i++) {
 		keys_free(&l->build[i]);
+		keys_free(&l->unkeys[i]);
 		map_free(l->set[i].slot, l->set[i].len * sizeof(uint64_t));
 		map_free(l->set[i].src, l->set[i].len * sizeof(uint16_t));
 	}
+	rules_free(&l->typed);
+	rules_free(&l->regex);
+	rules_free(&l->unrules);
 	free(l->start);
 	free(l);
 }
@@ -467,23 +628,29 @@ int lists_begin_source(struct lists *l)
 	}
 	unsigned s = l->nsources++;
 	/* Names added before the first call belong to source 0. */
-	for (int i = 0; i < NKINDS; i++)
+	for (int i = 0; i < NTABLES; i++)
 		l->start[s][i] = s == 0 ? 0 : l->build[i].n;
 	return (int)s;
 }
 
-/* Where source s ends in build[kind]. */
-static size_t source_end(const struct lists *l, unsigned s, int kind)
+/* The source names are being added to now. */
+static uint16_t current_source(const struct lists *l)
 {
-	return s + 1 < l->nsources ? l->start[s + 1][kind] : l->build[kind].n;
+	return (uint16_t)(l->nsources ? l->nsources - 1 : 0);
+}
+
+/* Where source s ends in build[t]. */
+static size_t source_end(const struct lists *l, unsigned s, int t)
+{
+	return s + 1 < l->nsources ? l->start[s + 1][t] : l->build[t].n;
 }
 
 /*
- * The source of each of build[kind]'s keys, in a new mapping of one
+ * The source of each of build[t]'s keys, in a new mapping of one
  * uint16_t a key; NULL, with the source in *only, when they all come from
  * one.  False when out of memory.
  */
-static bool sources_of(const struct lists *l, int kind, uint16_t **src,
+static bool sources_of(const struct lists *l, int t, uint16_t **src,
 		       unsigned *only)
 {
 	unsigned used = 0;
@@ -491,67 +658,190 @@ static bool sources_of(const struct lists *l, int kind, uint16_t **src,
 	*src = NULL;
 	*only = 0;
 	for (unsigned s = 0; s < l->nsources; s++)
-		if (source_end(l, s, kind) > l->start[s][kind] && used++ == 0)
+		if (source_end(l, s, t) > l->start[s][t] && used++ == 0)
 			*only = s;
 	if (used <= 1)
 		return true;
-	if (!(*src = map_alloc(l->build[kind].n * sizeof(**src))))
+	if (!(*src = map_alloc(l->build[t].n * sizeof(**src))))
 		return false;
 	for (unsigned s = 0; s < l->nsources; s++)
-		for (size_t i = l->start[s][kind]; i < source_end(l, s, kind);
-		     i++)
+		for (size_t i = l->start[s][t]; i < source_end(l, s, t); i++)
 			(*src)[i] = (uint16_t)s;
 	return true;
 }
 
-/* Add the name t[0..n-1], with its "*." prefix if any: LINE_OK, or
- * LINE_BAD or LINE_NOMEM with a reason in *why. */
-static enum outcome add_name(struct lists *l, const char *t, size_t n,
-			     enum lists_kind kind, const char **why)
+/* What one rule says: its class and, for names, whether it covers only
+ * strict subdomains; $dnstype's types; $badfilter. */
+struct rule_opts {
+	bool allow, important, badfilter;
+	struct types types;
+};
+
+static uint8_t class_of(const struct rule_opts *o)
 {
-	uint64_t key;
+	return (uint8_t)((o->allow ? C_ALLOW : C_BLOCK) +
+			 (o->important ? C_BLOCK_IMPORTANT : 0));
+}
+
+/* Add the name t[0..n-1], with its "*." prefix if any, as rule o says:
+ * LINE_OK, or LINE_BAD or LINE_NOMEM with a reason in *why. */
+static enum outcome add_rule(struct lists *l, const char *t, size_t n,
+			     const struct rule_opts *o, const char **why)
+{
+	struct rule r = {.cls = class_of(o), .types = o->types};
 
 	if (n >= 2 && t[0] == '*' && t[1] == '.') {
-		if (kind == LISTS_ALLOW) {
+		if (o->allow) {
 			*why = "\"*.\" is not supported in allow entries";
 			return LINE_BAD;
 		}
-		kind = LISTS_BLOCK_SUBS;
+		r.subs = true;
 		t += 2;
 		n -= 2;
 	}
-	if (!key_from_text(t, n, &key, why))
+	if (!key_from_text(t, n, &r.key, why))
 		return LINE_BAD;
-	if (!keys_push(&l->build[kind], key)) {
+	bool pushed;
+	if (o->types.n) {
+		r.order = l->order++;
+		r.src = current_source(l);
+		pushed = rules_push(o->badfilter ? &l->unrules : &l->typed, &r);
+	} else {
+		struct keys *k = o->badfilter ? l->unkeys : l->build;
+		pushed = keys_push(&k[TAB(r.cls, r.subs)], r.key);
+	}
+	if (!pushed) {
 		*why = "out of memory";
 		return LINE_NOMEM;
 	}
 	return LINE_OK;
 }
 
+/* Add the regular expression p[0..n-1] as rule o says: LINE_OK, or
+ * LINE_BAD (with the reason in whybuf, pointed to by *why) or LINE_NOMEM. */
+static enum outcome add_regex(struct lists *l, const char *p, size_t n,
+			      const struct rule_opts *o, char *whybuf,
+			      size_t whylen, const char **why)
+{
+	struct rule r = {.cls = class_of(o), .types = o->types};
+
+	*why = whybuf;
+	if (n == 0) {
+		errf(whybuf, whylen, "%s", "empty regular expression");
+		return LINE_BAD;
+	}
+	if (!o->badfilter && l->regexes_added >= LISTS_REGEX_MAX) {
+		errf(whybuf, whylen,
+		     "more than %d regular expressions in the block lists",
+		     LISTS_REGEX_MAX);
+		return LINE_BAD;
+	}
+	if (!o->badfilter && !(r.re = regex_new(p, n, whybuf, whylen)))
+		return LINE_BAD;
+	if (!(r.text = strndup(p, n))) {
+		regex_free(r.re);
+		*why = "out of memory";
+		return LINE_NOMEM;
+	}
+	r.order = l->order++;
+	r.src = current_source(l);
+	if (!rules_push(o->badfilter ? &l->unrules : &l->regex, &r)) {
+		rule_clear(&r);
+		*why = "out of memory";
+		return LINE_NOMEM;
+	}
+	if (!o->badfilter)
+		l->regexes_added++;
+	return LINE_OK;
+}
+
 bool lists_add(struct lists *l, const char *text, enum lists_kind kind,
 	       const char **why)
 {
-	assert((unsigned)kind < NKINDS);
+	struct rule_opts o = {.allow = kind == LISTS_ALLOW};
+
+	assert(kind == LISTS_BLOCK || kind == LISTS_BLOCK_SUBS ||
+	       kind == LISTS_ALLOW);
 	*why = NULL;
 	if (l->frozen) {
 		*why = "the list set is already frozen";
 		return false;
 	}
-	return add_name(l, text, strlen(text), kind, why) == LINE_OK;
+	size_t n = strlen(text);
+	if (kind == LISTS_BLOCK_SUBS && !(n >= 2 && text[0] == '*' &&
+					   text[1] == '.')) {
+		/* The "*." is implied. */
+		struct rule r = {.cls = C_BLOCK, .subs = true};
+		if (!key_from_text(text, n, &r.key, why))
+			return false;
+		if (!keys_push(&l->build[TAB(C_BLOCK, 1)], r.key)) {
+			*why = "out of memory";
+			return false;
+		}
+		return true;
+	}
+	return add_rule(l, text, n, &o, why) == LINE_OK;
+}
+
+bool lists_add_regex(struct lists *l, const char *pattern, char *why,
+		     size_t whylen)
+{
+	struct rule_opts o = {0};
+	const char *w;
+
+	if (l->frozen) {
+		errf(why, whylen, "%s", "the list set is already frozen");
+		return false;
+	}
+	enum outcome r = add_regex(l, pattern, strlen(pattern), &o, why,
+				   whylen, &w);
+	if (r != LINE_OK && w != why)
+		errf(why, whylen, "%s", w);
+	return r == LINE_OK;
+}
+
+/* Where each class's regex rules are, and the highest classes present. */
+static void find_classes(struct lists *l)
+{
+	l->top = -1;
+	l->regex_top = -1;
+	for (int c = 0; c < NCLASSES; c++) {
+		if (l->set[TAB(c, 0)].n || l->set[TAB(c, 1)].n)
+			l->top = c;
+		l->rx_from[c] = l->rx_to[c] = 0;
+	}
+	for (size_t i = 0; i < l->typed.n; i++)
+		if (l->typed.v[i].cls > l->top)
+			l->top = l->typed.v[i].cls;
+	/* Sorted by class, highest first. */
+	for (size_t i = l->regex.n; i-- > 0;) {
+		int c = l->regex.v[i].cls;
+		l->rx_from[c] = i;
+		if (!l->rx_to[c])
+			l->rx_to[c] = i + 1;
+		if (c > l->regex_top)
+			l->regex_top = c;
+	}
 }
 
 bool lists_finish(struct lists *l)
 {
 	if (l->frozen)
 		return true;
-	for (int i = 0; i < NKINDS; i++) {
+	for (int i = 0; i < NTABLES; i++) {
 		uint16_t *src;
 		unsigned only;
-		if (!sources_of(l, i, &src, &only) ||
-		    !table_build(&l->set[i], &l->build[i], src, only))
+		struct keys *un = &l->unkeys[i];
+		if ((un->n && !radix_sort(un->v, NULL, un->n)) ||
+		    !sources_of(l, i, &src, &only) ||
+		    !table_build(&l->set[i], &l->build[i], un, src, only))
 			return false;
+		keys_free(un);
 	}
+	rules_freeze(&l->typed, &l->unrules, by_key);
+	rules_freeze(&l->regex, &l->unrules, by_class);
+	rules_free(&l->unrules);
+	find_classes(l);
 	free(l->start);
 	l->start = NULL;
 	l->start_cap = 0;
@@ -559,93 +849,181 @@ bool lists_finish(struct lists *l)
 	return true;
 }
 
+/* ---- lookups ------------------------------------------------------- */
+
+/* The best match so far: its class (-1: none) and source. */
+struct best {
+	int cls;
+	unsigned src;
+};
+
+/* The typed rules for the suffix with key: the highest class above b's
+ * that applies to qtype (subs rules only below their name). */
+static void typed_find(const struct lists *l, uint64_t key, bool below,
+		       uint16_t qtype, struct best *b)
+{
+	const struct rule *v = l->typed.v;
+	size_t lo = 0, hi = l->typed.n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < l->typed.n && v[lo].key == key; lo++)
+		if (v[lo].cls > b->cls && (below || !v[lo].subs) &&
+		    types_match(&v[lo].types, qtype)) {
+			b->cls = v[lo].cls;
+			b->src = v[lo].src;
+		}
+}
+
+/* The name as regexes see it: lower case, no trailing dot.  Returns its
+ * length; out has room for WIRE_NAME_MAX bytes. */
+static size_t name_text(const uint8_t *name, char *out)
+{
+	size_t n = 0;
+
+	for (size_t p = 0; name[p]; p += (size_t)name[p] + 1) {
+		if (n)
+			out[n++] = '.';
+		for (size_t j = 1; j <= name[p]; j++)
+			out[n++] = (char)lower(name[p + j]);
+	}
+	return n;
+}
+
+/* The regex rules of classes above b's, highest first: the first that
+ * matches decides. */
+static void regex_find(const struct lists *l, const uint8_t *name,
+		       uint16_t qtype, struct lists_scratch *sc,
+		       struct best *b)
+{
+	char text[WIRE_NAME_MAX];
+	size_t n = 0;
+	bool have = false;
+
+	for (int c = l->regex_top; c > b->cls; c--)
+		for (size_t i = l->rx_from[c]; i < l->rx_to[c]; i++) {
+			const struct rule *r = &l->regex.v[i];
+			if (!types_match(&r->types, qtype))
+				continue;
+			if (!have) {
+				n = name_text(name, text);
+				have = true;
+			}
+			if (regex_match(r->re, text, n, sc->rx)) {
+				b->cls = c;
+				b->src = r->src;
+				return;
+			}
+		}
+}
+
 /*
- * The verdict for name, with the table and slot of the entry that
- * decided it (*by is NULL for LISTS_NONE).  Shared by lists_match, which
- * ignores the entry, and lists_match_source; keeping the entry costs
- * lists_match nothing measurable (a million names: within 1 ns of the
- * version without it, out of 85 to 200).
+ * The best rule for name: in each step from the top-level label down,
+ * the tables and typed rules of the classes above the best found so far
+ * are probed, so of the rules of one class the one for the shortest
+ * suffix decides, and of a name's plain and "*." entries the plain one.
+ * Only classes above the best name rule run their regexes.  Keeping the
+ * source costs the plain lookup nothing measurable (one read on a
+ * match).
  */
-static inline enum lists_verdict decide(const struct lists *l,
-					const uint8_t *name, size_t len,
-					const struct table **by,
-					const uint64_t **at)
+static inline struct best decide(const struct lists *l, const uint8_t *name,
+				 size_t len, uint16_t qtype,
+				 struct lists_scratch *sc)
 {
 	uint8_t off[WIRE_NAME_MAX / 2 + 1]; /* label starts */
 	size_t nlabels = 0, p = 0;
+	struct best b = {-1, 0};
 
-	*by = NULL;
-	if (len > WIRE_NAME_MAX)
-		return LISTS_NONE;
+	if (len > WIRE_NAME_MAX || !l->frozen)
+		return b;
 	for (;;) {
 		if (p >= len)
-			return LISTS_NONE;
+			return b;
 		uint8_t c = name[p];
 		if (c == 0)
 			break;
 		if (c > WIRE_LABEL_MAX || len - p - 1 <= c)
-			return LISTS_NONE;
+			return b;
 		off[nlabels++] = (uint8_t)p;
 		p += (size_t)c + 1;
 	}
 
-	const struct table *block = &l->set[LISTS_BLOCK];
-	const struct table *subs = &l->set[LISTS_BLOCK_SUBS];
-	const struct table *allow = &l->set[LISTS_ALLOW];
-	const struct table *blocked_by = NULL;
-	const uint64_t *blocked_at = NULL, *s;
 	uint64_t h = mix(FNV_BASIS, 0);
+	const uint64_t *s;
 	/* From the top-level label down: each step adds one label to the
-	 * suffix hashed so far.  The first block entry met, the one for the
-	 * shortest suffix, is the one that decides. */
-	for (size_t i = nlabels; i-- > 0;) {
+	 * suffix hashed so far. */
+	for (size_t i = nlabels; b.cls < l->top && i-- > 0;) {
 		const uint8_t *lab = name + off[i];
 		for (size_t j = lab[0]; j > 0; j--)
 			h = mix(h, lower(lab[j]));
 		h = mix(h, lab[0]);
 		uint64_t key = key_of(h);
-		if (allow->n && (s = table_find(allow, key))) {
-			*by = allow;
-			*at = s;
-			return LISTS_ALLOWED;
-		}
-		if (!blocked_by) {
-			if ((s = table_find(block, key))) {
-				blocked_by = block;
-				blocked_at = s;
-			} else if (i > 0 && (s = table_find(subs, key))) {
-				blocked_by = subs;
-				blocked_at = s;
+		for (int c = l->top; c > b.cls; c--) {
+			const struct table *t = &l->set[TAB(c, 0)];
+			if ((s = table_find(t, key)) ||
+			    (i > 0 && (s = table_find(++t, key)))) {
+				b.cls = c;
+				b.src = table_source(t, s);
+				break;
 			}
 		}
-		if (blocked_by && allow->n == 0)
-			break;
+		if (l->typed.n)
+			typed_find(l, key, i > 0, qtype, &b);
 	}
-	*by = blocked_by;
-	*at = blocked_at;
-	return blocked_by ? LISTS_BLOCKED : LISTS_NONE;
+	if (b.cls < l->regex_top && sc)
+		regex_find(l, name, qtype, sc, &b);
+	return b;
+}
+
+static enum lists_verdict verdict_of(int cls)
+{
+	if (cls < 0)
+		return LISTS_NONE;
+	return cls == C_ALLOW || cls == C_ALLOW_IMPORTANT ? LISTS_ALLOWED
+							  : LISTS_BLOCKED;
 }
 
 enum lists_verdict lists_match(const struct lists *l, const uint8_t *name,
 			       size_t len)
 {
-	const struct table *by;
-	const uint64_t *at;
-
-	return decide(l, name, len, &by, &at);
+	return verdict_of(decide(l, name, len, 0, NULL).cls);
 }
 
 enum lists_verdict lists_match_source(const struct lists *l,
 				      const uint8_t *name, size_t len,
+				      uint16_t qtype,
+				      struct lists_scratch *scratch,
 				      unsigned *source)
 {
-	const struct table *by;
-	const uint64_t *at;
-	enum lists_verdict v = decide(l, name, len, &by, &at);
+	struct best b = decide(l, name, len, qtype, scratch);
 
-	if (by)
-		*source = table_source(by, at);
-	return v;
+	if (b.cls >= 0)
+		*source = b.src;
+	return verdict_of(b.cls);
+}
+
+struct lists_scratch *lists_scratch_new(void)
+{
+	struct lists_scratch *sc = calloc(1, sizeof(*sc));
+
+	if (sc && !(sc->rx = regex_scratch_new())) {
+		free(sc);
+		sc = NULL;
+	}
+	return sc;
+}
+
+void lists_scratch_free(struct lists_scratch *sc)
+{
+	if (!sc)
+		return;
+	regex_scratch_free(sc->rx);
+	free(sc);
 }
 
 unsigned lists_source_count(const struct lists *l)
@@ -653,29 +1031,52 @@ unsigned lists_source_count(const struct lists *l)
 	return l->nsources ? l->nsources : 1;
 }
 
-static size_t count_of(const struct lists *l, enum lists_kind kind)
+static size_t keys_in(const struct lists *l, int t)
 {
-	return l->frozen ? l->set[kind].n : l->build[kind].n;
+	return l->frozen ? l->set[t].n : l->build[t].n;
+}
+
+static size_t typed_in(const struct lists *l, bool allow)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < l->typed.n; i++)
+		n += (l->typed.v[i].cls == C_ALLOW ||
+		      l->typed.v[i].cls == C_ALLOW_IMPORTANT) == allow;
+	return n;
 }
 
 size_t lists_count(const struct lists *l)
 {
-	return count_of(l, LISTS_BLOCK) + count_of(l, LISTS_BLOCK_SUBS);
+	return keys_in(l, TAB(C_BLOCK, 0)) + keys_in(l, TAB(C_BLOCK, 1)) +
+	       keys_in(l, TAB(C_BLOCK_IMPORTANT, 0)) +
+	       keys_in(l, TAB(C_BLOCK_IMPORTANT, 1)) + typed_in(l, false);
 }
 
 size_t lists_allow_count(const struct lists *l)
 {
-	return count_of(l, LISTS_ALLOW);
+	return keys_in(l, TAB(C_ALLOW, 0)) +
+	       keys_in(l, TAB(C_ALLOW_IMPORTANT, 0)) + typed_in(l, true);
+}
+
+size_t lists_regex_count(const struct lists *l)
+{
+	return l->regex.n;
 }
 
 size_t lists_memory(const struct lists *l)
 {
 	size_t n = sizeof(*l) + l->start_cap * sizeof(*l->start);
-	for (int i = 0; i < NKINDS; i++) {
-		n += (l->build[i].cap + l->set[i].len) * sizeof(uint64_t);
+	for (int i = 0; i < NTABLES; i++) {
+		n += (l->build[i].cap + l->unkeys[i].cap + l->set[i].len) *
+		     sizeof(uint64_t);
 		if (l->set[i].src)
 			n += l->set[i].len * sizeof(uint16_t);
 	}
+	n += (l->typed.cap + l->regex.cap + l->unrules.cap) *
+	     sizeof(struct rule);
+	for (size_t i = 0; i < l->regex.n; i++)
+		n += strlen(l->regex.v[i].text) + 1 +
+		     regex_memory(l->regex.v[i].re);
 	return n;
 }
 
@@ -737,39 +1138,144 @@ static void report(struct loader *ld, const char *why, const char *line,
 
 /* Add one name from a line; counts it. */
 static enum outcome take_name(struct loader *ld, const char *t, size_t n,
-			      enum lists_kind kind, bool hosts)
+			      const struct rule_opts *o, bool hosts)
 {
-	if (ignored_name(t, n)) {
+	if (!o->badfilter && ignored_name(t, n)) {
 		ld->st->ignored++;
 		return LINE_OK;
 	}
-	enum outcome o = add_name(ld->l, t, n, kind, &ld->why);
-	if (o == LINE_OK) {
-		if (kind == LISTS_ALLOW)
+	enum outcome r = add_rule(ld->l, t, n, o, &ld->why);
+	if (r == LINE_OK) {
+		if (o->badfilter)
+			ld->st->badfilters++;
+		else if (o->allow)
 			ld->st->allows++;
 		else
 			ld->st->entries++;
-	} else if (o == LINE_BAD && hosts && ld->why == why_numeric) {
+	} else if (r == LINE_BAD && hosts && ld->why == why_numeric) {
 		ld->st->ignored++; /* "0.0.0.0 0.0.0.0" and the like */
 		return LINE_OK;
 	}
-	return o;
+	return r;
 }
 
-/* Options that leave a DNS rule meaning "block (or allow) this domain". */
-static bool option_harmless(const char *o, size_t n)
+/* Query types by name, for $dnstype (RFC 1035 3.2.2, RFC 3596, RFC 9460
+ * for SVCB and HTTPS, ...); others are written TYPEnnn (RFC 3597 5). */
+static const struct {
+	const char *name;
+	uint16_t type;
+} dns_types[] = {
+	{"A", 1},      {"NS", 2},      {"CNAME", 5},   {"SOA", 6},
+	{"PTR", 12},   {"HINFO", 13},  {"MX", 15},     {"TXT", 16},
+	{"AAAA", 28},  {"SRV", 33},    {"NAPTR", 35},  {"DS", 43},
+	{"SSHFP", 44}, {"RRSIG", 46},  {"NSEC", 47},   {"DNSKEY", 48},
+	{"TLSA", 52},  {"SVCB", 64},   {"HTTPS", 65},  {"ANY", 255},
+	{"CAA", 257},
+};
+
+/* The type named t[0..n-1], or 0. */
+static uint16_t type_of(const char *t, size_t n)
 {
-	static const char *const ok[] = {"important", "all", "document", "doc"};
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (strlen(ok[i]) == n && strncasecmp(o, ok[i], n) == 0)
-			return true;
-	return false;
+	for (size_t i = 0; i < sizeof(dns_types) / sizeof(dns_types[0]); i++)
+		if (strlen(dns_types[i].name) == n &&
+		    strncasecmp(t, dns_types[i].name, n) == 0)
+			return dns_types[i].type;
+	if (n > 4 && n <= 9 && strncasecmp(t, "TYPE", 4) == 0) {
+		unsigned v = 0;
+		for (size_t i = 4; i < n; i++) {
+			if (t[i] < '0' || t[i] > '9')
+				return 0;
+			v = v * 10 + (unsigned)(t[i] - '0');
+		}
+		return v <= 65535 ? (uint16_t)v : 0;
+	}
+	return 0;
 }
 
-/* "||name^", after the "||", with "@@" already taken off for allow. */
+/* "A|AAAA" or "~A|~HTTPS" into ty: sorted, without repeats. */
+static enum outcome dnstype_option(struct loader *ld, const char *p,
+				   const char *end, struct types *ty)
+{
+	memset(ty, 0, sizeof(*ty));
+	for (const char *v = p;; v++) {
+		const char *bar = memchr(v, '|', (size_t)(end - v));
+		const char *ve = bar ? bar : end;
+		bool neg = v < ve && *v == '~';
+		uint16_t t = type_of(v + neg, (size_t)(ve - v - neg));
+		if (!t) {
+			ld->why = "unknown query type in $dnstype";
+			return LINE_BAD;
+		}
+		if (ty->n && neg != ty->negate) {
+			ld->why = "$dnstype mixes TYPE and ~TYPE";
+			return LINE_BAD;
+		}
+		ty->negate = neg;
+		size_t at = 0;
+		while (at < ty->n && ty->t[at] < t)
+			at++;
+		if (at == ty->n || ty->t[at] != t) {
+			if (ty->n == LISTS_TYPES_MAX) {
+				ld->why = "more than 16 types in $dnstype";
+				return LINE_BAD;
+			}
+			memmove(ty->t + at + 1, ty->t + at,
+				(ty->n - at) * sizeof(ty->t[0]));
+			ty->t[at] = t;
+			ty->n++;
+		}
+		if (!bar)
+			return LINE_OK;
+		v = bar;
+	}
+}
+
+static bool option_is(const char *o, size_t n, const char *name)
+{
+	return strlen(name) == n && strncasecmp(o, name, n) == 0;
+}
+
+/* The options p[0..end) after a rule's '$' into o.  $important,
+ * $badfilter and $dnstype= change what the rule means; $all, $document
+ * and $doc do not, for DNS; any other option makes the rule skipped. */
+static enum outcome rule_options(struct loader *ld, const char *p,
+				 const char *end, struct rule_opts *o)
+{
+	for (;;) {
+		const char *c = memchr(p, ',', (size_t)(end - p));
+		const char *oe = c ? c : end;
+		size_t n = (size_t)(oe - p);
+		if (n == 0) {
+			ld->why = "empty adblock option";
+			return LINE_BAD;
+		}
+		if (option_is(p, n, "important")) {
+			o->important = true;
+		} else if (option_is(p, n, "badfilter")) {
+			o->badfilter = true;
+		} else if (n >= 8 && strncasecmp(p, "dnstype=", 8) == 0) {
+			enum outcome r = dnstype_option(ld, p + 8, oe, &o->types);
+			if (r != LINE_OK)
+				return r;
+		} else if (!option_is(p, n, "all") &&
+			   !option_is(p, n, "document") &&
+			   !option_is(p, n, "doc")) {
+			ld->why = "adblock option that changes the rule's "
+				  "meaning";
+			return LINE_SKIPPED;
+		}
+		if (!c)
+			return LINE_OK;
+		p = c + 1;
+	}
+}
+
+/* "||name^[$options]", after the "||", with "@@" already taken off for
+ * allow. */
 static enum outcome adblock_rule(struct loader *ld, const char *p,
-				 const char *end, enum lists_kind kind)
+				 const char *end, bool allow)
 {
+	struct rule_opts o = {.allow = allow};
 	const char *q = p;
 	while (q < end && *q != '^' && *q != '|' && *q != '$')
 		q++;
@@ -788,25 +1294,50 @@ static enum outcome adblock_rule(struct loader *ld, const char *p,
 		ld->why = "adblock rule with more than a domain";
 		return LINE_BAD;
 	}
-	if (q < end) { /* $options */
-		for (const char *o = q + 1;;) {
-			const char *c = memchr(o, ',', (size_t)(end - o));
-			const char *oe = c ? c : end;
-			if (oe == o) {
-				ld->why = "empty adblock option";
-				return LINE_BAD;
-			}
-			if (!option_harmless(o, (size_t)(oe - o))) {
-				ld->why = "adblock option that changes the "
-					  "rule's meaning";
-				return LINE_SKIPPED;
-			}
-			if (!c)
-				break;
-			o = c + 1;
-		}
+	if (q < end) {
+		enum outcome r = rule_options(ld, q + 1, end, &o);
+		if (r != LINE_OK)
+			return r;
 	}
-	return take_name(ld, name, n, kind, false);
+	return take_name(ld, name, n, &o, false);
+}
+
+/* "/regex/[$options]", from the first '/', with "@@" already taken off
+ * for allow.  The pattern ends at the last "/" that ends the line or is
+ * followed by "$": "/a$/" is the pattern "a$", "/a/$important" is "a"
+ * with an option. */
+static enum outcome regex_rule(struct loader *ld, const char *p,
+			       const char *end, bool allow)
+{
+	struct rule_opts o = {.allow = allow};
+	const char *close = NULL;
+
+	if (end - p >= 2 && end[-1] == '/') {
+		close = end - 1;
+	} else {
+		for (const char *q = end - 1; q > p; q--)
+			if (q[0] == '$' && q[-1] == '/' && q - 1 > p) {
+				close = q - 1;
+				break;
+			}
+		if (!close) {
+			ld->why = "adblock rule other than ||domain^ or "
+				  "/regex/ (URL)";
+			return LINE_BAD;
+		}
+		enum outcome r = rule_options(ld, close + 2, end, &o);
+		if (r != LINE_OK)
+			return r;
+	}
+	enum outcome r = add_regex(ld->l, p + 1, (size_t)(close - p - 1), &o,
+				   ld->whybuf, sizeof(ld->whybuf), &ld->why);
+	if (r == LINE_OK) {
+		if (o.badfilter)
+			ld->st->badfilters++;
+		else
+			ld->st->regexes++;
+	}
+	return r;
 }
 
 /* Bounds of the next white-space separated token in [*p, end). */
@@ -856,8 +1387,9 @@ static enum outcome hosts_line(struct loader *ld, const char *p,
 		ld->why = "several words, and the first is not an address";
 		return LINE_BAD;
 	}
+	static const struct rule_opts block = {0};
 	while (next_token(&p, end, &t, &n)) {
-		enum outcome o = take_name(ld, t, n, LISTS_BLOCK, true);
+		enum outcome o = take_name(ld, t, n, &block, true);
 		if (o == LINE_NOMEM)
 			return o;
 		if (o != LINE_OK && !why)
@@ -895,21 +1427,23 @@ static enum outcome parse_line(struct loader *ld, const char *p, size_t n)
 		ld->why = "not a list line";
 		return LINE_BAD;
 	}
-	if (end - p >= 4 && memcmp(p, "@@||", 4) == 0)
-		return adblock_rule(ld, p + 4, end, LISTS_ALLOW);
-	if (end - p >= 2 && memcmp(p, "||", 2) == 0)
-		return adblock_rule(ld, p + 2, end, LISTS_BLOCK);
+	bool allow = end - p >= 2 && p[0] == '@' && p[1] == '@';
+	const char *r = allow ? p + 2 : p;
+	if (end - r >= 2 && r[0] == '|' && r[1] == '|')
+		return adblock_rule(ld, r + 2, end, allow);
+	if (r < end && *r == '/')
+		return regex_rule(ld, r, end, allow);
 	if (*p == '|' || *p == '/' || *p == '@') {
-		ld->why = "adblock rule other than ||domain^ "
-			  "(URL, regular expression)";
+		ld->why = "adblock rule other than ||domain^ or /regex/ (URL)";
 		return LINE_BAD;
 	}
 	const char *q = p, *t;
 	size_t tn;
+	static const struct rule_opts block = {0};
 	next_token(&q, end, &t, &tn);
 	if (q < end)
 		return hosts_line(ld, p, end);
-	return take_name(ld, t, tn, LISTS_BLOCK, false);
+	return take_name(ld, t, tn, &block, false);
 }
 
 static bool take_line(struct loader *ld, const char *p, size_t n)

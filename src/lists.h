@@ -3,9 +3,10 @@
  * files, plain domain lists and adblock-style lists, answering "is this
  * name blocked?" in O(labels) without allocation.
  *
- * A set is built (lists_add, lists_load_file), then frozen (lists_finish),
- * and is immutable from then on: any number of threads may call
- * lists_match at once without locks.  Each entry remembers the source it
+ * A set is built (lists_add, lists_add_regex, lists_load_file), then
+ * frozen (lists_finish), and is immutable from then on: any number of
+ * threads may call lists_match at once without locks; regular
+ * expressions need a scratch per thread (lists_scratch_new).  Each entry remembers the source it
  * came from (lists_begin_source), so that a lookup can say which source
  * decided (lists_match_source) and the caller can count hits per list.
  * A reload builds a new set beside the old one.  This module keeps no
@@ -44,7 +45,17 @@ struct lists_file_stats {
 	size_t bad;             /* lines that could not be read as a rule */
 	size_t skipped_options; /* adblock rules whose $options change their
 				   meaning ($third-party, $domain=, ...) */
+	size_t regexes;         /* regular expressions added */
+	size_t badfilters;      /* $badfilter rules read */
 };
+
+/* At most this many regular expressions in one set (list lines and
+ * block.regex together); more are bad lines.  Each one that may decide
+ * runs on every query that the name rules leave open. */
+#define LISTS_REGEX_MAX 1000
+
+/* At most this many query types in one $dnstype option. */
+#define LISTS_TYPES_MAX 16
 
 /* At most this many bad or skipped lines are described per file. */
 #define LISTS_REPORT_MAX 3
@@ -89,13 +100,29 @@ bool lists_add(struct lists *l, const char *text, enum lists_kind kind,
  *   hosts    "0.0.0.0 ads.example.com", "127.0.0.1 a b c", ":: x": every
  *            name after an IPv4 or IPv6 address (the address itself is
  *            not used: blocked names get the configured answer);
- *   plain    "ads.example.com", "*.example.com" (subdomains only);
+ *   plain    "ads.example.com" (the name and its subdomains),
+ *            "*.example.com" (subdomains only);
  *   adblock  "||ads.example.com^", "||*.example.com^", "@@||x.example^"
- *            (allow), with a trailing "|" or the options $important, $all,
- *            $document, $doc, which do not change what a DNS rule means.
+ *            (allow), with a trailing "|" and these options:
+ *              $important   the rule is of the important class (below);
+ *              $badfilter   the rule disables the rule that is the same
+ *                           without $badfilter (same name or pattern,
+ *                           allow or not, same other options) in every
+ *                           source of the set, and does nothing else;
+ *                           "x.test" and "0.0.0.0 x.test" mean the same
+ *                           as "||x.test^" and are disabled with it;
+ *              $dnstype=A|AAAA, $dnstype=~A|~HTTPS
+ *                           the rule applies only to queries of those
+ *                           types, or of all other types (TYPEnnn for
+ *                           types without a name);
+ *              $all, $document, $doc: no change for a DNS rule.
  *            Any other option makes the rule skipped_options: it is never
- *            read as a plain block.  URL paths, regular expressions,
- *            wildcards inside names and cosmetic rules ("##") are bad.
+ *            read as a plain block;
+ *   regex    "/ads[0-9]+\./", "@@/^cdn\./$important": a PCRE2
+ *            pattern between slashes (it ends at the last "/" before the
+ *            end of the line or "$options"), with the options above; it
+ *            must compile and stay within LISTS_REGEX_MAX.
+ * URL paths, wildcards inside names and cosmetic rules ("##") are bad.
  * "#" and "!" start comment lines, "[Adblock Plus 2.0]"-style headers are
  * comments, and "#" after white space ends a line.  CR before LF is white
  * space; a UTF-8 byte order mark opening the file is skipped.  Localhost
@@ -118,50 +145,85 @@ bool lists_load_file(struct lists *l, const char *path,
 		     struct lists_file_stats *st, char *msgs, size_t msgslen);
 
 /*
- * Freeze l: sort and deduplicate the names and build the lookup tables.
- * Afterwards only lists_match, lists_match_source, lists_count,
- * lists_allow_count, lists_source_count and lists_memory may be called.
- * Returns false when out of memory; l can then only be freed.
+ * Add one block regular expression (block.regex): pattern is PCRE2
+ * syntax, caseless, matched against names as lower-case text without the
+ * trailing dot.  Tagged with the current source.  False with the reason
+ * in why (PCRE2's message and offset, the LISTS_REGEX_MAX cap, a frozen
+ * set, no memory).
+ */
+bool lists_add_regex(struct lists *l, const char *pattern, char *why,
+		     size_t whylen);
+
+/*
+ * Freeze l: sort and deduplicate the names, drop what $badfilter rules
+ * disable, and build the lookup tables.  Afterwards only the lookups and
+ * the counts may be called.  Returns false when out of memory; l can then
+ * only be freed.
  */
 bool lists_finish(struct lists *l);
 
-/*
- * The verdict for name (uncompressed wire form, any case, len octets
- * including the root label).  An allow entry for the name or any ancestor
- * wins; else a block entry for the name or an ancestor, or a "*." entry
- * for a strict ancestor, blocks.  Malformed names, and any name before
- * lists_finish, get LISTS_NONE.  Allocates nothing; safe from many
- * threads at once on a frozen set.
- */
-enum lists_verdict lists_match(const struct lists *l, const uint8_t *name,
-			       size_t len);
+/* What a thread needs to match regular expressions: made once per thread
+ * (outside the hot path), used by one thread at a time, for any set.
+ * NULL when out of memory.  lists_scratch_free(NULL) does nothing. */
+struct lists_scratch;
+struct lists_scratch *lists_scratch_new(void);
+void lists_scratch_free(struct lists_scratch *sc);
 
 /*
- * lists_match, also telling which source decided.  For LISTS_ALLOWED,
- * *source (required) is the source of the allow entry that covers the
- * name; for LISTS_BLOCKED, of the block entry that covers it.  When
- * several entries do, the one for the shortest suffix (nearest the root)
- * decides, and of a name's block and "*." entries, the block entry: for
- * x.ads.test with entries ads.test (source 3) and *.ads.test (source 1),
- * source 3.  With LISTS_NONE, *source is left alone.  The source is below
- * lists_source_count(l).  Same cost as lists_match but for one more read
- * on a match; allocates nothing; safe from many threads at once.
+ * The verdict for a query of type qtype for name (uncompressed wire
+ * form, any case, len octets including the root label), and the source
+ * of the rule that decided in *source (required; left alone with
+ * LISTS_NONE; below lists_source_count(l)).
+ *
+ * The rules that cover the name are those for the name or an ancestor,
+ * "*." rules for a strict ancestor, and regular expressions that match
+ * it; a rule with $dnstype covers it only for the types it names.  Of
+ * them, the first class present wins:
+ *   1. important allow ("@@...$important"),
+ *   2. important block ("...$important"),
+ *   3. allow ("@@...", block.allow),
+ *   4. block (everything else).
+ * Within a class, a name rule beats a regular expression, the rule for
+ * the shortest suffix (nearest the root) decides, then a name's plain
+ * rule before its "*." one, then the rule added first: for x.ads.test
+ * with ads.test (source 3) and *.ads.test (source 1), source 3.
+ *
+ * Regular expressions run only for the classes above the best name rule
+ * (none for a name an important allow rule covers; for a name a block
+ * rule covers, only allow and important ones), highest class first, and
+ * only with a scratch: with scratch NULL they are not consulted.  Malformed names,
+ * and any name before lists_finish, get LISTS_NONE.  Allocates nothing
+ * (PCRE2's interpreter, used where there is no JIT, may grow the
+ * scratch); safe from many threads at once, each with its own scratch.
+ * Without $dnstype rules and regular expressions it costs what a lookup
+ * cost before they existed.
  */
 enum lists_verdict lists_match_source(const struct lists *l,
 				      const uint8_t *name, size_t len,
+				      uint16_t qtype,
+				      struct lists_scratch *scratch,
 				      unsigned *source);
+
+/* lists_match_source for qtype 0 (only $dnstype=~TYPE rules apply),
+ * without regular expressions and without the source. */
+enum lists_verdict lists_match(const struct lists *l, const uint8_t *name,
+			       size_t len);
 
 /* How many sources have begun, at least 1 (source 0 exists even when
  * lists_begin_source was never called): the size of an array indexed by
  * the sources lists_match_source gives. */
 unsigned lists_source_count(const struct lists *l);
 
-/* Distinct block entries (both kinds) once frozen; before lists_finish,
- * the block names added so far, duplicates included. */
+/* Distinct block name rules (plain, "*.", important, with $dnstype)
+ * once frozen; before lists_finish, the block names added so far,
+ * duplicates included. */
 size_t lists_count(const struct lists *l);
 
-/* Distinct allow entries, with the same caveat. */
+/* Distinct allow name rules, with the same caveat. */
 size_t lists_allow_count(const struct lists *l);
+
+/* Regular expressions (those $badfilter left, once frozen). */
+size_t lists_regex_count(const struct lists *l);
 
 /* Bytes of heap held by l. */
 size_t lists_memory(const struct lists *l);

@@ -157,6 +157,7 @@ struct query_env {
 	struct loop_timer deadline_timer;
 	struct loop_timer stale_timer;
 	struct limit *limits;        /* the clients' slots; NULL: no limits */
+	struct lists_scratch *lists_scratch; /* regex matching; NULL: none */
 	uint64_t limit_log_ms;       /* when the last limit line was logged */
 	uint64_t limit_unlogged;     /* refusals since */
 	struct query *table[QUERY_TABLE];
@@ -186,6 +187,8 @@ struct query_env *query_env_new(struct loop *loop, const struct query_io *io,
 	TAILQ_INIT(&env->stales);
 	/* Without memory for it, clients go unlimited: better than none. */
 	env->limits = limit_new();
+	/* Without memory for it, block regexes are not consulted. */
+	env->lists_scratch = lists_scratch_new();
 	pthread_mutex_init(&env->hits_mu, NULL);
 	return env;
 }
@@ -738,10 +741,11 @@ enum outcome {
 	OUT_BLOCKED, /* a CNAME of the reply reaches a blocked name */
 };
 
-/* Does a CNAME in the reply's answer section point at a blocked name?
- * The deciding source goes to *src. */
-static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
-			  size_t len, unsigned *src)
+/* Does a CNAME in the reply's answer section point at a name blocked
+ * for qtype?  The deciding source goes to *src. */
+static bool cname_blocked(struct query_env *env, const struct lists *blocks,
+			  const uint8_t *msg, size_t len, uint16_t qtype,
+			  unsigned *src)
 {
 	struct wire_rrs it;
 	struct wire_rr rr;
@@ -755,6 +759,7 @@ static bool cname_blocked(const struct lists *blocks, const uint8_t *msg,
 		size_t rd = rr.rdata;
 		int n = wire_read_name(msg, len, &rd, target);
 		if (n > 0 && lists_match_source(blocks, target, (size_t)n,
+						qtype, env->lists_scratch,
 						src) == LISTS_BLOCKED)
 			return true;
 	}
@@ -771,7 +776,7 @@ static bool still_good(struct query_env *env, const struct wire_query *wq,
 	unsigned src;
 
 	if (s->lists && s->cfg->block.cname &&
-	    cname_blocked(s->lists, msg, n, &src))
+	    cname_blocked(env, s->lists, msg, n, wq->qtype, &src))
 		return false;
 	return !policy_rebind(s->policy, group, wq->qname, wq->qname_len, msg,
 			      n);
@@ -935,7 +940,7 @@ static enum outcome judge(struct query_env *env, struct query *q,
 	}
 	unsigned src;
 	if (s->lists && s->cfg->block.cname &&
-	    cname_blocked(s->lists, env->out, *len, &src)) {
+	    cname_blocked(env, s->lists, env->out, *len, q->wq.qtype, &src)) {
 		/* Deep CNAME blocking: trackers hidden behind a CNAME of a
 		 * first-party name. */
 		count_hit(env, src);
@@ -1314,6 +1319,7 @@ void query_handle(struct query_env *env, const struct query_client *c,
 		.len = len,
 		.client = c->peerlen ? (const struct sockaddr *)&c->peer : NULL,
 		.transport = c->conn ? ROUTE_TCP : ROUTE_UDP,
+		.scratch = env->lists_scratch,
 	};
 	struct route_decision d;
 	struct wire_query wq;
@@ -1425,6 +1431,7 @@ void query_env_free(struct query_env *env)
 	free(env->hits.names);
 	free(env->hits.count);
 	limit_free(env->limits);
+	lists_scratch_free(env->lists_scratch);
 	pthread_mutex_destroy(&env->hits_mu);
 	free(env);
 }

@@ -60,12 +60,17 @@ static bool check_access(const struct snapshot *s,
 	return true;
 }
 
-static bool check_blocked(const struct snapshot *s, const uint8_t *name,
-			  size_t len, struct route_decision *d)
+/* The block lists for name, asked with the query's type: a blocked name
+ * is blocked for every type (the answer then depends on the type, see
+ * answer_blocked), except where a $dnstype rule says otherwise. */
+static bool check_blocked(const struct snapshot *s,
+			  const struct route_ctx *ctx, const uint8_t *name,
+			  size_t len, uint16_t qtype, struct route_decision *d)
 {
 	if (!s->lists)
 		return false;
-	d->verdict = lists_match_source(s->lists, name, len, &d->src);
+	d->verdict = lists_match_source(s->lists, name, len, qtype,
+					ctx->scratch, &d->src);
 	if (d->verdict != LISTS_BLOCKED)
 		return false;
 	decide(d, ROUTE_BLOCKED, 0, "block list");
@@ -124,14 +129,14 @@ static void check_signed(const struct wire_query *q, struct route_decision *d)
 }
 
 /* A local chain that leaves local data: route its target. */
-static void route_target(const struct snapshot *s, const struct wire_query *q,
-			 struct route_decision *d)
+static void route_target(const struct snapshot *s, const struct route_ctx *ctx,
+			 const struct wire_query *q, struct route_decision *d)
 {
 	const uint8_t *t = d->chase.target;
 	size_t tlen = d->chase.target_len;
 
 	d->on_target = true;
-	if (check_blocked(s, t, tlen, d))
+	if (check_blocked(s, ctx, t, tlen, q->qtype, d))
 		return;
 	check_policy(s, t, tlen, q->qtype, d);
 	if (d->kind == ROUTE_FORWARD) {
@@ -161,8 +166,9 @@ void route(const struct snapshot *s, const struct route_ctx *ctx,
 	if (d->len) {
 		decide(d, ROUTE_LOCAL, 0, "local data");
 		if (d->chase.target)
-			route_target(s, q, d);
-	} else if (!check_blocked(s, q->qname, q->qname_len, d)) {
+			route_target(s, ctx, q, d);
+	} else if (!check_blocked(s, ctx, q->qname, q->qname_len, q->qtype,
+				  d)) {
 		check_policy(s, q->qname, q->qname_len, q->qtype, d);
 	}
 	check_signed(q, d);

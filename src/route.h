@@ -54,6 +54,8 @@ struct route_ctx {
 	size_t len;
 	const struct sockaddr *client; /* NULL: no access check */
 	enum route_transport transport;
+	struct lists_scratch *scratch; /* the caller's, for block regexes;
+					  NULL: regexes not consulted */
 };
 
 /* The decision and the trail that led to it (for --explain and logs). */
@@ -77,7 +79,8 @@ struct route_decision {
  * Decide for ctx->pkt.  The parsed query goes to *q (valid unless
  * ROUTE_DROP).  Local answers and chains are built into out (cap bytes,
  * WIRE_MSG_MAX is always enough).  Never fails: every packet gets a
- * decision.  Allocates nothing; safe from many threads at once.
+ * decision.  Allocates nothing; safe from many threads at once, each
+ * with its own ctx->scratch.
  */
 void route(const struct snapshot *s, const struct route_ctx *ctx,
 	   struct wire_query *q, uint8_t *out, size_t cap,

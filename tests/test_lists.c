@@ -372,10 +372,12 @@ static void test_adblock(void)
 		"||1.2.3.4^\n",
 		&st, msgs);
 	is_int(st.lines, 31, "adblock: lines");
-	is_int(st.entries, 8, "adblock: entries");
+	is_int(st.entries, 9, "adblock: entries ($dnstype included)");
 	is_int(st.allows, 2, "adblock: allows");
-	is_int(st.skipped_options, 5, "adblock: options that change meaning");
-	is_int(st.bad, 14, "adblock: bad lines");
+	is_int(st.skipped_options, 3, "adblock: options that change meaning");
+	is_int(st.bad, 13, "adblock: bad lines");
+	is_int(st.regexes, 1, "adblock: a regular expression");
+	is_int(st.badfilters, 1, "adblock: a $badfilter rule");
 	BLOCKED(l, "ab.test");
 	BLOCKED(l, "x.ab.test");
 	BLOCKED(l, "imp.test");
@@ -400,8 +402,8 @@ static void test_adblock(void)
 	NONE(l, "x.test");
 	like(msgs, ":13: adblock option", "first report: line 13");
 	like(msgs, ":14: adblock option", "second report: line 14");
-	like(msgs, ":15: adblock option", "third report: line 15");
-	ok(strstr(msgs, ":16:") == NULL, "no fourth report");
+	like(msgs, ":16: adblock option", "third report: line 16");
+	ok(strstr(msgs, ":17:") == NULL, "no fourth report");
 	lists_free(l);
 }
 
@@ -437,6 +439,293 @@ static void test_mixed(void)
 	lists_free(l);
 }
 
+/* ---- rules people write: $important, $badfilter, $dnstype, regexes ---- */
+
+/* The verdict for a query of type qtype for a name given as text, with
+ * the source in *src (-1 when none decided). */
+static enum lists_verdict matchq(const struct lists *l, const char *text,
+				 uint16_t qtype, struct lists_scratch *sc,
+				 int *src)
+{
+	uint8_t wire[WIRE_NAME_MAX];
+	const char *why;
+	unsigned s = 99999;
+	int n = wire_name_from_text(text, NULL, 0, wire, &why);
+	if (n < 0) {
+		diag("bad test name '%s': %s", text, why);
+		return (enum lists_verdict)-1;
+	}
+	enum lists_verdict v =
+	    lists_match_source(l, wire, (size_t)n, qtype, sc, &s);
+	*src = v == LISTS_NONE ? -1 : (int)s;
+	return v;
+}
+
+/* Expect verdict v and source src for (name, qtype). */
+static void expect(const struct lists *l, struct lists_scratch *sc,
+		   const char *name, uint16_t qtype, enum lists_verdict v,
+		   int src)
+{
+	int got;
+	enum lists_verdict g = matchq(l, name, qtype, sc, &got);
+	ok(g == v && got == src, "%s type %u: %s from source %d", name,
+	   qtype, v == LISTS_BLOCKED ? "blocked" : v == LISTS_ALLOWED
+						 ? "allowed" : "nothing",
+	   src);
+	if (g != v || got != src)
+		diag("  got verdict %d from source %d", g, got);
+}
+
+/* A frozen set from several files, one source each. */
+static struct lists *load_sources(const char *const *files, size_t n,
+				  struct lists_file_stats *st, char *msgs,
+				  size_t msgslen)
+{
+	struct lists *l = lists_new();
+	for (size_t i = 0; i < n; i++)
+		if (!l || lists_begin_source(l) != (int)i ||
+		    !lists_load_file(l, write_file(files[i], strlen(files[i])),
+				     &st[i], msgs, msgslen)) {
+			diag("load failed: %s", msgs);
+			exit(2);
+		}
+	if (!lists_finish(l))
+		exit(2);
+	return l;
+}
+
+static void test_important(void)
+{
+	static const char *const files[] = {
+		"||ads.test^$important\n"
+		"||ok.test^$important\n"
+		"@@||top.imp.test^$important\n"
+		"||plain.test^\n",
+		"@@||ads.test^\n"
+		"@@||x.ok.test^\n"
+		"||imp.test^$important\n"
+		"@@||y.plain.test^\n"
+		"@@||z.plain.test^$important\n"
+		"||z.plain.test^$important\n",
+	};
+	struct lists_file_stats st[2];
+	char msgs[512];
+	struct lists *l = load_sources(files, 2, st, msgs, sizeof(msgs));
+
+	is_int(st[0].bad + st[1].bad + st[0].skipped_options, 0,
+	       "important: no bad lines");
+	expect(l, NULL, "ads.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, NULL, "www.ads.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	/* An important block of an ancestor beats an allow below it. */
+	expect(l, NULL, "x.ok.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	/* An important allow beats an important block. */
+	expect(l, NULL, "top.imp.test", WIRE_T_A, LISTS_ALLOWED, 0);
+	expect(l, NULL, "a.top.imp.test", WIRE_T_A, LISTS_ALLOWED, 0);
+	expect(l, NULL, "imp.test", WIRE_T_A, LISTS_BLOCKED, 1);
+	/* Without $important, allow beats block as before. */
+	expect(l, NULL, "plain.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, NULL, "y.plain.test", WIRE_T_A, LISTS_ALLOWED, 1);
+	expect(l, NULL, "z.plain.test", WIRE_T_A, LISTS_ALLOWED, 1);
+	is_int(lists_count(l), 5, "important: block rules counted");
+	is_int(lists_allow_count(l), 5, "important: allow rules counted");
+	lists_free(l);
+}
+
+static void test_badfilter(void)
+{
+	static const char *const files[] = {
+		"||a.test^\n"
+		"||b.test^$important\n"
+		"/^re[0-9]\\./\n"
+		"||t.test^$dnstype=A\n"
+		"0.0.0.0 h.test\n"
+		"||o.test^$important,dnstype=A|AAAA\n"
+		"@@||w.keep.test^\n"
+		"||keep.test^\n",
+		"||a.test^$badfilter\n"
+		"||b.test^$badfilter\n"
+		"/^re[0-9]\\./$badfilter\n"
+		"||t.test^$dnstype=A,badfilter\n"
+		"||h.test^$badfilter\n"
+		"||o.test^$dnstype=AAAA|A,badfilter,important\n"
+		"@@||w.keep.test^$badfilter\n"
+		"||nothing.test^$badfilter\n",
+	};
+	struct lists_file_stats st[2];
+	char msgs[512];
+	struct lists_scratch *sc = lists_scratch_new();
+	struct lists *l = load_sources(files, 2, st, msgs, sizeof(msgs));
+
+	is_int(st[1].badfilters, 8, "badfilter: eight rules read");
+	is_int(st[1].entries + st[1].bad + st[1].skipped_options, 0,
+	       "badfilter: they add nothing else");
+	expect(l, sc, "a.test", WIRE_T_A, LISTS_NONE, -1);
+	/* Not the same rule: $important differs. */
+	expect(l, sc, "b.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, sc, "re1.test", WIRE_T_A, LISTS_NONE, -1);
+	expect(l, sc, "t.test", WIRE_T_A, LISTS_NONE, -1);
+	/* A hosts line means ||h.test^. */
+	expect(l, sc, "h.test", WIRE_T_A, LISTS_NONE, -1);
+	/* The same options in another order are the same rule. */
+	expect(l, sc, "o.test", WIRE_T_AAAA, LISTS_NONE, -1);
+	/* An allow rule is disabled like a block rule. */
+	expect(l, sc, "w.keep.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	is_int(lists_regex_count(l), 0, "badfilter: the regex is gone");
+	lists_free(l);
+
+	/* Within one list too, whatever the order of the lines. */
+	struct lists_file_stats one;
+	l = LOAD("||after.test^$badfilter\n||after.test^\n||sub.after.test^\n",
+		 &one, msgs);
+	NONE(l, "after.test");
+	BLOCKED(l, "sub.after.test");
+	lists_free(l);
+	lists_scratch_free(sc);
+}
+
+static void test_dnstype(void)
+{
+	struct lists_file_stats st;
+	char msgs[1024];
+	struct lists *l = LOAD("||d.test^$dnstype=AAAA|HTTPS\n"
+			       "||n.test^$dnstype=~A\n"
+			       "@@||x.d.test^$dnstype=https\n"
+			       "||*.s.test^$dnstype=A\n"
+			       "||num.test^$dnstype=TYPE65|type99\n"
+			       "||imp.n.test^$dnstype=A,important\n"
+			       "||neg.test^$dnstype=~A|~AAAA\n"
+			       "||bad1.test^$dnstype=FOO\n"
+			       "||bad2.test^$dnstype=A|~AAAA\n"
+			       "||bad3.test^$dnstype=\n"
+			       "||bad4.test^$dnstype=A||AAAA\n"
+			       "||bad5.test^$dnstype=TYPE70000\n",
+			       &st, msgs);
+
+	is_int(st.entries, 6, "dnstype: block rules");
+	is_int(st.allows, 1, "dnstype: allow rule");
+	is_int(st.bad, 5, "dnstype: bad types and mixtures");
+	like(msgs, ":8: unknown query type in $dnstype", "dnstype: reason");
+	expect(l, NULL, "d.test", WIRE_T_AAAA, LISTS_BLOCKED, 0);
+	expect(l, NULL, "d.test", 65, LISTS_BLOCKED, 0);
+	expect(l, NULL, "www.d.test", 65, LISTS_BLOCKED, 0);
+	expect(l, NULL, "d.test", WIRE_T_A, LISTS_NONE, -1);
+	expect(l, NULL, "x.d.test", 65, LISTS_ALLOWED, 0);
+	expect(l, NULL, "x.d.test", WIRE_T_AAAA, LISTS_BLOCKED, 0);
+	expect(l, NULL, "n.test", WIRE_T_A, LISTS_NONE, -1);
+	expect(l, NULL, "n.test", WIRE_T_AAAA, LISTS_BLOCKED, 0);
+	expect(l, NULL, "n.test", WIRE_T_MX, LISTS_BLOCKED, 0);
+	expect(l, NULL, "imp.n.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, NULL, "s.test", WIRE_T_A, LISTS_NONE, -1);
+	expect(l, NULL, "w.s.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, NULL, "w.s.test", WIRE_T_TXT, LISTS_NONE, -1);
+	expect(l, NULL, "num.test", 65, LISTS_BLOCKED, 0);
+	expect(l, NULL, "num.test", 99, LISTS_BLOCKED, 0);
+	expect(l, NULL, "num.test", 64, LISTS_NONE, -1);
+	expect(l, NULL, "neg.test", WIRE_T_A, LISTS_NONE, -1);
+	expect(l, NULL, "neg.test", WIRE_T_AAAA, LISTS_NONE, -1);
+	expect(l, NULL, "neg.test", WIRE_T_TXT, LISTS_BLOCKED, 0);
+	expect(l, NULL, "bad1.test", WIRE_T_A, LISTS_NONE, -1);
+	/* lists_match asks for type 0: only ~TYPE rules apply. */
+	NONE(l, "d.test");
+	BLOCKED(l, "n.test");
+	lists_free(l);
+}
+
+static void test_regex(void)
+{
+	struct lists_file_stats st;
+	char msgs[1024];
+	struct lists_scratch *sc = lists_scratch_new();
+	ok(sc != NULL, "regex: a scratch");
+	struct lists *l = LOAD("/^ad[0-9]+\\./\n"
+			       "/TRACK/\n"
+			       "@@/^ad1\\.good\\./\n"
+			       "/(unclosed/\n"
+			       "/^onlytxt\\./$dnstype=TXT\n"
+			       "/end$/\n"
+			       "/^opt\\.test$/$important\n"
+			       "||p.test^\n"
+			       "@@/^w\\.p\\.test$/\n"
+			       "@@||q.test^$important\n"
+			       "/^q\\./$important\n"
+			       "/^third\\./$third-party\n"
+			       "//\n"
+			       "/noclose\n",
+			       &st, msgs);
+
+	is_int(st.regexes, 8, "regex: eight read");
+	is_int(st.bad, 3, "regex: unclosed group, empty, no closing slash");
+	is_int(st.skipped_options, 1, "regex: an unsupported option");
+	like(msgs, ":4: missing closing parenthesis at offset 9",
+	     "regex: PCRE2's reason with the line");
+	is_int(lists_regex_count(l), 8, "regex: count");
+	expect(l, sc, "ad5.example", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, sc, "AD77.Example.COM", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, NULL, "ad5.example", WIRE_T_A, LISTS_NONE, -1);
+	expect(l, sc, "bad.example", WIRE_T_A, LISTS_NONE, -1);
+	expect(l, sc, "x.ad5.example", WIRE_T_A, LISTS_NONE, -1);
+	expect(l, sc, "ad1.good.test", WIRE_T_A, LISTS_ALLOWED, 0);
+	/* Caseless: an upper-case pattern matches the lower-case text. */
+	expect(l, sc, "x.tracker.com", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, sc, "onlytxt.test", WIRE_T_TXT, LISTS_BLOCKED, 0);
+	expect(l, sc, "onlytxt.test", WIRE_T_A, LISTS_NONE, -1);
+	/* No trailing dot in the text: "$" is the end of the name. */
+	expect(l, sc, "the.weekend", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, sc, "weekend.test", WIRE_T_A, LISTS_NONE, -1);
+	expect(l, sc, "opt.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	/* An allow regex beats a plain name block... */
+	expect(l, sc, "p.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, sc, "w.p.test", WIRE_T_A, LISTS_ALLOWED, 0);
+	/* ...and an important allow name rule beats an important regex. */
+	expect(l, sc, "q.test", WIRE_T_A, LISTS_ALLOWED, 0);
+	expect(l, sc, "third.test", WIRE_T_A, LISTS_NONE, -1);
+	lists_free(l);
+
+	/* Regexes keep their sources. */
+	static const char *const files[] = {"||x.test^\n", "/^r1\\./\n",
+					    "/^r2\\./\n"};
+	struct lists_file_stats three[3];
+	l = load_sources(files, 3, three, msgs, sizeof(msgs));
+	expect(l, sc, "r1.test", WIRE_T_A, LISTS_BLOCKED, 1);
+	expect(l, sc, "r2.test", WIRE_T_A, LISTS_BLOCKED, 2);
+	lists_free(l);
+	lists_scratch_free(sc);
+}
+
+static void test_regex_cap(void)
+{
+	struct lists *l = lists_new();
+	struct lists_scratch *sc = lists_scratch_new();
+	char why[200], pat[40];
+	bool all = true;
+
+	ok(!lists_add_regex(l, "a(", why, sizeof(why)), "block.regex: bad");
+	like(why, "missing closing parenthesis at offset 2",
+	     "block.regex: PCRE2's reason");
+	for (int i = 0; i < LISTS_REGEX_MAX; i++) {
+		snprintf(pat, sizeof(pat), "^cap%d\\.", i);
+		all &= lists_add_regex(l, pat, why, sizeof(why));
+	}
+	ok(all, "block.regex: %d patterns", LISTS_REGEX_MAX);
+	ok(!lists_add_regex(l, "^over\\.", why, sizeof(why)),
+	   "block.regex: one more is refused");
+	like(why, "more than 1000 regular expressions", "cap: the reason");
+	struct lists_file_stats st;
+	char msgs[512];
+	const char *path = WRITE("/^file\\./\n||name.test^\n");
+	ok(lists_load_file(l, path, &st, msgs, sizeof(msgs)),
+	   "cap: the list still loads");
+	is_int(st.bad, 1, "cap: a regex past it is a bad line");
+	is_int(st.entries, 1, "cap: names are still read");
+	like(msgs, ":1: more than 1000 regular expressions", "cap: reported");
+	ok(lists_finish(l), "cap: finish");
+	expect(l, sc, "cap999.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	expect(l, sc, "file.test", WIRE_T_A, LISTS_NONE, -1);
+	expect(l, sc, "name.test", WIRE_T_A, LISTS_BLOCKED, 0);
+	lists_free(l);
+	lists_scratch_free(sc);
+}
+
 /* Bad lines: counts, the first three quoted with their line numbers. */
 static void test_messages(void)
 {
@@ -459,8 +748,8 @@ static void test_messages(void)
 		 "%s:2: empty label: 'bad..test'\n"
 		 "%s:4: adblock option that changes the rule's meaning: "
 		 "'||x.test^$third-party'\n"
-		 "%s:6: adblock rule other than ||domain^ (URL, regular "
-		 "expression): '@@bad'\n",
+		 "%s:6: adblock rule other than ||domain^ or /regex/ "
+		 "(URL): '@@bad'\n",
 		 path, path, path);
 	is_str(msgs, want, "messages: path, line, reason and the line");
 
@@ -671,7 +960,8 @@ static void from(const struct lists *l, const char *text,
 		ok(0, "bad test name '%s': %s", text, why);
 		return;
 	}
-	enum lists_verdict v = lists_match_source(l, wire, (size_t)n, &src);
+	enum lists_verdict v = lists_match_source(l, wire, (size_t)n, WIRE_T_A, NULL,
+						  &src);
 	int got = src == 99999 ? -1 : (int)src;
 	if (!ok(v == want && got == want_src &&
 		    lists_match(l, wire, (size_t)n) == v,
@@ -755,7 +1045,8 @@ static void test_sources(void)
 	from(l, "test", LISTS_NONE, -1);
 	static const uint8_t cut[] = "\3dup\4te";
 	unsigned src = 77;
-	is_int(lists_match_source(l, cut, sizeof(cut) - 1, &src), LISTS_NONE,
+	is_int(lists_match_source(l, cut, sizeof(cut) - 1, WIRE_T_A, NULL,
+				  &src), LISTS_NONE,
 	       "malformed name: no verdict");
 	is_int(src, 77, "  and the source left alone");
 	lists_free(l);
@@ -887,7 +1178,8 @@ static void test_reference_sources(void)
 			    wire_name_from_text(names[q], NULL, 0, wire, &why);
 			unsigned src = 99999;
 			enum lists_verdict v =
-			    lists_match_source(l, wire, (size_t)n, &src);
+			    lists_match_source(l, wire, (size_t)n, WIRE_T_A, NULL,
+						  &src);
 			int got = src == 99999 ? -1 : (int)src;
 			if (v != want || got != want_src) {
 				if (wrong < 5)
@@ -1065,7 +1357,8 @@ static void test_scale(void)
 		unsigned src = 99999;
 		gen_name(name, sizeof(name), i, false);
 		int w = wire_name_from_text(name, NULL, 0, wire, &why);
-		right += lists_match_source(l, wire, (size_t)w, &src) ==
+		right += lists_match_source(l, wire, (size_t)w, WIRE_T_A, NULL,
+					    &src) ==
 			     LISTS_BLOCKED &&
 			 src == i % SCALE_FILES;
 	}
@@ -1088,6 +1381,11 @@ int main(void)
 	test_plain();
 	test_adblock();
 	test_mixed();
+	test_important();
+	test_badfilter();
+	test_dnstype();
+	test_regex();
+	test_regex_cap();
 	test_messages();
 	test_hostile();
 	test_duplicates();

@@ -155,7 +155,7 @@ static void run_row(const struct snapshot *s, const struct row *r)
 		make_addr(r->client, &ss);
 	struct route_ctx ctx = {pkt, len,
 				r->client ? (const struct sockaddr *)&ss : NULL,
-				ROUTE_UDP};
+				ROUTE_UDP, NULL};
 	char name[160];
 
 	memset(&d, 0xa5, sizeof(d));
@@ -201,7 +201,7 @@ static void test_private_off(struct fx_dir *dir)
 	struct wire_query q;
 	struct route_decision d;
 	size_t len = fx_query(pkt, sizeof(pkt), 7, "printer", WIRE_T_A, NULL);
-	struct route_ctx ctx = {pkt, len, NULL, ROUTE_UDP};
+	struct route_ctx ctx = {pkt, len, NULL, ROUTE_UDP, NULL};
 
 	route(s, &ctx, &q, out, sizeof(out), &d);
 	is_int(d.kind, ROUTE_FORWARD,
