@@ -60,7 +60,16 @@ static bool check_access(const struct snapshot *s,
 	return true;
 }
 
-static bool check_blocked(const struct snapshot *s, const uint8_t *name,
+/* The client's group whose pause applies: "default" (0) until client
+ * groups exist. */
+static size_t pause_group(const struct route_ctx *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static bool check_blocked(const struct snapshot *s,
+			  const struct route_ctx *ctx, const uint8_t *name,
 			  size_t len, struct route_decision *d)
 {
 	if (!s->lists)
@@ -68,6 +77,12 @@ static bool check_blocked(const struct snapshot *s, const uint8_t *name,
 	d->verdict = lists_match_source(s->lists, name, len, &d->src);
 	if (d->verdict != LISTS_BLOCKED)
 		return false;
+	/* A paused block list answers nothing: the name goes on to the
+	 * forward rules as if no list held it. */
+	if (pause_active(ctx->pause, pause_group(ctx), ctx->now_ms)) {
+		d->paused = true;
+		return false;
+	}
 	decide(d, ROUTE_BLOCKED, 0, "block list");
 	return true;
 }
@@ -124,14 +139,15 @@ static void check_signed(const struct wire_query *q, struct route_decision *d)
 }
 
 /* A local chain that leaves local data: route its target. */
-static void route_target(const struct snapshot *s, const struct wire_query *q,
+static void route_target(const struct snapshot *s,
+			 const struct route_ctx *ctx, const struct wire_query *q,
 			 struct route_decision *d)
 {
 	const uint8_t *t = d->chase.target;
 	size_t tlen = d->chase.target_len;
 
 	d->on_target = true;
-	if (check_blocked(s, t, tlen, d))
+	if (check_blocked(s, ctx, t, tlen, d))
 		return;
 	check_policy(s, t, tlen, q->qtype, d);
 	if (d->kind == ROUTE_FORWARD) {
@@ -161,8 +177,8 @@ void route(const struct snapshot *s, const struct route_ctx *ctx,
 	if (d->len) {
 		decide(d, ROUTE_LOCAL, 0, "local data");
 		if (d->chase.target)
-			route_target(s, q, d);
-	} else if (!check_blocked(s, q->qname, q->qname_len, d)) {
+			route_target(s, ctx, q, d);
+	} else if (!check_blocked(s, ctx, q->qname, q->qname_len, d)) {
 		check_policy(s, q->qname, q->qname_len, q->qtype, d);
 	}
 	check_signed(q, d);

@@ -1,0 +1,68 @@
+/*
+ * pause.h - "blocking paused until T": runtime state, not configuration.
+ *
+ * main owns one struct pause_state and writes it (the control socket's
+ * pause and resume); every worker reads it on each query through a
+ * borrowed pointer, with relaxed atomic loads: no lock on the hot path.
+ * A deadline is a time of the monotonic clock in milliseconds (the
+ * loops' clock, loop_now_ms); blocking is back by itself once the clock
+ * passes it, so no timer is needed.  A worker that sees a deadline a
+ * moment late only blocks or forwards one more query; nothing else
+ * depends on the order of the two.
+ *
+ * Slot PAUSE_ALL pauses blocking for every client; slot g + 1 for client
+ * group g only (group 0 is "default", the clients of no group).
+ */
+#ifndef SPLITDNS_PAUSE_H
+#define SPLITDNS_PAUSE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Most client groups a pause can name (more groups: they are paused only
+ * with everyone). */
+#define PAUSE_MAX_GROUPS 63
+#define PAUSE_ALL 0
+
+/* "Until resume": a deadline no clock reaches. */
+#define PAUSE_FOREVER UINT64_MAX
+
+struct pause_state {
+	_Atomic uint64_t until_ms[PAUSE_MAX_GROUPS + 1]; /* 0: not paused */
+};
+
+/* The slot of client group g. */
+static inline size_t pause_slot(size_t group)
+{
+	return group < PAUSE_MAX_GROUPS ? group + 1 : PAUSE_MAX_GROUPS + 1;
+}
+
+/* The deadline in slot i (0 when not paused or out of range). */
+static inline uint64_t pause_until(const struct pause_state *p, size_t slot)
+{
+	if (!p || slot > PAUSE_MAX_GROUPS)
+		return 0;
+	return atomic_load_explicit(&p->until_ms[slot], memory_order_relaxed);
+}
+
+/* Is blocking paused at now_ms for the clients of group (p may be NULL:
+ * never)? */
+static inline bool pause_active(const struct pause_state *p, size_t group,
+				uint64_t now_ms)
+{
+	return pause_until(p, PAUSE_ALL) > now_ms ||
+	       pause_until(p, pause_slot(group)) > now_ms;
+}
+
+/* Set slot i's deadline (0: resume).  main's thread. */
+static inline void pause_set(struct pause_state *p, size_t slot,
+			     uint64_t until_ms)
+{
+	if (slot <= PAUSE_MAX_GROUPS)
+		atomic_store_explicit(&p->until_ms[slot], until_ms,
+				      memory_order_relaxed);
+}
+
+#endif
