@@ -36,6 +36,8 @@ struct conn {
 	struct loop_timer t;
 	struct control *ctl;
 	LIST_ENTRY(conn) link;
+	bool refused;     /* the peer may not send commands */
+	bool overflow;    /* the line is too long: discarding up to its end */
 	size_t inlen;
 	char *out;        /* the reply, once there is one */
 	size_t outlen, outoff;
@@ -375,8 +377,17 @@ static void answer(struct conn *c)
 	c->in[c->inlen - 1] = '\0';
 	if (c->inlen > 1 && c->in[c->inlen - 2] == '\r')
 		c->in[c->inlen - 2] = '\0';
-	if (!split(c->in, argv, &argc) || argc < 2 ||
-	    (strcmp(argv[0], "text") != 0 && strcmp(argv[0], "json") != 0)) {
+	if (c->refused) {
+		r.json = strncmp(c->in, "json ", 5) == 0;
+		control_error(&r, "permission denied: only root, the socket's "
+				  "owner and its group may use the control "
+				  "socket");
+	} else if (c->overflow) {
+		control_error(&r, "request longer than %d octets",
+			      CONTROL_REQUEST_MAX);
+	} else if (!split(c->in, argv, &argc) || argc < 2 ||
+		   (strcmp(argv[0], "text") != 0 &&
+		    strcmp(argv[0], "json") != 0)) {
 		control_error(&r, "bad request: FORMAT COMMAND [ARG]..., "
 				  "printable words");
 	} else {
@@ -420,15 +431,12 @@ static void conn_read(struct conn *c)
 			answer(c);
 			return;
 		}
+		/* Past the bound the rest of the line is read and dropped
+		 * (within the connection's deadline), so that the error
+		 * reaches a client still writing instead of a reset. */
 		if (c->inlen == sizeof(c->in)) {
-			struct control_reply r = {.f = NULL};
-			control_error(&r, "request longer than %d octets",
-				      CONTROL_REQUEST_MAX);
-			if (set_reply(c, &r, NULL, 0))
-				conn_flush(c);
-			else
-				conn_close(c);
-			return;
+			c->overflow = true;
+			c->inlen = 0;
 		}
 	}
 }
@@ -492,19 +500,18 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 	(void)events;
 	while ((fd = accept4(w->fd, NULL, NULL,
 			     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		if (!control_peer_allowed(fd, ctl->owner, ctl->group)) {
-			log_warn("control: refused a client that is neither "
-				 "root, the socket's owner nor in its group");
-			turn_away(fd, "permission denied: only root, the "
-				      "socket's owner and its group may use "
-				      "the control socket");
-			continue;
-		}
 		struct conn *c;
 		if (ctl->nconns >= CONTROL_MAX_CONNS ||
 		    !(c = calloc(1, sizeof(*c)))) {
 			turn_away(fd, "busy: too many control connections");
 			continue;
+		}
+		/* A refused peer is answered like any request (once its
+		 * line is in), so that it reads the reason, not a reset. */
+		if (!control_peer_allowed(fd, ctl->owner, ctl->group)) {
+			log_warn("control: refused a client that is neither "
+				 "root, the socket's owner nor in its group");
+			c->refused = true;
 		}
 		c->w = (struct loop_watch){fd, on_conn};
 		c->t.cb = on_conn_timeout;

@@ -137,6 +137,10 @@ static char *receive(int fd, size_t *len)
 		ssize_t k = rc < 0 ? -1 : read(fd, buf + n, cap - n - 1);
 		if (k < 0 && errno == EINTR)
 			continue;
+		/* A reset after a reply (the daemon closed with our bytes
+		 * unread) still leaves a whole reply. */
+		if (k < 0 && errno == ECONNRESET && n > 0)
+			k = 0;
 		if (k < 0) {
 			fprintf(stderr, "splitdnsctl: %s\n", strerror(errno));
 			break;
