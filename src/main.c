@@ -27,6 +27,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "block.h"
@@ -872,6 +873,19 @@ static bool start_control(struct daemon *d, char *err, size_t errlen)
 
 	if (!cfg->control)
 		return true;
+	/* The example configuration names /run/splitdns/control, which the
+	 * unit's RuntimeDirectory makes: started some other way, without
+	 * that folder, the daemon serves on without the socket. */
+	struct stat st;
+	const char *slash = strrchr(cfg->control, '/');
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - cfg->control),
+		 cfg->control);
+	if (slash != cfg->control && stat(dir, &st) < 0 && errno == ENOENT) {
+		log_warn("control %s: folder %s does not exist; no control "
+			 "socket", cfg->control, dir);
+		return true;
+	}
 	if (!(d->ctl = control_new(d->loop, &set, &ops, err, errlen)))
 		return false;
 	log_info("control socket %s (mode %04o)", cfg->control,

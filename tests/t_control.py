@@ -371,7 +371,8 @@ def t_refused_user():
 
 @test
 def t_socket_file():
-    """a live socket is not taken over; a stale one is replaced; errors at -t"""
+    """a live socket is not taken over, a stale one is replaced, a missing
+    folder is a warning; errors at -t"""
     d2 = Daemon(conf(), files={"home.zone": ZONE % "", "list.txt": ""},
                 wait=False)
     d2.proc.wait(timeout=10)
@@ -386,6 +387,11 @@ def t_socket_file():
     eq(ctl("status", sock=stale)[0], 0, "the stale socket was replaced")
     d3.stop()
     assert not os.path.exists(stale), "removed at exit"
+    d5 = Daemon(conf(os.path.join(sockdir, "nofolder", "control")),
+                files={"home.zone": ZONE % "", "list.txt": ""})
+    assert "folder %s/nofolder does not exist; no control socket" % sockdir \
+        in d5.stderr(), d5.stderr()
+    d5.stop()
     notsock = os.path.join(sockdir, "file")
     open(notsock, "w").close()
     d4 = Daemon(conf(notsock), files={"home.zone": ZONE % "", "list.txt": ""},
