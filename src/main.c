@@ -627,65 +627,73 @@ static void op_status(void *ctx, struct control_reply *r)
 		s.queries, s.blocked);
 }
 
+/* The pause slot that group names (NULL: everyone), or -1 with an error
+ * answer. */
+static long pause_target(const struct daemon *d, struct control_reply *r,
+			 const char *group)
+{
+	long slot = group ? group_slot(d, group) : PAUSE_ALL;
+
+	if (slot < 0)
+		control_error(r, "no client group '%s' (there is: default)",
+			      group);
+	return slot;
+}
+
 static void op_pause(void *ctx, struct control_reply *r, uint32_t seconds,
 		     const char *group)
 {
 	struct daemon *d = ctx;
-	long slot = group ? group_slot(d, group) : PAUSE_ALL;
+	long slot = pause_target(d, r, group);
+	long long left = seconds ? (long long)seconds : -1;
 
-	if (slot < 0) {
-		control_error(r, "no client group '%s' (there is: default)",
-			      group);
+	if (slot < 0)
 		return;
-	}
 	pause_set(&d->pause, (size_t)slot,
 		  seconds ? loop_now_ms() + (uint64_t)seconds * 1000
 			  : PAUSE_FOREVER);
-	log_info("control: blocking paused for %s%s, %s%" PRIu32 "%s",
-		 group ? "group " : "everyone", group ? group : "",
-		 seconds ? "" : "until resume", seconds,
-		 seconds ? " s" : "");
 	if (r->json) {
 		fprintf(r->f, "{\"paused\": ");
 		control_json_str(r->f, group ? group : "*");
 		fprintf(r->f, ", \"seconds\": ");
-		print_left(r->f, true, seconds ? (long long)seconds : -1);
+		print_left(r->f, true, left);
 		fprintf(r->f, "}\n");
-		return;
+	} else {
+		fprintf(r->f, "blocking paused for %s%s (",
+			group ? "group " : "everyone", group ? group : "");
+		print_left(r->f, false, left);
+		fprintf(r->f, ")\n");
 	}
-	fprintf(r->f, "blocking paused for %s%s (", group ? "group " : "everyone",
-		group ? group : "");
-	print_left(r->f, false, seconds ? (long long)seconds : -1);
-	fprintf(r->f, ")\n");
+	log_info("control: blocking paused for %s%s, %s", group ? "group " : "",
+		 group ? group : "everyone",
+		 seconds ? "for a time" : "until resume");
 }
 
 static void op_resume(void *ctx, struct control_reply *r, const char *group)
 {
 	struct daemon *d = ctx;
-	long slot = group ? group_slot(d, group) : PAUSE_ALL;
+	long slot = pause_target(d, r, group);
 
-	if (slot < 0) {
-		control_error(r, "no client group '%s' (there is: default)",
-			      group);
+	if (slot < 0)
 		return;
-	}
 	/* Without a group every pause ends, everyone's and each group's. */
 	for (size_t i = 0; i <= PAUSE_MAX_GROUPS; i++)
-		if (group ? i == (size_t)slot : true)
+		if (!group || i == (size_t)slot)
 			pause_set(&d->pause, i, 0);
-	log_info("control: blocking resumed for %s%s",
-		 group ? "group " : "everyone", group ? group : "");
+	log_info("control: blocking resumed for %s%s", group ? "group " : "",
+		 group ? group : "everyone");
 	bool still = group && pause_left(pause_until(&d->pause, PAUSE_ALL),
 					 loop_now_ms()) != 0;
-	if (r->json)
-		fprintf(r->f, "{\"resumed\": %s%s%s, \"paused_for_everyone\": "
-			      "%s}\n",
-			group ? "\"" : "\"*", group ? group : "", "\"",
+	if (r->json) {
+		fprintf(r->f, "{\"resumed\": ");
+		control_json_str(r->f, group ? group : "*");
+		fprintf(r->f, ", \"paused_for_everyone\": %s}\n",
 			still ? "true" : "false");
-	else
+	} else {
 		fprintf(r->f, "blocking resumed for %s%s%s\n",
 			group ? "group " : "everyone", group ? group : "",
 			still ? " (still paused for everyone)" : "");
+	}
 }
 
 static void op_flush(void *ctx, struct control_reply *r, const char *name)
