@@ -36,10 +36,10 @@ struct conn {
 	struct loop_timer t;
 	struct control *ctl;
 	LIST_ENTRY(conn) link;
-	bool refused;     /* the peer may not send commands */
-	bool overflow;    /* the line is too long: discarding up to its end */
+	bool refused;  /* the peer may not send commands */
+	bool overflow; /* the line is too long: discarding up to its end */
 	size_t inlen;
-	char *out;        /* the reply, once there is one */
+	char *out; /* the reply, once there is one */
 	size_t outlen, outoff;
 	char in[CONTROL_REQUEST_MAX];
 };
@@ -93,8 +93,10 @@ static bool clear_path(const char *path, char *err, size_t errlen)
 			    strerror(errno));
 	}
 	if (!S_ISSOCK(st.st_mode))
-		return errf(err, errlen, "control %s: exists and is not a "
-					 "socket", path);
+		return errf(err, errlen,
+			    "control %s: exists and is not a "
+			    "socket",
+			    path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return errf(err, errlen, "control: socket: %s",
@@ -103,11 +105,15 @@ static bool clear_path(const char *path, char *err, size_t errlen)
 	int live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	close(fd);
 	if (live)
-		return errf(err, errlen, "control %s: another daemon is "
-					 "listening there", path);
+		return errf(err, errlen,
+			    "control %s: another daemon is "
+			    "listening there",
+			    path);
 	if (unlink(path) < 0)
-		return errf(err, errlen, "control %s: removing the stale "
-					 "socket: %s", path, strerror(errno));
+		return errf(err, errlen,
+			    "control %s: removing the stale "
+			    "socket: %s",
+			    path, strerror(errno));
 	return true;
 }
 
@@ -233,7 +239,8 @@ static bool split(char *line, char **argv, int *argc)
 			return false;
 		argv[(*argc)++] = p;
 		while (*p && *p != ' ') {
-			if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+			if ((unsigned char)*p < 0x21 ||
+			    (unsigned char)*p > 0x7e)
 				return false;
 			p++;
 		}
@@ -259,10 +266,7 @@ static bool number(const char *s, unsigned long max, unsigned long *out)
 	return v > 0;
 }
 
-static bool is_digits(const char *s)
-{
-	return *s >= '0' && *s <= '9';
-}
+static bool starts_digit(const char *s) { return *s >= '0' && *s <= '9'; }
 
 static void run_pause(const struct control_ops *o, struct control_reply *r,
 		      int argc, char **argv)
@@ -270,7 +274,7 @@ static void run_pause(const struct control_ops *o, struct control_reply *r,
 	unsigned long secs = 0;
 	int i = 0;
 
-	if (argc > 0 && is_digits(argv[0])) {
+	if (argc > 0 && starts_digit(argv[0])) {
 		if (!number(argv[0], CONTROL_PAUSE_MAX, &secs)) {
 			control_error(r, "pause: SECONDS must be 1..%u",
 				      CONTROL_PAUSE_MAX);
@@ -288,8 +292,8 @@ static void run_pause(const struct control_ops *o, struct control_reply *r,
 static bool known(const char *cmd)
 {
 	static const char *const names[] = {
-		"status", "pause",   "resume", "flush",
-		"reload", "refresh", "explain", "top",
+	    "status", "pause",	 "resume",  "flush",
+	    "reload", "refresh", "explain", "top",
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(cmd, names[i]) == 0)
@@ -298,8 +302,8 @@ static bool known(const char *cmd)
 }
 
 /* Check the arguments of argv[0] and call its op. */
-static void run(const struct control_ops *o, struct control_reply *r,
-		int argc, char **argv)
+static void run(const struct control_ops *o, struct control_reply *r, int argc,
+		char **argv)
 {
 	const char *cmd = argv[0];
 	int n = argc - 1;
@@ -546,8 +550,8 @@ struct control *control_new(struct loop *loop, const struct control_settings *s,
 	LIST_INIT(&ctl->conns);
 	ctl->w = (struct loop_watch){-1, on_accept};
 	if (!owner_of(s, &ctl->owner, &ctl->group, err, errlen) ||
-	    (ctl->w.fd = bind_socket(s, ctl->owner, ctl->group, err,
-				     errlen)) < 0) {
+	    (ctl->w.fd = bind_socket(s, ctl->owner, ctl->group, err, errlen)) <
+		0) {
 		free(ctl->path);
 		free(ctl);
 		return NULL;

@@ -30,11 +30,11 @@
 #define CONTROL_MODE_DEFAULT 0660
 #define CONTROL_REQUEST_MAX 1024     /* octets, newline included */
 #define CONTROL_REPLY_MAX (1u << 20) /* octets of a reply body */
-#define CONTROL_TIMEOUT_MS 3000      /* per connection, all of it */
-#define CONTROL_MAX_CONNS 16         /* at once; more are turned away */
+#define CONTROL_TIMEOUT_MS 3000	     /* per connection, all of it */
+#define CONTROL_MAX_CONNS 16	     /* at once; more are turned away */
 #define CONTROL_MAX_ARGS 8
-#define CONTROL_PAUSE_MAX 31536000   /* seconds (a year) */
-#define CONTROL_TOP_MAX 1000         /* names per list of top */
+#define CONTROL_PAUSE_MAX 31536000 /* seconds (a year) */
+#define CONTROL_TOP_MAX 1000	   /* names per list of top */
 #define CONTROL_TOP_DEFAULT 10
 
 struct loop;
@@ -51,7 +51,7 @@ struct control_reply {
 };
 
 void control_error(struct control_reply *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* The commands, as parsed; every pointer is borrowed for the call. */
 struct control_ops {
@@ -73,9 +73,9 @@ struct control_ops {
 
 struct control_settings {
 	const char *path;
-	unsigned mode;      /* permission bits of the socket file */
-	const char *user;   /* its owner (the daemon's user); NULL: ours */
-	const char *group;  /* its group; NULL: the owner's primary group */
+	unsigned mode;	   /* permission bits of the socket file */
+	const char *user;  /* its owner (the daemon's user); NULL: ours */
+	const char *group; /* its group; NULL: the owner's primary group */
 };
 
 /*

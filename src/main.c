@@ -605,10 +605,13 @@ static void op_status(void *ctx, struct control_reply *r)
 		d->reload_failures);
 	status_pause(d, f, true);
 	fprintf(f, ", \"counters\": {");
-#define STATUS_JSON(name) fprintf(f, "\"" #name "\": %" PRIu64 ", ", s.name);
+	const char *sep = "";
+#define STATUS_JSON(name)                                                 \
+	fprintf(f, "%s\"" #name "\": %" PRIu64, sep, s.name);             \
+	sep = ", ";
 	QUERY_STATS(STATUS_JSON)
 #undef STATUS_JSON
-	fprintf(f, "\"end\": 0}, \"cache\": {\"entries\": %zu, \"bytes\": %zu, "
+	fprintf(f, "}, \"cache\": {\"entries\": %zu, \"bytes\": %zu, "
 		   "\"hits\": %" PRIu64 ", \"misses\": %" PRIu64
 		   ", \"stored\": %" PRIu64 ", \"evicted\": %" PRIu64
 		   ", \"hit_ratio\": %.4f}, \"upstream\": {\"servers\": [",

@@ -63,15 +63,19 @@ static bool build(char *line, size_t cap, bool json, int argc, char **argv)
 		}
 		for (; *p; p++)
 			if (*p < 0x21 || *p > 0x7e) {
-				fprintf(stderr, "splitdnsctl: argument '%s': "
-						"only printable characters, "
-						"no spaces\n", argv[i]);
+				fprintf(stderr,
+					"splitdnsctl: argument '%s': "
+					"only printable characters, "
+					"no spaces\n",
+					argv[i]);
 				return false;
 			}
 		size_t k = strlen(argv[i]);
 		if (n + 1 + k + 1 >= cap) {
-			fprintf(stderr, "splitdnsctl: the command is longer "
-					"than %d octets\n", CONTROL_REQUEST_MAX);
+			fprintf(stderr,
+				"splitdnsctl: the command is longer "
+				"than %d octets\n",
+				CONTROL_REQUEST_MAX);
 			return false;
 		}
 		line[n++] = ' ';
@@ -100,8 +104,8 @@ static int dial(const char *path)
 			e == EACCES ? " (only root, the socket's owner and "
 				      "its group may use it)"
 			: e == ENOENT || e == ECONNREFUSED
-				? " (is splitdns running, with control set?)"
-				: "");
+			    ? " (is splitdns running, with control set?)"
+			    : "");
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -159,10 +163,10 @@ static char *receive(int fd, size_t *len)
 int main(int argc, char **argv)
 {
 	static const struct option longs[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *path = CONTROL_PATH_DEFAULT;
 	char line[CONTROL_REQUEST_MAX + 1];
@@ -173,8 +177,12 @@ int main(int argc, char **argv)
 	 * one to getopt otherwise). */
 	while ((c = getopt_long(argc, argv, "+s:jVh", longs, NULL)) != -1) {
 		switch (c) {
-		case 's': path = optarg; break;
-		case 'j': json = true; break;
+		case 's':
+			path = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
 		case 'V':
 			printf("splitdnsctl %s\n", PACKAGE_VERSION);
 			return 0;
@@ -189,7 +197,8 @@ int main(int argc, char **argv)
 	/* --json may follow the command too ("splitdnsctl status --json"). */
 	int n = 0;
 	for (int i = optind; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0)
+		if (strcmp(argv[i], "--json") == 0 ||
+		    strcmp(argv[i], "-j") == 0)
 			json = true;
 		else
 			argv[optind + n++] = argv[i];

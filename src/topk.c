@@ -34,12 +34,12 @@ struct slot {
 struct topk {
 	_Atomic uint64_t total;
 	uint32_t seed;
-	unsigned used;               /* slots taken so far */
-	uint64_t cnt[TOPK_CAP];      /* the writer's copy of each count */
-	uint32_t hash[TOPK_CAP];     /* each slot's key hash */
-	uint16_t heap[TOPK_CAP];     /* slots, smallest count first */
-	uint16_t pos[TOPK_CAP];      /* each slot's place in heap */
-	uint16_t index[INDEX];       /* slot + 1; 0: empty */
+	unsigned used;		 /* slots taken so far */
+	uint64_t cnt[TOPK_CAP];	 /* the writer's copy of each count */
+	uint32_t hash[TOPK_CAP]; /* each slot's key hash */
+	uint16_t heap[TOPK_CAP]; /* slots, smallest count first */
+	uint16_t pos[TOPK_CAP];	 /* each slot's place in heap */
+	uint16_t index[INDEX];	 /* slot + 1; 0: empty */
 	struct slot slot[TOPK_CAP];
 };
 
@@ -51,10 +51,7 @@ struct topk *topk_new(void)
 	return t;
 }
 
-void topk_free(struct topk *t)
-{
-	free(t);
-}
+void topk_free(struct topk *t) { free(t); }
 
 static uint64_t load(const _Atomic uint64_t *p)
 {
@@ -149,8 +146,8 @@ static void unindex(struct topk *t, unsigned s)
 		unsigned home = t->hash[t->index[j] - 1] & (INDEX - 1);
 		/* May the entry at j move to the hole at i?  Only when its
 		 * home is not in the cyclic range (i, j]. */
-		bool stays = i < j ? (home > i && home <= j)
-				   : (home > i || home <= j);
+		bool stays =
+		    i < j ? (home > i && home <= j) : (home > i || home <= j);
 		if (!stays) {
 			t->index[i] = t->index[j];
 			t->index[j] = 0;
@@ -160,8 +157,8 @@ static void unindex(struct topk *t, unsigned s)
 }
 
 /* Give slot s a new key, count and error, under its sequence number. */
-static void set_slot(struct topk *t, unsigned s, const uint64_t *w,
-		     size_t len, uint64_t count, uint64_t error)
+static void set_slot(struct topk *t, unsigned s, const uint64_t *w, size_t len,
+		     uint64_t count, uint64_t error)
 {
 	struct slot *sl = &t->slot[s];
 	uint32_t seq = atomic_load_explicit(&sl->seq, memory_order_relaxed);
@@ -217,21 +214,18 @@ void topk_add(struct topk *t, const uint8_t *key, size_t len, uint64_t w)
 	t->index[find(t, h, words, len)] = (uint16_t)(s + 1);
 }
 
-uint64_t topk_total(const struct topk *t)
-{
-	return load(&t->total);
-}
+uint64_t topk_total(const struct topk *t) { return load(&t->total); }
 
 /* One consistent copy of slot sl; false when unused or changing. */
 static bool read_slot(const struct slot *sl, struct topk_entry *e)
 {
 	for (int k = 0; k < READ_TRIES; k++) {
 		uint32_t s1 =
-			atomic_load_explicit(&sl->seq, memory_order_acquire);
+		    atomic_load_explicit(&sl->seq, memory_order_acquire);
 		if (s1 & 1)
 			continue;
 		uint32_t len =
-			atomic_load_explicit(&sl->len, memory_order_relaxed);
+		    atomic_load_explicit(&sl->len, memory_order_relaxed);
 		uint64_t w[WORDS];
 		for (size_t i = 0; i < WORDS; i++)
 			w[i] = load(&sl->word[i]);

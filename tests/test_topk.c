@@ -87,8 +87,8 @@ static void test_bounds_past_capacity(void)
 	is_int(n, TOPK_CAP, "every counter in use");
 	bool within = true, above = true, heavy = true;
 	for (size_t j = 0; j < n; j++) {
-		unsigned i = (unsigned)strtoul((const char *)e[j].key + 5,
-					       NULL, 10);
+		unsigned i =
+		    (unsigned)strtoul((const char *)e[j].key + 5, NULL, 10);
 		within = within && e[j].error <= bound;
 		above = above && e[j].count >= truth[i] &&
 			e[j].count - e[j].error <= truth[i];
@@ -148,7 +148,7 @@ static void test_merge(void)
 	is_int(n, 11, "equal keys combined");
 	topk_sort(e, n);
 	ok(find(e, n, 9)->count == 110 && find(e, n, 0)->count == 101 &&
-		   find(e, n, 42)->count == 3,
+	       find(e, n, 42)->count == 3,
 	   "counts of equal keys add up");
 	ok(e[0].count == 110 && e[10].count == 3, "merged and sorted");
 	is_int(topk_merge(e, 0), 0, "an empty merge");
