@@ -481,6 +481,19 @@ static long long pause_left(uint64_t until, uint64_t now)
 	return (long long)((until - now + 999) / 1000);
 }
 
+/* Zero the pauses that have ended, so that the workers stop reading the
+ * clock for them (pause_any); on each pause and status command. */
+static void pause_tidy(struct daemon *d)
+{
+	uint64_t now = loop_now_ms();
+
+	for (size_t i = 0; i <= PAUSE_MAX_GROUPS; i++) {
+		uint64_t until = pause_until(&d->pause, i);
+		if (until && until <= now)
+			pause_set(&d->pause, i, 0);
+	}
+}
+
 static void print_left(FILE *f, bool json, long long left)
 {
 	if (json)
@@ -551,6 +564,7 @@ static void op_status(void *ctx, struct control_reply *r)
 	uint64_t now = loop_now_ms();
 	FILE *f = r->f;
 
+	pause_tidy(d);
 	for (size_t i = 0; i < d->nworkers; i++)
 		worker_stats(d->workers[i], &s);
 	cache_get_stats(d->cache, &cs);
@@ -652,6 +666,7 @@ static void op_pause(void *ctx, struct control_reply *r, uint32_t seconds,
 
 	if (slot < 0)
 		return;
+	pause_tidy(d);
 	pause_set(&d->pause, (size_t)slot,
 		  seconds ? loop_now_ms() + (uint64_t)seconds * 1000
 			  : PAUSE_FOREVER);
@@ -1029,8 +1044,7 @@ int main(int argc, char **argv)
 	}
 	d.generation = 1;
 	d.started_ms = d.published_ms = loop_now_ms();
-	for (size_t i = 0; i <= PAUSE_MAX_GROUPS; i++)
-		atomic_init(&d.pause.until_ms[i], 0);
+	pause_init(&d.pause);
 	struct cache_limits lim;
 	cache_limits_of(d.snap->cfg, &lim);
 	if (!(d.loop = loop_new()) || !(d.cache = cache_new(&lim))) {

@@ -748,7 +748,8 @@ enum outcome {
  * default group's pause, until client groups exist. */
 static bool blocking_on(const struct query_env *env)
 {
-	return !pause_active(env->pause, 0, loop_now(env->loop));
+	return !pause_any(env->pause) ||
+	       !pause_active(env->pause, 0, loop_now(env->loop));
 }
 
 /* Does a CNAME in the reply's answer section point at a blocked name?
@@ -1344,7 +1345,7 @@ void query_handle(struct query_env *env, const struct query_client *c,
 		.client = c->peerlen ? (const struct sockaddr *)&c->peer : NULL,
 		.transport = c->conn ? ROUTE_TCP : ROUTE_UDP,
 		.pause = env->pause,
-		.now_ms = loop_now(env->loop),
+		.now_ms = pause_any(env->pause) ? loop_now(env->loop) : 0,
 	};
 	struct route_decision d;
 	struct wire_query wq;

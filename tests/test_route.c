@@ -237,8 +237,7 @@ static void test_pause(const struct snapshot *s)
 	struct pause_state p;
 	struct route_decision d;
 
-	for (size_t i = 0; i <= PAUSE_MAX_GROUPS; i++)
-		atomic_init(&p.until_ms[i], 0);
+	pause_init(&p);
 	is_int(route_paused(s, &p, 1000, "ads.example.net", &d), ROUTE_BLOCKED,
 	       "pause: nothing paused, blocked");
 	ok(!d.paused, "  not marked paused");
@@ -261,6 +260,10 @@ static void test_pause(const struct snapshot *s)
 	is_int(route_paused(s, &p, 1, "www.example.com", &d), ROUTE_FORWARD,
 	       "a name no list holds is not marked paused");
 	ok(!d.paused, "  not marked paused");
+	pause_set(&p, pause_slot(1), 0);
+	ok(pause_any(&p), "an expired pause still counts as set");
+	pause_set(&p, PAUSE_ALL, 0);
+	ok(!pause_any(&p), "every slot resumed: the workers skip the clock");
 }
 
 int main(void)
