@@ -463,7 +463,8 @@ static void on_conn_timeout(struct loop_timer *t, uint64_t now_ms)
 	conn_close(c);
 }
 
-bool control_peer_allowed(int fd, uint32_t owner, uint32_t group)
+/* uid 0, the owner, or in the socket's group (control.h). */
+static bool peer_allowed(int fd, uint32_t owner, uint32_t group)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -512,7 +513,7 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 		}
 		/* A refused peer is answered like any request (once its
 		 * line is in), so that it reads the reason, not a reset. */
-		if (!control_peer_allowed(fd, ctl->owner, ctl->group)) {
+		if (!peer_allowed(fd, ctl->owner, ctl->group)) {
 			log_warn("control: refused a client that is neither "
 				 "root, the socket's owner nor in its group");
 			c->refused = true;

@@ -13,6 +13,12 @@
  * the daemon closes the connection.  A client has CONTROL_TIMEOUT_MS for
  * the whole exchange; past it, it is cut off.
  *
+ * Who may send commands: the socket file's mode is the gate (connect(2)
+ * needs write permission on it); the daemon checks the peer too, by the
+ * credentials the kernel recorded at connect (SO_PEERCRED, SO_PEERGROUPS):
+ * uid 0, the socket's owner, or a member of its group (primary or
+ * supplementary).  Anyone else gets a "permission denied" error answer.
+ *
  * This module owns the socket, its file, the connections, the framing
  * and the parsing of commands and their arguments; what each command does
  * is main's (struct control_ops), which writes its answer into the reply.
@@ -91,13 +97,6 @@ struct control *control_new(struct loop *loop, const struct control_settings *s,
 /* Close every connection and the socket, and remove its file (when we
  * still may).  control_free(NULL) does nothing. */
 void control_free(struct control *c);
-
-/*
- * Who may send commands besides the file's permissions: uid 0, the
- * socket's owner, and members of its group (by the peer's groups as the
- * kernel reports them at connect, SO_PEERCRED and SO_PEERGROUPS).
- */
-bool control_peer_allowed(int fd, uint32_t owner, uint32_t group);
 
 /* JSON text for s: a quoted string with '"', '\\' and every octet below
  * 0x20 or above 0x7e escaped (\u00XX), so that names are data. */

@@ -749,33 +749,33 @@ static void op_flush(void *ctx, struct control_reply *r, const char *name)
 }
 
 static void reload_reply(struct daemon *d, struct control_reply *r,
-			 const char *what)
+			 const char *what, const char *note)
 {
 	bool queued = d->reloading;
 
 	start_reload(d);
-	if (r->json)
+	if (r->json) {
 		fprintf(r->f, "{\"%s\": \"%s\", \"generation\": %" PRIu64 "}\n",
 			what, queued ? "queued" : "started", d->generation);
-	else
-		fprintf(r->f, "%s %s (serving generation %" PRIu64 "; "
-			      "status shows the new one once it is "
-			      "published)\n",
-			what, queued ? "queued after the one running"
-				     : "started",
-			d->generation);
+		return;
+	}
+	fprintf(r->f, "%s %s%s (serving generation %" PRIu64 "; status "
+		      "shows the new one once it is published)\n",
+		what, queued ? "queued after the one running" : "started", note,
+		d->generation);
 }
 
 static void op_reload(void *ctx, struct control_reply *r)
 {
-	reload_reply(ctx, r, "reload");
+	reload_reply(ctx, r, "reload", "");
 }
 
 /* The lists are files today: fetching them again is reading them again,
- * which a reload does (the subscription helper gives this its own path). */
+ * which a reload does (list subscriptions give refresh its own path). */
 static void op_refresh(void *ctx, struct control_reply *r)
 {
-	reload_reply(ctx, r, "refresh");
+	reload_reply(ctx, r, "refresh", ": the block lists are files, so a "
+					"reload");
 }
 
 static void op_explain(void *ctx, struct control_reply *r, const char *name,
