@@ -160,13 +160,47 @@ static void drop(struct stripe *c, struct entry *e)
 
 void cache_clear(struct cache *c)
 {
+	cache_flush(c);
+}
+
+size_t cache_flush(struct cache *c)
+{
+	size_t n = 0;
+
 	for (unsigned i = 0; i < c->nstripes; i++) {
 		struct stripe *st = &c->stripe[i];
 		pthread_mutex_lock(&st->mu);
+		n += st->st.entries;
 		while (st->head)
 			drop(st, st->head);
 		pthread_mutex_unlock(&st->mu);
 	}
+	return n;
+}
+
+size_t cache_flush_name(struct cache *c, const uint8_t *name, size_t len)
+{
+	uint8_t lower[WIRE_NAME_MAX];
+	size_t n = 0;
+
+	if (len == 0 || len > WIRE_NAME_MAX)
+		return 0;
+	/* Keys begin with the lowered name (cache_key), and a wire name
+	 * ends at its root label, so a prefix match is a whole-name match. */
+	wire_name_lower(lower, name, len);
+	for (unsigned i = 0; i < c->nstripes; i++) {
+		struct stripe *st = &c->stripe[i];
+		pthread_mutex_lock(&st->mu);
+		for (struct entry *e = st->head, *next; e; e = next) {
+			next = e->next;
+			if (e->klen > len && memcmp(e->data, lower, len) == 0) {
+				drop(st, e);
+				n++;
+			}
+		}
+		pthread_mutex_unlock(&st->mu);
+	}
+	return n;
 }
 
 void cache_free(struct cache *c)

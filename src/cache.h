@@ -67,6 +67,16 @@ void cache_set_limits(struct cache *c, const struct cache_limits *lim);
 /* Forget everything (upstreams changed on reload). */
 void cache_clear(struct cache *c);
 
+/* Forget everything and return how many entries went (splitdnsctl flush).
+ * Any thread; each stripe is locked in turn, so queries go on meanwhile. */
+size_t cache_flush(struct cache *c);
+
+/* Forget every entry for the wire name name (len octets, any letter
+ * case): all types, classes, flags and upstream groups.  Returns how many
+ * went.  Any thread; it walks every stripe (the key hash covers more than
+ * the name), each under its own lock. */
+size_t cache_flush_name(struct cache *c, const uint8_t *name, size_t len);
+
 /* The key of query q sent to upstream group of upstream generation gen
  * (answers from servers that a reload replaced never match); returns its
  * length. */

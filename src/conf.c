@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <glob.h>
+#include <grp.h>
 #include <pwd.h>
 #include <inttypes.h>
 #include <libconfig.h>
@@ -540,6 +541,47 @@ static bool load_user(struct loader *ld, config_setting_t *root,
 		if (!(cfg->user = ld_strdup(ld, user)))
 			return false;
 	}
+	return true;
+}
+
+/* control, control_mode, control_group (splitdns.conf(5), CONTROL). */
+static bool load_control(struct loader *ld, config_setting_t *root,
+			 struct conf *cfg)
+{
+	const char *path = NULL, *mode = NULL, *group = NULL;
+	config_setting_t *s;
+
+	cfg->control_mode = 0660;
+	if (!get_string(ld, root, "control", false, &path, NULL) ||
+	    !get_string(ld, root, "control_mode", false, &mode, NULL) ||
+	    !get_string(ld, root, "control_group", false, &group, NULL))
+		return false;
+	if (path && path[0] != '/')
+		return fail(ld, config_setting_get_member(root, "control"),
+			    "'control' must be an absolute path");
+	if (path && strlen(path) >= 108)
+		return fail(ld, config_setting_get_member(root, "control"),
+			    "'control' is longer than 107 octets");
+	if (mode) {
+		char *end;
+		unsigned long m = strtoul(mode, &end, 8);
+		s = config_setting_get_member(root, "control_mode");
+		if (!*mode || *end || m > 0777)
+			return fail(ld, s, "'control_mode' must be octal "
+					   "permission bits such as \"0660\"");
+		cfg->control_mode = (unsigned)m;
+	}
+	if (group) {
+		s = config_setting_get_member(root, "control_group");
+		errno = 0;
+		if (!*group || !getgrnam(group))
+			return fail(ld, s, "control_group '%s': %s", group,
+				    errno ? strerror(errno) : "no such group");
+		if (!(cfg->control_group = ld_strdup(ld, group)))
+			return false;
+	}
+	if (path && !(cfg->control = ld_strdup(ld, path)))
+		return false;
 	return true;
 }
 
@@ -1077,6 +1119,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 		"private_local", "rebind_protection", "rebind_ok",
 		"block",	 "access",	      "user",
 		"cache",	 "threads",	      "limits",
+		"control",	 "control_mode",      "control_group",
 		NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
 	struct conf *cfg = ld_calloc(&ld, 1, sizeof(*cfg));
@@ -1108,7 +1151,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 			     &cfg->nrebind_ok, NULL) ||
 	    !load_block(&ld, root, cfg) || !load_access(&ld, root, cfg) ||
 	    !load_user(&ld, root, cfg) || !load_cache(&ld, root, cfg) ||
-	    !load_limits(&ld, root, cfg) ||
+	    !load_limits(&ld, root, cfg) || !load_control(&ld, root, cfg) ||
 	    !check_loops(&ld, cfg) ||
 	    !load_zones(&ld, root, cfg))
 		goto out;
@@ -1154,6 +1197,8 @@ void conf_free(struct conf *cfg)
 	free_strings(cfg->block.regex, cfg->block.nregex);
 	free(cfg->access);
 	free(cfg->user);
+	free(cfg->control);
+	free(cfg->control_group);
 	free(cfg->listen);
 	free(cfg->servers);
 	free(cfg->path);

@@ -133,6 +133,9 @@ struct conf {
 	uint32_t limit_slip;         /* every slip-th refused gets TC=1 */
 	char *user;   /* switch to this user after binding; NULL: stay */
 	int user_line;
+	char *control;        /* the control socket's path; NULL: none */
+	unsigned control_mode; /* its permission bits (default 0660) */
+	char *control_group;  /* its group; NULL: the user's own */
 };
 
 /*

@@ -223,8 +223,8 @@ static void print_policy(FILE *out, const struct conf *cfg,
 }
 
 /* The query packet for name and type, as a client would send it. */
-static int make_query(const char *name, const char *type, uint8_t *pkt,
-		      size_t cap, size_t *len)
+static int make_query(FILE *errs, const char *name, const char *type,
+		      uint8_t *pkt, size_t cap, size_t *len)
 {
 	struct wire_buf b = {pkt, 0, cap, false};
 	char text[1100];
@@ -236,7 +236,7 @@ static int make_query(const char *name, const char *type, uint8_t *pkt,
 		 name[0] && name[strlen(name) - 1] == '.' ? "" : ".");
 	int n = wire_name_from_text(text, NULL, 0, wname, &why);
 	if (n < 0) {
-		fprintf(stderr, "splitdns: --explain '%s': %s\n", name, why);
+		fprintf(errs, "splitdns: --explain '%s': %s\n", name, why);
 		return -1;
 	}
 	if (type) {
@@ -246,7 +246,7 @@ static int make_query(const char *name, const char *type, uint8_t *pkt,
 			qtype = WIRE_T_ANY;
 		if (!qtype && (qtype = strtoul(type, &end, 10), *end || !qtype ||
 					       qtype > 65535)) {
-			fprintf(stderr, "splitdns: --explain: unknown type "
+			fprintf(errs, "splitdns: --explain: unknown type "
 					"'%s'\n", type);
 			return -1;
 		}
@@ -292,31 +292,67 @@ static void print_allowed(FILE *out, const struct snapshot *s,
 }
 
 /* The client line: which address asked, and whether access let it. */
-static int parse_client(const char *client, struct sockaddr_storage *ss)
+static int parse_client(FILE *errs, const char *client,
+			struct sockaddr_storage *ss)
 {
 	struct conf_addr a;
 	const char *why;
 
 	if (!conf_parse_addr(client, 53, &a, &why)) {
-		fprintf(stderr, "splitdns: --client '%s': %s\n", client, why);
+		fprintf(errs, "splitdns: --client '%s': %s\n", client, why);
 		return -1;
 	}
 	*ss = a.ss;
 	return 0;
 }
 
+/* Blocking paused: what the block list would have said, and for how
+ * long it does not. */
+static void print_paused(FILE *out, const struct snapshot *s,
+			 const struct wire_query *q,
+			 const struct route_decision *d,
+			 const struct pause_state *p, uint64_t now_ms)
+{
+	uint64_t until = pause_until(p, PAUSE_ALL);
+
+	if (!d->paused)
+		return;
+	if (until <= now_ms)
+		until = pause_until(p, pause_slot(0));
+	if (until == PAUSE_FOREVER)
+		fprintf(out, "  pause:  blocking paused (until resume): "
+			     "the block list's answer is not given\n");
+	else
+		fprintf(out, "  pause:  blocking paused (%llu s left): the "
+			     "block list's answer is not given\n",
+			(unsigned long long)((until - now_ms + 999) / 1000));
+	block_explain(out, s->cfg, d->on_target ? d->chase.target : q->qname,
+		      d->on_target ? d->chase.target_len : q->qname_len,
+		      q->qtype);
+}
+
 int explain(FILE *out, const struct snapshot *s, const char *name,
 	    const char *type, const char *client)
 {
+	return explain_running(out, stderr, s, name, type, client, NULL, 0,
+			       NULL);
+}
+
+int explain_running(FILE *out, FILE *errs, const struct snapshot *s,
+		    const char *name, const char *type, const char *client,
+		    const struct pause_state *p, uint64_t now_ms,
+		    struct route_decision *dout)
+{
 	uint8_t pkt[WIRE_HEADER_LEN + WIRE_NAME_MAX + 4];
 	struct sockaddr_storage ss;
-	struct route_ctx ctx = {.pkt = pkt, .transport = ROUTE_UDP};
+	struct route_ctx ctx = {.pkt = pkt, .transport = ROUTE_UDP,
+				.pause = p, .now_ms = now_ms};
 	struct route_decision d;
 	struct wire_query q;
 	char text[1100];
 
-	if (make_query(name, type, pkt, sizeof(pkt), &ctx.len) < 0 ||
-	    (client && parse_client(client, &ss) < 0))
+	if (make_query(errs, name, type, pkt, sizeof(pkt), &ctx.len) < 0 ||
+	    (client && parse_client(errs, client, &ss) < 0))
 		return 1;
 	if (client)
 		ctx.client = (const struct sockaddr *)&ss;
@@ -351,6 +387,7 @@ int explain(FILE *out, const struct snapshot *s, const char *name,
 	case ROUTE_PRIVATE:
 	case ROUTE_FORWARD:
 		print_allowed(out, s, &q, &d);
+		print_paused(out, s, &q, &d, p, now_ms);
 		print_policy(out, s->cfg, &d.policy);
 		break;
 	case ROUTE_BLOCKED:
@@ -374,9 +411,12 @@ int explain(FILE *out, const struct snapshot *s, const char *name,
 			d.kind == ROUTE_CHASE ? "resolved upstream"
 					      : "not forwarded");
 		print_allowed(out, s, &q, &d);
+		print_paused(out, s, &q, &d, p, now_ms);
 		print_policy(out, s->cfg, &d.policy);
 		break;
 	}
 	free(reply);
+	if (dout)
+		*dout = d;
 	return 0;
 }

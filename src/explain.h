@@ -9,8 +9,11 @@
 #ifndef SPLITDNS_EXPLAIN_H
 #define SPLITDNS_EXPLAIN_H
 
+#include <stdint.h>
 #include <stdio.h>
 
+struct pause_state;
+struct route_decision;
 struct snapshot;
 
 /*
@@ -21,5 +24,16 @@ struct snapshot;
  */
 int explain(FILE *out, const struct snapshot *s, const char *name,
 	    const char *type, const char *client);
+
+/*
+ * The same for the running daemon (splitdnsctl explain): messages about
+ * bad arguments go to errs, blocking's pause state p (may be NULL) is
+ * applied as of now_ms and said, and the decision is copied to *d (may
+ * be NULL).
+ */
+int explain_running(FILE *out, FILE *errs, const struct snapshot *s,
+		    const char *name, const char *type, const char *client,
+		    const struct pause_state *p, uint64_t now_ms,
+		    struct route_decision *d);
 
 #endif

@@ -27,17 +27,23 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "block.h"
 #include "cache.h"
 #include "conf.h"
+#include "control.h"
 #include "explain.h"
 #include "log.h"
 #include "loop.h"
+#include "pause.h"
 #include "query.h"
+#include "route.h"
 #include "server.h"
 #include "snapshot.h"
+#include "topk.h"
+#include "wire.h"
 #include "worker.h"
 #include "zone.h"
 
@@ -78,6 +84,12 @@ struct daemon {
 	atomic_bool reload_done;
 	char reload_err[CONF_ERR_MAX];
 	bool stop;
+	/* The control socket (splitdnsctl) and what it sets and shows. */
+	struct control *ctl;
+	struct pause_state pause;   /* read by the workers */
+	uint64_t started_ms;        /* monotonic */
+	uint64_t published_ms;      /* when d->snap was published */
+	uint64_t reloads, reload_failures;
 };
 
 static void usage(FILE *f)
@@ -319,6 +331,18 @@ static bool same_sockets(const struct conf *a, const struct conf *b)
 	return true;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_control(const struct conf *a, const struct conf *b)
+{
+	return same_text(a->control, b->control) &&
+	       same_text(a->control_group, b->control_group) &&
+	       a->control_mode == b->control_mode;
+}
+
 /* ---- reloads: built on a thread of their own, published by main ---- */
 
 static void *build_snapshot(void *arg)
@@ -364,6 +388,9 @@ static void publish(struct daemon *d, struct snapshot *s)
 	if ((old->cfg->user == NULL) != (s->cfg->user == NULL) ||
 	    (s->cfg->user && strcmp(old->cfg->user, s->cfg->user) != 0))
 		log_warn("user changed: it takes effect after a restart");
+	if (!same_control(old->cfg, s->cfg))
+		log_warn("control settings changed: they take effect after a "
+			 "restart");
 	/* Answers of servers that are gone never match again (the key
 	 * holds the upstream generation); free their memory now. */
 	if (!snapshot_same_upstreams(old, s))
@@ -375,6 +402,8 @@ static void publish(struct daemon *d, struct snapshot *s)
 	for (size_t i = 0; i < d->nworkers; i++)
 		worker_publish(d->workers[i], snapshot_ref(s));
 	d->snap = s;
+	d->published_ms = loop_now_ms();
+	d->reloads++;
 	snapshot_unref(old);
 	log_info("reloaded %s: %zu local names, %zu forward rules",
 		 d->o->conf, zone_size(s->zone), s->cfg->nforwards);
@@ -389,11 +418,13 @@ static void on_main_wake(void *ctx)
 	pthread_join(d->reloader, NULL);
 	d->reloading = false;
 	struct snapshot *s = atomic_exchange(&d->built, NULL);
-	if (s)
+	if (s) {
 		publish(d, s);
-	else
+	} else {
+		d->reload_failures++;
 		log_err("reload failed, still serving the previous "
 			"configuration: %s", d->reload_err);
+	}
 	if (d->reload_again && !d->stop)
 		start_reload(d);
 }
@@ -418,6 +449,474 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 			 si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 		d->stop = true;
 	}
+}
+
+/* ---- the control socket's commands (control.h), on main's thread ---- */
+
+/* The pause slot of the client group called name, or -1.  Client groups
+ * do not exist yet: "default" (the clients of no group) is the one. */
+static long group_slot(const struct daemon *d, const char *name)
+{
+	(void)d;
+	if (strcmp(name, "default") == 0)
+		return (long)pause_slot(0);
+	return -1;
+}
+
+/* The name of pause slot i (>= 1), for status. */
+static const char *slot_group(const struct daemon *d, size_t slot)
+{
+	(void)d;
+	return slot == pause_slot(0) ? "default" : NULL;
+}
+
+/* Seconds left of a pause that ends at until (0: none, -1: until
+ * resume). */
+static long long pause_left(uint64_t until, uint64_t now)
+{
+	if (until <= now)
+		return 0;
+	if (until == PAUSE_FOREVER)
+		return -1;
+	return (long long)((until - now + 999) / 1000);
+}
+
+/* Zero the pauses that have ended, so that the workers stop reading the
+ * clock for them (pause_any); on each pause and status command. */
+static void pause_tidy(struct daemon *d)
+{
+	uint64_t now = loop_now_ms();
+
+	for (size_t i = 0; i <= PAUSE_MAX_GROUPS; i++) {
+		uint64_t until = pause_until(&d->pause, i);
+		if (until && until <= now)
+			pause_set(&d->pause, i, 0);
+	}
+}
+
+static void print_left(FILE *f, bool json, long long left)
+{
+	if (json)
+		fprintf(f, left < 0 ? "null" : "%lld", left);
+	else if (left < 0)
+		fprintf(f, "until resume");
+	else
+		fprintf(f, "%lld s left", left);
+}
+
+static void status_pause(const struct daemon *d, FILE *f, bool json)
+{
+	uint64_t now = loop_now_ms();
+	bool any = false;
+
+	fprintf(f, json ? "\"pause\": {" : "blocking: ");
+	for (size_t i = 0; i <= PAUSE_MAX_GROUPS; i++) {
+		long long left = pause_left(pause_until(&d->pause, i), now);
+		const char *g = i == PAUSE_ALL ? NULL : slot_group(d, i);
+		if (left == 0 || (i != PAUSE_ALL && !g))
+			continue;
+		if (json) {
+			fprintf(f, "%s", any ? ", " : "");
+			control_json_str(f, g ? g : "*");
+			fprintf(f, ": ");
+		} else {
+			fprintf(f, "%spaused for %s%s (", any ? "; " : "",
+				g ? "group " : "everyone", g ? g : "");
+		}
+		print_left(f, json, left);
+		fprintf(f, json ? "" : ")");
+		any = true;
+	}
+	fprintf(f, json ? "}" : any ? "\n" : "on\n");
+}
+
+static void status_lists(const struct daemon *d, FILE *f, bool json)
+{
+	const struct block_set *b = d->snap->blocks;
+
+	fprintf(f, json ? "\"lists\": [" : "");
+	for (unsigned i = 0; b && i < b->nsrc; i++) {
+		uint64_t hits = 0;
+		for (size_t w = 0; w < d->nworkers; w++)
+			hits += worker_hits(d->workers[w], b->src[i].name);
+		if (json) {
+			fprintf(f, "%s{\"name\": ", i ? ", " : "");
+			control_json_str(f, b->src[i].name);
+			fprintf(f, ", \"names\": %zu, \"allowed\": %zu, "
+				   "\"bad_lines\": %zu, \"hits\": %" PRIu64 "}",
+				b->src[i].entries, b->src[i].allows,
+				b->src[i].bad, hits);
+		} else {
+			fprintf(f, "list %s: %zu names, %zu allowed, %zu bad "
+				   "lines, %" PRIu64 " hits\n",
+				b->src[i].name, b->src[i].entries,
+				b->src[i].allows, b->src[i].bad, hits);
+		}
+	}
+	fprintf(f, json ? "]" : "");
+}
+
+static void op_status(void *ctx, struct control_reply *r)
+{
+	struct daemon *d = ctx;
+	struct query_stats s = {0};
+	struct cache_stats cs;
+	uint64_t now = loop_now_ms();
+	FILE *f = r->f;
+
+	pause_tidy(d);
+	for (size_t i = 0; i < d->nworkers; i++)
+		worker_stats(d->workers[i], &s);
+	cache_get_stats(d->cache, &cs);
+	double ratio = cs.hits + cs.misses
+			       ? (double)cs.hits / (double)(cs.hits + cs.misses)
+			       : 0.0;
+	const struct conf *cfg = d->snap->cfg;
+	if (!r->json) {
+		fprintf(f, "splitdns %s: up %" PRIu64 " s, %zu workers\n",
+			PACKAGE_VERSION, (now - d->started_ms) / 1000,
+			d->nworkers);
+		fprintf(f, "snapshot: generation %" PRIu64 ", %" PRIu64
+			   " s old, %zu local names, %zu forward rules; "
+			   "%" PRIu64 " reloads, %" PRIu64 " failed\n",
+			d->generation, (now - d->published_ms) / 1000,
+			zone_size(d->snap->zone), cfg->nforwards, d->reloads,
+			d->reload_failures);
+		status_pause(d, f, false);
+		fprintf(f, "queries: %" PRIu64 "; answers: local %" PRIu64
+			   ", blocked %" PRIu64 ", cached %" PRIu64
+			   ", stale %" PRIu64 ", forwarded %" PRIu64
+			   ", refused %" PRIu64 ", private %" PRIu64
+			   ", servfail %" PRIu64 ", malformed %" PRIu64
+			   ", dropped %" PRIu64 "\n",
+			s.queries, s.local, s.blocked, s.cached, s.stale,
+			s.forwarded, s.refused, s.private_nx, s.servfail,
+			s.malformed, s.dropped);
+		fprintf(f, "cache: %zu entries, %zu bytes, %" PRIu64
+			   " hits, %" PRIu64 " misses, hit ratio %.1f%%\n",
+			cs.entries, cs.bytes, cs.hits, cs.misses, 100 * ratio);
+		/* No per-server figures exist yet: the upstream's health is
+		 * what the pipeline counts for all of them. */
+		fprintf(f, "upstream: %zu servers%s; %" PRIu64
+			   " answers, %" PRIu64 " failures (servfail), %"
+			   PRIu64 " joined, %" PRIu64 " prefetched\n",
+			cfg->nservers,
+			cfg->servers_from_resolv ? " (resolv.conf)" : "",
+			s.answered, s.servfail, s.joined, s.prefetched);
+		status_lists(d, f, false);
+		fprintf(f, "group default: %" PRIu64 " queries, %" PRIu64
+			   " blocked\n", s.queries, s.blocked);
+		return;
+	}
+	fprintf(f, "{\"version\": \"%s\", \"uptime\": %" PRIu64
+		   ", \"workers\": %zu, \"snapshot\": {\"generation\": %"
+		   PRIu64 ", \"age\": %" PRIu64 ", \"local_names\": %zu, "
+		   "\"forward_rules\": %zu, \"reloads\": %" PRIu64
+		   ", \"reload_failures\": %" PRIu64 "}, ",
+		PACKAGE_VERSION, (now - d->started_ms) / 1000, d->nworkers,
+		d->generation, (now - d->published_ms) / 1000,
+		zone_size(d->snap->zone), cfg->nforwards, d->reloads,
+		d->reload_failures);
+	status_pause(d, f, true);
+	fprintf(f, ", \"counters\": {");
+	const char *sep = "";
+#define STATUS_JSON(name)                                                 \
+	fprintf(f, "%s\"" #name "\": %" PRIu64, sep, s.name);             \
+	sep = ", ";
+	QUERY_STATS(STATUS_JSON)
+#undef STATUS_JSON
+	fprintf(f, "}, \"cache\": {\"entries\": %zu, \"bytes\": %zu, "
+		   "\"hits\": %" PRIu64 ", \"misses\": %" PRIu64
+		   ", \"stored\": %" PRIu64 ", \"evicted\": %" PRIu64
+		   ", \"hit_ratio\": %.4f}, \"upstream\": {\"servers\": [",
+		cs.entries, cs.bytes, cs.hits, cs.misses, cs.stored,
+		cs.evicted, ratio);
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		fprintf(f, "%s", i ? ", " : "");
+		control_json_str(f, cfg->servers[i].text);
+	}
+	fprintf(f, "], \"answers\": %" PRIu64 ", \"failures\": %" PRIu64
+		   "}, ",
+		s.answered, s.servfail);
+	status_lists(d, f, true);
+	fprintf(f, ", \"groups\": [{\"name\": \"default\", \"queries\": %"
+		   PRIu64 ", \"blocked\": %" PRIu64 "}]}\n",
+		s.queries, s.blocked);
+}
+
+/* The pause slot that group names (NULL: everyone), or -1 with an error
+ * answer. */
+static long pause_target(const struct daemon *d, struct control_reply *r,
+			 const char *group)
+{
+	long slot = group ? group_slot(d, group) : PAUSE_ALL;
+
+	if (slot < 0)
+		control_error(r, "no client group '%s' (there is: default)",
+			      group);
+	return slot;
+}
+
+static void op_pause(void *ctx, struct control_reply *r, uint32_t seconds,
+		     const char *group)
+{
+	struct daemon *d = ctx;
+	long slot = pause_target(d, r, group);
+	long long left = seconds ? (long long)seconds : -1;
+
+	if (slot < 0)
+		return;
+	pause_tidy(d);
+	pause_set(&d->pause, (size_t)slot,
+		  seconds ? loop_now_ms() + (uint64_t)seconds * 1000
+			  : PAUSE_FOREVER);
+	if (r->json) {
+		fprintf(r->f, "{\"paused\": ");
+		control_json_str(r->f, group ? group : "*");
+		fprintf(r->f, ", \"seconds\": ");
+		print_left(r->f, true, left);
+		fprintf(r->f, "}\n");
+	} else {
+		fprintf(r->f, "blocking paused for %s%s (",
+			group ? "group " : "everyone", group ? group : "");
+		print_left(r->f, false, left);
+		fprintf(r->f, ")\n");
+	}
+	log_info("control: blocking paused for %s%s, %s", group ? "group " : "",
+		 group ? group : "everyone",
+		 seconds ? "for a time" : "until resume");
+}
+
+static void op_resume(void *ctx, struct control_reply *r, const char *group)
+{
+	struct daemon *d = ctx;
+	long slot = pause_target(d, r, group);
+
+	if (slot < 0)
+		return;
+	/* Without a group every pause ends, everyone's and each group's. */
+	for (size_t i = 0; i <= PAUSE_MAX_GROUPS; i++)
+		if (!group || i == (size_t)slot)
+			pause_set(&d->pause, i, 0);
+	log_info("control: blocking resumed for %s%s", group ? "group " : "",
+		 group ? group : "everyone");
+	bool still = group && pause_left(pause_until(&d->pause, PAUSE_ALL),
+					 loop_now_ms()) != 0;
+	if (r->json) {
+		fprintf(r->f, "{\"resumed\": ");
+		control_json_str(r->f, group ? group : "*");
+		fprintf(r->f, ", \"paused_for_everyone\": %s}\n",
+			still ? "true" : "false");
+	} else {
+		fprintf(r->f, "blocking resumed for %s%s%s\n",
+			group ? "group " : "everyone", group ? group : "",
+			still ? " (still paused for everyone)" : "");
+	}
+}
+
+static void op_flush(void *ctx, struct control_reply *r, const char *name)
+{
+	struct daemon *d = ctx;
+	char text[1100];
+	uint8_t wname[WIRE_NAME_MAX];
+	const char *why;
+	size_t n;
+
+	if (!name) {
+		n = cache_flush(d->cache);
+	} else {
+		snprintf(text, sizeof(text), "%s%s", name,
+			 name[strlen(name) - 1] == '.' ? "" : ".");
+		int len = wire_name_from_text(text, NULL, 0, wname, &why);
+		if (len < 0) {
+			control_error(r, "flush '%s': %s", name, why);
+			return;
+		}
+		n = cache_flush_name(d->cache, wname, (size_t)len);
+	}
+	if (r->json) {
+		fprintf(r->f, "{\"flushed\": %zu, \"name\": ", n);
+		if (name)
+			control_json_str(r->f, name);
+		else
+			fprintf(r->f, "null");
+		fprintf(r->f, "}\n");
+	} else {
+		fprintf(r->f, "flushed %zu cache entr%s%s%s\n", n,
+			n == 1 ? "y" : "ies", name ? " of " : "",
+			name ? name : "");
+	}
+}
+
+static void reload_reply(struct daemon *d, struct control_reply *r,
+			 const char *what, const char *note)
+{
+	bool queued = d->reloading;
+
+	start_reload(d);
+	if (r->json) {
+		fprintf(r->f, "{\"%s\": \"%s\", \"generation\": %" PRIu64 "}\n",
+			what, queued ? "queued" : "started", d->generation);
+		return;
+	}
+	fprintf(r->f, "%s %s%s (serving generation %" PRIu64 "; status "
+		      "shows the new one once it is published)\n",
+		what, queued ? "queued after the one running" : "started", note,
+		d->generation);
+}
+
+static void op_reload(void *ctx, struct control_reply *r)
+{
+	reload_reply(ctx, r, "reload", "");
+}
+
+/* The lists are files today: fetching them again is reading them again,
+ * which a reload does (list subscriptions give refresh its own path). */
+static void op_refresh(void *ctx, struct control_reply *r)
+{
+	reload_reply(ctx, r, "refresh", ": the block lists are files, so a "
+					"reload");
+}
+
+static void op_explain(void *ctx, struct control_reply *r, const char *name,
+		       const char *type, const char *client)
+{
+	struct daemon *d = ctx;
+	char *text = NULL, *errs = NULL;
+	size_t tlen = 0, elen = 0;
+	FILE *out = r->json ? open_memstream(&text, &tlen) : r->f;
+	FILE *ef = open_memstream(&errs, &elen);
+	struct route_decision dec;
+	int rc = 1;
+
+	if (out && ef)
+		rc = explain_running(out, ef, d->snap, name, type, client,
+				     &d->pause, loop_now_ms(), &dec);
+	if (ef)
+		fclose(ef);
+	if (r->json && out)
+		fclose(out);
+	if (rc != 0) {
+		/* "splitdns: --explain 'x': why" reads as the daemon's own
+		 * option: keep only the why. */
+		const char *m = errs && elen ? errs : "out of memory\n";
+		const char *colon = strstr(m, ": ");
+		control_error(r, "explain %s", colon ? colon + 2 : m);
+		r->msg[strcspn(r->msg, "\n")] = '\0';
+	} else if (r->json) {
+		fprintf(r->f, "{\"name\": ");
+		control_json_str(r->f, name);
+		fprintf(r->f, ", \"decision\": \"%s\", \"why\": ",
+			route_kind_name(dec.kind));
+		control_json_str(r->f, dec.why ? dec.why : "");
+		fprintf(r->f, ", \"blocking_paused\": %s, \"text\": ",
+			dec.paused ? "true" : "false");
+		control_json_str(r->f, text ? text : "");
+		fprintf(r->f, "}\n");
+	}
+	free(text);
+	free(errs);
+}
+
+/* One top list over every worker: merged sketches, largest first. */
+static void top_list(struct daemon *d, struct control_reply *r,
+		     enum query_top kind, const char *title, unsigned n,
+		     struct topk_entry *e)
+{
+	uint64_t total = 0, max_error = 0;
+	size_t k = 0;
+	char text[1100];
+
+	for (size_t i = 0; i < d->nworkers; i++)
+		k += worker_top(d->workers[i], kind, e + k, TOPK_CAP, &total);
+	k = topk_merge(e, k);
+	topk_sort(e, k);
+	for (size_t i = 0; i < k; i++)
+		if (e[i].error > max_error)
+			max_error = e[i].error;
+	if (r->json)
+		fprintf(r->f, "\"%s\": {\"total\": %" PRIu64 ", \"bound\": %"
+			      PRIu64 ", \"names\": [",
+			title, total, total / TOPK_CAP);
+	else
+		fprintf(r->f, "most %s (of %" PRIu64 "; a count may be high by "
+			      "at most %" PRIu64 "):\n",
+			title, total, max_error);
+	for (size_t i = 0; i < k && i < n; i++) {
+		wire_name_to_text(e[i].key, e[i].len, text, sizeof(text));
+		if (!r->json) {
+			fprintf(r->f, "%10" PRIu64 "  %s\n", e[i].count, text);
+			continue;
+		}
+		fprintf(r->f, "%s{\"name\": ", i ? ", " : "");
+		control_json_str(r->f, text);
+		fprintf(r->f, ", \"count\": %" PRIu64 ", \"error\": %" PRIu64
+			      "}",
+			e[i].count, e[i].error);
+	}
+	fprintf(r->f, r->json ? "]}" : "");
+}
+
+static void op_top(void *ctx, struct control_reply *r, unsigned n)
+{
+	struct daemon *d = ctx;
+	struct topk_entry *e = calloc(d->nworkers * TOPK_CAP, sizeof(*e));
+
+	if (!e) {
+		control_error(r, "out of memory");
+		return;
+	}
+	fprintf(r->f, r->json ? "{" : "");
+	top_list(d, r, QUERY_TOP_ASKED, "asked", n, e);
+	fprintf(r->f, r->json ? ", " : "");
+	top_list(d, r, QUERY_TOP_BLOCKED, "blocked", n, e);
+	fprintf(r->f, r->json ? "}\n" : "");
+	free(e);
+}
+
+/* Bind the control socket (before the privilege drop: it is then owned by
+ * the user the daemon becomes). */
+static bool start_control(struct daemon *d, char *err, size_t errlen)
+{
+	const struct conf *cfg = d->snap->cfg;
+	const struct control_ops ops = {
+		.ctx = d,
+		.status = op_status,
+		.pause = op_pause,
+		.resume = op_resume,
+		.flush = op_flush,
+		.reload = op_reload,
+		.refresh = op_refresh,
+		.explain = op_explain,
+		.top = op_top,
+	};
+	const struct control_settings set = {
+		.path = cfg->control,
+		.mode = cfg->control_mode,
+		.user = cfg->user,
+		.group = cfg->control_group,
+	};
+
+	if (!cfg->control)
+		return true;
+	/* The example configuration names /run/splitdns/control, which the
+	 * unit's RuntimeDirectory makes: started some other way, without
+	 * that folder, the daemon serves on without the socket. */
+	struct stat st;
+	const char *slash = strrchr(cfg->control, '/');
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - cfg->control),
+		 cfg->control);
+	if (slash != cfg->control && stat(dir, &st) < 0 && errno == ENOENT) {
+		log_warn("control %s: folder %s does not exist; no control "
+			 "socket", cfg->control, dir);
+		return true;
+	}
+	if (!(d->ctl = control_new(d->loop, &set, &ops, err, errlen)))
+		return false;
+	log_info("control socket %s (mode %04o)", cfg->control,
+		 cfg->control_mode);
+	return true;
 }
 
 /* -t and --explain: load everything the server would, bind nothing. */
@@ -485,11 +984,13 @@ static bool start_workers(struct daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
-	for (size_t i = 0; i < d->nworkers; i++)
+	for (size_t i = 0; i < d->nworkers; i++) {
 		if (!(d->workers[i] = worker_new(
 			      (unsigned)i, snapshot_ref(d->snap), d->cache,
 			      &d->budget, err, errlen)))
 			return false;
+		worker_set_pause(d->workers[i], &d->pause);
+	}
 	return true;
 }
 
@@ -542,6 +1043,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.generation = 1;
+	d.started_ms = d.published_ms = loop_now_ms();
+	pause_init(&d.pause);
 	struct cache_limits lim;
 	cache_limits_of(d.snap->cfg, &lim);
 	if (!(d.loop = loop_new()) || !(d.cache = cache_new(&lim))) {
@@ -556,6 +1059,10 @@ int main(int argc, char **argv)
 		log_init(true, o.verbose);
 		if (detach(o.pidfile) < 0)
 			goto out;
+	}
+	if (!start_control(&d, err, sizeof(err))) {
+		log_err("%s", err);
+		goto out;
 	}
 	if (drop_privileges(d.snap->cfg) < 0)
 		goto out;
@@ -587,6 +1094,7 @@ int main(int argc, char **argv)
 	rc = d.stop ? 0 : 1;
 out:
 	/* Workers answer what is in flight (up to its deadline), then go. */
+	control_free(d.ctl);
 	stop_workers(&d);
 	if (d.reloading) {
 		pthread_join(d.reloader, NULL);

@@ -39,6 +39,7 @@
 #include "query.h"
 #include "route.h"
 #include "snapshot.h"
+#include "topk.h"
 #include "upstream.h"
 #include "wire.h"
 
@@ -158,6 +159,8 @@ struct query_env {
 	struct loop_timer stale_timer;
 	struct limit *limits;        /* the clients' slots; NULL: no limits */
 	struct lists_scratch *lists_scratch; /* regex matching; NULL: none */
+	const struct pause_state *pause; /* main's, borrowed; NULL: none */
+	struct topk *top[QUERY_TOP_KINDS]; /* NULL when out of memory */
 	uint64_t limit_log_ms;       /* when the last limit line was logged */
 	uint64_t limit_unlogged;     /* refusals since */
 	struct query *table[QUERY_TABLE];
@@ -189,6 +192,9 @@ struct query_env *query_env_new(struct loop *loop, const struct query_io *io,
 	env->limits = limit_new();
 	/* Without memory for it, block regexes are not consulted. */
 	env->lists_scratch = lists_scratch_new();
+	/* Likewise, without memory for them the top lists stay empty. */
+	for (int i = 0; i < QUERY_TOP_KINDS; i++)
+		env->top[i] = topk_new();
 	pthread_mutex_init(&env->hits_mu, NULL);
 	return env;
 }
@@ -741,6 +747,14 @@ enum outcome {
 	OUT_BLOCKED, /* a CNAME of the reply reaches a blocked name */
 };
 
+/* Are the block lists in force, or paused (pause.h)?  The clients'
+ * default group's pause, until client groups exist. */
+static bool blocking_on(const struct query_env *env)
+{
+	return !pause_any(env->pause) ||
+	       !pause_active(env->pause, 0, loop_now(env->loop));
+}
+
 /* Does a CNAME in the reply's answer section point at a name blocked
  * for qtype?  The deciding source goes to *src. */
 static bool cname_blocked(struct query_env *env, const struct lists *blocks,
@@ -775,7 +789,7 @@ static bool still_good(struct query_env *env, const struct wire_query *wq,
 	const struct snapshot *s = env->cur->snap;
 	unsigned src;
 
-	if (s->lists && s->cfg->block.cname &&
+	if (blocking_on(env) && s->lists && s->cfg->block.cname &&
 	    cname_blocked(env, s->lists, msg, n, wq->qtype, &src))
 		return false;
 	return !policy_rebind(s->policy, group, wq->qname, wq->qname_len, msg,
@@ -939,7 +953,7 @@ static enum outcome judge(struct query_env *env, struct query *q,
 		return OUT_REBIND;
 	}
 	unsigned src;
-	if (s->lists && s->cfg->block.cname &&
+	if (blocking_on(env) && s->lists && s->cfg->block.cname &&
 	    cname_blocked(env, s->lists, env->out, *len, q->wq.qtype, &src)) {
 		/* Deep CNAME blocking: trackers hidden behind a CNAME of a
 		 * first-party name. */
@@ -1025,8 +1039,24 @@ static void on_stale(struct loop_timer *t, uint64_t now_ms)
 static void count_verdict(struct query_env *env,
 			  const struct route_decision *d)
 {
-	if (d->verdict != LISTS_NONE)
+	if (d->verdict != LISTS_NONE && !d->paused)
 		count_hit(env, d->src);
+}
+
+/* The top lists (topk.h): every question asked, and the blocked ones,
+ * by lowered name. */
+static void count_top(struct query_env *env, const struct wire_query *wq,
+		      const struct route_decision *d)
+{
+	uint8_t name[WIRE_NAME_MAX];
+
+	if (d->kind == ROUTE_DROP || d->kind == ROUTE_ERROR ||
+	    !env->top[QUERY_TOP_ASKED])
+		return;
+	wire_name_lower(name, wq->qname, wq->qname_len);
+	topk_add(env->top[QUERY_TOP_ASKED], name, wq->qname_len, 1);
+	if (d->kind == ROUTE_BLOCKED && env->top[QUERY_TOP_BLOCKED])
+		topk_add(env->top[QUERY_TOP_BLOCKED], name, wq->qname_len, 1);
 }
 
 static void act_error(struct query_env *env, const struct snapshot *s,
@@ -1320,6 +1350,8 @@ void query_handle(struct query_env *env, const struct query_client *c,
 		.client = c->peerlen ? (const struct sockaddr *)&c->peer : NULL,
 		.transport = c->conn ? ROUTE_TCP : ROUTE_UDP,
 		.scratch = env->lists_scratch,
+		.pause = env->pause,
+		.now_ms = pause_any(env->pause) ? loop_now(env->loop) : 0,
 	};
 	struct route_decision d;
 	struct wire_query wq;
@@ -1329,6 +1361,7 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	if (d.kind != ROUTE_DROP && over_rate(env, s, c, &wq, pkt))
 		return;
 	count_verdict(env, &d);
+	count_top(env, &wq, &d);
 	switch (d.kind) {
 	case ROUTE_DROP:
 		COUNT(env, dropped);
@@ -1392,6 +1425,22 @@ uint64_t query_env_hits(struct query_env *env, const char *name)
 	return n;
 }
 
+void query_env_set_pause(struct query_env *env, const struct pause_state *p)
+{
+	env->pause = p;
+}
+
+size_t query_env_top(const struct query_env *env, enum query_top kind,
+		     struct topk_entry *out, size_t cap, uint64_t *total)
+{
+	const struct topk *t = env->top[kind];
+
+	if (!t)
+		return 0;
+	*total += topk_total(t);
+	return topk_read(t, out, cap);
+}
+
 void query_env_free(struct query_env *env)
 {
 	if (!env)
@@ -1430,6 +1479,8 @@ void query_env_free(struct query_env *env)
 	}
 	free(env->hits.names);
 	free(env->hits.count);
+	for (int i = 0; i < QUERY_TOP_KINDS; i++)
+		topk_free(env->top[i]);
 	limit_free(env->limits);
 	lists_scratch_free(env->lists_scratch);
 	pthread_mutex_destroy(&env->hits_mu);

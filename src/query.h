@@ -25,7 +25,9 @@
 struct cache;
 struct conf_addr;
 struct loop;
+struct pause_state;
 struct snapshot;
+struct topk_entry;
 struct upstream;
 
 /* Most queries in flight per loop; beyond it clients get SERVFAIL. */
@@ -143,6 +145,23 @@ void query_env_stats(const struct query_env *env, struct query_stats *sum);
 
 /* Hits of the block source called name, in this env (any thread). */
 uint64_t query_env_hits(struct query_env *env, const char *name);
+
+/* Read blocking's pause state from p (main's, borrowed for the env's
+ * life; NULL: never paused).  Before the loop runs. */
+void query_env_set_pause(struct query_env *env, const struct pause_state *p);
+
+/* The top lists each env keeps (topk.h): issue 11 adds slowest names and
+ * busiest clients here. */
+enum query_top {
+	QUERY_TOP_ASKED,   /* every question with a name, by name */
+	QUERY_TOP_BLOCKED, /* blocking answers, by name */
+	QUERY_TOP_KINDS
+};
+
+/* Copy this env's sketch of kind to out (at most cap entries; returns
+ * how many) and add its total weight to *total.  Any thread. */
+size_t query_env_top(const struct query_env *env, enum query_top kind,
+		     struct topk_entry *out, size_t cap, uint64_t *total);
 
 /* Is the client at sa in access.allow of the snapshot in use?  For the
  * server's check at TCP accept (a void *ctx callback: env is ctx). */

@@ -60,6 +60,14 @@ static bool check_access(const struct snapshot *s,
 	return true;
 }
 
+/* The client's group whose pause applies: "default" (0) until client
+ * groups exist. */
+static size_t pause_group(const struct route_ctx *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
 /* The block lists for name, asked with the query's type: a blocked name
  * is blocked for every type (the answer then depends on the type, see
  * answer_blocked), except where a $dnstype rule says otherwise. */
@@ -73,6 +81,12 @@ static bool check_blocked(const struct snapshot *s,
 					ctx->scratch, &d->src);
 	if (d->verdict != LISTS_BLOCKED)
 		return false;
+	/* A paused block list answers nothing: the name goes on to the
+	 * forward rules as if no list held it. */
+	if (pause_active(ctx->pause, pause_group(ctx), ctx->now_ms)) {
+		d->paused = true;
+		return false;
+	}
 	decide(d, ROUTE_BLOCKED, 0, "block list");
 	return true;
 }

@@ -1,8 +1,8 @@
 /*
  * route.h - the one routing decision: what happens to a query.
  *
- * route() looks at a packet, the client that sent it and the snapshot,
- * and decides; it changes nothing and counts nothing.  The pipeline
+ * route() looks at a packet, the client that sent it, the snapshot and
+ * whether blocking is paused (runtime state, see pause.h), and decides; it changes nothing and counts nothing.  The pipeline
  * (query.c) acts on the decision; --explain (explain.c) prints it.  Both
  * call this function, so what --explain says is what the daemon does.
  *
@@ -27,6 +27,7 @@
 
 #include "answer.h"
 #include "lists.h"
+#include "pause.h"
 #include "policy.h"
 #include "wire.h"
 
@@ -56,6 +57,10 @@ struct route_ctx {
 	enum route_transport transport;
 	struct lists_scratch *scratch; /* the caller's, for block regexes;
 					  NULL: regexes not consulted */
+	/* Runtime state beside the snapshot: blocking paused (NULL: never)
+	 * as of now_ms, the loop's monotonic clock. */
+	const struct pause_state *pause;
+	uint64_t now_ms;
 };
 
 /* The decision and the trail that led to it (for --explain and logs). */
@@ -72,6 +77,8 @@ struct route_decision {
 	unsigned src;
 	bool on_target;
 	bool outsider;             /* refused by access.allow */
+	bool paused;               /* blocked by src, but blocking is
+				      paused: routed as if not blocked */
 	struct policy_decision policy;
 };
 

@@ -231,3 +231,14 @@ uint64_t worker_hits(struct worker *w, const char *name)
 {
 	return query_env_hits(w->env, name);
 }
+
+void worker_set_pause(struct worker *w, const struct pause_state *p)
+{
+	query_env_set_pause(w->env, p);
+}
+
+size_t worker_top(struct worker *w, enum query_top kind,
+		  struct topk_entry *out, size_t cap, uint64_t *total)
+{
+	return query_env_top(w->env, kind, out, cap, total);
+}

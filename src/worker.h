@@ -15,9 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "query.h"
+
 struct cache;
 struct conf;
 struct server_budget;
+struct pause_state;
 struct query_stats;
 struct snapshot;
 struct worker;
@@ -52,5 +55,13 @@ void worker_free(struct worker *w);
  * name.  Any thread. */
 void worker_stats(struct worker *w, struct query_stats *sum);
 uint64_t worker_hits(struct worker *w, const char *name);
+
+/* The worker reads blocking's pause state from p (borrowed for its life)
+ * from now on.  Before worker_start. */
+void worker_set_pause(struct worker *w, const struct pause_state *p);
+
+/* Its top-list sketch of kind (query_env_top).  Any thread. */
+size_t worker_top(struct worker *w, enum query_top kind,
+		  struct topk_entry *out, size_t cap, uint64_t *total);
 
 #endif

@@ -1854,6 +1854,32 @@ def t_files_unit():
     assert re.search(r'^listen = \["127\.0\.0\.1:53", "\[::1\]:53"\];', conf, re.M), "shipped listen"
 
 
+CTL8 = os.path.join(TOP, "man", "splitdnsctl.8")
+SPLITDNSCTL = os.environ.get("SPLITDNSCTL") or os.path.join(
+    os.path.dirname(SPLITDNS), "splitdnsctl")
+
+
+@test
+def t_splitdnsctl_page():
+    """splitdnsctl(8): its COMMANDS are --help's, its default socket, exit statuses 2 and 3; the example config and unit agree"""
+    cmds = re.findall(r"^\.TP\n\.BI? (\w+)", man_section(CTL8, "COMMANDS"), re.M)
+    p = subprocess.run([SPLITDNSCTL, "--help"], capture_output=True, text=True, timeout=10)
+    eq(p.returncode, 0, "--help")
+    helped = re.findall(r"^  ([a-z]+)\b", p.stdout.split("commands:", 1)[1], re.M)
+    eq(sorted(cmds), sorted(helped), "commands")
+    files = man_section(CTL8, "FILES")
+    assert "/run/splitdns/control" in files and "(default /run/splitdns/control)" in p.stdout
+    codes = re.findall(r"^\.TP\n(\d)\n", man_section(CTL8, "EXIT STATUS"), re.M)
+    eq(codes, ["0", "1", "2", "3"], "documented exit statuses")
+    eq(subprocess.run([SPLITDNSCTL], capture_output=True, timeout=10).returncode, 2, "usage")
+    eq(subprocess.run([SPLITDNSCTL, "-s", "/nonexistent/control", "status"],
+                      capture_output=True, timeout=10).returncode, 3, "no answer")
+    with open(os.path.join(TOP, "etc", "splitdns.service.in")) as f:
+        assert re.search(r"^RuntimeDirectory=splitdns$", f.read(), re.M), "the unit makes /run/splitdns"
+    with open(os.path.join(TOP, "etc", "splitdns.conf")) as f:
+        assert re.search(r'^control = "/run/splitdns/control";$', f.read(), re.M), "the example enables it"
+
+
 # =========================================================== the end
 
 @test

@@ -354,6 +354,52 @@ static void test_stripes(void)
 	cache_free(c);
 }
 
+/* splitdnsctl flush NAME: every entry of the name, in any stripe and
+ * letter case, and nothing of its parent, its children or another name. */
+static void store_under(struct cache *c, const uint8_t *name, size_t nlen,
+			uint32_t n, struct pkt *p)
+{
+	uint8_t key[CACHE_KEY_MAX];
+
+	for (uint32_t i = 0; i < n; i++) {
+		memcpy(key, name, nlen);
+		memcpy(key + nlen, "\0\1\0\1\0\0\0", 7);
+		wire_set32(key + nlen + 7, i);
+		cache_store(c, key, nlen + 11, p->b, p->len, T0);
+	}
+}
+
+static void test_flush(void)
+{
+	struct cache_limits lim = {4096, 0, 86400, 300, 0};
+	struct cache *c = cache_new(&lim);
+	struct cache_stats st;
+	struct pkt p;
+
+	start(&p, 0, WIRE_T_A, 1, 0, 0);
+	a_rr(&p, N(QNAME), 300);
+	store_under(c, N(QNAME), 100, &p);
+	store_under(c, N("\3sub" QNAME), 50, &p);
+	store_under(c, N(ZONE), 50, &p);
+	store_under(c, N("\3www\7example\3org"), 50, &p);
+	is_int(cache_flush_name(c, N("\3WwW\7EXAMPLE\3nEt")), 100,
+	       "flush NAME: its 100 entries, in any case and stripe");
+	cache_get_stats(c, &st);
+	is_int(st.entries, 150, "flush NAME: its parent, child and others stay");
+	ok(cache_lookup(c, KEY, sizeof(KEY), T0, (uint8_t[1024]){0}, 1024,
+			NULL) == 0,
+	   "flush NAME: no hit for it afterwards");
+	is_int(cache_flush_name(c, N("\3www\7example\3net")), 0,
+	       "flush NAME again: nothing left");
+	is_int(cache_flush_name(c, (const uint8_t *)"", 0), 0,
+	       "flush of an empty name: nothing");
+	is_int(cache_flush(c), 150, "flush: every entry");
+	cache_get_stats(c, &st);
+	is_int(st.entries, 0, "flush: the cache is empty");
+	is_int(st.bytes, 0, "flush: its bytes too");
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_positive();
@@ -364,5 +410,6 @@ int main(void)
 	test_stale();
 	test_prefetch_hint();
 	test_stripes();
+	test_flush();
 	return done_testing();
 }

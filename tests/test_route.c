@@ -153,9 +153,12 @@ static void run_row(const struct snapshot *s, const struct row *r)
 			      &r->q);
 	if (r->client)
 		make_addr(r->client, &ss);
-	struct route_ctx ctx = {pkt, len,
-				r->client ? (const struct sockaddr *)&ss : NULL,
-				ROUTE_UDP, NULL};
+	struct route_ctx ctx = {
+		.pkt = pkt,
+		.len = len,
+		.client = r->client ? (const struct sockaddr *)&ss : NULL,
+		.transport = ROUTE_UDP,
+	};
 	char name[160];
 
 	memset(&d, 0xa5, sizeof(d));
@@ -201,13 +204,66 @@ static void test_private_off(struct fx_dir *dir)
 	struct wire_query q;
 	struct route_decision d;
 	size_t len = fx_query(pkt, sizeof(pkt), 7, "printer", WIRE_T_A, NULL);
-	struct route_ctx ctx = {pkt, len, NULL, ROUTE_UDP, NULL};
+	struct route_ctx ctx = {.pkt = pkt, .len = len, .transport = ROUTE_UDP};
 
 	route(s, &ctx, &q, out, sizeof(out), &d);
 	is_int(d.kind, ROUTE_FORWARD,
 	       "private_local = false: a single-label name is forwarded");
 	is_int(d.group, 0, "  to the default group");
 	snapshot_unref(s);
+}
+
+/* splitdnsctl pause: a blocked name is routed as if no list held it while
+ * the pause lasts (everyone's or the default group's), and blocked again
+ * once the clock passes the deadline; a local CNAME's blocked target too. */
+static enum route_kind route_paused(const struct snapshot *s,
+				    const struct pause_state *p, uint64_t now,
+				    const char *name, struct route_decision *d)
+{
+	static uint8_t out[WIRE_MSG_MAX];
+	uint8_t pkt[512];
+	struct wire_query q;
+	size_t len = fx_query(pkt, sizeof(pkt), 7, name, WIRE_T_A, NULL);
+	struct route_ctx ctx = {.pkt = pkt, .len = len,
+				.transport = ROUTE_UDP, .pause = p,
+				.now_ms = now};
+
+	route(s, &ctx, &q, out, sizeof(out), d);
+	return d->kind;
+}
+
+static void test_pause(const struct snapshot *s)
+{
+	struct pause_state p;
+	struct route_decision d;
+
+	pause_init(&p);
+	is_int(route_paused(s, &p, 1000, "ads.example.net", &d), ROUTE_BLOCKED,
+	       "pause: nothing paused, blocked");
+	ok(!d.paused, "  not marked paused");
+	pause_set(&p, PAUSE_ALL, 5000);
+	is_int(route_paused(s, &p, 4999, "ads.example.net", &d), ROUTE_FORWARD,
+	       "pause for everyone: a blocked name is forwarded");
+	ok(d.paused && d.verdict == LISTS_BLOCKED,
+	   "  marked paused, the list's verdict kept for explain");
+	is_int(route_paused(s, &p, 4999, "ad.home.lab", &d), ROUTE_CHASE,
+	       "pause: a local CNAME's blocked target is resolved upstream");
+	is_int(route_paused(s, &p, 5000, "ads.example.net", &d), ROUTE_BLOCKED,
+	       "pause over at its deadline: blocked again");
+	pause_set(&p, pause_slot(0), PAUSE_FOREVER);
+	is_int(route_paused(s, &p, 9000000, "ads.example.net", &d),
+	       ROUTE_FORWARD, "pause of the default group until resume");
+	pause_set(&p, pause_slot(1), PAUSE_FOREVER);
+	pause_set(&p, pause_slot(0), 0);
+	is_int(route_paused(s, &p, 9000000, "ads.example.net", &d),
+	       ROUTE_BLOCKED, "another group's pause: still blocked");
+	is_int(route_paused(s, &p, 1, "www.example.com", &d), ROUTE_FORWARD,
+	       "a name no list holds is not marked paused");
+	ok(!d.paused, "  not marked paused");
+	pause_set(&p, pause_slot(1), 0);
+	ok(pause_any(&p), "an expired pause still counts as set");
+	pause_set(&p, PAUSE_ALL, 0);
+	ok(!pause_any(&p), "every slot resumed: the workers skip the clock");
 }
 
 int main(void)
@@ -221,6 +277,7 @@ int main(void)
 	is_int(s->ngroups, 3, "three upstream groups: default and two rules");
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		run_row(s, &rows[i]);
+	test_pause(s);
 	snapshot_unref(s);
 	test_private_off(&dir);
 	fx_dir_clean(&dir);
