@@ -50,6 +50,10 @@ bool fetch_is_url(const char *entry)
 
 bool fetch_check_url(const char *url, const char **why)
 {
+	if (!fetch_is_url(url)) {
+		*why = "not an http:// or https:// URL";
+		return false;
+	}
 	CURLU *u;
 	char *host = NULL;
 	bool ok = false;
@@ -59,6 +63,12 @@ bool fetch_check_url(const char *url, const char **why)
 			*why = "white space or a control character in the URL";
 			return false;
 		}
+	/* libcurl reads "http:///x" as host x: we want what is written. */
+	const char *auth = strstr(url, "://") + 3;
+	if (*auth == '/' || *auth == '?' || *auth == '#' || !*auth) {
+		*why = "the URL has no host";
+		return false;
+	}
 	if (!(u = curl_url())) {
 		*why = "out of memory";
 		return false;
