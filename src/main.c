@@ -405,6 +405,11 @@ static void start_refresh(struct daemon *d, bool force)
 	}
 	d->refresh_again = false;
 	d->refresh_force = false;
+	if (fetch_sched_next(d->sched) == UINT64_MAX) {
+		if (force)
+			log_info("refresh: block.lists names no URL");
+		return;
+	}
 	if (!start_build(d, snapshot_ref(d->snap), force))
 		loop_timer_set(d->loop, &d->refresh_timer,
 			       loop_now(d->loop) + 60000);

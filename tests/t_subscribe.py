@@ -45,7 +45,8 @@ class Lists:
     def __init__(self):
         self.bodies = {}
         self.modes = {}
-        self.log = []           # (path, If-None-Match, status)
+        self.log = []           # (path, If-None-Match, status) answered
+        self.arrived = []       # paths asked for, at once
         self.lock = threading.Lock()
 
     def put(self, path, names):
@@ -56,6 +57,10 @@ class Lists:
     def requests(self, path):
         with self.lock:
             return [e for e in self.log if e[0] == path]
+
+    def asked(self, path):
+        with self.lock:
+            return self.arrived.count(path)
 
 
 def handler_for(lists):
@@ -76,6 +81,8 @@ def handler_for(lists):
                 body = lists.bodies.get(self.path)
                 mode = lists.modes.get(self.path, "ok")
             inm = self.headers.get("If-None-Match")
+            with lists.lock:
+                lists.arrived.append(self.path)
             status = 200
             if body is None:
                 status = 404
@@ -356,7 +363,7 @@ def t_restart_offline():
     d0 = STATE["d"]
     state = os.path.join(d0.dir, "state")
     d0.stop()
-    n = len(LISTS.requests("/a.txt"))
+    n = LISTS.asked("/a.txt")
     dead = sdtest.free_port()    # nothing listens there
     url = STATE["url"]
     folder = sdtest.tmpdir()
@@ -369,7 +376,7 @@ def t_restart_offline():
     check(blocked(d, "new.one.test"), "cached copy not used at start")
     check("no downloaded copy" not in d.stderr(), d.stderr())
     time.sleep(0.5)
-    eq(len(LISTS.requests("/a.txt")), n, "requests made at start")
+    eq(LISTS.asked("/a.txt"), n, "requests made at start")
     # and with the server gone, a forced refresh fails and keeps it
     gone = url.replace(":%d/" % HTTP.port, ":%d/" % dead)
     d.stop()
@@ -389,13 +396,13 @@ def t_restart_offline():
 def t_check():
     folder = sdtest.tmpdir()
     sdtest.write(folder, "lan.zone", LAN)
-    n = len(LISTS.requests("/a.txt"))
+    n = LISTS.asked("/a.txt")
     good = sdtest.write(folder, "good.conf",
                         conf([HTTP.url("/a.txt")]).replace(
                             "{listen}", '["127.0.0.1:53"]'))
     p = sdtest.run(["-t", "-c", good])
     eq(p.returncode, 0, "-t with a URL: %s" % p.stderr)
-    eq(len(LISTS.requests("/a.txt")), n, "requests made by -t")
+    eq(LISTS.asked("/a.txt"), n, "requests made by -t")
     for bad, why in (("http://", "host"), ("http://:80/x", "host"), ("https://a b/x", "white"),
                      ("http://[::1/x", "IPv6"), ("http://a.test:99999/", "ort")):
         path = sdtest.write(folder, "bad.conf",
@@ -411,6 +418,32 @@ def t_check():
     p = sdtest.run(["-t", "-c", path])
     eq(p.returncode, 1, "-t with a missing block.ca")
     check("%s:8: block.ca" % path in p.stderr, p.stderr)
+
+
+@tap.test("SIGTERM during a download that hangs: the daemon exits at once "
+          "(exit status 0), without waiting for block.fetch_timeout")
+def t_sigterm_hang():
+    LISTS.put("/slow.txt", ["ads.slow.test"])
+    LISTS.modes["/slow.txt"] = "hang"
+    url = HTTP.url("/slow.txt")
+    try:
+        d = daemon(conf([url], "fetch_timeout = 60;"))
+        check(wait_for(lambda: LISTS.asked("/slow.txt"), 5),
+              "the download never started")
+        t = time.monotonic()
+        d.stop(timeout=10)
+        took = time.monotonic() - t
+        check(took < 2.5, "SIGTERM took %.1fs" % took)
+    finally:
+        LISTS.modes["/slow.txt"] = "ok"
+
+
+@tap.test("SIGUSR2 without any URL in block.lists: says so, nothing else")
+def t_no_urls():
+    d = daemon(conf([]).replace("  lists = [];\n", ""))
+    mark = refresh(d)
+    wait_log(d, mark, "refresh: block.lists names no URL")
+    d.stop()
 
 
 def big(n, gen):
