@@ -37,10 +37,7 @@ bool fetch_global_init(void)
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
 
-void fetch_global_cleanup(void)
-{
-	curl_global_cleanup();
-}
+void fetch_global_cleanup(void) { curl_global_cleanup(); }
 
 bool fetch_is_url(const char *entry)
 {
@@ -48,32 +45,33 @@ bool fetch_is_url(const char *entry)
 	       strncasecmp(entry, "https://", 8) == 0;
 }
 
-bool fetch_check_url(const char *url, const char **why)
+/* What libcurl's parser lets through but a list URL must not have. */
+static const char *plain_faults(const char *url)
 {
-	if (!fetch_is_url(url)) {
-		*why = "not an http:// or https:// URL";
-		return false;
-	}
-	CURLU *u;
-	char *host = NULL;
-	bool ok = false;
-
+	if (!fetch_is_url(url))
+		return "not an http:// or https:// URL";
 	for (const char *p = url; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			*why = "white space or a control character in the URL";
-			return false;
-		}
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return "white space or a control character in the URL";
 	/* libcurl reads "http:///x" as host x: we want what is written. */
 	const char *auth = strstr(url, "://") + 3;
-	if (*auth == '/' || *auth == '?' || *auth == '#' || !*auth) {
-		*why = "the URL has no host";
+	if (!*auth || *auth == '/' || *auth == '?' || *auth == '#')
+		return "the URL has no host";
+	return NULL;
+}
+
+bool fetch_check_url(const char *url, const char **why)
+{
+	char *host = NULL;
+	CURLU *u;
+
+	if ((*why = plain_faults(url)))
 		return false;
-	}
 	if (!(u = curl_url())) {
 		*why = "out of memory";
 		return false;
 	}
-	/* No scheme guessing, no default: the text must say http(s)://. */
+	/* No scheme guessing, no default: the text says http(s)://. */
 	CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, 0);
 	if (rc != CURLUE_OK)
 #if LIBCURL_VERSION_NUM >= 0x075000
@@ -84,11 +82,9 @@ bool fetch_check_url(const char *url, const char **why)
 	else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 		 !host || !*host)
 		*why = "the URL has no host";
-	else
-		ok = true;
 	curl_free(host);
 	curl_url_cleanup(u);
-	return ok;
+	return *why == NULL;
 }
 
 char *fetch_cache_path(const char *state_dir, const char *url,
@@ -115,8 +111,8 @@ char *fetch_cache_path(const char *state_dir, const char *url,
 		     sizeof(".list") + strlen(suffix);
 	char *out = malloc(len);
 	if (out)
-		snprintf(out, len, "%s/lists/%s-%08" PRIx32 "%08" PRIx32
-				   ".list%s",
+		snprintf(out, len,
+			 "%s/lists/%s-%08" PRIx32 "%08" PRIx32 ".list%s",
 			 state_dir, name, h1, h2, suffix);
 	return out;
 }
@@ -215,6 +211,7 @@ struct transfer {
 	FILE *out;
 	curl_off_t size, max;
 	bool too_big;
+	bool conditional;      /* we have a copy and asked with its tags */
 	struct fetch_meta got; /* validators of the last response */
 };
 
@@ -366,6 +363,10 @@ static enum fetch_result finish(CURL *c, CURLcode rc, struct transfer *t,
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	t->got.fetched = (int64_t)time(NULL);
+	if (status == 304 && !t->conditional) {
+		errf(why, whylen, "%s", "HTTP status 304 without a condition");
+		return FETCH_FAILED;
+	}
 	if (status == 304) {
 		struct fetch_meta old;
 		fetch_meta_read(metapath, &old);
@@ -424,6 +425,7 @@ enum fetch_result fetch_list(const struct conf *cfg, const char *url,
 	/* Conditions only when there is a copy to keep. */
 	if (access(copy, R_OK) == 0 && fetch_meta_read(metapath, &m))
 		hdrs = conditions(&m, &oom);
+	t.conditional = hdrs != NULL;
 	if (oom || !(c = curl_easy_init())) {
 		errf(why, whylen, "%s", "out of memory");
 		goto out;
@@ -437,8 +439,8 @@ enum fetch_result fetch_list(const struct conf *cfg, const char *url,
 		errf(why, whylen, "%s", "libcurl refused an option");
 		goto out;
 	}
-	res = finish(c, curl_easy_perform(c), &t, errbuf, copy, tmp,
-		     metapath, why, whylen);
+	res = finish(c, curl_easy_perform(c), &t, errbuf, copy, tmp, metapath,
+		     why, whylen);
 out:
 	if (t.out)
 		fclose(t.out);
@@ -460,7 +462,7 @@ struct sched_entry {
 	char *url;
 	uint64_t due_ms;
 	int64_t backoff; /* seconds of the last retry wait, 0: no failure */
-	bool fresh;      /* url allocated by this sync (for its undo) */
+	bool fresh;	 /* url allocated by this sync (for its undo) */
 };
 
 struct fetch_sched {
@@ -532,10 +534,9 @@ bool fetch_sched_sync(struct fetch_sched *s, const struct conf *cfg,
 			e[n++] = *old; /* its string moves over below */
 			continue;
 		}
-		e[n] = (struct sched_entry){strdup(url),
-					    first_due(cfg, url, now_ms,
-						      now_unix),
-					    0, true};
+		e[n] = (struct sched_entry){
+		    strdup(url), first_due(cfg, url, now_ms, now_unix), 0,
+		    true};
 		if (!e[n].url) {
 			for (size_t j = 0; j < n; j++)
 				if (e[j].fresh)
@@ -566,8 +567,8 @@ uint64_t fetch_sched_next(const struct fetch_sched *s)
 	return next;
 }
 
-bool fetch_sched_run(struct fetch_sched *s, const struct conf *cfg,
-		     bool force, uint64_t now_ms, const atomic_bool *cancel,
+bool fetch_sched_run(struct fetch_sched *s, const struct conf *cfg, bool force,
+		     uint64_t now_ms, const atomic_bool *cancel,
 		     fetch_report_fn report, void *ctx)
 {
 	int64_t refresh = cfg->block.refresh;
@@ -582,11 +583,11 @@ bool fetch_sched_run(struct fetch_sched *s, const struct conf *cfg,
 			continue;
 		why[0] = '\0';
 		enum fetch_result r =
-			fetch_list(cfg, e->url, cancel, why, sizeof(why));
+		    fetch_list(cfg, e->url, cancel, why, sizeof(why));
 		uint64_t done = loop_now_ms();
 		if (r == FETCH_FAILED) {
-			e->backoff = e->backoff ? e->backoff * 2
-						: FETCH_BACKOFF_MIN;
+			e->backoff =
+			    e->backoff ? e->backoff * 2 : FETCH_BACKOFF_MIN;
 			if (e->backoff > refresh)
 				e->backoff = refresh;
 			e->due_ms = done + (uint64_t)e->backoff * 1000;

@@ -51,9 +51,9 @@ char *fetch_cache_path(const char *state_dir, const char *url,
 
 /* The sidecar of a cached copy. */
 struct fetch_meta {
-	char etag[256];          /* "" when the server sent none */
+	char etag[256];		 /* "" when the server sent none */
 	char last_modified[128]; /* the header's text, "" when none */
-	int64_t fetched;         /* Unix time of the last 200 or 304, 0:
+	int64_t fetched;	 /* Unix time of the last 200 or 304, 0:
 				    never */
 };
 
@@ -68,9 +68,9 @@ bool fetch_meta_write(const char *path, const struct fetch_meta *m);
 
 /* What one download did. */
 enum fetch_result {
-	FETCH_NEW,       /* 200: the cached copy was replaced */
+	FETCH_NEW,	 /* 200: the cached copy was replaced */
 	FETCH_UNCHANGED, /* 304: the cached copy is still good */
-	FETCH_FAILED,    /* the copy (if any) is kept; why says why */
+	FETCH_FAILED,	 /* the copy (if any) is kept; why says why */
 };
 
 /*
@@ -124,8 +124,8 @@ typedef void (*fetch_report_fn)(void *ctx, int warning, const char *line);
  * synced with cfg.  cancel: as for fetch_list; no download starts once
  * it is true.
  */
-bool fetch_sched_run(struct fetch_sched *s, const struct conf *cfg,
-		     bool force, uint64_t now_ms, const atomic_bool *cancel,
+bool fetch_sched_run(struct fetch_sched *s, const struct conf *cfg, bool force,
+		     uint64_t now_ms, const atomic_bool *cancel,
 		     fetch_report_fn report, void *ctx);
 
 #endif

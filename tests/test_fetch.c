@@ -52,13 +52,14 @@ static void test_names(void)
 	ok(a && strncmp(a, "/s/lists/a.test_l.txt_x-", 24) == 0,
 	   "host and path, sanitised: %s", a ? a : "(null)");
 	ok(a && strlen(a) == 24 + 16 + 5 &&
-	   strcmp(a + strlen(a) - 5, ".list") == 0,
+	       strcmp(a + strlen(a) - 5, ".list") == 0,
 	   "then 16 hex digits and .list");
 	ok(a && b && strcmp(a, b) != 0,
 	   "URLs that sanitise alike get different files");
 	ok(a && a2 && strcmp(a, a2) == 0, "the same URL, the same file");
 	ok(a && m && strlen(m) == strlen(a) + 5 &&
-	   strncmp(a, m, strlen(a)) == 0, "the sidecar: .list.meta");
+	       strncmp(a, m, strlen(a)) == 0,
+	   "the sidecar: .list.meta");
 	memset(longurl, 'x', sizeof(longurl) - 1);
 	memcpy(longurl, "http://", 7);
 	longurl[sizeof(longurl) - 1] = '\0';
@@ -75,7 +76,8 @@ static void test_meta(char *dir)
 {
 	char path[512];
 	struct fetch_meta m = {"\"abc\"", "Tue, 01 Dec 2026 10:00:00 GMT",
-			       1764583200}, r;
+			       1764583200},
+			  r;
 
 	snprintf(path, sizeof(path), "%s/x.meta", dir);
 	ok(!fetch_meta_read(path, &r) && r.fetched == 0 && !r.etag[0],
@@ -94,8 +96,7 @@ static void test_meta(char *dir)
 }
 
 /* A configuration with the block settings the table reads. */
-static struct conf *config(char *state, char **lists, size_t n,
-			   int64_t refresh)
+static struct conf *config(char *state, char **lists, size_t n, int64_t refresh)
 {
 	struct conf *c = calloc(1, sizeof(*c));
 
@@ -175,8 +176,9 @@ static void test_backoff(char *dir)
 	   "a failed download changes nothing");
 	is_int(reports, 1, "only the due list was tried");
 	is_int(failures, 1, "and it failed");
-	like(last, "blocklist http://127.0.0.1:1/dead.txt: download failed, "
-		   "keeping the last good copy, next try in 60 s: ",
+	like(last,
+	     "blocklist http://127.0.0.1:1/dead.txt: download failed, "
+	     "keeping the last good copy, next try in 60 s: ",
 	     "one line with the URL, the next try and the reason");
 	uint64_t next = fetch_sched_next(s);
 	ok(next >= now + 60000 && next <= loop_now_ms() + 60000,
