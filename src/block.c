@@ -215,16 +215,19 @@ static enum lists_verdict one(const struct conf *cfg, char **names,
 	struct lists *l = lists_new();
 	enum lists_verdict v = LISTS_NONE;
 
+	bool ok;
+
 	if (!l)
 		return v;
-	if (file && fetch_is_url(file)
-		? add_url(l, cfg, file, NULL, NULL, err, sizeof(err), NULL)
-	    : file ? add_file(l, file, file, NULL, NULL, err, sizeof(err),
-			      NULL, cfg->path, cfg->block.lists_line)
-		   : add_domains(l, names, n, kind, "", cfg, err,
-				 sizeof(err)))
-		if (lists_finish(l))
-			v = lists_match(l, name, len);
+	if (!file)
+		ok = add_domains(l, names, n, kind, "", cfg, err, sizeof(err));
+	else if (fetch_is_url(file))
+		ok = add_url(l, cfg, file, NULL, NULL, err, sizeof(err), NULL);
+	else
+		ok = add_file(l, file, file, NULL, NULL, err, sizeof(err), NULL,
+			      cfg->path, cfg->block.lists_line);
+	if (ok && lists_finish(l))
+		v = lists_match(l, name, len);
 	lists_free(l);
 	return v;
 }

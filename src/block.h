@@ -36,7 +36,8 @@ struct block_set {
  * Build the set from cfg->block: source 0 is block.domains, 1 is
  * block.allow, 2 + i is list file i.  Bad lines are reported, not fatal;
  * an unreadable list or an invalid domain is: NULL with "file: message"
- * in err.  Returns NULL with err[0] == '\0' when nothing is configured.
+ * in err.  A URL list is read from its copy under cfg->state_dir (see
+ * fetch.h); one without a copy yet is reported as a warning and skipped.  Returns NULL with err[0] == '\0' when nothing is configured.
  * Caller frees with block_set_free.
  */
 struct block_set *block_load(const struct conf *cfg, block_report_fn report,
