@@ -107,9 +107,12 @@ class Prober:
     def run(self):
         qid = 0
         nxt = time.time()
-        while not self.stop:
+        drain_until = None
+        while drain_until is None or time.time() < drain_until:
+            if self.stop and drain_until is None:
+                drain_until = time.time() + 1.0   # answers still due
             now = time.time()
-            if now >= nxt:
+            if drain_until is None and now >= nxt:
                 qid = (qid + 1) & 0xFFFF
                 self.sent[qid] = time.time()
                 self.s.send(query(qid, self.name))
