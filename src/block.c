@@ -8,13 +8,16 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "block.h"
 #include "conf.h"
 #include "errf.h"
+#include "fetch.h"
 #include "lists.h"
 
 static bool add_domains(struct lists *l, char **names, size_t n,
@@ -31,13 +34,13 @@ static bool add_domains(struct lists *l, char **names, size_t n,
 	return true;
 }
 
-static bool add_file(struct lists *l, const char *path,
+static bool add_file(struct lists *l, const char *path, const char *name,
 		     block_report_fn report, void *ctx, char *err,
 		     size_t errlen, struct block_source *src,
 		     const char *cfg_path, int cfg_line)
 {
 	struct lists_file_stats st;
-	char msgs[512], line[1400];
+	char msgs[512], line[2400];
 
 	if (!lists_load_file(l, path, &st, msgs, sizeof(msgs))) {
 		msgs[strcspn(msgs, "\n")] = '\0';
@@ -55,7 +58,7 @@ static bool add_file(struct lists *l, const char *path,
 		 "blocklist %s: %zu lines, %zu names, %zu allowed, %zu "
 		 "ignored, %zu bad, %zu with unsupported options, %zu "
 		 "regular expressions, %zu $badfilter",
-		 path, st.lines, st.entries, st.allows, st.ignored, st.bad,
+		 name, st.lines, st.entries, st.allows, st.ignored, st.bad,
 		 st.skipped_options, st.regexes, st.badfilters);
 	report(ctx, 0, line);
 	for (char *m = msgs, *nl; *m; m = nl + 1) {
@@ -81,6 +84,39 @@ static bool add_regexes(struct lists *l, const struct conf *cfg, char *err,
 				    cfg->path, b->regex_line, b->regex[i],
 				    why);
 	return true;
+}
+
+/*
+ * A subscribed list (a URL) is read from its cached copy.  One that was
+ * never downloaded, or whose copy cannot be read, is skipped with a
+ * warning: a boot without network must still start, and block with what
+ * it has.  Returns false only when out of memory.
+ */
+static bool add_url(struct lists *l, const struct conf *cfg, const char *url,
+		    block_report_fn report, void *ctx, char *err,
+		    size_t errlen, struct block_source *src)
+{
+	char *copy = fetch_cache_path(cfg->state_dir, url, "");
+	char line[2400];
+	bool ok;
+
+	if (!copy)
+		return errf(err, errlen, "%s", "out of memory");
+	if (access(copy, R_OK) != 0) {
+		if (report) {
+			snprintf(line, sizeof(line),
+				 "blocklist %s: no downloaded copy yet (%s: "
+				 "%s), skipped until it is fetched",
+				 url, copy, strerror(errno));
+			report(ctx, 1, line);
+		}
+		free(copy);
+		return true;
+	}
+	ok = add_file(l, copy, url, report, ctx, err, errlen, src, cfg->path,
+		      cfg->block.lists_line);
+	free(copy);
+	return ok;
 }
 
 void block_set_free(struct block_set *b)
@@ -144,8 +180,12 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 			     LISTS_SOURCES_MAX - 2);
 			goto fail;
 		}
-		if (!add_file(l, b->lists[i], report, ctx, err, errlen,
-			      &set->src[i + 2], cfg->path, b->lists_line))
+		if (fetch_is_url(b->lists[i])
+			    ? !add_url(l, cfg, b->lists[i], report, ctx, err,
+				       errlen, &set->src[i + 2])
+			    : !add_file(l, b->lists[i], b->lists[i], report,
+					ctx, err, errlen, &set->src[i + 2],
+					cfg->path, b->lists_line))
 			goto fail;
 	}
 	/* After the list files, so that they stay sources 2 + i. */
@@ -212,11 +252,13 @@ static enum lists_verdict one(const struct conf *cfg, char **names,
 		goto out;
 	if (regex)
 		ok = add_regexes(l, cfg, err, sizeof(err));
-	else if (file)
-		ok = add_file(l, file, NULL, NULL, err, sizeof(err), NULL,
-			      cfg->path, cfg->block.lists_line);
-	else
+	else if (!file)
 		ok = add_domains(l, names, n, kind, "", cfg, err, sizeof(err));
+	else if (fetch_is_url(file))
+		ok = add_url(l, cfg, file, NULL, NULL, err, sizeof(err), NULL);
+	else
+		ok = add_file(l, file, file, NULL, NULL, err, sizeof(err), NULL,
+			      cfg->path, cfg->block.lists_line);
 	if (ok && lists_finish(l))
 		v = lists_match_source(l, name, len, qtype, sc, &src);
 out:

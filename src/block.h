@@ -37,7 +37,9 @@ struct block_set {
  * block.allow, 2 + i is list file i, and the last, when it is set,
  * block.regex.  Bad lines are reported, not fatal; an unreadable list, an
  * invalid domain or a block.regex pattern that does not compile is: NULL
- * with "file: message" in err.  Returns NULL with err[0] == '\0' when nothing is configured.
+ * with "file: message" in err.  A URL list is read from its copy under
+ * cfg->state_dir (see fetch.h); one without a copy yet is reported as a
+ * warning and skipped.  Returns NULL with err[0] == '\0' when nothing is configured.
  * Caller frees with block_set_free.
  */
 struct block_set *block_load(const struct conf *cfg, block_report_fn report,

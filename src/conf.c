@@ -23,9 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "errf.h"
+#include "fetch.h"
 #include "wire.h"
 
 #define CONFIG_MAX_LISTEN 64
@@ -1015,7 +1017,22 @@ static bool block_answer(struct loader *ld, config_setting_t *s,
 	return true;
 }
 
-/* Expand each list pattern (relative to the main file's folder). */
+static bool add_list(struct loader *ld, struct conf_block *b,
+		     const char *entry)
+{
+	char **more = realloc(b->lists, (b->nlists + 1) * sizeof(*more));
+
+	if (!more)
+		return oom(ld);
+	b->lists = more;
+	if (!(more[b->nlists] = ld_strdup(ld, entry)))
+		return false;
+	b->nlists++;
+	return true;
+}
+
+/* Expand each list pattern (relative to the main file's folder); URLs
+ * are kept as written. */
 static bool block_lists(struct loader *ld, config_setting_t *g,
 			struct conf_block *b, const char *dir)
 {
@@ -1029,8 +1046,17 @@ static bool block_lists(struct loader *ld, config_setting_t *g,
 	for (int i = 0; i < config_setting_length(list); i++) {
 		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
 		const char *p = config_setting_get_string(e);
-		char *path = ld_path(ld, dir, p);
+		const char *why;
 		glob_t gl;
+		if (fetch_is_url(p)) { /* downloaded, never globbed */
+			if (!fetch_check_url(p, &why))
+				return fail(ld, e, "block.lists '%s': %s", p,
+					    why);
+			if (!add_list(ld, b, p))
+				return false;
+			continue;
+		}
+		char *path = ld_path(ld, dir, p);
 		if (!path)
 			return false;
 		int rc = glob(path, GLOB_NOCHECK, NULL, &gl);
@@ -1060,16 +1086,21 @@ static bool block_lists(struct loader *ld, config_setting_t *g,
 static bool load_block(struct loader *ld, config_setting_t *root,
 		       struct conf *cfg)
 {
-	static const char *const known[] = {"answer", "lists", "domains",
-					    "allow", "regex", "ttl", "cname",
-					    NULL};
+	static const char *const known[] = {
+		"answer",	 "lists",	  "domains",
+		"allow",	 "regex",	  "ttl",
+		"cname",	 "refresh",	  "fetch_timeout",
+		"max_list_size", "ca",		  NULL};
 	config_setting_t *g = config_setting_get_member(root, "block");
 	struct conf_block *b = &cfg->block;
-	const char *answer = NULL;
+	const char *answer = NULL, *ca = NULL;
 	bool ok;
 
 	b->ttl = 60;
 	b->cname = true;
+	b->refresh = 86400;
+	b->fetch_timeout = 60;
+	b->max_list_size = 64 << 20;
 	if (!g)
 		return true;
 	b->line = (int)config_setting_source_line(g);
@@ -1090,9 +1121,37 @@ static bool load_block(struct loader *ld, config_setting_t *root,
 	     get_string_list(ld, g, "regex", &b->regex, &b->nregex,
 			     &b->regex_line) &&
 	     get_int(ld, g, "ttl", 0, 604800, &b->ttl) &&
-	     get_bool(ld, g, "cname", &b->cname);
+	     get_bool(ld, g, "cname", &b->cname) &&
+	     get_int(ld, g, "refresh", 1, 30 * 86400, &b->refresh) &&
+	     get_int(ld, g, "fetch_timeout", 1, 3600, &b->fetch_timeout) &&
+	     get_int(ld, g, "max_list_size", 1, (int64_t)1 << 30,
+		     &b->max_list_size) &&
+	     get_string(ld, g, "ca", false, &ca, NULL) &&
+	     (!ca || (b->ca = ld_path(ld, dir, ca)));
+	if (ok && b->ca && access(b->ca, R_OK) != 0)
+		ok = fail(ld, config_setting_get_member(g, "ca"),
+			  "block.ca '%s': %s", b->ca, strerror(errno));
 	free(dir);
 	return ok;
+}
+
+/* state_dir, relative to the main file's folder. */
+static bool load_state_dir(struct loader *ld, config_setting_t *root,
+			   struct conf *cfg)
+{
+	const char *text = "/var/lib/splitdns";
+	char *dir;
+
+	if (!get_string(ld, root, "state_dir", false, &text, NULL))
+		return false;
+	if (!*text)
+		return fail(ld, config_setting_get_member(root, "state_dir"),
+			    "'state_dir' is empty");
+	if (!(dir = dir_of(ld, cfg->path)))
+		return false;
+	cfg->state_dir = ld_path(ld, dir, text);
+	free(dir);
+	return cfg->state_dir != NULL;
 }
 
 /* An upstream that is one of our own listeners would forward to itself. */
@@ -1120,7 +1179,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 		"block",	 "access",	      "user",
 		"cache",	 "threads",	      "limits",
 		"control",	 "control_mode",      "control_group",
-		NULL};
+		"state_dir",	 NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
 	struct conf *cfg = ld_calloc(&ld, 1, sizeof(*cfg));
 	config_t c;
@@ -1152,6 +1211,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 	    !load_block(&ld, root, cfg) || !load_access(&ld, root, cfg) ||
 	    !load_user(&ld, root, cfg) || !load_cache(&ld, root, cfg) ||
 	    !load_limits(&ld, root, cfg) || !load_control(&ld, root, cfg) ||
+	    !load_state_dir(&ld, root, cfg) ||
 	    !check_loops(&ld, cfg) ||
 	    !load_zones(&ld, root, cfg))
 		goto out;
@@ -1195,6 +1255,8 @@ void conf_free(struct conf *cfg)
 	free_strings(cfg->block.domains, cfg->block.ndomains);
 	free_strings(cfg->block.allow, cfg->block.nallow);
 	free_strings(cfg->block.regex, cfg->block.nregex);
+	free(cfg->block.ca);
+	free(cfg->state_dir);
 	free(cfg->access);
 	free(cfg->user);
 	free(cfg->control);

@@ -55,7 +55,8 @@ struct conf_block {
 	enum conf_block_mode mode;
 	bool has_a, has_aaaa;
 	uint8_t a[4], aaaa[16];
-	char **lists;      /* files, globs expanded, relative to the main file */
+	char **lists;      /* files, globs expanded, relative to the main file,
+			      and URLs (fetch_is_url) as written */
 	size_t nlists;
 	char **domains;
 	size_t ndomains;
@@ -68,6 +69,10 @@ struct conf_block {
 	int lists_line;    /* of block.lists */
 	int64_t ttl;
 	bool cname;        /* block forwarded replies whose CNAMEs are blocked */
+	int64_t refresh;       /* seconds between downloads of a URL list */
+	int64_t fetch_timeout; /* seconds one download may take */
+	int64_t max_list_size; /* bytes a downloaded list may have */
+	char *ca;          /* CA file for https lists; NULL: system store */
 };
 
 /* A CIDR prefix of the access list. */
@@ -131,6 +136,7 @@ struct conf {
 	uint32_t limit_burst;        /* 0: twice limit_qps */
 	uint32_t limit_inflight;     /* per client upstream; 0: no cap */
 	uint32_t limit_slip;         /* every slip-th refused gets TC=1 */
+	char *state_dir; /* cached copies of URL lists live below it */
 	char *user;   /* switch to this user after binding; NULL: stay */
 	int user_line;
 	char *control;        /* the control socket's path; NULL: none */

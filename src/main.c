@@ -6,7 +6,9 @@
  * if asked, drop privileges, start the workers, then wait for signals
  * until SIGTERM or SIGINT.  The main thread serves no query: it starts
  * reload builds on a thread of their own and publishes their snapshots
- * to the workers.  Everything is freed on the way out so that leak
+ * to the workers.  The same thread downloads subscribed lists (URLs in
+ * block.lists) when their refresh timer fires or SIGUSR2 asks, and
+ * publishes a snapshot with a new block set when one of them changed.  Everything is freed on the way out so that leak
  * checkers see a clean exit.
  */
 #include <config.h>
@@ -28,6 +30,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "block.h"
@@ -35,6 +38,7 @@
 #include "conf.h"
 #include "control.h"
 #include "explain.h"
+#include "fetch.h"
 #include "log.h"
 #include "loop.h"
 #include "pause.h"
@@ -76,10 +80,19 @@ struct daemon {
 	struct snapshot *snap;      /* the newest published */
 	uint64_t generation;
 	struct loop_watch sigw;
-	/* The reload thread: one at a time, one more if asked meanwhile. */
+	/* The reload thread: one at a time, one more if asked meanwhile.
+	 * It also runs refreshes of the subscribed lists: then job_from is
+	 * the snapshot (a reference) whose configuration it refreshes. */
 	pthread_t reloader;
 	bool reloading;
 	bool reload_again;
+	bool refresh_again;         /* a refresh asked during a build */
+	bool refresh_force;         /* ... of every URL, not the due ones */
+	struct snapshot *job_from;
+	bool job_force;
+	atomic_bool cancel;         /* shutting down: downloads give up */
+	struct fetch_sched *sched;  /* the build thread's while it runs */
+	struct loop_timer refresh_timer;
 	_Atomic(struct snapshot *) built; /* its result, NULL on failure */
 	atomic_bool reload_done;
 	char reload_err[CONF_ERR_MAX];
@@ -90,6 +103,7 @@ struct daemon {
 	uint64_t started_ms;        /* monotonic */
 	uint64_t published_ms;      /* when d->snap was published */
 	uint64_t reloads, reload_failures;
+	uint64_t refreshes, refresh_failures; /* of subscribed lists */
 };
 
 static void usage(FILE *f)
@@ -348,15 +362,48 @@ static bool same_control(const struct conf *a, const struct conf *b)
 static void *build_snapshot(void *arg)
 {
 	struct daemon *d = arg;
-	struct snapshot *s =
-		snapshot_build(d->o->conf, d->o->listen, d->o->nlisten,
-			       report_log, NULL, d->generation + 1,
-			       d->reload_err, sizeof(d->reload_err));
+	struct snapshot *s = NULL;
 
+	d->reload_err[0] = '\0';
+	if (d->job_from) {
+		/* A refresh: the configuration and zones stay; only a list
+		 * that changed makes a new block set. */
+		if (fetch_sched_run(d->sched, d->job_from->cfg, d->job_force,
+				    loop_now_ms(), &d->cancel, report_log,
+				    NULL))
+			s = snapshot_refresh(d->job_from, report_log, NULL,
+					     d->generation + 1, d->reload_err,
+					     sizeof(d->reload_err));
+	} else {
+		s = snapshot_build(d->o->conf, d->o->listen, d->o->nlisten,
+				   report_log, NULL, d->generation + 1,
+				   d->reload_err, sizeof(d->reload_err));
+		if (s && !fetch_sched_sync(d->sched, s->cfg, loop_now_ms(),
+					   (int64_t)time(NULL)))
+			log_err("reload: out of memory for the refresh times "
+				"of the subscribed lists; keeping the old ones");
+	}
 	atomic_store(&d->built, s);
 	atomic_store(&d->reload_done, true);
 	loop_wake(d->loop);
 	return NULL;
+}
+
+static bool start_build(struct daemon *d, struct snapshot *from, bool force)
+{
+	d->job_from = from;
+	d->job_force = force;
+	atomic_store(&d->reload_done, false);
+	int rc = pthread_create(&d->reloader, NULL, build_snapshot, d);
+	if (rc) {
+		log_err("%s: cannot start a thread: %s",
+			from ? "refresh" : "reload", strerror(rc));
+		snapshot_unref(from);
+		d->job_from = NULL;
+		return false;
+	}
+	d->reloading = true;
+	return true;
 }
 
 static void start_reload(struct daemon *d)
@@ -366,13 +413,51 @@ static void start_reload(struct daemon *d)
 		return;
 	}
 	d->reload_again = false;
-	atomic_store(&d->reload_done, false);
-	int rc = pthread_create(&d->reloader, NULL, build_snapshot, d);
-	if (rc) {
-		log_err("reload: cannot start a thread: %s", strerror(rc));
+	start_build(d, NULL, false);
+}
+
+/*
+ * Download the subscribed lists that are due (force: all of them) on the
+ * build thread, and publish a new block set if one changed.  This is what
+ * the refresh timer, SIGUSR2 and a control command call.
+ */
+static void start_refresh(struct daemon *d, bool force)
+{
+	if (d->reloading) {
+		d->refresh_again = true;
+		d->refresh_force = d->refresh_force || force;
 		return;
 	}
-	d->reloading = true;
+	d->refresh_again = false;
+	d->refresh_force = false;
+	if (fetch_sched_next(d->sched) == UINT64_MAX) {
+		if (force)
+			log_info("refresh: block.lists names no URL");
+		return;
+	}
+	if (!start_build(d, snapshot_ref(d->snap), force))
+		loop_timer_set(d->loop, &d->refresh_timer,
+			       loop_now(d->loop) + 60000);
+}
+
+static void on_refresh_timer(struct loop_timer *t, uint64_t now_ms)
+{
+	struct daemon *d = (struct daemon *)((char *)t -
+					     offsetof(struct daemon,
+						      refresh_timer));
+	(void)now_ms;
+	start_refresh(d, false);
+}
+
+/* Arm the timer for the next list that is due; only between builds. */
+static void arm_refresh(struct daemon *d)
+{
+	uint64_t next = fetch_sched_next(d->sched);
+
+	if (next == UINT64_MAX)
+		loop_timer_del(d->loop, &d->refresh_timer);
+	else
+		loop_timer_set(d->loop, &d->refresh_timer, next);
 }
 
 /* Hand the new snapshot to every worker, each with its own reference. */
@@ -380,6 +465,8 @@ static void publish(struct daemon *d, struct snapshot *s)
 {
 	struct snapshot *old = d->snap;
 
+	if (s->base == old->base)
+		goto hand_over; /* a refresh: nothing but the block set */
 	if (!same_sockets(old->cfg, s->cfg))
 		log_warn("listen or tcp settings changed: they take effect "
 			 "after a restart");
@@ -398,15 +485,21 @@ static void publish(struct daemon *d, struct snapshot *s)
 	struct cache_limits lim;
 	cache_limits_of(s->cfg, &lim);
 	cache_set_limits(d->cache, &lim);
+hand_over:
 	d->generation = s->generation;
 	for (size_t i = 0; i < d->nworkers; i++)
 		worker_publish(d->workers[i], snapshot_ref(s));
 	d->snap = s;
 	d->published_ms = loop_now_ms();
-	d->reloads++;
+	if (s->base == old->base) {
+		d->refreshes++;
+		log_info("refreshed the block lists of %s", d->o->conf);
+	} else {
+		d->reloads++;
+		log_info("reloaded %s: %zu local names, %zu forward rules",
+			 d->o->conf, zone_size(s->zone), s->cfg->nforwards);
+	}
 	snapshot_unref(old);
-	log_info("reloaded %s: %zu local names, %zu forward rules",
-		 d->o->conf, zone_size(s->zone), s->cfg->nforwards);
 }
 
 static void on_main_wake(void *ctx)
@@ -418,15 +511,27 @@ static void on_main_wake(void *ctx)
 	pthread_join(d->reloader, NULL);
 	d->reloading = false;
 	struct snapshot *s = atomic_exchange(&d->built, NULL);
+	struct snapshot *from = d->job_from;
+	d->job_from = NULL;
 	if (s) {
 		publish(d, s);
-	} else {
+	} else if (!from) {
 		d->reload_failures++;
 		log_err("reload failed, still serving the previous "
 			"configuration: %s", d->reload_err);
+	} else if (d->reload_err[0]) {
+		d->refresh_failures++;
+		log_err("refresh failed, still serving the previous block "
+			"lists: %s", d->reload_err);
 	}
-	if (d->reload_again && !d->stop)
+	snapshot_unref(from);
+	arm_refresh(d);
+	if (d->stop)
+		return;
+	if (d->reload_again)
 		start_reload(d);
+	else if (d->refresh_again)
+		start_refresh(d, d->refresh_force);
 }
 
 static void on_signal(struct loop_watch *w, uint32_t events)
@@ -443,6 +548,10 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 		}
 		if (si.ssi_signo == SIGUSR1) {
 			log_stats(d);
+			continue;
+		}
+		if (si.ssi_signo == SIGUSR2) {
+			start_refresh(d, true);
 			continue;
 		}
 		log_info("%s: shutting down",
@@ -772,10 +881,34 @@ static void op_reload(void *ctx, struct control_reply *r)
 
 /* The lists are files today: fetching them again is reading them again,
  * which a reload does (list subscriptions give refresh its own path). */
+/* Download every subscribed list now (conditional requests), and
+ * publish a new block set if one changed; lists that are files are read
+ * at reloads only. */
 static void op_refresh(void *ctx, struct control_reply *r)
 {
-	reload_reply(ctx, r, "refresh", ": the block lists are files, so a "
-					"reload");
+	struct daemon *d = ctx;
+	bool queued = d->reloading;
+	bool urls = fetch_sched_next(d->sched) != UINT64_MAX;
+
+	if (urls)
+		start_refresh(d, true);
+	const char *what = !urls  ? "nothing to do"
+			   : queued ? "queued after the build running"
+				    : "started";
+	if (r->json) {
+		fprintf(r->f,
+			"{\"refresh\": \"%s\", \"generation\": %" PRIu64
+			", \"refreshes\": %" PRIu64
+			", \"refresh_failures\": %" PRIu64 "}\n",
+			urls ? (queued ? "queued" : "started") : "none", d->generation,
+			d->refreshes, d->refresh_failures);
+		return;
+	}
+	fprintf(r->f,
+		"refresh %s%s (serving generation %" PRIu64 "; %" PRIu64
+		" refreshes published so far, %" PRIu64 " failed)\n",
+		what, urls ? "" : ": block.lists names no URL", d->generation,
+		d->refreshes, d->refresh_failures);
 }
 
 static void op_explain(void *ctx, struct control_reply *r, const char *name,
@@ -1008,15 +1141,24 @@ static void stop_workers(struct daemon *d)
 int main(int argc, char **argv)
 {
 	struct options o = {0};
-	struct daemon d = {.o = &o, .sigw = {-1, on_signal}};
+	struct daemon d = {.o = &o, .sigw = {-1, on_signal},
+			   .refresh_timer = {.cb = on_refresh_timer}};
 	char err[CONF_ERR_MAX], *conf = NULL;
 	sigset_t mask;
 	int rc = 1;
 
 	if (parse_args(argc, argv, &o))
 		return 1;
-	if (o.check || o.explain_name)
-		return check_only(&o);
+	/* libcurl's global set-up is not thread-safe: before any thread. */
+	if (!fetch_global_init()) {
+		fprintf(stderr, "splitdns: libcurl cannot start\n");
+		return 1;
+	}
+	if (o.check || o.explain_name) {
+		rc = check_only(&o);
+		fetch_global_cleanup();
+		return rc;
+	}
 	log_init(false, o.verbose);
 	/* Reloads happen after chdir("/") when detached. */
 	if (!(conf = realpath(o.conf, NULL))) {
@@ -1031,10 +1173,12 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	atomic_init(&d.built, NULL);
 	atomic_init(&d.reload_done, false);
+	atomic_init(&d.cancel, false);
 	/* Everything is checked before anything is bound.  c-ares opens no
 	 * socket before the first query, so its channels survive the fork. */
 	if (!(d.snap = snapshot_build(o.conf, o.listen, o.nlisten, report_log,
@@ -1045,6 +1189,12 @@ int main(int argc, char **argv)
 	d.generation = 1;
 	d.started_ms = d.published_ms = loop_now_ms();
 	pause_init(&d.pause);
+	if (!(d.sched = fetch_sched_new()) ||
+	    !fetch_sched_sync(d.sched, d.snap->cfg, loop_now_ms(),
+			      (int64_t)time(NULL))) {
+		log_err("start-up: out of memory");
+		goto out;
+	}
 	struct cache_limits lim;
 	cache_limits_of(d.snap->cfg, &lim);
 	if (!(d.loop = loop_new()) || !(d.cache = cache_new(&lim))) {
@@ -1086,6 +1236,8 @@ int main(int argc, char **argv)
 		 d.snap->cfg->nservers,
 		 d.snap->cfg->servers_from_resolv ? " (from /etc/resolv.conf)"
 						  : "");
+	/* Lists never fetched, or older than block.refresh, now. */
+	arm_refresh(&d);
 	while (!d.stop)
 		if (loop_run_once(d.loop, -1) < 0) {
 			log_err("epoll_wait: %s", strerror(errno));
@@ -1094,17 +1246,21 @@ int main(int argc, char **argv)
 	rc = d.stop ? 0 : 1;
 out:
 	/* Workers answer what is in flight (up to its deadline), then go. */
+	atomic_store(&d.cancel, true);
 	control_free(d.ctl);
 	stop_workers(&d);
 	if (d.reloading) {
 		pthread_join(d.reloader, NULL);
 		snapshot_unref(atomic_exchange(&d.built, NULL));
+		snapshot_unref(d.job_from);
 	}
 	if (d.sigw.fd >= 0)
 		close(d.sigw.fd);
 	loop_free(d.loop);
 	cache_free(d.cache);
 	snapshot_unref(d.snap);
+	fetch_sched_free(d.sched);
+	fetch_global_cleanup();
 	if (rc == 0 && o.detach)
 		unlink(o.pidfile);
 	free(conf);

@@ -6,6 +6,8 @@
  * it is built.  Each holder (a worker loop, the reload thread, main) owns
  * its references explicitly; there is no global "current" pointer to race
  * on, because the publisher hands every loop a reference of its own.
+ * The base (configuration, zones, policy) is counted by the snapshots
+ * that share it, and freed with the last of them.
  */
 #include <config.h>
 
@@ -19,41 +21,84 @@
 #include "snapshot.h"
 #include "zone.h"
 
+static void base_unref(struct snapshot_base *b)
+{
+	if (!b || atomic_fetch_sub_explicit(&b->refs, 1,
+					    memory_order_acq_rel) != 1)
+		return;
+	policy_free(b->policy);
+	zone_free(b->zone);
+	conf_free(b->cfg);
+	free(b);
+}
+
+/* A new snapshot on base (whose reference it takes over), with a block
+ * set loaded now. */
+static struct snapshot *assemble(struct snapshot_base *base,
+				 block_report_fn report, void *ctx,
+				 uint64_t generation, char *err, size_t errlen)
+{
+	struct snapshot *s = calloc(1, sizeof(*s));
+	struct conf *cfg = base->cfg;
+
+	if (!s) {
+		base_unref(base);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&s->refs, 1);
+	s->generation = generation;
+	s->base = base;
+	s->cfg = cfg;
+	s->zone = base->zone;
+	s->policy = base->policy;
+	s->blocks = block_load(cfg, report, ctx, err, errlen);
+	if (!s->blocks && err[0]) {
+		snapshot_unref(s);
+		return NULL;
+	}
+	s->lists = s->blocks ? s->blocks->lists : NULL;
+	block_answer_init(cfg, &s->block);
+	s->edns_size = (uint16_t)cfg->edns_size;
+	s->deadline_ms = cfg->timeout_ms * cfg->tries;
+	s->ngroups = cfg->nforwards + 1;
+	s->limits = (struct limit_conf){cfg->limit_qps, cfg->limit_burst,
+					cfg->limit_inflight, cfg->limit_slip};
+	return s;
+}
+
 struct snapshot *snapshot_build(const char *path,
 				const char *const *listen_override,
 				size_t n_override, block_report_fn report,
 				void *ctx, uint64_t generation, char *err,
 				size_t errlen)
 {
-	struct snapshot *s = calloc(1, sizeof(*s));
+	struct snapshot_base *b = calloc(1, sizeof(*b));
 
-	if (!s) {
+	if (!b) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	atomic_init(&s->refs, 1);
-	s->generation = generation;
+	atomic_init(&b->refs, 1);
 	err[0] = '\0';
-	if (!(s->cfg = conf_load(path, listen_override, n_override, err,
+	if (!(b->cfg = conf_load(path, listen_override, n_override, err,
 				 errlen)) ||
-	    !(s->zone = zone_build(s->cfg, err, errlen)) ||
-	    !(s->policy = policy_build(s->cfg, err, errlen)))
-		goto fail;
-	s->blocks = block_load(s->cfg, report, ctx, err, errlen);
-	if (!s->blocks && err[0])
-		goto fail;
-	s->lists = s->blocks ? s->blocks->lists : NULL;
-	block_answer_init(s->cfg, &s->block);
-	s->edns_size = (uint16_t)s->cfg->edns_size;
-	s->deadline_ms = s->cfg->timeout_ms * s->cfg->tries;
-	s->ngroups = s->cfg->nforwards + 1;
-	s->limits = (struct limit_conf){s->cfg->limit_qps, s->cfg->limit_burst,
-					s->cfg->limit_inflight,
-					s->cfg->limit_slip};
-	return s;
-fail:
-	snapshot_unref(s);
-	return NULL;
+	    !(b->zone = zone_build(b->cfg, err, errlen)) ||
+	    !(b->policy = policy_build(b->cfg, err, errlen))) {
+		base_unref(b);
+		return NULL;
+	}
+	return assemble(b, report, ctx, generation, err, errlen);
+}
+
+struct snapshot *snapshot_refresh(const struct snapshot *old,
+				  block_report_fn report, void *ctx,
+				  uint64_t generation, char *err,
+				  size_t errlen)
+{
+	atomic_fetch_add_explicit(&old->base->refs, 1, memory_order_relaxed);
+	err[0] = '\0';
+	return assemble(old->base, report, ctx, generation, err, errlen);
 }
 
 struct snapshot *snapshot_ref(struct snapshot *s)
@@ -71,9 +116,7 @@ void snapshot_unref(struct snapshot *s)
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	block_set_free(s->blocks);
-	policy_free(s->policy);
-	zone_free(s->zone);
-	conf_free(s->cfg);
+	base_unref(s->base);
 	free(s);
 }
 

@@ -7,6 +7,11 @@
  * written afterwards, and read by every worker loop at once without
  * locks.  Whoever holds a reference may read it; the last unref frees it.
  * Counters do not live here: they belong to the loops that write them.
+ *
+ * The configuration, zone store and policy sit in a base with a count of
+ * its own, so that a refresh of the subscribed lists (snapshot_refresh)
+ * makes a new snapshot with a new block set beside the same base,
+ * without reading the configuration or the zones again.
  */
 #ifndef SPLITDNS_SNAPSHOT_H
 #define SPLITDNS_SNAPSHOT_H
@@ -24,10 +29,19 @@ struct conf;
 struct policy;
 struct zone;
 
+/* What one configuration load produces and its refreshes share. */
+struct snapshot_base {
+	atomic_uint refs;           /* snapshots pointing at it */
+	struct conf *cfg;
+	struct zone *zone;
+	struct policy *policy;
+};
+
 struct snapshot {
 	atomic_uint refs;
 	uint64_t generation;        /* 1, 2, ... per successful load */
-	struct conf *cfg;
+	struct snapshot_base *base; /* shared with its refreshes */
+	struct conf *cfg;           /* base->cfg, base->zone, base->policy */
 	struct zone *zone;
 	struct policy *policy;
 	struct block_set *blocks;   /* NULL: nothing blocked */
@@ -51,6 +65,17 @@ struct snapshot *snapshot_build(const char *path,
 				size_t n_override, block_report_fn report,
 				void *ctx, uint64_t generation, char *err,
 				size_t errlen);
+
+/*
+ * A snapshot like old (same base: configuration, zones, policy) with its
+ * block set built again from the lists, as they are on disk now (list
+ * files and the cached copies of URL lists).  old is borrowed.  Returns
+ * one reference, or NULL with a message in err.
+ */
+struct snapshot *snapshot_refresh(const struct snapshot *old,
+				  block_report_fn report, void *ctx,
+				  uint64_t generation, char *err,
+				  size_t errlen);
 
 /* Take one more reference (any thread). */
 struct snapshot *snapshot_ref(struct snapshot *s);
