@@ -19,15 +19,15 @@
 
 static bool add_domains(struct lists *l, char **names, size_t n,
 			enum lists_kind kind, const char *what,
-			const struct conf *cfg, char *err, size_t errlen)
+			const struct conf *cfg, int line, char *err,
+			size_t errlen)
 {
 	const char *why;
 
 	for (size_t i = 0; i < n; i++)
 		if (!lists_add(l, names[i], kind, &why))
 			return errf(err, errlen, "%s:%d: %s '%s': %s",
-				    cfg->path, cfg->block.line, what, names[i],
-				    why);
+				    cfg->path, line, what, names[i], why);
 	return true;
 }
 
@@ -91,7 +91,14 @@ void block_keep_hits(struct block_set *b, const struct block_set *old)
 struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 			     void *ctx, char *err, size_t errlen)
 {
-	const struct conf_block *b = &cfg->block;
+	return block_load_conf(cfg, &cfg->block, report, ctx, err, errlen);
+}
+
+struct block_set *block_load_conf(const struct conf *cfg,
+				  const struct conf_block *b,
+				  block_report_fn report, void *ctx, char *err,
+				  size_t errlen)
+{
 	struct block_set *set;
 	struct lists *l;
 	char line[256];
@@ -110,10 +117,10 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 	set->src[1] = (struct block_source){"block.allow", 0, b->nallow, 0};
 	if (lists_begin_source(l) < 0 ||
 	    !add_domains(l, b->domains, b->ndomains, LISTS_BLOCK,
-			 "block.domains", cfg, err, errlen) ||
+			 "block.domains", cfg, b->line, err, errlen) ||
 	    lists_begin_source(l) < 0 ||
 	    !add_domains(l, b->allow, b->nallow, LISTS_ALLOW, "block.allow",
-			 cfg, err, errlen)) {
+			 cfg, b->line, err, errlen)) {
 		if (!err[0])
 			errf(err, errlen, "%s", "out of memory");
 		goto fail;
@@ -154,8 +161,11 @@ fail:
 
 void block_answer_init(const struct conf *cfg, struct answer_block *out)
 {
-	const struct conf_block *b = &cfg->block;
+	block_answer_of(&cfg->block, out);
+}
 
+void block_answer_of(const struct conf_block *b, struct answer_block *out)
+{
 	memset(out, 0, sizeof(*out));
 	out->mode = (int)b->mode;
 	out->has_a = b->has_a;
@@ -165,8 +175,9 @@ void block_answer_init(const struct conf *cfg, struct answer_block *out)
 	out->ttl = (uint32_t)b->ttl;
 }
 
-/* The verdict of one source alone. */
-static enum lists_verdict one(const struct conf *cfg, char **names,
+/* The verdict of one source of b alone. */
+static enum lists_verdict one(const struct conf *cfg,
+			      const struct conf_block *b, char **names,
 			      size_t n, enum lists_kind kind,
 			      const char *file, const uint8_t *name,
 			      size_t len)
@@ -178,8 +189,9 @@ static enum lists_verdict one(const struct conf *cfg, char **names,
 	if (!l)
 		return v;
 	if (file ? add_file(l, file, NULL, NULL, err, sizeof(err), NULL,
-			    cfg->path, cfg->block.lists_line)
-		 : add_domains(l, names, n, kind, "", cfg, err, sizeof(err)))
+			    cfg->path, b->lists_line)
+		 : add_domains(l, names, n, kind, "", cfg, b->line, err,
+			       sizeof(err)))
 		if (lists_finish(l))
 			v = lists_match(l, name, len);
 	lists_free(l);
@@ -191,20 +203,26 @@ static const char *const verdicts[] = {"", "blocks", "allows"};
 int block_explain(FILE *out, const struct conf *cfg, const uint8_t *name,
 		  size_t len)
 {
-	const struct conf_block *b = &cfg->block;
+	return block_explain_conf(out, cfg, &cfg->block, name, len);
+}
+
+int block_explain_conf(FILE *out, const struct conf *cfg,
+		       const struct conf_block *b, const uint8_t *name,
+		       size_t len)
+{
 	enum lists_verdict v;
 	int found = 0;
 
-	if ((v = one(cfg, b->domains, b->ndomains, LISTS_BLOCK, NULL, name,
-		     len)) != LISTS_NONE && ++found)
+	if ((v = one(cfg, b, b->domains, b->ndomains, LISTS_BLOCK, NULL,
+		     name, len)) != LISTS_NONE && ++found)
 		fprintf(out, "  source: block.domains (%s:%d) %s it\n",
 			cfg->path, b->line, verdicts[v]);
-	if ((v = one(cfg, b->allow, b->nallow, LISTS_ALLOW, NULL, name,
+	if ((v = one(cfg, b, b->allow, b->nallow, LISTS_ALLOW, NULL, name,
 		     len)) != LISTS_NONE && ++found)
 		fprintf(out, "  source: block.allow (%s:%d) %s it\n", cfg->path,
 			b->line, verdicts[v]);
 	for (size_t i = 0; i < b->nlists; i++)
-		if ((v = one(cfg, NULL, 0, LISTS_BLOCK, b->lists[i], name,
+		if ((v = one(cfg, b, NULL, 0, LISTS_BLOCK, b->lists[i], name,
 			     len)) != LISTS_NONE && ++found)
 			fprintf(out, "  source: %s %s it\n", b->lists[i],
 				verdicts[v]);

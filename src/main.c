@@ -223,6 +223,56 @@ static void cache_limits_of(const struct conf *cfg, struct cache_limits *lim)
 	lim->serve_stale = (uint32_t)cfg->cache_serve_stale;
 }
 
+/* Does a block set before set k hold a source called name? */
+static bool named_before(const struct snapshot *s, size_t k, const char *name)
+{
+	for (size_t e = 0; e < k; e++)
+		for (unsigned j = 0; s->sets[e] && j < s->sets[e]->nsrc; j++)
+			if (strcmp(s->sets[e]->src[j].name, name) == 0)
+				return true;
+	return false;
+}
+
+/* One line per block source, each name once: a list that several client
+ * groups' block sets hold is counted over all of them. */
+static void log_list_stats(const struct daemon *d)
+{
+	const struct snapshot *s = d->snap;
+
+	for (size_t k = 0; k < s->nsets; k++) {
+		const struct block_set *b = s->sets[k];
+		for (unsigned i = 0; b && i < b->nsrc; i++) {
+			if (named_before(s, k, b->src[i].name))
+				continue;
+			uint64_t hits = 0;
+			for (size_t w = 0; w < d->nworkers; w++)
+				hits += worker_hits(d->workers[w],
+						    b->src[i].name);
+			log_info("blocklist %s: %zu names, %zu allowed, %zu "
+				 "bad lines, %" PRIu64 " hits",
+				 b->src[i].name, b->src[i].entries,
+				 b->src[i].allows, b->src[i].bad, hits);
+		}
+	}
+}
+
+/* With client groups: one line per group, default last. */
+static void log_group_stats(const struct daemon *d)
+{
+	const struct snapshot *s = d->snap;
+
+	for (size_t i = 1; s->ncgroups > 1 && i <= s->ncgroups; i++) {
+		const struct snapshot_group *g = &s->cgroups[i % s->ncgroups];
+		uint64_t queries = 0, blocked = 0;
+		for (size_t w = 0; w < d->nworkers; w++)
+			worker_group_stats(d->workers[w], g->name, &queries,
+					   &blocked);
+		log_info("client group %s: queries %" PRIu64
+			 ", blocked %" PRIu64,
+			 g->name, queries, blocked);
+	}
+}
+
 /* SIGUSR1: the counters of every worker, summed. */
 static void log_stats(const struct daemon *d)
 {
@@ -231,6 +281,7 @@ static void log_stats(const struct daemon *d)
 	for (size_t i = 0; i < d->nworkers; i++)
 		worker_stats(d->workers[i], &s);
 	log_info("stats: queries %" PRIu64 ", local %" PRIu64
+		 ", canary %" PRIu64
 		 ", blocked %" PRIu64 ", cache %" PRIu64 ", stale %" PRIu64
 		 ", forwarded %" PRIu64 ", joined %" PRIu64
 		 ", upstream answers %" PRIu64 ", servfail %" PRIu64
@@ -238,19 +289,11 @@ static void log_stats(const struct daemon *d)
 		 ", rebind %" PRIu64 ", malformed %" PRIu64
 		 ", dropped %" PRIu64 ", truncated %" PRIu64
 		 ", prefetched %" PRIu64,
-		 s.queries, s.local, s.blocked, s.cached, s.stale, s.forwarded,
+		 s.queries, s.local, s.canary, s.blocked, s.cached, s.stale, s.forwarded,
 		 s.joined, s.answered, s.servfail, s.refused, s.private_nx,
 		 s.rebind, s.malformed, s.dropped, s.truncated, s.prefetched);
-	const struct block_set *b = d->snap->blocks;
-	for (unsigned i = 0; b && i < b->nsrc; i++) {
-		uint64_t hits = 0;
-		for (size_t w = 0; w < d->nworkers; w++)
-			hits += worker_hits(d->workers[w], b->src[i].name);
-		log_info("blocklist %s: %zu names, %zu allowed, %zu bad lines, "
-			 "%" PRIu64 " hits",
-			 b->src[i].name, b->src[i].entries, b->src[i].allows,
-			 b->src[i].bad, hits);
-	}
+	log_list_stats(d);
+	log_group_stats(d);
 	struct cache_stats cs;
 	cache_get_stats(d->cache, &cs);
 	log_info("cache: %zu entries, %zu bytes, %" PRIu64 " hits, %" PRIu64

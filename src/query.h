@@ -92,6 +92,7 @@ struct query_backend {
 	X(dropped)    /* too short, or QR=1 */                            \
 	X(malformed)  /* FORMERR, NOTIMP, BADVERS */                      \
 	X(local)      /* answered from zone files */                      \
+	X(canary)     /* canaries: use-application-dns.net, resolver.arpa */\
 	X(blocked)    /* blocking answers */                              \
 	X(refused)    /* access, forward rules with refuse = true */      \
 	X(private_nx) /* private names kept local */                      \
@@ -143,6 +144,12 @@ void query_env_stats(const struct query_env *env, struct query_stats *sum);
 
 /* Hits of the block source called name, in this env (any thread). */
 uint64_t query_env_hits(struct query_env *env, const char *name);
+
+/* Add the queries and blocking answers of the client group called name
+ * ("default" for everyone else) in this env to *queries and *blocked
+ * (any thread); nothing when the snapshot in use has no such group. */
+void query_env_group_stats(struct query_env *env, const char *name,
+			   uint64_t *queries, uint64_t *blocked);
 
 /* Is the client at sa in access.allow of the snapshot in use?  For the
  * server's check at TCP accept (a void *ctx callback: env is ctx). */
