@@ -463,15 +463,17 @@ static void reply_error(struct query_env *env, const struct snapshot *s,
 	reply(env, s, c, wq, env->out, n);
 }
 
-/* The blocking answer of a client group (blk). */
+/* The blocking answer of a client group (blk), built in env->merge: an
+ * upstream reply in env->out may still be due to other waiting clients,
+ * whose groups do not block it. */
 static void reply_blocked(struct query_env *env, const struct snapshot *s,
 			  const struct answer_block *blk,
 			  const struct query_client *c,
 			  const struct wire_query *wq, const uint8_t *pkt)
 {
-	size_t n = answer_blocked(blk, wq, pkt, s->edns_size, env->out,
-				  sizeof(env->out));
-	reply(env, s, c, wq, env->out, n);
+	size_t n = answer_blocked(blk, wq, pkt, s->edns_size, env->merge,
+				  sizeof(env->merge));
+	reply(env, s, c, wq, env->merge, n);
 }
 
 /* NXDOMAIN with a SOA, so that clients cache it (RFC 2308 5): for names
