@@ -146,24 +146,34 @@ static socklen_t make_addr(const char *text, struct sockaddr_storage *ss)
 	return sizeof(*a);
 }
 
+/* Route a query for name/qtype with ID id (options o, may be NULL) from
+ * client (NULL: no client address); the reply, if any, goes to out. */
+static void route_one(const struct snapshot *s, const char *name,
+		      uint16_t qtype, const char *client, uint16_t id,
+		      const struct fx_q *o, struct wire_query *q, uint8_t *out,
+		      struct route_decision *d)
+{
+	uint8_t pkt[600];
+	struct sockaddr_storage ss;
+	size_t len = fx_query(pkt, sizeof(pkt), id, name, qtype, o);
+
+	if (client)
+		make_addr(client, &ss);
+	struct route_ctx ctx = {pkt, len,
+				client ? (const struct sockaddr *)&ss : NULL,
+				ROUTE_UDP};
+	memset(d, 0xa5, sizeof(*d));
+	route(s, &ctx, q, out, WIRE_MSG_MAX, d);
+}
+
 static void run_row(const struct snapshot *s, const struct row *r)
 {
 	static uint8_t out[WIRE_MSG_MAX];
-	uint8_t pkt[600];
-	struct sockaddr_storage ss;
 	struct wire_query q;
 	struct route_decision d;
-	size_t len = fx_query(pkt, sizeof(pkt), 0x1234, r->name, r->qtype,
-			      &r->q);
-	if (r->client)
-		make_addr(r->client, &ss);
-	struct route_ctx ctx = {pkt, len,
-				r->client ? (const struct sockaddr *)&ss : NULL,
-				ROUTE_UDP};
 	char name[160];
 
-	memset(&d, 0xa5, sizeof(d));
-	route(s, &ctx, &q, out, sizeof(out), &d);
+	route_one(s, r->name, r->qtype, r->client, 0x1234, &r->q, &q, out, &d);
 	snprintf(name, sizeof(name), "%s: %s", r->what,
 		 route_kind_name(r->kind));
 	if (!is_int(d.kind, r->kind, name))
@@ -309,21 +319,11 @@ static const struct grow grows[] = {
 static void run_grow(const struct snapshot *s, const struct grow *r)
 {
 	static uint8_t out[WIRE_MSG_MAX];
-	uint8_t pkt[600];
-	struct sockaddr_storage ss;
 	struct wire_query q;
 	struct route_decision d;
-	size_t len = fx_query(pkt, sizeof(pkt), 0x4321, r->name, r->qtype,
-			      NULL);
-	if (r->client)
-		make_addr(r->client, &ss);
-	struct route_ctx ctx = {pkt, len,
-				r->client ? (const struct sockaddr *)&ss : NULL,
-				ROUTE_UDP};
-
 	char name[160];
 
-	route(s, &ctx, &q, out, sizeof(out), &d);
+	route_one(s, r->name, r->qtype, r->client, 0x4321, NULL, &q, out, &d);
 	snprintf(name, sizeof(name), "%s: %s", r->what,
 		 route_kind_name(r->kind));
 	if (!is_int(d.kind, r->kind, name))
