@@ -177,14 +177,6 @@ unsigned snapshot_client_group(const struct snapshot *s,
 	return g;
 }
 
-size_t snapshot_group_index(const struct snapshot *s, const char *name)
-{
-	for (size_t i = 0; i < s->ncgroups; i++)
-		if (strcmp(s->cgroups[i].name, name) == 0)
-			return i;
-	return s->ncgroups;
-}
-
 const struct conf_addr *snapshot_servers(const struct snapshot *s, size_t g,
 					 size_t *n)
 {

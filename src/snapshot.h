@@ -105,9 +105,6 @@ void snapshot_unref(struct snapshot *s);
 unsigned snapshot_client_group(const struct snapshot *s,
 			       const struct sockaddr *sa, size_t *match);
 
-/* The client group called name, or ncgroups when there is none. */
-size_t snapshot_group_index(const struct snapshot *s, const char *name);
-
 /* The servers of upstream group g (0: default), n in *n. */
 const struct conf_addr *snapshot_servers(const struct snapshot *s, size_t g,
 					 size_t *n);
