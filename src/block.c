@@ -178,9 +178,8 @@ void block_answer_of(const struct conf_block *b, struct answer_block *out)
 /* The verdict of one source of b alone. */
 static enum lists_verdict one(const struct conf *cfg,
 			      const struct conf_block *b, char **names,
-			      size_t n, enum lists_kind kind,
-			      const char *file, const uint8_t *name,
-			      size_t len)
+			      size_t n, enum lists_kind kind, const char *file,
+			      const uint8_t *name, size_t len)
 {
 	char err[1024];
 	struct lists *l = lists_new();
@@ -213,17 +212,20 @@ int block_explain_conf(FILE *out, const struct conf *cfg,
 	enum lists_verdict v;
 	int found = 0;
 
-	if ((v = one(cfg, b, b->domains, b->ndomains, LISTS_BLOCK, NULL,
-		     name, len)) != LISTS_NONE && ++found)
+	if ((v = one(cfg, b, b->domains, b->ndomains, LISTS_BLOCK, NULL, name,
+		     len)) != LISTS_NONE &&
+	    ++found)
 		fprintf(out, "  source: block.domains (%s:%d) %s it\n",
 			cfg->path, b->line, verdicts[v]);
 	if ((v = one(cfg, b, b->allow, b->nallow, LISTS_ALLOW, NULL, name,
-		     len)) != LISTS_NONE && ++found)
+		     len)) != LISTS_NONE &&
+	    ++found)
 		fprintf(out, "  source: block.allow (%s:%d) %s it\n", cfg->path,
 			b->line, verdicts[v]);
 	for (size_t i = 0; i < b->nlists; i++)
 		if ((v = one(cfg, b, NULL, 0, LISTS_BLOCK, b->lists[i], name,
-			     len)) != LISTS_NONE && ++found)
+			     len)) != LISTS_NONE &&
+		    ++found)
 			fprintf(out, "  source: %s %s it\n", b->lists[i],
 				verdicts[v]);
 	return found;

@@ -1016,8 +1016,9 @@ static bool block_lists(struct loader *ld, config_setting_t *g,
 }
 
 static const char *const block_known[] = {
-	"answer", "lists", "domains", "allow", "ttl", "cname",
-	"firefox_canary", "icloud_private_relay", NULL};
+    "answer", "lists", "domains",	 "allow",
+    "ttl",    "cname", "firefox_canary", "icloud_private_relay",
+    NULL};
 
 /* Replace the string list *v (n entries) by member name of g, when g has
  * it. */
@@ -1056,8 +1057,8 @@ static bool block_group(struct loader *ld, config_setting_t *g,
 	if (answer) {
 		/* A new answer replaces the inherited one whole. */
 		b->has_a = b->has_aaaa = false;
-		if (!block_answer(ld, config_setting_get_member(g, "answer"),
-				  b, answer))
+		if (!block_answer(ld, config_setting_get_member(g, "answer"), b,
+				  answer))
 			return false;
 	}
 	if (!block_lists(ld, g, b, dir) ||
@@ -1119,8 +1120,7 @@ bool conf_block_same_names(const struct conf_block *a,
 			   const struct conf_block *b)
 {
 	return same_strings(a->lists, a->nlists, b->lists, b->nlists) &&
-	       same_strings(a->domains, a->ndomains, b->domains,
-			    b->ndomains) &&
+	       same_strings(a->domains, a->ndomains, b->domains, b->ndomains) &&
 	       same_strings(a->allow, a->nallow, b->allow, b->nallow);
 }
 
@@ -1176,15 +1176,17 @@ static bool client_match(struct loader *ld, config_setting_t *g,
 	if (!get_strings(ld, g, "match", &list))
 		return false;
 	if (!list || config_setting_length(list) == 0)
-		return fail(ld, list ? list : g, "client group '%s' needs "
-				   "'match = [\"ADDRESS/PREFIX\", ...]'",
+		return fail(ld, list ? list : g,
+			    "client group '%s' needs "
+			    "'match = [\"ADDRESS/PREFIX\", ...]'",
 			    c->name);
 	size_t n = (size_t)config_setting_length(list);
 	if (!(c->match = ld_calloc(ld, n, sizeof(*c->match))) ||
 	    !(c->match_text = ld_calloc(ld, n, sizeof(*c->match_text))))
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		config_setting_t *e =
+		    config_setting_get_elem(list, (unsigned)i);
 		const char *text = config_setting_get_string(e);
 		if (!conf_parse_prefix(text, &c->match[i], &why))
 			return fail(ld, e, "client group '%s': match '%s': %s",
@@ -1207,16 +1209,21 @@ static bool client_upstream(struct loader *ld, config_setting_t *g,
 	if (!up)
 		return true;
 	if (config_setting_type(up) != CONFIG_TYPE_GROUP)
-		return fail(ld, up, "client group '%s': 'upstream' must be a "
-				    "group { servers = [...]; }", c->name);
-	if (!check_names(ld, up, known, "a client group's upstream "
-					"(timeout_ms and tries are the "
-					"top-level ones)") ||
+		return fail(ld, up,
+			    "client group '%s': 'upstream' must be a "
+			    "group { servers = [...]; }",
+			    c->name);
+	if (!check_names(ld, up, known,
+			 "a client group's upstream "
+			 "(timeout_ms and tries are the "
+			 "top-level ones)") ||
 	    !get_strings(ld, up, "servers", &list))
 		return false;
 	if (!list)
-		return fail(ld, up, "client group '%s': 'upstream' needs "
-				    "'servers'", c->name);
+		return fail(ld, up,
+			    "client group '%s': 'upstream' needs "
+			    "'servers'",
+			    c->name);
 	return load_addrs(ld, list, &c->servers, &c->nservers,
 			  CONFIG_MAX_SERVERS, "servers");
 }
@@ -1234,15 +1241,17 @@ static bool load_client(struct loader *ld, config_setting_t *g,
 	if (!copy_block(ld, &c->block, &cfg->block))
 		return false;
 	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
-		return fail(ld, g, "a client group must be a group { name = "
-				   "...; match = [...]; }");
+		return fail(ld, g,
+			    "a client group must be a group { name = "
+			    "...; match = [...]; }");
 	if (!check_names(ld, g, known, "a client group") ||
 	    !get_string(ld, g, "name", true, &name, NULL))
 		return false;
 	if (!good_group_name(name))
 		return fail(ld, config_setting_get_member(g, "name"),
 			    "client group name '%s': 1 to 32 of a-z, 0-9, _ "
-			    "and -, and not 'default'", name);
+			    "and -, and not 'default'",
+			    name);
 	if (!(c->name = ld_strdup(ld, name)) || !client_match(ld, g, c))
 		return false;
 	config_setting_t *b = config_setting_get_member(g, "block");
@@ -1260,7 +1269,8 @@ static bool load_clients(struct loader *ld, config_setting_t *root,
 	if (!list)
 		return true;
 	if (config_setting_type(list) != CONFIG_TYPE_LIST)
-		return fail(ld, list, "'clients' must be a list ( {...}, ... )");
+		return fail(ld, list,
+			    "'clients' must be a list ( {...}, ... )");
 	size_t n = (size_t)config_setting_length(list);
 	if (n > CONF_MAX_CLIENTS)
 		return fail(ld, list, "'clients' has more than %d groups",
@@ -1271,15 +1281,17 @@ static bool load_clients(struct loader *ld, config_setting_t *root,
 	if (!dir)
 		return false;
 	for (size_t i = 0; ok && i < n; i++) {
-		config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		config_setting_t *g =
+		    config_setting_get_elem(list, (unsigned)i);
 		cfg->nclients = i + 1;
 		ok = load_client(ld, g, cfg, &cfg->clients[i], dir);
 		for (size_t j = 0; ok && j < i; j++)
 			if (strcmp(cfg->clients[j].name,
 				   cfg->clients[i].name) == 0)
-				ok = fail(ld, g, "a second client group named "
-						 "'%s' (the first is on line "
-						 "%d)",
+				ok = fail(ld, g,
+					  "a second client group named "
+					  "'%s' (the first is on line "
+					  "%d)",
 					  cfg->clients[i].name,
 					  cfg->clients[j].line);
 	}
@@ -1310,12 +1322,11 @@ struct conf *conf_load(const char *path, const char *const *override,
 			   size_t n_override, char *err, size_t errlen)
 {
 	static const char *const known[] = {
-		"listen",	 "upstream",	      "zones",
-		"edns_size",	 "tcp",		      "forward",
-		"private_local", "rebind_protection", "rebind_ok",
-		"block",	 "access",	      "user",
-		"cache",	 "threads",	      "limits",
-		"clients",	 NULL};
+	    "listen",	 "upstream", "zones",	      "edns_size",
+	    "tcp",	 "forward",  "private_local", "rebind_protection",
+	    "rebind_ok", "block",    "access",	      "user",
+	    "cache",	 "threads",  "limits",	      "clients",
+	    NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
 	struct conf *cfg = ld_calloc(&ld, 1, sizeof(*cfg));
 	config_t c;
@@ -1347,8 +1358,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 	    !load_block(&ld, root, cfg) || !load_access(&ld, root, cfg) ||
 	    !load_user(&ld, root, cfg) || !load_cache(&ld, root, cfg) ||
 	    !load_limits(&ld, root, cfg) || !load_clients(&ld, root, cfg) ||
-	    !check_loops(&ld, cfg) ||
-	    !load_zones(&ld, root, cfg))
+	    !check_loops(&ld, cfg) || !load_zones(&ld, root, cfg))
 		goto out;
 	cfg->edns_size = (int)edns;
 	cfg->threads = (int)threads;

@@ -207,8 +207,10 @@ static void print_policy(FILE *out, const struct snapshot *s,
 		return;
 	}
 	if (d.group == 0 && c && c->nservers) {
-		fprintf(out, "  rule:   upstreams of client group '%s' "
-			     "(%s:%d): ", c->name, cfg->path, c->line);
+		fprintf(out,
+			"  rule:   upstreams of client group '%s' "
+			"(%s:%d): ",
+			c->name, cfg->path, c->line);
 		print_servers(out, c->servers, c->nservers);
 		fprintf(out, "\n");
 		return;

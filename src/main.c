@@ -289,8 +289,8 @@ static void log_stats(const struct daemon *d)
 		 ", rebind %" PRIu64 ", malformed %" PRIu64
 		 ", dropped %" PRIu64 ", truncated %" PRIu64
 		 ", prefetched %" PRIu64,
-		 s.queries, s.local, s.canary, s.blocked, s.cached, s.stale, s.forwarded,
-		 s.joined, s.answered, s.servfail, s.refused, s.private_nx,
+		 s.queries, s.local, s.canary, s.blocked, s.cached, s.stale,
+		 s.forwarded, s.joined, s.answered, s.servfail, s.refused, s.private_nx,
 		 s.rebind, s.malformed, s.dropped, s.truncated, s.prefetched);
 	log_list_stats(d);
 	log_group_stats(d);

@@ -270,6 +270,5 @@ size_t policy_prefix_find(const struct conf_prefix *prefixes, size_t n,
 
 bool policy_client_allowed(const struct policy *p, const void *sockaddr)
 {
-	return policy_prefix_find(p->access, p->naccess, sockaddr) <
-	       p->naccess;
+	return policy_prefix_find(p->access, p->naccess, sockaddr) < p->naccess;
 }

@@ -833,9 +833,9 @@ static unsigned group_now(const struct query_env *env, const struct query *q)
 	if (q->ep == env->cur)
 		return q->cgroup;
 	return snapshot_client_group(
-		s, q->client.peerlen ? (const struct sockaddr *)&q->client.peer
-				     : NULL,
-		NULL);
+	    s,
+	    q->client.peerlen ? (const struct sockaddr *)&q->client.peer : NULL,
+	    NULL);
 }
 
 static void count_hit(struct query_env *env, unsigned set, unsigned src)
@@ -1510,11 +1510,9 @@ void query_env_group_stats(struct query_env *env, const char *name,
 	for (size_t i = 0; i < env->hits.ngroups; i++)
 		if (strcmp(env->hits.group_names[i], name) == 0) {
 			*queries += atomic_load_explicit(
-				&env->hits.group_queries[i],
-				memory_order_relaxed);
+			    &env->hits.group_queries[i], memory_order_relaxed);
 			*blocked += atomic_load_explicit(
-				&env->hits.group_blocked[i],
-				memory_order_relaxed);
+			    &env->hits.group_blocked[i], memory_order_relaxed);
 		}
 	pthread_mutex_unlock(&env->hits_mu);
 }

@@ -72,7 +72,8 @@ static bool name_under(const uint8_t *name, size_t len, const uint8_t *suf,
 		return false;
 	while (len - off > slen)
 		off += 1u + name[off];
-	return len - off == slen && wire_name_equal(name + off, slen, suf, slen);
+	return len - off == slen &&
+	       wire_name_equal(name + off, slen, suf, slen);
 }
 
 /* The wire forms (sizeof includes the root label). */
@@ -111,9 +112,11 @@ static bool check_canary(const struct snapshot *s,
 	struct answer_block a = {.mode = CONF_BLOCK_NXDOMAIN,
 				 .ttl = g->block.ttl};
 
-	if (g->firefox_canary && is_name(q, firefox_name, sizeof(firefox_name))) {
+	if (g->firefox_canary &&
+	    is_name(q, firefox_name, sizeof(firefox_name))) {
 		d->canary = ROUTE_CANARY_FIREFOX;
-		d->why = "canary: use-application-dns.net (block.firefox_canary)";
+		d->why =
+		    "canary: use-application-dns.net (block.firefox_canary)";
 	} else if (g->icloud_private_relay &&
 		   (is_name(q, mask_name, sizeof(mask_name)) ||
 		    is_name(q, mask_h2_name, sizeof(mask_h2_name)))) {
@@ -133,9 +136,8 @@ static bool check_canary(const struct snapshot *s,
 	return true;
 }
 
-static bool check_blocked(const struct snapshot_group *g,
-			  const uint8_t *name, size_t len,
-			  struct route_decision *d)
+static bool check_blocked(const struct snapshot_group *g, const uint8_t *name,
+			  size_t len, struct route_decision *d)
 {
 	if (!g->lists)
 		return false;
@@ -166,8 +168,8 @@ static void check_policy(const struct snapshot *s,
 		d->group = d->policy.group ? d->policy.group : g->upstream;
 		decide(d, ROUTE_FORWARD, 0,
 		       d->policy.group ? "forward rule"
-		       : d->group     ? "client group's upstreams"
-				      : "default upstreams");
+		       : d->group      ? "client group's upstreams"
+				       : "default upstreams");
 		return;
 	}
 }

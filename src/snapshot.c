@@ -19,8 +19,7 @@
 #include "snapshot.h"
 #include "zone.h"
 
-static void group_settings(struct snapshot_group *g,
-			   const struct conf_block *b)
+static void group_settings(struct snapshot_group *g, const struct conf_block *b)
 {
 	g->bconf = b;
 	block_answer_of(b, &g->block);
@@ -32,23 +31,22 @@ static void group_settings(struct snapshot_group *g,
 /* One block set per distinct list of names: a client group whose lists,
  * domains and allow entries are those of an earlier group shares its
  * set (a guest group with other servers costs no memory for lists). */
-static bool build_sets(struct snapshot *s, block_report_fn report,
-		       void *ctx, char *err, size_t errlen)
+static bool build_sets(struct snapshot *s, block_report_fn report, void *ctx,
+		       char *err, size_t errlen)
 {
 	for (size_t i = 0; i < s->ncgroups; i++) {
 		struct snapshot_group *g = &s->cgroups[i];
 		size_t j = 0;
-		while (j < i && !conf_block_same_names(s->cgroups[j].bconf,
-						       g->bconf))
+		while (j < i &&
+		       !conf_block_same_names(s->cgroups[j].bconf, g->bconf))
 			j++;
 		if (j < i) {
 			g->set = s->cgroups[j].set;
 		} else {
 			g->set = (unsigned)s->nsets;
 			err[0] = '\0';
-			s->sets[s->nsets] = block_load_conf(s->cfg, g->bconf,
-							    report, ctx, err,
-							    errlen);
+			s->sets[s->nsets] = block_load_conf(
+			    s->cfg, g->bconf, report, ctx, err, errlen);
 			if (!s->sets[s->nsets] && err[0])
 				return false;
 			s->nsets++;
@@ -61,8 +59,8 @@ static bool build_sets(struct snapshot *s, block_report_fn report,
 
 /* Group 0 and one per clients entry; their prefixes in one array for
  * route()'s scan; an upstream group for each that has servers. */
-static bool build_groups(struct snapshot *s, block_report_fn report,
-			 void *ctx, char *err, size_t errlen)
+static bool build_groups(struct snapshot *s, block_report_fn report, void *ctx,
+			 char *err, size_t errlen)
 {
 	const struct conf *cfg = s->cfg;
 	size_t nmatch = 0;

@@ -232,8 +232,8 @@ uint64_t worker_hits(struct worker *w, const char *name)
 	return query_env_hits(w->env, name);
 }
 
-void worker_group_stats(struct worker *w, const char *name,
-			uint64_t *queries, uint64_t *blocked)
+void worker_group_stats(struct worker *w, const char *name, uint64_t *queries,
+			uint64_t *blocked)
 {
 	query_env_group_stats(w->env, name, queries, blocked);
 }

@@ -55,7 +55,7 @@ uint64_t worker_hits(struct worker *w, const char *name);
 
 /* Add the worker's queries and blocking answers of the client group
  * called name.  Any thread. */
-void worker_group_stats(struct worker *w, const char *name,
-			uint64_t *queries, uint64_t *blocked);
+void worker_group_stats(struct worker *w, const char *name, uint64_t *queries,
+			uint64_t *blocked);
 
 #endif

@@ -825,7 +825,7 @@ static bool build_all(const char *path, char *err, size_t errlen)
 	/* Each client group's own set too (they have lists here). */
 	for (size_t i = 0; whole && i < cfg->nclients; i++) {
 		struct block_set *g = block_load_conf(
-			cfg, &cfg->clients[i].block, NULL, NULL, err, errlen);
+		    cfg, &cfg->clients[i].block, NULL, NULL, err, errlen);
 		whole = g != NULL;
 		block_set_free(g);
 	}
@@ -877,7 +877,8 @@ static void test_oom(struct tmp *t)
 	    "access: { allow = [\"127.0.0.0/8\", \"::1\"]; };\n"
 	    "cache: { size = 100; };\n"
 	    "tcp: { max_connections = 8; };\n"
-	    "clients = ( { name = \"kids\"; match = [\"10.0.0.0/8\", \"fd00::/8\"];\n"
+	    "clients = ( { name = \"kids\"; match = [\"10.0.0.0/8\", "
+	    "\"fd00::/8\"];\n"
 	    "  block: { domains = [\"games.example\"]; };\n"
 	    "  upstream: { servers = [\"192.0.2.10\"]; }; },\n"
 	    "  { name = \"guests\"; match = [\"192.168.2.0/24\"]; } );\n");
@@ -918,26 +919,29 @@ static void test_oom(struct tmp *t)
 
 /* ---- client groups ------------------------------------------------------ */
 
-#define CLIENTS_TOP                                                        \
-	UPSTREAM "listen = [\"127.0.0.1:5300\"];\n"                          \
-		 "block: { lists = [\"top.list\"]; domains = [\"d.example\"];\n" \
-		 "  answer = \"nxdomain\"; ttl = 30; firefox_canary = false; };\n"
+#define CLIENTS_TOP                                                            \
+	UPSTREAM                                                               \
+	    "listen = [\"127.0.0.1:5300\"];\n"                                 \
+	    "block: { lists = [\"top.list\"]; domains = [\"d.example\"];\n"    \
+	    "  answer = \"nxdomain\"; ttl = 30; firefox_canary = false; };\n"
 
 static void test_clients(struct tmp *t)
 {
 	tmp_write(t, "top.list", "ads.example\n");
 	tmp_write(t, "kids.list", "games.example\n");
-	struct conf *cfg = load_ok(
-	    t,
-	    CLIENTS_TOP
-	    "clients = (\n"
-	    "  { name = \"kids\"; match = [\"192.168.1.64/26\", \"fd00::64/122\"];\n"
-	    "    block: { lists = [\"top.list\", \"kids.list\"]; answer = \"null\";\n"
-	    "             icloud_private_relay = true; }; },\n"
-	    "  { name = \"guest_wifi-2\"; match = [\"10.9.0.1\"];\n"
-	    "    upstream: { servers = [\"192.0.2.99:5353\"]; }; }\n"
-	    ");\n",
-	    "two client groups");
+	struct conf *cfg =
+	    load_ok(t,
+		    CLIENTS_TOP
+		    "clients = (\n"
+		    "  { name = \"kids\"; match = [\"192.168.1.64/26\", "
+		    "\"fd00::64/122\"];\n"
+		    "    block: { lists = [\"top.list\", \"kids.list\"]; "
+		    "answer = \"null\";\n"
+		    "             icloud_private_relay = true; }; },\n"
+		    "  { name = \"guest_wifi-2\"; match = [\"10.9.0.1\"];\n"
+		    "    upstream: { servers = [\"192.0.2.99:5353\"]; }; }\n"
+		    ");\n",
+		    "two client groups");
 	if (!cfg)
 		return;
 	is_int(cfg->nclients, 2, "two groups");
@@ -965,7 +969,8 @@ static void test_clients(struct tmp *t)
 	   "guests: the top-level lists, domains and allow entries");
 	is_int(g->block.mode, CONF_BLOCK_NXDOMAIN,
 	       "guests: the top-level answer");
-	ok(g->nservers == 1 && strcmp(g->servers[0].text, "192.0.2.99:5353") == 0,
+	ok(g->nservers == 1 &&
+	       strcmp(g->servers[0].text, "192.0.2.99:5353") == 0,
 	   "guests: servers of their own");
 	ok(conf_block_icloud(&g->block),
 	   "icloud_private_relay not set: on where names are blocked");
@@ -984,15 +989,18 @@ static void test_clients(struct tmp *t)
 	conf_free(cfg);
 
 	load_fails(t,
-		   CLIENTS_TOP "clients = (\n"
-			       "  { name = \"kids\"; match = [\"10.0.0.1\"]; },\n"
-			       "  { name = \"kids\"; match = [\"10.0.0.2\"]; }\n);\n",
-		   NULL, 7, "a second client group named 'kids' (the first "
-			    "is on line 6)",
+		   CLIENTS_TOP
+		   "clients = (\n"
+		   "  { name = \"kids\"; match = [\"10.0.0.1\"]; },\n"
+		   "  { name = \"kids\"; match = [\"10.0.0.2\"]; }\n);\n",
+		   NULL, 7,
+		   "a second client group named 'kids' (the first "
+		   "is on line 6)",
 		   "duplicate group name");
 	load_fails(t,
-		   CLIENTS_TOP "clients = ( { name = \"kids\";\n"
-			       "  match = [\"10.0.0.1\",\n \"10.0.0.0/33\"]; } );\n",
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\";\n"
+		   "  match = [\"10.0.0.1\",\n \"10.0.0.0/33\"]; } );\n",
 		   NULL, 7, "match '10.0.0.0/33': prefix length out of range",
 		   "bad prefix length");
 	load_fails(t,
@@ -1000,46 +1008,57 @@ static void test_clients(struct tmp *t)
 			       "  match = [\"kids.example\"]; } );\n",
 		   NULL, 6, "match 'kids.example'", "a name, not an address");
 	load_fails(t,
-		   CLIENTS_TOP "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
-			       "  lists = [\"x\"]; } );\n",
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  lists = [\"x\"]; } );\n",
 		   NULL, 6, "unknown setting 'lists' in a client group",
 		   "unknown key in a group");
 	load_fails(t,
-		   CLIENTS_TOP "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
-			       "  block: {\n    list = [\"x\"]; }; } );\n",
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  block: {\n    list = [\"x\"]; }; } );\n",
 		   NULL, 7, "unknown setting 'list' in a client group's block",
 		   "unknown key in a group's block");
 	load_fails(t,
-		   CLIENTS_TOP "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
-			       "  upstream: { servers = [\"192.0.2.1\"];\n"
-			       "    tries = 3; }; } );\n",
-		   NULL, 7, "unknown setting 'tries'", "tries in a group's upstream");
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  upstream: { servers = [\"192.0.2.1\"];\n"
+		   "    tries = 3; }; } );\n",
+		   NULL, 7, "unknown setting 'tries'",
+		   "tries in a group's upstream");
 	load_fails(t,
-		   CLIENTS_TOP "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
-			       "  upstream: { servers = [\"192.0.2.1:0\"]; }; } );\n",
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  upstream: { servers = [\"192.0.2.1:0\"]; }; } );\n",
 		   NULL, 6, "port must be 1..65535", "a bad server");
+	load_fails(t, CLIENTS_TOP "clients = (\n { name = \"kids\"; } );\n",
+		   NULL, 6, "client group 'kids' needs 'match", "no match");
+	load_fails(
+	    t,
+	    CLIENTS_TOP
+	    "clients = (\n { name = \"Kids\"; match = [\"10.0.0.1\"]; } );\n",
+	    NULL, 6, "client group name 'Kids'", "upper case in a name");
 	load_fails(t,
-		   CLIENTS_TOP "clients = (\n { name = \"kids\"; } );\n", NULL, 6,
-		   "client group 'kids' needs 'match", "no match");
-	load_fails(t,
-		   CLIENTS_TOP "clients = (\n { name = \"Kids\"; match = [\"10.0.0.1\"]; } );\n",
-		   NULL, 6, "client group name 'Kids'", "upper case in a name");
-	load_fails(t,
-		   CLIENTS_TOP "clients = (\n { name = \"default\"; match = [\"10.0.0.1\"]; } );\n",
+		   CLIENTS_TOP "clients = (\n { name = \"default\"; match = "
+			       "[\"10.0.0.1\"]; } );\n",
 		   NULL, 6, "not 'default'", "the reserved name");
-	load_fails(t, CLIENTS_TOP "clients = (\n { match = [\"10.0.0.1\"]; } );\n",
+	load_fails(t,
+		   CLIENTS_TOP "clients = (\n { match = [\"10.0.0.1\"]; } );\n",
 		   NULL, 6, "missing 'name'", "no name");
 	load_fails(t, CLIENTS_TOP "clients = { name = \"kids\"; };\n", NULL, 5,
 		   "'clients' must be a list", "clients a group");
 	load_fails(t,
-		   CLIENTS_TOP "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
-			       "  block: { icloud_private_relay = 1; }; } );\n",
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  block: { icloud_private_relay = 1; }; } );\n",
 		   NULL, 6, "'icloud_private_relay' must be true or false",
 		   "icloud_private_relay not a boolean");
 	load_fails(t,
-		   CLIENTS_TOP "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
-			       "  upstream: { servers = [\"127.0.0.1:5300\"]; }; } );\n",
-		   NULL, 6, "a forwarding loop", "a group's server is our listener");
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  upstream: { servers = [\"127.0.0.1:5300\"]; }; } );\n",
+		   NULL, 6, "a forwarding loop",
+		   "a group's server is our listener");
 }
 
 int main(void)

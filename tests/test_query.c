@@ -790,9 +790,9 @@ static void test_cname_blocked(void)
 static void test_group_waiters(void)
 {
 	struct rig *r = rig_new_extra(
-		0, false,
-		"clients = ( { name = \"open\"; match = [\"127.0.0.2\"];\n"
-		"  block: { lists = []; answer = \"nxdomain\"; }; } );");
+	    0, false,
+	    "clients = ( { name = \"open\"; match = [\"127.0.0.2\"];\n"
+	    "  block: { lists = []; answer = \"nxdomain\"; }; } );");
 	uint8_t rep[1500];
 	uint64_t q0 = 0, b0 = 0, q1 = 0, b1 = 0;
 

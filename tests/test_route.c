@@ -159,9 +159,8 @@ static void route_one(const struct snapshot *s, const char *name,
 
 	if (client)
 		make_addr(client, &ss);
-	struct route_ctx ctx = {pkt, len,
-				client ? (const struct sockaddr *)&ss : NULL,
-				ROUTE_UDP};
+	struct route_ctx ctx = {
+	    pkt, len, client ? (const struct sockaddr *)&ss : NULL, ROUTE_UDP};
 	memset(d, 0xa5, sizeof(*d));
 	route(s, &ctx, q, out, WIRE_MSG_MAX, d);
 }
@@ -232,7 +231,8 @@ static const char groups_conf[] =
     "access: { allow = [\"127.0.0.0/8\", \"::1/128\", \"fd00::/8\"]; };\n"
     "upstream: { servers = [\"127.0.0.1:9\"]; };\n"
     "zones = [\"canary.zone\"];\n"
-    "forward = ( { domain = \"corp.example\"; servers = [\"127.0.0.2:9\"]; } );\n"
+    "forward = ( { domain = \"corp.example\"; servers = [\"127.0.0.2:9\"]; } "
+    ");\n"
     "block: { lists = [\"block.txt\"]; };\n"
     "clients = (\n"
     "  { name = \"kids\"; match = [\"127.0.0.2\", \"fd00::64/122\"];\n"
@@ -254,11 +254,11 @@ struct grow {
 	uint16_t qtype;
 	const char *client;
 	enum route_kind kind;
-	unsigned group;          /* d.client_group */
-	size_t upstream;         /* FORWARD: d.group */
+	unsigned group;	 /* d.client_group */
+	size_t upstream; /* FORWARD: d.group */
 	enum route_canary canary;
-	unsigned rcode;          /* LOCAL: the reply's */
-	unsigned ancount;        /* LOCAL: answers */
+	unsigned rcode;	  /* LOCAL: the reply's */
+	unsigned ancount; /* LOCAL: answers */
 };
 
 static const struct grow grows[] = {
@@ -266,23 +266,22 @@ static const struct grow grows[] = {
      "127.0.0.1", ROUTE_BLOCKED, 0, 0, ROUTE_CANARY_NONE, 0, 0},
     {"default client: the kids' list does not", "games.example", WIRE_T_A,
      "127.0.0.1", ROUTE_FORWARD, 0, 0, ROUTE_CANARY_NONE, 0, 0},
-    {"no client address: the default group", "games.example", WIRE_T_A,
-     NULL, ROUTE_FORWARD, 0, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"no client address: the default group", "games.example", WIRE_T_A, NULL,
+     ROUTE_FORWARD, 0, 0, ROUTE_CANARY_NONE, 0, 0},
     {"kids: their own list blocks", "games.example", WIRE_T_A, "127.0.0.2",
      ROUTE_BLOCKED, 1, 0, ROUTE_CANARY_NONE, 0, 0},
-    {"kids: the list they repeat blocks too", "x.ads.example.net",
-     WIRE_T_AAAA, "127.0.0.2", ROUTE_BLOCKED, 1, 0, ROUTE_CANARY_NONE, 0, 0},
-    {"kids over IPv6", "games.example", WIRE_T_A, "fd00::70", ROUTE_BLOCKED,
-     1, 0, ROUTE_CANARY_NONE, 0, 0},
-    {"kids, an IPv4-mapped address counts as IPv4", "games.example",
-     WIRE_T_A, "::ffff:127.0.0.2", ROUTE_BLOCKED, 1, 0, ROUTE_CANARY_NONE, 0,
-     0},
+    {"kids: the list they repeat blocks too", "x.ads.example.net", WIRE_T_AAAA,
+     "127.0.0.2", ROUTE_BLOCKED, 1, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"kids over IPv6", "games.example", WIRE_T_A, "fd00::70", ROUTE_BLOCKED, 1,
+     0, ROUTE_CANARY_NONE, 0, 0},
+    {"kids, an IPv4-mapped address counts as IPv4", "games.example", WIRE_T_A,
+     "::ffff:127.0.0.2", ROUTE_BLOCKED, 1, 0, ROUTE_CANARY_NONE, 0, 0},
     {"outside the kids' IPv6 prefix: default", "games.example", WIRE_T_A,
      "fd00::1", ROUTE_FORWARD, 0, 0, ROUTE_CANARY_NONE, 0, 0},
     {"guests: their own servers", "www.example.com", WIRE_T_A, "127.0.0.3",
      ROUTE_FORWARD, 2, 2, ROUTE_CANARY_NONE, 0, 0},
-    {"guests over ::1", "www.example.com", WIRE_T_A, "::1", ROUTE_FORWARD, 2,
-     2, ROUTE_CANARY_NONE, 0, 0},
+    {"guests over ::1", "www.example.com", WIRE_T_A, "::1", ROUTE_FORWARD, 2, 2,
+     ROUTE_CANARY_NONE, 0, 0},
     {"guests: a forward rule wins over the group's servers",
      "host.corp.example", WIRE_T_A, "127.0.0.3", ROUTE_FORWARD, 2, 1,
      ROUTE_CANARY_NONE, 0, 0},
@@ -302,15 +301,14 @@ static const struct grow grows[] = {
      WIRE_NXDOMAIN, 0},
     {"iCloud Private Relay off for guests", "mask.icloud.com", WIRE_T_A,
      "127.0.0.3", ROUTE_FORWARD, 2, 2, ROUTE_CANARY_NONE, 0, 0},
-    {"local data beats the canary", "mask-h2.icloud.com", WIRE_T_A,
-     "127.0.0.1", ROUTE_LOCAL, 0, 0, ROUTE_CANARY_NONE, WIRE_NOERROR, 1},
+    {"local data beats the canary", "mask-h2.icloud.com", WIRE_T_A, "127.0.0.1",
+     ROUTE_LOCAL, 0, 0, ROUTE_CANARY_NONE, WIRE_NOERROR, 1},
     {"DDR: _dns.resolver.arpa SVCB is NODATA", "_dns.resolver.arpa", 64,
      "127.0.0.3", ROUTE_LOCAL, 2, 0, ROUTE_CANARY_DDR, WIRE_NOERROR, 0},
     {"DDR: resolver.arpa itself is NODATA", "RESOLVER.arpa", WIRE_T_A,
      "127.0.0.1", ROUTE_LOCAL, 0, 0, ROUTE_CANARY_DDR, WIRE_NOERROR, 0},
-    {"a name ending in resolver.arpa's letters is not DDR",
-     "xresolver.arpa", WIRE_T_A, "127.0.0.1", ROUTE_FORWARD, 0, 0,
-     ROUTE_CANARY_NONE, 0, 0},
+    {"a name ending in resolver.arpa's letters is not DDR", "xresolver.arpa",
+     WIRE_T_A, "127.0.0.1", ROUTE_FORWARD, 0, 0, ROUTE_CANARY_NONE, 0, 0},
     {"a label holding resolver.arpa's bytes is not DDR",
      "b.a\\008resolver\\004arpa", WIRE_T_A, "127.0.0.1", ROUTE_FORWARD, 0, 0,
      ROUTE_CANARY_NONE, 0, 0},
@@ -344,10 +342,11 @@ static void run_grow(const struct snapshot *s, const struct grow *r)
 static void bench(const struct snapshot *s, const char *what)
 {
 	static uint8_t out[WIRE_MSG_MAX];
-	static const char *const names[] = {"www.example.com", "ads.example.net",
-					    "games.example", "a.b.example.org"};
-	static const char *const clients[] = {"127.0.0.9", "127.0.0.3",
-					      "::1", "fd00::9"};
+	static const char *const names[] = {"www.example.com",
+					    "ads.example.net", "games.example",
+					    "a.b.example.org"};
+	static const char *const clients[] = {"127.0.0.9", "127.0.0.3", "::1",
+					      "fd00::9"};
 	uint8_t pkt[4][300];
 	size_t len[4];
 	struct sockaddr_storage ss[4];
@@ -371,13 +370,14 @@ static void bench(const struct snapshot *s, const char *what)
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		for (long i = 0; i < n; i++) {
 			struct route_ctx ctx = {
-				pkt[i & 3], len[i & 3],
-				(const struct sockaddr *)&ss[i & 3], ROUTE_UDP};
+			    pkt[i & 3], len[i & 3],
+			    (const struct sockaddr *)&ss[i & 3], ROUTE_UDP};
 			route(s, &ctx, &q, out, sizeof(out), &d);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 +
-			     (double)(b.tv_nsec - a.tv_nsec)) / (double)n;
+			     (double)(b.tv_nsec - a.tv_nsec)) /
+			    (double)n;
 		best = ns < best ? ns : best;
 	}
 	diag("route() with %s: %.1f ns per query", what, best);
