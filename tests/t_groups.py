@@ -111,6 +111,16 @@ def t_upstreams():
           "guests: corp.example still goes to its forward rule")
 
 
+@tap.test("rebind protection covers a group's own servers as it does the "
+          "default ones")
+def t_rebind():
+    for src in ("127.0.0.1", "127.0.0.3"):
+        n = uniq("private")  # upstream: A 192.168.1.1
+        r = ask(n, src)
+        eq(rcode(r), "NXDOMAIN", "from %s" % src)
+    check(up_b.saw(n), "the guests' query reached their upstream")
+
+
 @tap.test("an answer cached from one group's upstream is not served to "
           "another group")
 def t_cache_apart():
