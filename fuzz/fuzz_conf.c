@@ -2,8 +2,9 @@
  * fuzz_conf.c - libFuzzer target for the configuration loader: the input
  * is a main file, optionally followed by a NUL and a zone file, and by a
  * second NUL and a block list, written as main.conf, z.zone and b.list in
- * a private folder.  Whatever conf_load accepts is then built as a start
- * or a reload would: zone_build, policy_build, block_load.
+ * a private folder, and built as a start or a reload would
+ * (snapshot_build: conf_load, zone_build, policy_build, then the client
+ * groups and a block set per distinct list of names).
  *
  * Inputs that could name files outside the folder are skipped (a FIFO or
  * /dev/zero would stall the fuzzer, not find a bug): absolute paths
@@ -11,10 +12,8 @@
  */
 #include <config.h>
 
-#include "../src/block.h"
 #include "../src/conf.h"
-#include "../src/policy.h"
-#include "../src/zone.h"
+#include "../src/snapshot.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -40,16 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 2; i >= 0; i--)
 		path = fuzz_write(names[i], part[i] ? part[i] : data,
 				  part[i] ? len[i] : 0);
-	struct conf *cfg = conf_load(path, NULL, 0, err, sizeof(err));
-	if (!cfg)
-		return 0;
-	struct zone *z = zone_build(cfg, err, sizeof(err));
-	struct policy *p = z ? policy_build(cfg, err, sizeof(err)) : NULL;
-	struct block_set *b =
-	    p ? block_load(cfg, NULL, NULL, err, sizeof(err)) : NULL;
-	block_set_free(b);
-	policy_free(p);
-	zone_free(z);
-	conf_free(cfg);
+	snapshot_unref(snapshot_build(path, NULL, 0, NULL, NULL, 1, err,
+				      sizeof(err)));
 	return 0;
 }

@@ -22,15 +22,15 @@
 
 static bool add_domains(struct lists *l, char **names, size_t n,
 			enum lists_kind kind, const char *what,
-			const struct conf *cfg, char *err, size_t errlen)
+			const struct conf *cfg, int line, char *err,
+			size_t errlen)
 {
 	const char *why;
 
 	for (size_t i = 0; i < n; i++)
 		if (!lists_add(l, names[i], kind, &why))
 			return errf(err, errlen, "%s:%d: %s '%s': %s",
-				    cfg->path, cfg->block.line, what, names[i],
-				    why);
+				    cfg->path, line, what, names[i], why);
 	return true;
 }
 
@@ -72,10 +72,9 @@ static bool add_file(struct lists *l, const char *path, const char *name,
 
 /* block.regex: PCRE2 patterns, one source of their own.  A pattern that
  * does not compile is the configuration's mistake: file:line. */
-static bool add_regexes(struct lists *l, const struct conf *cfg, char *err,
-			size_t errlen)
+static bool add_regexes(struct lists *l, const struct conf *cfg,
+			const struct conf_block *b, char *err, size_t errlen)
 {
-	const struct conf_block *b = &cfg->block;
 	char why[200];
 
 	for (size_t i = 0; i < b->nregex; i++)
@@ -92,7 +91,8 @@ static bool add_regexes(struct lists *l, const struct conf *cfg, char *err,
  * warning: a boot without network must still start, and block with what
  * it has.  Returns false only when out of memory.
  */
-static bool add_url(struct lists *l, const struct conf *cfg, const char *url,
+static bool add_url(struct lists *l, const struct conf *cfg,
+		    const struct conf_block *b, const char *url,
 		    block_report_fn report, void *ctx, char *err,
 		    size_t errlen, struct block_source *src)
 {
@@ -114,7 +114,7 @@ static bool add_url(struct lists *l, const struct conf *cfg, const char *url,
 		return true;
 	}
 	ok = add_file(l, copy, url, report, ctx, err, errlen, src, cfg->path,
-		      cfg->block.lists_line);
+		      b->lists_line);
 	free(copy);
 	return ok;
 }
@@ -144,7 +144,14 @@ void block_keep_hits(struct block_set *b, const struct block_set *old)
 struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 			     void *ctx, char *err, size_t errlen)
 {
-	const struct conf_block *b = &cfg->block;
+	return block_load_conf(cfg, &cfg->block, report, ctx, err, errlen);
+}
+
+struct block_set *block_load_conf(const struct conf *cfg,
+				  const struct conf_block *b,
+				  block_report_fn report, void *ctx, char *err,
+				  size_t errlen)
+{
 	struct block_set *set;
 	struct lists *l;
 	char line[256];
@@ -163,10 +170,10 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 	set->src[1] = (struct block_source){"block.allow", 0, b->nallow, 0};
 	if (lists_begin_source(l) < 0 ||
 	    !add_domains(l, b->domains, b->ndomains, LISTS_BLOCK,
-			 "block.domains", cfg, err, errlen) ||
+			 "block.domains", cfg, b->line, err, errlen) ||
 	    lists_begin_source(l) < 0 ||
 	    !add_domains(l, b->allow, b->nallow, LISTS_ALLOW, "block.allow",
-			 cfg, err, errlen)) {
+			 cfg, b->line, err, errlen)) {
 		if (!err[0])
 			errf(err, errlen, "%s", "out of memory");
 		goto fail;
@@ -181,8 +188,8 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 			goto fail;
 		}
 		if (fetch_is_url(b->lists[i])
-			    ? !add_url(l, cfg, b->lists[i], report, ctx, err,
-				       errlen, &set->src[i + 2])
+			    ? !add_url(l, cfg, b, b->lists[i], report, ctx,
+				       err, errlen, &set->src[i + 2])
 			    : !add_file(l, b->lists[i], b->lists[i], report,
 					ctx, err, errlen, &set->src[i + 2],
 					cfg->path, b->lists_line))
@@ -193,7 +200,7 @@ struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 		set->src[set->nsrc++] =
 			(struct block_source){"block.regex", b->nregex, 0, 0};
 		if (lists_begin_source(l) < 0 ||
-		    !add_regexes(l, cfg, err, errlen)) {
+		    !add_regexes(l, cfg, b, err, errlen)) {
 			if (!err[0])
 				errf(err, errlen, "%s", "out of memory");
 			goto fail;
@@ -224,8 +231,11 @@ fail:
 
 void block_answer_init(const struct conf *cfg, struct answer_block *out)
 {
-	const struct conf_block *b = &cfg->block;
+	block_answer_of(&cfg->block, out);
+}
 
+void block_answer_of(const struct conf_block *b, struct answer_block *out)
+{
 	memset(out, 0, sizeof(*out));
 	out->mode = (int)b->mode;
 	out->has_a = b->has_a;
@@ -235,11 +245,12 @@ void block_answer_init(const struct conf *cfg, struct answer_block *out)
 	out->ttl = (uint32_t)b->ttl;
 }
 
-/* The verdict of one source alone, for a query of type qtype. */
-static enum lists_verdict one(const struct conf *cfg, char **names,
-			      size_t n, enum lists_kind kind,
-			      const char *file, bool regex,
-			      const uint8_t *name, size_t len, uint16_t qtype)
+/* The verdict of one source of b alone, for a query of type qtype. */
+static enum lists_verdict one(const struct conf *cfg,
+			      const struct conf_block *b, char **names,
+			      size_t n, enum lists_kind kind, const char *file,
+			      bool regex, const uint8_t *name, size_t len,
+			      uint16_t qtype)
 {
 	char err[1024];
 	struct lists *l = lists_new();
@@ -251,14 +262,16 @@ static enum lists_verdict one(const struct conf *cfg, char **names,
 	if (!l || !sc)
 		goto out;
 	if (regex)
-		ok = add_regexes(l, cfg, err, sizeof(err));
+		ok = add_regexes(l, cfg, b, err, sizeof(err));
 	else if (!file)
-		ok = add_domains(l, names, n, kind, "", cfg, err, sizeof(err));
+		ok = add_domains(l, names, n, kind, "", cfg, b->line, err,
+				 sizeof(err));
 	else if (fetch_is_url(file))
-		ok = add_url(l, cfg, file, NULL, NULL, err, sizeof(err), NULL);
+		ok = add_url(l, cfg, b, file, NULL, NULL, err, sizeof(err),
+			     NULL);
 	else
 		ok = add_file(l, file, file, NULL, NULL, err, sizeof(err), NULL,
-			      cfg->path, cfg->block.lists_line);
+			      cfg->path, b->lists_line);
 	if (ok && lists_finish(l))
 		v = lists_match_source(l, name, len, qtype, sc, &src);
 out:
@@ -272,26 +285,36 @@ static const char *const verdicts[] = {"", "blocks", "allows"};
 int block_explain(FILE *out, const struct conf *cfg, const uint8_t *name,
 		  size_t len, uint16_t qtype)
 {
-	const struct conf_block *b = &cfg->block;
+	return block_explain_conf(out, cfg, &cfg->block, name, len, qtype);
+}
+
+int block_explain_conf(FILE *out, const struct conf *cfg,
+		       const struct conf_block *b, const uint8_t *name,
+		       size_t len, uint16_t qtype)
+{
 	enum lists_verdict v;
 	int found = 0;
 
-	if ((v = one(cfg, b->domains, b->ndomains, LISTS_BLOCK, NULL, false,
-		     name, len, qtype)) != LISTS_NONE && ++found)
+	if ((v = one(cfg, b, b->domains, b->ndomains, LISTS_BLOCK, NULL, false,
+		     name, len, qtype)) != LISTS_NONE &&
+	    ++found)
 		fprintf(out, "  source: block.domains (%s:%d) %s it\n",
 			cfg->path, b->line, verdicts[v]);
-	if ((v = one(cfg, b->allow, b->nallow, LISTS_ALLOW, NULL, false, name,
-		     len, qtype)) != LISTS_NONE && ++found)
+	if ((v = one(cfg, b, b->allow, b->nallow, LISTS_ALLOW, NULL, false,
+		     name, len, qtype)) != LISTS_NONE &&
+	    ++found)
 		fprintf(out, "  source: block.allow (%s:%d) %s it\n", cfg->path,
 			b->line, verdicts[v]);
 	for (size_t i = 0; i < b->nlists; i++)
-		if ((v = one(cfg, NULL, 0, LISTS_BLOCK, b->lists[i], false,
-			     name, len, qtype)) != LISTS_NONE && ++found)
+		if ((v = one(cfg, b, NULL, 0, LISTS_BLOCK, b->lists[i], false,
+			     name, len, qtype)) != LISTS_NONE &&
+		    ++found)
 			fprintf(out, "  source: %s %s it\n", b->lists[i],
 				verdicts[v]);
 	if (b->nregex &&
-	    (v = one(cfg, NULL, 0, LISTS_BLOCK, NULL, true, name, len,
-		     qtype)) != LISTS_NONE && ++found)
+	    (v = one(cfg, b, NULL, 0, LISTS_BLOCK, NULL, true, name, len,
+		     qtype)) != LISTS_NONE &&
+	    ++found)
 		fprintf(out, "  source: block.regex (%s:%d) %s it\n",
 			cfg->path, b->regex_line, verdicts[v]);
 	return found;

@@ -12,6 +12,7 @@
 #include "answer.h"
 
 struct conf;
+struct conf_block;
 struct lists;
 
 /* Called with one line of report (no newline) per source and summary. */
@@ -45,6 +46,13 @@ struct block_set {
 struct block_set *block_load(const struct conf *cfg, block_report_fn report,
 			     void *ctx, char *err, size_t errlen);
 
+/* The same from block config b (cfg->block or a client group's), whose
+ * errors name cfg's file. */
+struct block_set *block_load_conf(const struct conf *cfg,
+				  const struct conf_block *b,
+				  block_report_fn report, void *ctx, char *err,
+				  size_t errlen);
+
 void block_set_free(struct block_set *b);
 
 /* Carry the hit counts of sources with the same name over from old (a
@@ -53,6 +61,7 @@ void block_keep_hits(struct block_set *b, const struct block_set *old);
 
 /* How blocked names are answered, from cfg->block. */
 void block_answer_init(const struct conf *cfg, struct answer_block *out);
+void block_answer_of(const struct conf_block *b, struct answer_block *out);
 
 /* For --explain: which sources (block.domains, block.allow, list files,
  * block.regex) have a rule covering name for a query of type qtype, each
@@ -60,5 +69,8 @@ void block_answer_init(const struct conf *cfg, struct answer_block *out);
  * one line each.  Returns how many. */
 int block_explain(FILE *out, const struct conf *cfg, const uint8_t *name,
 		  size_t len, uint16_t qtype);
+int block_explain_conf(FILE *out, const struct conf *cfg,
+		       const struct conf_block *b, const uint8_t *name,
+		       size_t len, uint16_t qtype);
 
 #endif

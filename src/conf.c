@@ -1083,54 +1083,334 @@ static bool block_lists(struct loader *ld, config_setting_t *g,
 	return true;
 }
 
+static const char *const block_known[] = {
+    "answer", "lists", "domains",	 "allow", "regex",
+    "ttl",    "cname", "firefox_canary", "icloud_private_relay",
+    NULL};
+
+/* The top-level block group has these too: how subscribed lists are
+ * downloaded is one setting for every client group. */
+static const char *const block_known_top[] = {
+    "answer",	     "lists",	     "domains",		      "allow",
+    "regex",	     "ttl",	     "cname",		      "firefox_canary",
+    "icloud_private_relay", "refresh", "fetch_timeout", "max_list_size",
+    "ca",	     NULL};
+
+/* Replace the string list *v (n entries) by member name of g, when g has
+ * it. */
+static bool replace_strings(struct loader *ld, const config_setting_t *g,
+			    const char *name, char ***v, size_t *n)
+{
+	if (!config_setting_get_member(g, name))
+		return true;
+	free_strings(*v, *n);
+	*v = NULL;
+	*n = 0;
+	return get_string_list(ld, g, name, v, n, NULL);
+}
+
+/* The keys of block group g (named where, for messages) over what b
+ * holds already: the defaults, or the top-level values for a client
+ * group.  Lists, domains and allow entries given replace the old ones. */
+/* Where block.regex is, for its messages; always true. */
+static bool regex_line(const config_setting_t *g, struct conf_block *b)
+{
+	const config_setting_t *r = config_setting_get_member(g, "regex");
+	if (r)
+		b->regex_line = (int)config_setting_source_line(r);
+	return true;
+}
+
+/* How subscribed lists are downloaded (the top-level block group only:
+ * one setting for every client group). */
+static bool block_fetch(struct loader *ld, config_setting_t *g,
+			struct conf_block *b, const char *dir)
+{
+	const char *ca = NULL;
+
+	if (!get_int(ld, g, "refresh", 1, 30 * 86400, &b->refresh) ||
+	    !get_int(ld, g, "fetch_timeout", 1, 3600, &b->fetch_timeout) ||
+	    !get_int(ld, g, "max_list_size", 1, (int64_t)1 << 30,
+		     &b->max_list_size) ||
+	    !get_string(ld, g, "ca", false, &ca, NULL) ||
+	    (ca && !(b->ca = ld_path(ld, dir, ca))))
+		return false;
+	if (b->ca && access(b->ca, R_OK) != 0)
+		return fail(ld, config_setting_get_member(g, "ca"),
+			    "block.ca '%s': %s", b->ca, strerror(errno));
+	return true;
+}
+
+static bool block_group(struct loader *ld, config_setting_t *g,
+			struct conf_block *b, const char *dir,
+			const char *where)
+{
+	const char *answer = NULL;
+	bool icloud = false;
+
+	b->line = (int)config_setting_source_line(g);
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return fail(ld, g, "'%s' must be a group { ... }", where);
+	if (config_setting_get_member(g, "lists")) {
+		free_strings(b->lists, b->nlists);
+		b->lists = NULL;
+		b->nlists = 0;
+	}
+	if (!check_names(ld, g, strcmp(where, "block") == 0 ? block_known_top
+							     : block_known,
+			 where) ||
+	    !get_string(ld, g, "answer", false, &answer, NULL))
+		return false;
+	if (answer) {
+		/* A new answer replaces the inherited one whole. */
+		b->has_a = b->has_aaaa = false;
+		if (!block_answer(ld, config_setting_get_member(g, "answer"), b,
+				  answer))
+			return false;
+	}
+	if (!block_lists(ld, g, b, dir) ||
+	    !replace_strings(ld, g, "domains", &b->domains, &b->ndomains) ||
+	    !replace_strings(ld, g, "allow", &b->allow, &b->nallow) ||
+	    !replace_strings(ld, g, "regex", &b->regex, &b->nregex) ||
+	    !regex_line(g, b) ||
+	    !get_int(ld, g, "ttl", 0, 604800, &b->ttl) ||
+	    !get_bool(ld, g, "cname", &b->cname) ||
+	    !get_bool(ld, g, "firefox_canary", &b->firefox_canary))
+		return false;
+	if (config_setting_get_member(g, "icloud_private_relay")) {
+		if (!get_bool(ld, g, "icloud_private_relay", &icloud))
+			return false;
+		b->icloud_private_relay = icloud;
+	}
+	return true;
+}
+
 static bool load_block(struct loader *ld, config_setting_t *root,
 		       struct conf *cfg)
 {
-	static const char *const known[] = {
-		"answer",	 "lists",	  "domains",
-		"allow",	 "regex",	  "ttl",
-		"cname",	 "refresh",	  "fetch_timeout",
-		"max_list_size", "ca",		  NULL};
 	config_setting_t *g = config_setting_get_member(root, "block");
 	struct conf_block *b = &cfg->block;
-	const char *answer = NULL, *ca = NULL;
 	bool ok;
 
-	b->ttl = 60;
+	/* Short, so that an allow entry added by a reload reaches clients
+	 * within seconds (splitdns.conf(5), block.ttl). */
+	b->ttl = 10;
 	b->cname = true;
 	b->refresh = 86400;
 	b->fetch_timeout = 60;
 	b->max_list_size = 64 << 20;
+	b->firefox_canary = true;
+	b->icloud_private_relay = -1;
 	if (!g)
 		return true;
-	b->line = (int)config_setting_source_line(g);
-	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
-		return fail(ld, g, "'block' must be a group { ... }");
 	char *dir = dir_of(ld, cfg->path);
 	if (!dir)
 		return false;
-	ok = check_names(ld, g, known, "block") &&
-	     get_string(ld, g, "answer", false, &answer, NULL) &&
-	     (!answer ||
-	      block_answer(ld, config_setting_get_member(g, "answer"), b,
-			   answer)) &&
-	     block_lists(ld, g, b, dir) &&
-	     get_string_list(ld, g, "domains", &b->domains, &b->ndomains,
-			     NULL) &&
-	     get_string_list(ld, g, "allow", &b->allow, &b->nallow, NULL) &&
-	     get_string_list(ld, g, "regex", &b->regex, &b->nregex,
-			     &b->regex_line) &&
-	     get_int(ld, g, "ttl", 0, 604800, &b->ttl) &&
-	     get_bool(ld, g, "cname", &b->cname) &&
-	     get_int(ld, g, "refresh", 1, 30 * 86400, &b->refresh) &&
-	     get_int(ld, g, "fetch_timeout", 1, 3600, &b->fetch_timeout) &&
-	     get_int(ld, g, "max_list_size", 1, (int64_t)1 << 30,
-		     &b->max_list_size) &&
-	     get_string(ld, g, "ca", false, &ca, NULL) &&
-	     (!ca || (b->ca = ld_path(ld, dir, ca)));
-	if (ok && b->ca && access(b->ca, R_OK) != 0)
-		ok = fail(ld, config_setting_get_member(g, "ca"),
-			  "block.ca '%s': %s", b->ca, strerror(errno));
+	ok = block_group(ld, g, b, dir, "block") && block_fetch(ld, g, b, dir);
+	free(dir);
+	return ok;
+}
+
+bool conf_block_icloud(const struct conf_block *b)
+{
+	if (b->icloud_private_relay >= 0)
+		return b->icloud_private_relay != 0;
+	return b->nlists > 0 || b->ndomains > 0;
+}
+
+static bool same_strings(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+bool conf_block_same_names(const struct conf_block *a,
+			   const struct conf_block *b)
+{
+	return same_strings(a->lists, a->nlists, b->lists, b->nlists) &&
+	       same_strings(a->domains, a->ndomains, b->domains, b->ndomains) &&
+	       same_strings(a->allow, a->nallow, b->allow, b->nallow) &&
+	       same_strings(a->regex, a->nregex, b->regex, b->nregex);
+}
+
+/* A copy of string list v (n entries) in *out, *nout; what was copied
+ * before running out of memory is there for conf_free. */
+static bool copy_strings(struct loader *ld, char **v, size_t n, char ***out,
+			 size_t *nout)
+{
+	*out = NULL;
+	*nout = 0;
+	if (n == 0)
+		return true;
+	if (!(*out = ld_calloc(ld, n, sizeof(**out))))
+		return false;
+	*nout = n;
+	for (size_t i = 0; i < n; i++)
+		if (!((*out)[i] = ld_strdup(ld, v[i])))
+			return false;
+	return true;
+}
+
+/* dst = src with its string lists copied. */
+static bool copy_block(struct loader *ld, struct conf_block *dst,
+		       const struct conf_block *src)
+{
+	*dst = *src;
+	dst->domains = dst->allow = dst->regex = NULL;
+	dst->ndomains = dst->nallow = dst->nregex = 0;
+	dst->ca = NULL; /* the top level's: downloads are one setting */
+	return copy_strings(ld, src->lists, src->nlists, &dst->lists,
+			    &dst->nlists) &&
+	       copy_strings(ld, src->regex, src->nregex, &dst->regex,
+			    &dst->nregex) &&
+	       copy_strings(ld, src->domains, src->ndomains, &dst->domains,
+			    &dst->ndomains) &&
+	       copy_strings(ld, src->allow, src->nallow, &dst->allow,
+			    &dst->nallow);
+}
+
+/* A group name is a word for logs, counters and control commands. */
+static bool good_group_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 32 || strcmp(name, "default") == 0)
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+static bool client_match(struct loader *ld, config_setting_t *g,
+			 struct conf_client *c)
+{
+	config_setting_t *list;
+	const char *why;
+
+	if (!get_strings(ld, g, "match", &list))
+		return false;
+	if (!list || config_setting_length(list) == 0)
+		return fail(ld, list ? list : g,
+			    "client group '%s' needs "
+			    "'match = [\"ADDRESS/PREFIX\", ...]'",
+			    c->name);
+	size_t n = (size_t)config_setting_length(list);
+	if (!(c->match = ld_calloc(ld, n, sizeof(*c->match))) ||
+	    !(c->match_text = ld_calloc(ld, n, sizeof(*c->match_text))))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		config_setting_t *e =
+		    config_setting_get_elem(list, (unsigned)i);
+		const char *text = config_setting_get_string(e);
+		if (!conf_parse_prefix(text, &c->match[i], &why))
+			return fail(ld, e, "client group '%s': match '%s': %s",
+				    c->name, text, why);
+		if (!(c->match_text[i] = ld_strdup(ld, text)))
+			return false;
+		c->nmatch = i + 1;
+	}
+	return true;
+}
+
+/* upstream: { servers = [...]; }, the shape of the top-level group. */
+static bool client_upstream(struct loader *ld, config_setting_t *g,
+			    struct conf_client *c)
+{
+	static const char *const known[] = {"servers", NULL};
+	config_setting_t *up = config_setting_get_member(g, "upstream");
+	config_setting_t *list;
+
+	if (!up)
+		return true;
+	if (config_setting_type(up) != CONFIG_TYPE_GROUP)
+		return fail(ld, up,
+			    "client group '%s': 'upstream' must be a "
+			    "group { servers = [...]; }",
+			    c->name);
+	if (!check_names(ld, up, known,
+			 "a client group's upstream "
+			 "(timeout_ms and tries are the "
+			 "top-level ones)") ||
+	    !get_strings(ld, up, "servers", &list))
+		return false;
+	if (!list)
+		return fail(ld, up,
+			    "client group '%s': 'upstream' needs "
+			    "'servers'",
+			    c->name);
+	return load_addrs(ld, list, &c->servers, &c->nservers,
+			  CONFIG_MAX_SERVERS, "servers");
+}
+
+static bool load_client(struct loader *ld, config_setting_t *g,
+			const struct conf *cfg, struct conf_client *c,
+			const char *dir)
+{
+	static const char *const known[] = {"name", "match", "block",
+					    "upstream", NULL};
+	const char *name = NULL;
+
+	c->line = (int)config_setting_source_line(g);
+	/* Inherit first, so that conf_free finds a whole block to free. */
+	if (!copy_block(ld, &c->block, &cfg->block))
+		return false;
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return fail(ld, g,
+			    "a client group must be a group { name = "
+			    "...; match = [...]; }");
+	if (!check_names(ld, g, known, "a client group") ||
+	    !get_string(ld, g, "name", true, &name, NULL))
+		return false;
+	if (!good_group_name(name))
+		return fail(ld, config_setting_get_member(g, "name"),
+			    "client group name '%s': 1 to 32 of a-z, 0-9, _ "
+			    "and -, and not 'default'",
+			    name);
+	if (!(c->name = ld_strdup(ld, name)) || !client_match(ld, g, c))
+		return false;
+	config_setting_t *b = config_setting_get_member(g, "block");
+	if (b && !block_group(ld, b, &c->block, dir, "a client group's block"))
+		return false;
+	return client_upstream(ld, g, c);
+}
+
+static bool load_clients(struct loader *ld, config_setting_t *root,
+			 struct conf *cfg)
+{
+	config_setting_t *list = config_setting_get_member(root, "clients");
+	bool ok = true;
+
+	if (!list)
+		return true;
+	if (config_setting_type(list) != CONFIG_TYPE_LIST)
+		return fail(ld, list,
+			    "'clients' must be a list ( {...}, ... )");
+	size_t n = (size_t)config_setting_length(list);
+	if (n > CONF_MAX_CLIENTS)
+		return fail(ld, list, "'clients' has more than %d groups",
+			    CONF_MAX_CLIENTS);
+	if (!(cfg->clients = ld_calloc(ld, n, sizeof(*cfg->clients))))
+		return false;
+	char *dir = dir_of(ld, cfg->path);
+	if (!dir)
+		return false;
+	for (size_t i = 0; ok && i < n; i++) {
+		config_setting_t *g =
+		    config_setting_get_elem(list, (unsigned)i);
+		cfg->nclients = i + 1;
+		ok = load_client(ld, g, cfg, &cfg->clients[i], dir);
+		for (size_t j = 0; ok && j < i; j++)
+			if (strcmp(cfg->clients[j].name,
+				   cfg->clients[i].name) == 0)
+				ok = fail(ld, g,
+					  "a second client group named "
+					  "'%s' (the first is on line "
+					  "%d)",
+					  cfg->clients[i].name,
+					  cfg->clients[j].line);
+	}
 	free(dir);
 	return ok;
 }
@@ -1166,6 +1446,10 @@ static bool check_loops(struct loader *ld, const struct conf *cfg)
 		if (!loop_in(ld, cfg, cfg->forwards[i].servers,
 			     cfg->forwards[i].nservers, "forward server"))
 			return false;
+	for (size_t i = 0; i < cfg->nclients; i++)
+		if (!loop_in(ld, cfg, cfg->clients[i].servers,
+			     cfg->clients[i].nservers, "client group server"))
+			return false;
 	return true;
 }
 
@@ -1179,7 +1463,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 		"block",	 "access",	      "user",
 		"cache",	 "threads",	      "limits",
 		"control",	 "control_mode",      "control_group",
-		"state_dir",	 NULL};
+		"state_dir",	 "clients",	      NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
 	struct conf *cfg = ld_calloc(&ld, 1, sizeof(*cfg));
 	config_t c;
@@ -1211,9 +1495,8 @@ struct conf *conf_load(const char *path, const char *const *override,
 	    !load_block(&ld, root, cfg) || !load_access(&ld, root, cfg) ||
 	    !load_user(&ld, root, cfg) || !load_cache(&ld, root, cfg) ||
 	    !load_limits(&ld, root, cfg) || !load_control(&ld, root, cfg) ||
-	    !load_state_dir(&ld, root, cfg) ||
-	    !check_loops(&ld, cfg) ||
-	    !load_zones(&ld, root, cfg))
+	    !load_state_dir(&ld, root, cfg) || !load_clients(&ld, root, cfg) ||
+	    !check_loops(&ld, cfg) || !load_zones(&ld, root, cfg))
 		goto out;
 	cfg->edns_size = (int)edns;
 	cfg->threads = (int)threads;
@@ -1257,6 +1540,18 @@ void conf_free(struct conf *cfg)
 	free_strings(cfg->block.regex, cfg->block.nregex);
 	free(cfg->block.ca);
 	free(cfg->state_dir);
+	for (size_t i = 0; i < cfg->nclients; i++) {
+		struct conf_client *c = &cfg->clients[i];
+		free(c->name);
+		free(c->match);
+		free_strings(c->match_text, c->nmatch);
+		free_strings(c->block.lists, c->block.nlists);
+		free_strings(c->block.domains, c->block.ndomains);
+		free_strings(c->block.allow, c->block.nallow);
+		free_strings(c->block.regex, c->block.nregex);
+		free(c->servers);
+	}
+	free(cfg->clients);
 	free(cfg->access);
 	free(cfg->user);
 	free(cfg->control);

@@ -73,6 +73,10 @@ struct conf_block {
 	int64_t fetch_timeout; /* seconds one download may take */
 	int64_t max_list_size; /* bytes a downloaded list may have */
 	char *ca;          /* CA file for https lists; NULL: system store */
+	bool firefox_canary;      /* use-application-dns.net: NXDOMAIN */
+	int icloud_private_relay; /* mask(-h2).icloud.com: NXDOMAIN; -1: not
+				     set, on when this block config blocks
+				     names (conf_block_icloud) */
 };
 
 /* A CIDR prefix of the access list. */
@@ -80,6 +84,27 @@ struct conf_prefix {
 	int family;
 	uint8_t addr[16];
 	int bits;
+};
+
+/* Most client groups (clients = ( ... )). */
+#define CONF_MAX_CLIENTS 64
+
+/*
+ * A client group: the clients whose address is in match get this
+ * group's block settings and default upstream servers.  block starts as
+ * a copy of the top-level block group, and the keys the group's own
+ * block group names replace the copied values (lists, domains and allow
+ * are replaced as a whole, not added to).
+ */
+struct conf_client {
+	char *name;                /* [a-z0-9_-], unique, not "default" */
+	int line;
+	struct conf_prefix *match;
+	char **match_text;         /* as written, for --explain */
+	size_t nmatch;
+	struct conf_block block;
+	struct conf_addr *servers; /* NULL: the top-level upstream servers */
+	size_t nservers;
 };
 
 struct conf_zone {
@@ -123,6 +148,9 @@ struct conf {
 	char **rebind_ok;       /* domains exempt from rebind protection */
 	size_t nrebind_ok;
 	struct conf_block block;
+	struct conf_client *clients; /* the first whose match holds the
+					client decides; the rest: block */
+	size_t nclients;
 	struct conf_prefix *access; /* clients that may query */
 	size_t naccess;
 	int64_t cache_size;          /* entries; 0: no cache */
@@ -165,6 +193,15 @@ bool conf_parse_addr(const char *text, uint16_t default_port,
 /* Parse "10.0.0.0/8", "::1/128" or a bare address (a host prefix). */
 bool conf_parse_prefix(const char *text, struct conf_prefix *out,
 			 const char **why);
+
+/* Does block config b answer mask.icloud.com with NXDOMAIN?  The setting
+ * when given, else whether b blocks any names. */
+bool conf_block_icloud(const struct conf_block *b);
+
+/* Do a and b name the same lists, domains, allow entries and regular
+ * expressions (so that one frozen block set can serve both)? */
+bool conf_block_same_names(const struct conf_block *a,
+			   const struct conf_block *b);
 
 /* Read the nameserver lines of a resolv.conf-format file.  Returns the
  * number found (0..max), or -1 when the file cannot be read. */

@@ -194,14 +194,25 @@ static void print_sources(FILE *out, const struct zone *zone,
 	}
 }
 
-static void print_policy(FILE *out, const struct conf *cfg,
-			 const struct policy_decision *pd)
+static void print_policy(FILE *out, const struct snapshot *s,
+			 const struct route_decision *rd)
 {
-	struct policy_decision d = *pd;
+	const struct conf *cfg = s->cfg;
+	struct policy_decision d = rd->policy;
+	const struct conf_client *c = s->cgroups[rd->client_group].conf;
 
 	if (d.action == POLICY_PRIVATE) {
 		fprintf(out, "  rule:   private name (private_local = true): "
 			     "NXDOMAIN, never forwarded\n");
+		return;
+	}
+	if (d.group == 0 && c && c->nservers) {
+		fprintf(out,
+			"  rule:   upstreams of client group '%s' "
+			"(%s:%d): ",
+			c->name, cfg->path, c->line);
+		print_servers(out, c->servers, c->nservers);
+		fprintf(out, "\n");
 		return;
 	}
 	if (d.group == 0) {
@@ -271,10 +282,12 @@ static void print_blocked(FILE *out, const struct snapshot *s,
 	const uint8_t *name = d->on_target ? d->chase.target : q->qname;
 	size_t len = d->on_target ? d->chase.target_len : q->qname_len;
 
+	const struct snapshot_group *g = &s->cgroups[d->client_group];
+
 	fprintf(out, "  rule:   blocked%s\n",
 		d->on_target ? " (the local CNAME's target)" : "");
-	block_explain(out, s->cfg, name, len, q->qtype);
-	size_t n = answer_blocked(&s->block, q, pkt, s->edns_size, reply,
+	block_explain_conf(out, s->cfg, g->bconf, name, len, q->qtype);
+	size_t n = answer_blocked(&g->block, q, pkt, s->edns_size, reply,
 				  WIRE_MSG_MAX);
 	print_reply(out, reply, n);
 }
@@ -286,9 +299,28 @@ static void print_allowed(FILE *out, const struct snapshot *s,
 	if (d->verdict != LISTS_ALLOWED)
 		return;
 	fprintf(out, "  allow:  an allow entry overrides the block lists\n");
-	block_explain(out, s->cfg, d->on_target ? d->chase.target : q->qname,
-		      d->on_target ? d->chase.target_len : q->qname_len,
-		      q->qtype);
+	block_explain_conf(out, s->cfg, s->cgroups[d->client_group].bconf,
+			   d->on_target ? d->chase.target : q->qname,
+			   d->on_target ? d->chase.target_len : q->qname_len,
+			   q->qtype);
+}
+
+/* With client groups: which one decided for the client at ss. */
+static void print_group(FILE *out, const struct snapshot *s,
+			const struct sockaddr_storage *ss,
+			const struct route_decision *d)
+{
+	size_t m = 0;
+
+	if (s->ncgroups < 2 || d->outsider)
+		return;
+	if (snapshot_client_group(s, (const struct sockaddr *)ss, &m) == 0) {
+		fprintf(out, "  group:  default (no client group matches)\n");
+		return;
+	}
+	const struct conf_client *c = s->cgroups[d->client_group].conf;
+	fprintf(out, "  group:  client group %s (match %s, %s:%d)\n", c->name,
+		c->match_text[m], s->cfg->path, c->line);
 }
 
 /* The client line: which address asked, and whether access let it. */
@@ -318,7 +350,7 @@ static void print_paused(FILE *out, const struct snapshot *s,
 	if (!d->paused)
 		return;
 	if (until <= now_ms)
-		until = pause_until(p, pause_slot(0));
+		until = pause_until(p, pause_slot(d->client_group));
 	if (until == PAUSE_FOREVER)
 		fprintf(out, "  pause:  blocking paused (until resume): "
 			     "the block list's answer is not given\n");
@@ -326,9 +358,10 @@ static void print_paused(FILE *out, const struct snapshot *s,
 		fprintf(out, "  pause:  blocking paused (%llu s left): the "
 			     "block list's answer is not given\n",
 			(unsigned long long)((until - now_ms + 999) / 1000));
-	block_explain(out, s->cfg, d->on_target ? d->chase.target : q->qname,
-		      d->on_target ? d->chase.target_len : q->qname_len,
-		      q->qtype);
+	block_explain_conf(out, s->cfg, s->cgroups[d->client_group].bconf,
+			   d->on_target ? d->chase.target : q->qname,
+			   d->on_target ? d->chase.target_len : q->qname_len,
+			   q->qtype);
 }
 
 int explain(FILE *out, const struct snapshot *s, const char *name,
@@ -367,10 +400,12 @@ int explain_running(FILE *out, FILE *errs, const struct snapshot *s,
 	wire_name_to_text(q.qname, q.qname_len, text, sizeof(text));
 	fprintf(out, "%s %s\n", text,
 		rdata_type_name(q.qtype) ? rdata_type_name(q.qtype) : type);
-	if (client)
+	if (client) {
 		fprintf(out, "  client: %s, %s\n", client,
 			d.outsider ? "not in access.allow"
 				   : "allowed by access.allow");
+		print_group(out, s, &ss, &d);
+	}
 	switch (d.kind) {
 	case ROUTE_DROP:
 	case ROUTE_ERROR:
@@ -382,13 +417,13 @@ int explain_running(FILE *out, FILE *errs, const struct snapshot *s,
 			fprintf(out, "  rule:   %s: REFUSED\n", d.why);
 			break;
 		}
-		print_policy(out, s->cfg, &d.policy); /* refuse = true */
+		print_policy(out, s, &d); /* refuse = true */
 		break;
 	case ROUTE_PRIVATE:
 	case ROUTE_FORWARD:
 		print_allowed(out, s, &q, &d);
 		print_paused(out, s, &q, &d, p, now_ms);
-		print_policy(out, s->cfg, &d.policy);
+		print_policy(out, s, &d);
 		break;
 	case ROUTE_BLOCKED:
 		if (d.on_target) {
@@ -400,6 +435,11 @@ int explain_running(FILE *out, FILE *errs, const struct snapshot *s,
 		break;
 	case ROUTE_LOCAL:
 	case ROUTE_CHASE:
+		if (d.canary) {
+			fprintf(out, "  rule:   %s\n", d.why);
+			print_reply(out, reply, d.len);
+			break;
+		}
 		fprintf(out, "  rule:   local data\n");
 		print_sources(out, s->zone, q.qname, q.qname_len, q.qtype);
 		print_reply(out, reply, d.len);
@@ -412,7 +452,7 @@ int explain_running(FILE *out, FILE *errs, const struct snapshot *s,
 					      : "not forwarded");
 		print_allowed(out, s, &q, &d);
 		print_paused(out, s, &q, &d, p, now_ms);
-		print_policy(out, s->cfg, &d.policy);
+		print_policy(out, s, &d);
 		break;
 	}
 	free(reply);

@@ -519,14 +519,25 @@ static uint64_t first_due(const struct conf *cfg, const char *url,
 bool fetch_sched_sync(struct fetch_sched *s, const struct conf *cfg,
 		      uint64_t now_ms, int64_t now_unix)
 {
-	const struct conf_block *b = &cfg->block;
-	struct sched_entry *e = calloc(b->nlists ? b->nlists : 1, sizeof(*e));
+	size_t total = cfg->block.nlists;
+	for (size_t c = 0; c < cfg->nclients; c++)
+		total += cfg->clients[c].block.nlists;
+	struct sched_entry *e = calloc(total ? total : 1, sizeof(*e));
 	size_t n = 0;
 
 	if (!e)
 		return false;
-	for (size_t i = 0; i < b->nlists; i++) {
-		const char *url = b->lists[i];
+	/* The top-level lists, then each client group's (a URL named in
+	 * several is fetched once). */
+	for (size_t c = 0, i = 0; c <= cfg->nclients;) {
+		const struct conf_block *b =
+		    c == 0 ? &cfg->block : &cfg->clients[c - 1].block;
+		if (i >= b->nlists) {
+			c++;
+			i = 0;
+			continue;
+		}
+		const char *url = b->lists[i++];
 		const struct sched_entry *old;
 		if (!fetch_is_url(url) || find(e, n, url))
 			continue;

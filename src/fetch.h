@@ -98,7 +98,8 @@ struct fetch_sched *fetch_sched_new(void);
 void fetch_sched_free(struct fetch_sched *s);
 
 /*
- * Make the table hold exactly cfg's URL lists.  A URL already in it keeps
+ * Make the table hold exactly cfg's URL lists (the top level's and every
+ * client group's, each URL once).  A URL already in it keeps
  * its time and backoff; a new one is due when its cached copy is
  * block.refresh seconds old (at once when it was never fetched).
  * now_ms is the monotonic clock (loop_now_ms), now_unix the wall clock.

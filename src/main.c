@@ -249,6 +249,56 @@ static void cache_limits_of(const struct conf *cfg, struct cache_limits *lim)
 	lim->serve_stale = (uint32_t)cfg->cache_serve_stale;
 }
 
+/* Does a block set before set k hold a source called name? */
+static bool named_before(const struct snapshot *s, size_t k, const char *name)
+{
+	for (size_t e = 0; e < k; e++)
+		for (unsigned j = 0; s->sets[e] && j < s->sets[e]->nsrc; j++)
+			if (strcmp(s->sets[e]->src[j].name, name) == 0)
+				return true;
+	return false;
+}
+
+/* One line per block source, each name once: a list that several client
+ * groups' block sets hold is counted over all of them. */
+static void log_list_stats(const struct daemon *d)
+{
+	const struct snapshot *s = d->snap;
+
+	for (size_t k = 0; k < s->nsets; k++) {
+		const struct block_set *b = s->sets[k];
+		for (unsigned i = 0; b && i < b->nsrc; i++) {
+			if (named_before(s, k, b->src[i].name))
+				continue;
+			uint64_t hits = 0;
+			for (size_t w = 0; w < d->nworkers; w++)
+				hits += worker_hits(d->workers[w],
+						    b->src[i].name);
+			log_info("blocklist %s: %zu names, %zu allowed, %zu "
+				 "bad lines, %" PRIu64 " hits",
+				 b->src[i].name, b->src[i].entries,
+				 b->src[i].allows, b->src[i].bad, hits);
+		}
+	}
+}
+
+/* With client groups: one line per group, default last. */
+static void log_group_stats(const struct daemon *d)
+{
+	const struct snapshot *s = d->snap;
+
+	for (size_t i = 1; s->ncgroups > 1 && i <= s->ncgroups; i++) {
+		const struct snapshot_group *g = &s->cgroups[i % s->ncgroups];
+		uint64_t queries = 0, blocked = 0;
+		for (size_t w = 0; w < d->nworkers; w++)
+			worker_group_stats(d->workers[w], g->name, &queries,
+					   &blocked);
+		log_info("client group %s: queries %" PRIu64
+			 ", blocked %" PRIu64,
+			 g->name, queries, blocked);
+	}
+}
+
 /* SIGUSR1: the counters of every worker, summed. */
 static void log_stats(const struct daemon *d)
 {
@@ -257,6 +307,7 @@ static void log_stats(const struct daemon *d)
 	for (size_t i = 0; i < d->nworkers; i++)
 		worker_stats(d->workers[i], &s);
 	log_info("stats: queries %" PRIu64 ", local %" PRIu64
+		 ", canary %" PRIu64
 		 ", blocked %" PRIu64 ", cache %" PRIu64 ", stale %" PRIu64
 		 ", forwarded %" PRIu64 ", joined %" PRIu64
 		 ", upstream answers %" PRIu64 ", servfail %" PRIu64
@@ -264,19 +315,11 @@ static void log_stats(const struct daemon *d)
 		 ", rebind %" PRIu64 ", malformed %" PRIu64
 		 ", dropped %" PRIu64 ", truncated %" PRIu64
 		 ", prefetched %" PRIu64,
-		 s.queries, s.local, s.blocked, s.cached, s.stale, s.forwarded,
-		 s.joined, s.answered, s.servfail, s.refused, s.private_nx,
+		 s.queries, s.local, s.canary, s.blocked, s.cached, s.stale,
+		 s.forwarded, s.joined, s.answered, s.servfail, s.refused, s.private_nx,
 		 s.rebind, s.malformed, s.dropped, s.truncated, s.prefetched);
-	const struct block_set *b = d->snap->blocks;
-	for (unsigned i = 0; b && i < b->nsrc; i++) {
-		uint64_t hits = 0;
-		for (size_t w = 0; w < d->nworkers; w++)
-			hits += worker_hits(d->workers[w], b->src[i].name);
-		log_info("blocklist %s: %zu names, %zu allowed, %zu bad lines, "
-			 "%" PRIu64 " hits",
-			 b->src[i].name, b->src[i].entries, b->src[i].allows,
-			 b->src[i].bad, hits);
-	}
+	log_list_stats(d);
+	log_group_stats(d);
 	struct cache_stats cs;
 	cache_get_stats(d->cache, &cs);
 	log_info("cache: %zu entries, %zu bytes, %" PRIu64 " hits, %" PRIu64
@@ -460,6 +503,24 @@ static void arm_refresh(struct daemon *d)
 		loop_timer_set(d->loop, &d->refresh_timer, next);
 }
 
+/* A reload may add, drop or reorder client groups: a group's pause stays
+ * with its name, and the pause of a group that is gone ends. */
+static void pause_remap(struct daemon *d, const struct snapshot *old,
+			const struct snapshot *s)
+{
+	uint64_t until[PAUSE_MAX_GROUPS + 1] = {0};
+
+	for (size_t i = 0; i < old->ncgroups && i < PAUSE_MAX_GROUPS; i++)
+		for (size_t j = 0; j < s->ncgroups && j < PAUSE_MAX_GROUPS; j++)
+			if (strcmp(old->cgroups[i].name, s->cgroups[j].name) ==
+			    0)
+				until[pause_slot(j)] =
+				    pause_until(&d->pause, pause_slot(i));
+	for (size_t k = 1; k <= PAUSE_MAX_GROUPS; k++)
+		if (pause_until(&d->pause, k) != until[k])
+			pause_set(&d->pause, k, until[k]);
+}
+
 /* Hand the new snapshot to every worker, each with its own reference. */
 static void publish(struct daemon *d, struct snapshot *s)
 {
@@ -482,6 +543,7 @@ static void publish(struct daemon *d, struct snapshot *s)
 	 * holds the upstream generation); free their memory now. */
 	if (!snapshot_same_upstreams(old, s))
 		cache_clear(d->cache);
+	pause_remap(d, old, s);
 	struct cache_limits lim;
 	cache_limits_of(s->cfg, &lim);
 	cache_set_limits(d->cache, &lim);
@@ -562,22 +624,28 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 
 /* ---- the control socket's commands (control.h), on main's thread ---- */
 
-/* The pause slot of the client group called name, or -1.  Client groups
- * do not exist yet: "default" (the clients of no group) is the one. */
+/* The pause slot of the client group called name ("default": the
+ * clients of no group), or -1. */
 static long group_slot(const struct daemon *d, const char *name)
 {
-	(void)d;
-	if (strcmp(name, "default") == 0)
-		return (long)pause_slot(0);
+	const struct snapshot *s = d->snap;
+
+	for (size_t i = 0; i < s->ncgroups && i < PAUSE_MAX_GROUPS; i++)
+		if (strcmp(s->cgroups[i].name, name) == 0)
+			return (long)pause_slot(i);
 	return -1;
 }
 
 /* The name of pause slot i (>= 1), for status. */
 static const char *slot_group(const struct daemon *d, size_t slot)
 {
-	(void)d;
-	return slot == pause_slot(0) ? "default" : NULL;
+	const struct snapshot *s = d->snap;
+
+	if (slot < 1 || slot - 1 >= s->ncgroups)
+		return NULL;
+	return s->cgroups[slot - 1].name;
 }
+
 
 /* Seconds left of a pause that ends at until (0: none, -1: until
  * resume). */
@@ -641,25 +709,72 @@ static void status_pause(const struct daemon *d, FILE *f, bool json)
 
 static void status_lists(const struct daemon *d, FILE *f, bool json)
 {
-	const struct block_set *b = d->snap->blocks;
+	const struct snapshot *s = d->snap;
+	bool first = true;
 
 	fprintf(f, json ? "\"lists\": [" : "");
-	for (unsigned i = 0; b && i < b->nsrc; i++) {
-		uint64_t hits = 0;
-		for (size_t w = 0; w < d->nworkers; w++)
-			hits += worker_hits(d->workers[w], b->src[i].name);
+	/* A list that several client groups' block sets hold, once. */
+	for (size_t k = 0; k < s->nsets; k++) {
+		const struct block_set *b = s->sets[k];
+		for (unsigned i = 0; b && i < b->nsrc; i++) {
+			if (named_before(s, k, b->src[i].name))
+				continue;
+			uint64_t hits = 0;
+			for (size_t w = 0; w < d->nworkers; w++)
+				hits += worker_hits(d->workers[w],
+						    b->src[i].name);
+			if (json) {
+				fprintf(f, "%s{\"name\": ", first ? "" : ", ");
+				control_json_str(f, b->src[i].name);
+				fprintf(f,
+					", \"names\": %zu, \"allowed\": %zu, "
+					"\"bad_lines\": %zu, \"hits\": %" PRIu64
+					"}",
+					b->src[i].entries, b->src[i].allows,
+					b->src[i].bad, hits);
+			} else {
+				fprintf(f,
+					"list %s: %zu names, %zu allowed, %zu "
+					"bad lines, %" PRIu64 " hits\n",
+					b->src[i].name, b->src[i].entries,
+					b->src[i].allows, b->src[i].bad, hits);
+			}
+			first = false;
+		}
+	}
+	fprintf(f, json ? "]" : "");
+}
+
+/* Queries and blocking answers per client group, default first. */
+static void status_groups(const struct daemon *d, FILE *f, bool json,
+			  const struct query_stats *all)
+{
+	const struct snapshot *s = d->snap;
+
+	fprintf(f, json ? ", \"groups\": [" : "");
+	for (size_t i = 0; i < s->ncgroups; i++) {
+		const char *name = s->cgroups[i].name;
+		uint64_t queries = 0, blocked = 0;
+		if (s->ncgroups == 1) {
+			queries = all->queries;
+			blocked = all->blocked;
+		} else {
+			for (size_t w = 0; w < d->nworkers; w++)
+				worker_group_stats(d->workers[w], name,
+						   &queries, &blocked);
+		}
 		if (json) {
 			fprintf(f, "%s{\"name\": ", i ? ", " : "");
-			control_json_str(f, b->src[i].name);
-			fprintf(f, ", \"names\": %zu, \"allowed\": %zu, "
-				   "\"bad_lines\": %zu, \"hits\": %" PRIu64 "}",
-				b->src[i].entries, b->src[i].allows,
-				b->src[i].bad, hits);
+			control_json_str(f, name);
+			fprintf(f,
+				", \"queries\": %" PRIu64
+				", \"blocked\": %" PRIu64 "}",
+				queries, blocked);
 		} else {
-			fprintf(f, "list %s: %zu names, %zu allowed, %zu bad "
-				   "lines, %" PRIu64 " hits\n",
-				b->src[i].name, b->src[i].entries,
-				b->src[i].allows, b->src[i].bad, hits);
+			fprintf(f,
+				"group %s: %" PRIu64 " queries, %" PRIu64
+				" blocked\n",
+				name, queries, blocked);
 		}
 	}
 	fprintf(f, json ? "]" : "");
@@ -713,8 +828,7 @@ static void op_status(void *ctx, struct control_reply *r)
 			cfg->servers_from_resolv ? " (resolv.conf)" : "",
 			s.answered, s.servfail, s.joined, s.prefetched);
 		status_lists(d, f, false);
-		fprintf(f, "group default: %" PRIu64 " queries, %" PRIu64
-			   " blocked\n", s.queries, s.blocked);
+		status_groups(d, f, false, &s);
 		return;
 	}
 	fprintf(f, "{\"version\": \"%s\", \"uptime\": %" PRIu64
@@ -748,9 +862,8 @@ static void op_status(void *ctx, struct control_reply *r)
 		   "}, ",
 		s.answered, s.servfail);
 	status_lists(d, f, true);
-	fprintf(f, ", \"groups\": [{\"name\": \"default\", \"queries\": %"
-		   PRIu64 ", \"blocked\": %" PRIu64 "}]}\n",
-		s.queries, s.blocked);
+	status_groups(d, f, true, &s);
+	fprintf(f, "}\n");
 }
 
 /* The pause slot that group names (NULL: everyone), or -1 with an error
@@ -760,9 +873,17 @@ static long pause_target(const struct daemon *d, struct control_reply *r,
 {
 	long slot = group ? group_slot(d, group) : PAUSE_ALL;
 
-	if (slot < 0)
-		control_error(r, "no client group '%s' (there is: default)",
-			      group);
+	if (slot < 0) {
+		char names[400] = "";
+		size_t at = 0;
+		for (size_t i = 0; i < d->snap->ncgroups && at < sizeof(names);
+		     i++)
+			at += (size_t)snprintf(names + at, sizeof(names) - at,
+					       "%s%s", i ? ", " : "",
+					       d->snap->cgroups[i].name);
+		control_error(r, "no client group '%s' (there is: %s)", group,
+			      names);
+	}
 	return slot;
 }
 

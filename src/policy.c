@@ -213,7 +213,7 @@ bool policy_rebind(const struct policy *p, size_t group, const uint8_t *name,
 	struct wire_rr rr;
 	uint32_t v;
 
-	if (!p->rebind_ok || group != 0 ||
+	if (!p->rebind_ok || (group != 0 && group <= p->nrules) ||
 	    nameset_match(p->rebind_ok, name, len, &v, NULL) ||
 	    !wire_rrs_begin(&it, reply, rlen))
 		return false;
@@ -239,7 +239,8 @@ static bool in_prefix(const struct conf_prefix *pf, const uint8_t *a)
 	return (pf->addr[full] & mask) == (a[full] & mask);
 }
 
-bool policy_client_allowed(const struct policy *p, const void *sockaddr)
+size_t policy_prefix_find(const struct conf_prefix *prefixes, size_t n,
+			  const void *sockaddr)
 {
 	const struct sockaddr_storage *ss = sockaddr;
 	const uint8_t *a;
@@ -259,10 +260,15 @@ bool policy_client_allowed(const struct policy *p, const void *sockaddr)
 			family = AF_INET;
 		}
 	} else {
-		return false;
+		return n;
 	}
-	for (size_t i = 0; i < p->naccess; i++)
-		if (p->access[i].family == family && in_prefix(&p->access[i], a))
-			return true;
-	return false;
+	for (size_t i = 0; i < n; i++)
+		if (prefixes[i].family == family && in_prefix(&prefixes[i], a))
+			return i;
+	return n;
+}
+
+bool policy_client_allowed(const struct policy *p, const void *sockaddr)
+{
+	return policy_prefix_find(p->access, p->naccess, sockaddr) < p->naccess;
 }

@@ -39,11 +39,20 @@ void policy_decide(const struct policy *p, const uint8_t *name, size_t len,
 /* May this client (a sockaddr_in or sockaddr_in6) query us? */
 bool policy_client_allowed(const struct policy *p, const void *sockaddr);
 
+struct conf_prefix;
+
+/* The index of the first of the n prefixes that holds the address of
+ * sockaddr (an IPv4 address mapped into IPv6 counts as IPv4), or n when
+ * none does. */
+size_t policy_prefix_find(const struct conf_prefix *prefixes, size_t n,
+			  const void *sockaddr);
+
 /*
  * DNS-rebind protection: true when reply (an upstream answer to name, sent
  * to group) puts a private, loopback or link-local address in the answer
  * section of a name that is neither sent to a forward rule nor listed in
- * rebind_ok.
+ * rebind_ok.  Groups past the forward rules (a client group's servers)
+ * are protected like the default one.
  */
 bool policy_rebind(const struct policy *p, size_t group, const uint8_t *name,
 		   size_t len, const uint8_t *reply, size_t rlen);

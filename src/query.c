@@ -77,6 +77,7 @@ struct query {
 	struct query_client client;
 	struct wire_query wq;    /* the parsed client query */
 	size_t group;            /* the upstream group it went to */
+	unsigned cgroup;         /* its client group in ep->snap */
 	uint64_t deadline;
 	uint64_t stale_at;       /* 0: no stale answer to fall back on */
 	bool answered;           /* the client has its reply (or SERVFAIL) */
@@ -129,12 +130,20 @@ static inline void bump(_Atomic uint64_t *c)
 			      memory_order_relaxed);
 }
 
-/* Block hits per source of the current snapshot; swapped on adopt under
- * hits_mu, which readers in other threads take too. */
+/* Block hits per source of the current snapshot's block sets, set k's
+ * sources at base[k] onwards; and queries and blocking answers per client
+ * group.  Swapped on adopt under hits_mu, which readers in other threads
+ * take too; counts carry over by name. */
 struct hits {
 	unsigned n;
 	const char **names;      /* borrowed from the epoch's snapshot */
 	_Atomic uint64_t *count;
+	unsigned *base;          /* [nsets + 1] */
+	size_t nsets;
+	size_t ngroups;
+	const char **group_names;
+	_Atomic uint64_t *group_queries;
+	_Atomic uint64_t *group_blocked;
 };
 
 struct query_env {
@@ -307,31 +316,74 @@ static bool make_groups(struct query_env *env, struct epoch *ep, char *err,
 	return true;
 }
 
-/* New hit counters for s, carrying over those of sources with the same
- * name (a reload keeps the counts of lists that are still there). */
+static void hits_free(struct hits *h)
+{
+	free(h->names);
+	free(h->count);
+	free(h->base);
+	free(h->group_names);
+	free(h->group_queries);
+	free(h->group_blocked);
+}
+
+/* Counts of old under the name of each new counter (a reload keeps the
+ * counts of lists and groups that are still there).  A name counted in
+ * several places (a list in two block sets) keeps its sum, in its first
+ * new place. */
+static void carry(const char **names, _Atomic uint64_t *count, size_t n,
+		  const char *const *old_names, _Atomic uint64_t *old,
+		  size_t nold)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t first = 0;
+		while (strcmp(names[first], names[i]) != 0)
+			first++;
+		if (first < i)
+			continue;
+		uint64_t sum = 0;
+		for (size_t j = 0; j < nold; j++)
+			if (strcmp(old_names[j], names[i]) == 0)
+				sum += atomic_load(&old[j]);
+		atomic_init(&count[i], sum);
+	}
+}
+
+/* New counters for s, carrying over those of old. */
 static bool make_hits(const struct snapshot *s, const struct hits *old,
 		      struct hits *h)
 {
-	unsigned n = s->blocks ? s->blocks->nsrc : 0;
+	size_t ng = s->ncgroups;
+	unsigned n = 0;
 
 	*h = (struct hits){0};
-	if (n == 0)
-		return true;
-	h->names = calloc(n, sizeof(*h->names));
-	h->count = calloc(n, sizeof(*h->count));
-	if (!h->names || !h->count) {
-		free(h->names);
-		free(h->count);
+	for (size_t k = 0; k < s->nsets; k++)
+		n += s->sets[k] ? s->sets[k]->nsrc : 0;
+	h->names = calloc(n + 1, sizeof(*h->names));
+	h->count = calloc(n + 1, sizeof(*h->count));
+	h->base = calloc(s->nsets + 1, sizeof(*h->base));
+	h->group_names = calloc(ng + 1, sizeof(*h->group_names));
+	h->group_queries = calloc(ng + 1, sizeof(*h->group_queries));
+	h->group_blocked = calloc(ng + 1, sizeof(*h->group_blocked));
+	if (!h->names || !h->count || !h->base || !h->group_names ||
+	    !h->group_queries || !h->group_blocked) {
+		hits_free(h);
 		return false;
 	}
-	h->n = n;
-	for (unsigned i = 0; i < n; i++) {
-		h->names[i] = s->blocks->src[i].name;
-		for (unsigned j = 0; j < old->n; j++)
-			if (strcmp(old->names[j], h->names[i]) == 0)
-				atomic_init(&h->count[i],
-					    atomic_load(&old->count[j]));
+	h->nsets = s->nsets;
+	for (size_t k = 0; k < s->nsets; k++) {
+		h->base[k] = h->n;
+		for (unsigned i = 0; s->sets[k] && i < s->sets[k]->nsrc; i++)
+			h->names[h->n++] = s->sets[k]->src[i].name;
 	}
+	h->base[s->nsets] = h->n;
+	h->ngroups = ng;
+	for (size_t i = 0; i < ng; i++)
+		h->group_names[i] = s->cgroups[i].name;
+	carry(h->names, h->count, h->n, old->names, old->count, old->n);
+	carry(h->group_names, h->group_queries, ng, old->group_names,
+	      old->group_queries, old->ngroups);
+	carry(h->group_names, h->group_blocked, ng, old->group_names,
+	      old->group_blocked, old->ngroups);
 	return true;
 }
 
@@ -376,8 +428,7 @@ bool query_env_adopt(struct query_env *env, struct snapshot *snap,
 	struct hits prev = env->hits;
 	env->hits = h;
 	pthread_mutex_unlock(&env->hits_mu);
-	free(prev.names);
-	free(prev.count);
+	hits_free(&prev);
 	env->cur = ep;
 	if (old) {
 		old->next = env->retired;
@@ -421,13 +472,17 @@ static void reply_error(struct query_env *env, const struct snapshot *s,
 	reply(env, s, c, wq, env->out, n);
 }
 
+/* The blocking answer of a client group (blk), built in env->merge: an
+ * upstream reply in env->out may still be due to other waiting clients,
+ * whose groups do not block it. */
 static void reply_blocked(struct query_env *env, const struct snapshot *s,
+			  const struct answer_block *blk,
 			  const struct query_client *c,
 			  const struct wire_query *wq, const uint8_t *pkt)
 {
-	size_t n = answer_blocked(&s->block, wq, pkt, s->edns_size, env->out,
-				  sizeof(env->out));
-	reply(env, s, c, wq, env->out, n);
+	size_t n = answer_blocked(blk, wq, pkt, s->edns_size, env->merge,
+				  sizeof(env->merge));
+	reply(env, s, c, wq, env->merge, n);
 }
 
 /* NXDOMAIN with a SOA, so that clients cache it (RFC 2308 5): for names
@@ -747,12 +802,12 @@ enum outcome {
 	OUT_BLOCKED, /* a CNAME of the reply reaches a blocked name */
 };
 
-/* Are the block lists in force, or paused (pause.h)?  The clients'
- * default group's pause, until client groups exist. */
-static bool blocking_on(const struct query_env *env)
+/* Are the block lists of client group `group` in force, or paused
+ * (pause.h)? */
+static bool blocking_on(const struct query_env *env, size_t group)
 {
 	return !pause_any(env->pause) ||
-	       !pause_active(env->pause, 0, loop_now(env->loop));
+	       !pause_active(env->pause, group, loop_now(env->loop));
 }
 
 /* Does a CNAME in the reply's answer section point at a name blocked
@@ -780,17 +835,58 @@ static bool cname_blocked(struct query_env *env, const struct lists *blocks,
 	return false;
 }
 
-/* A stored answer to wq (sent to upstream group) checked again against
- * today's block lists and rebind rules (they may have changed since it
- * was stored): the same checks for a cache hit and a stale answer. */
+/* Does a CNAME of msg reach a name that client group g blocks (deep
+ * CNAME blocking, block.cname)? */
+static bool group_cname_blocked(struct query_env *env,
+				const struct snapshot *s, size_t group,
+				const uint8_t *msg, size_t n, uint16_t qtype,
+				unsigned *src)
+{
+	const struct snapshot_group *g = &s->cgroups[group];
+	return g->lists && g->cname && blocking_on(env, group) &&
+	       cname_blocked(env, g->lists, msg, n, qtype, src);
+}
+
+/* The index of q's client group in the current snapshot, whose lists and
+ * answers decide for every reply: its own when q started under it. */
+static unsigned group_now(const struct query_env *env, const struct query *q)
+{
+	const struct snapshot *s = env->cur->snap;
+
+	if (q->ep == env->cur)
+		return q->cgroup;
+	return snapshot_client_group(
+	    s,
+	    q->client.peerlen ? (const struct sockaddr *)&q->client.peer : NULL,
+	    NULL);
+}
+
+static void count_hit(struct query_env *env, unsigned set, unsigned src)
+{
+	if (set < env->hits.nsets &&
+	    src < env->hits.base[set + 1] - env->hits.base[set])
+		bump(&env->hits.count[env->hits.base[set] + src]);
+}
+
+static void count_group(struct query_env *env, _Atomic uint64_t *counts,
+			unsigned g)
+{
+	if (g < env->hits.ngroups)
+		bump(&counts[g]);
+}
+
+/* A stored answer to wq (sent to upstream group) checked again, for a
+ * client of group cgroup in the current snapshot, against today's block
+ * lists and rebind rules (they may have changed since it was stored):
+ * the same checks for a cache hit and a stale answer. */
 static bool still_good(struct query_env *env, const struct wire_query *wq,
-		       size_t group, const uint8_t *msg, size_t n)
+		       size_t group, unsigned cgroup, const uint8_t *msg,
+		       size_t n)
 {
 	const struct snapshot *s = env->cur->snap;
 	unsigned src;
 
-	if (blocking_on(env) && s->lists && s->cfg->block.cname &&
-	    cname_blocked(env, s->lists, msg, n, wq->qtype, &src))
+	if (group_cname_blocked(env, s, cgroup, msg, n, wq->qtype, &src))
 		return false;
 	return !policy_rebind(s->policy, group, wq->qname, wq->qname_len, msg,
 			      n);
@@ -800,7 +896,7 @@ static bool still_good(struct query_env *env, const struct wire_query *wq,
 static bool send_stale(struct query_env *env, const struct snapshot *s,
 		       const struct query_client *c,
 		       const struct wire_query *wq, size_t group,
-		       const uint8_t *key, size_t klen)
+		       unsigned cgroup, const uint8_t *key, size_t klen)
 {
 	if (!klen || s->cfg->cache_serve_stale == 0)
 		return false;
@@ -808,7 +904,7 @@ static bool send_stale(struct query_env *env, const struct snapshot *s,
 				      loop_now(env->loop), QUERY_STALE_TTL,
 				      env->merge, sizeof(env->merge));
 	if (n < WIRE_HEADER_LEN + wq->qname_len ||
-	    !still_good(env, wq, group, env->merge, n))
+	    !still_good(env, wq, group, cgroup, env->merge, n))
 		return false;
 	COUNT(env, stale);
 	wire_set16(env->merge, wq->hdr.id);
@@ -820,13 +916,31 @@ static bool send_stale(struct query_env *env, const struct snapshot *s,
 static bool reply_stale(struct query_env *env, struct query *q)
 {
 	return send_stale(env, q->ep->snap, &q->client, &q->wq, q->group,
-			  q->key, q->klen);
+			  group_now(env, q), q->key, q->klen);
 }
 
 static void put_back_id(struct query *q)
 {
 	/* Error replies echo what the client sent: its ID too. */
 	wire_set16(q->pkt, q->wq.hdr.id);
+}
+
+/* Does the reply in env->out (len bytes) reach, by a CNAME, a name that
+ * q's client group blocks?  Each client is judged by its own group:
+ * clients of groups with other lists may wait for the same reply. */
+static bool blocked_for(struct query_env *env, const struct query *q,
+			size_t len)
+{
+	const struct snapshot *s = env->cur->snap;
+	unsigned g = group_now(env, q), src;
+
+	if (!group_cname_blocked(env, s, g, env->out, len, q->wq.qtype, &src))
+		return false;
+	/* Deep CNAME blocking: trackers hidden behind a CNAME of a
+	 * first-party name. */
+	count_hit(env, s->cgroups[g].set, src);
+	log_debug("CNAME chain reaches a blocked name");
+	return true;
 }
 
 static void answer_client(struct query_env *env, struct query *q,
@@ -837,6 +951,8 @@ static void answer_client(struct query_env *env, struct query *q,
 	if (q->answered)
 		return;
 	put_back_id(q);
+	if (out == OUT_REPLY && blocked_for(env, q, len))
+		out = OUT_BLOCKED;
 	switch (out) {
 	case OUT_REPLY:
 		/* RFC 8767 4: an rcode other than NOERROR and NXDOMAIN
@@ -863,18 +979,16 @@ static void answer_client(struct query_env *env, struct query *q,
 		COUNT(env, rebind);
 		reply_nxdomain(env, s, &q->client, &q->wq, q->pkt, 60);
 		break;
-	case OUT_BLOCKED:
+	case OUT_BLOCKED: {
+		unsigned g = group_now(env, q);
 		COUNT(env, blocked);
-		reply_blocked(env, s, &q->client, &q->wq, q->pkt);
+		count_group(env, env->hits.group_blocked, g);
+		reply_blocked(env, s, &env->cur->snap->cgroups[g].block,
+			      &q->client, &q->wq, q->pkt);
 		break;
 	}
+	}
 	mark_answered(env, q);
-}
-
-static void count_hit(struct query_env *env, unsigned src)
-{
-	if (src < env->hits.n)
-		bump(&env->hits.count[src]);
 }
 
 /*
@@ -952,15 +1066,8 @@ static enum outcome judge(struct query_env *env, struct query *q,
 			  "name, answering NXDOMAIN");
 		return OUT_REBIND;
 	}
-	unsigned src;
-	if (blocking_on(env) && s->lists && s->cfg->block.cname &&
-	    cname_blocked(env, s->lists, env->out, *len, q->wq.qtype, &src)) {
-		/* Deep CNAME blocking: trackers hidden behind a CNAME of a
-		 * first-party name. */
-		count_hit(env, src);
-		log_debug("CNAME chain reaches a blocked name");
-		return OUT_BLOCKED;
-	}
+	/* Deep CNAME blocking is each client's own (blocked_for): the
+	 * reply is stored whole, and cache hits are checked again. */
 	/* Our OPT size; no server cookie that was made for us (newer
 	 * c-ares rewrites client cookies).  A signed reply goes as it is:
 	 * any edit would break its MAC (RFC 8945 5.3). */
@@ -981,6 +1088,9 @@ static void on_upstream(struct upstream_req *req, enum upstream_status st,
 	enum outcome out = judge(env, q, st, ans, &len);
 
 	table_remove(env, q); /* later identical queries start afresh */
+	if (q->chase && !q->answered && out == OUT_REPLY &&
+	    blocked_for(env, q, len))
+		out = OUT_BLOCKED;
 	if (q->chase && !q->answered && out == OUT_REPLY) {
 		len = merge_chase(env, q, len);
 		COUNT(env, answered);
@@ -1036,11 +1146,12 @@ static void on_stale(struct loop_timer *t, uint64_t now_ms)
 
 /* ---- acting on a route decision ---- */
 
-static void count_verdict(struct query_env *env,
+static void count_verdict(struct query_env *env, const struct snapshot *s,
 			  const struct route_decision *d)
 {
+	count_group(env, env->hits.group_queries, d->client_group);
 	if (d->verdict != LISTS_NONE && !d->paused)
-		count_hit(env, d->src);
+		count_hit(env, s->cgroups[d->client_group].set, d->src);
 }
 
 /* The top lists (topk.h): every question asked, and the blocked ones,
@@ -1094,7 +1205,10 @@ static void act_local(struct query_env *env, const struct snapshot *s,
 		      const struct wire_query *wq,
 		      const struct route_decision *d)
 {
-	COUNT(env, local);
+	if (d->canary)
+		COUNT(env, canary);
+	else
+		COUNT(env, local);
 	if (log_verbose())
 		log_query(c, wq, "local", WIRE_RCODE(wire_get16(env->out + 2)));
 	reply(env, s, c, wq, env->out, d->len);
@@ -1102,12 +1216,14 @@ static void act_local(struct query_env *env, const struct snapshot *s,
 
 static void act_blocked(struct query_env *env, const struct snapshot *s,
 			const struct query_client *c,
-			const struct wire_query *wq, const uint8_t *pkt)
+			const struct wire_query *wq, const uint8_t *pkt,
+			unsigned cgroup)
 {
 	COUNT(env, blocked);
+	count_group(env, env->hits.group_blocked, cgroup);
 	if (log_verbose())
 		log_query(c, wq, "blocked", -1);
-	reply_blocked(env, s, c, wq, pkt);
+	reply_blocked(env, s, &s->cgroups[cgroup].block, c, wq, pkt);
 }
 
 static void act_private(struct query_env *env, const struct snapshot *s,
@@ -1163,14 +1279,15 @@ static void prefetch(struct query_env *env, const struct wire_query *wq,
 static bool from_cache(struct query_env *env, const struct snapshot *s,
 		       const struct query_client *c,
 		       const struct wire_query *wq, size_t group,
-		       const uint8_t *key, size_t klen, struct cache_hit *hit)
+		       unsigned cgroup, const uint8_t *key, size_t klen,
+		       struct cache_hit *hit)
 {
 	size_t n = cache_lookup(env->cache, key, klen, loop_now(env->loop),
 				env->out, sizeof(env->out), hit);
 
 	if (n == 0 || n < WIRE_HEADER_LEN + wq->qname_len)
 		return false;
-	if (!still_good(env, wq, group, env->out, n)) {
+	if (!still_good(env, wq, group, cgroup, env->out, n)) {
 		hit->prefetch = hit->stale = false;
 		return false;
 	}
@@ -1186,14 +1303,14 @@ static bool from_cache(struct query_env *env, const struct snapshot *s,
 /* Wait for the identical query already upstream. */
 static bool join(struct query_env *env, const struct snapshot *s,
 		 const struct query_client *c, const struct wire_query *wq,
-		 const uint8_t *pkt, size_t len, struct query *leader,
-		 bool stale)
+		 const uint8_t *pkt, size_t len, unsigned cgroup,
+		 struct query *leader, bool stale)
 {
 	if (leader->role == ROLE_BACKGROUND || leader->ep != env->cur)
 		return false; /* a prefetch, or old upstreams: go alone */
 	if (leader->nwaiters >= QUERY_MAX_WAITERS) {
 		/* Past the bound: an expired answer if there is one. */
-		if (!(stale && send_stale(env, s, c, wq, leader->group,
+		if (!(stale && send_stale(env, s, c, wq, leader->group, cgroup,
 					  leader->key, leader->klen)))
 			servfail_now(env, s, c, wq, pkt);
 		return true;
@@ -1204,6 +1321,7 @@ static bool join(struct query_env *env, const struct snapshot *s,
 		servfail_now(env, s, c, wq, pkt);
 		return true;
 	}
+	w->cgroup = cgroup;
 	memcpy(w->key, leader->key, leader->klen);
 	w->klen = leader->klen;
 	w->khash = leader->khash;
@@ -1222,7 +1340,7 @@ static bool join(struct query_env *env, const struct snapshot *s,
 static void relay_alone(struct query_env *env, const struct snapshot *s,
 			const struct query_client *c,
 			const struct wire_query *wq, const uint8_t *pkt,
-			size_t len, size_t group)
+			size_t len, size_t group, unsigned cgroup)
 {
 	struct query *q = env->cur->groups[group]
 				  ? query_new(env, ROLE_LEADER, c, wq, pkt, len,
@@ -1233,6 +1351,7 @@ static void relay_alone(struct query_env *env, const struct snapshot *s,
 		servfail_now(env, s, c, wq, pkt);
 		return;
 	}
+	q->cgroup = cgroup;
 	if (log_verbose())
 		log_query(c, wq, "forward, signed", -1);
 	send_up(env, q);
@@ -1241,7 +1360,7 @@ static void relay_alone(struct query_env *env, const struct snapshot *s,
 static void act_forward(struct query_env *env, const struct snapshot *s,
 			const struct query_client *c,
 			const struct wire_query *wq, const uint8_t *pkt,
-			size_t len, size_t group)
+			size_t len, size_t group, unsigned cgroup)
 {
 	uint8_t key[CACHE_KEY_MAX];
 	struct cache_hit hit = {false, false};
@@ -1250,11 +1369,11 @@ static void act_forward(struct query_env *env, const struct snapshot *s,
 	 * is the client's own business with the upstream: never answered
 	 * from the cache, never stored, never shared. */
 	if (wq->has_tsig || wq->has_tkey) {
-		relay_alone(env, s, c, wq, pkt, len, group);
+		relay_alone(env, s, c, wq, pkt, len, group, cgroup);
 		return;
 	}
 	size_t klen = cache_key(key, wq, group, env->cur->upstream_gen);
-	if (from_cache(env, s, c, wq, group, key, klen, &hit)) {
+	if (from_cache(env, s, c, wq, group, cgroup, key, klen, &hit)) {
 		if (hit.prefetch && s->cfg->cache_prefetch)
 			prefetch(env, wq, pkt, len, group, key, klen,
 				 cache_key_hash(env->cache, key, klen));
@@ -1263,7 +1382,7 @@ static void act_forward(struct query_env *env, const struct snapshot *s,
 	/* The table's hash, only past the cache (which hashes for itself). */
 	uint32_t h = cache_key_hash(env->cache, key, klen);
 	struct query *leader = table_find(env, key, klen, h);
-	if (leader && join(env, s, c, wq, pkt, len, leader, hit.stale))
+	if (leader && join(env, s, c, wq, pkt, len, cgroup, leader, hit.stale))
 		return;
 	if (!env->cur->groups[group]) {
 		servfail_now(env, s, c, wq, pkt);
@@ -1275,6 +1394,7 @@ static void act_forward(struct query_env *env, const struct snapshot *s,
 		servfail_now(env, s, c, wq, pkt);
 		return;
 	}
+	q->cgroup = cgroup;
 	table_insert(env, q, key, klen, h);
 	if (hit.stale && s->cfg->cache_serve_stale)
 		stale_insert(env, q, loop_now(env->loop) + QUERY_STALE_AFTER_MS);
@@ -1308,6 +1428,7 @@ static void act_chase(struct query_env *env, const struct snapshot *s,
 		act_local(env, s, c, wq, d);
 		return;
 	}
+	q->cgroup = d->client_group;
 	memcpy(ch->target, ac->target, ac->target_len);
 	ch->target_len = ac->target_len;
 	ch->ancount = ac->ancount;
@@ -1360,7 +1481,7 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	route(s, &ctx, &wq, env->out, sizeof(env->out), &d);
 	if (d.kind != ROUTE_DROP && over_rate(env, s, c, &wq, pkt))
 		return;
-	count_verdict(env, &d);
+	count_verdict(env, s, &d);
 	count_top(env, &wq, &d);
 	switch (d.kind) {
 	case ROUTE_DROP:
@@ -1377,13 +1498,13 @@ void query_handle(struct query_env *env, const struct query_client *c,
 		act_chase(env, s, c, &wq, pkt, len, &d);
 		return;
 	case ROUTE_BLOCKED:
-		act_blocked(env, s, c, &wq, pkt);
+		act_blocked(env, s, c, &wq, pkt, d.client_group);
 		return;
 	case ROUTE_PRIVATE:
 		act_private(env, s, c, &wq, pkt);
 		return;
 	case ROUTE_FORWARD:
-		act_forward(env, s, c, &wq, pkt, len, d.group);
+		act_forward(env, s, c, &wq, pkt, len, d.group, d.client_group);
 		return;
 	case ROUTE_BADKEY:
 		act_badkey(env, s, c, &wq, pkt, &d);
@@ -1441,6 +1562,20 @@ size_t query_env_top(const struct query_env *env, enum query_top kind,
 	return topk_read(t, out, cap);
 }
 
+void query_env_group_stats(struct query_env *env, const char *name,
+			   uint64_t *queries, uint64_t *blocked)
+{
+	pthread_mutex_lock(&env->hits_mu);
+	for (size_t i = 0; i < env->hits.ngroups; i++)
+		if (strcmp(env->hits.group_names[i], name) == 0) {
+			*queries += atomic_load_explicit(
+			    &env->hits.group_queries[i], memory_order_relaxed);
+			*blocked += atomic_load_explicit(
+			    &env->hits.group_blocked[i], memory_order_relaxed);
+		}
+	pthread_mutex_unlock(&env->hits_mu);
+}
+
 void query_env_free(struct query_env *env)
 {
 	if (!env)
@@ -1477,8 +1612,7 @@ void query_env_free(struct query_env *env)
 		env->free_list = q->next_free;
 		free(q);
 	}
-	free(env->hits.names);
-	free(env->hits.count);
+	hits_free(&env->hits);
 	for (int i = 0; i < QUERY_TOP_KINDS; i++)
 		topk_free(env->top[i]);
 	limit_free(env->limits);

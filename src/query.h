@@ -94,6 +94,7 @@ struct query_backend {
 	X(dropped)    /* too short, or QR=1 */                            \
 	X(malformed)  /* FORMERR, NOTIMP, BADVERS */                      \
 	X(local)      /* answered from zone files */                      \
+	X(canary)     /* canaries: use-application-dns.net, resolver.arpa */\
 	X(blocked)    /* blocking answers */                              \
 	X(refused)    /* access, forward rules with refuse = true */      \
 	X(private_nx) /* private names kept local */                      \
@@ -162,6 +163,12 @@ enum query_top {
  * how many) and add its total weight to *total.  Any thread. */
 size_t query_env_top(const struct query_env *env, enum query_top kind,
 		     struct topk_entry *out, size_t cap, uint64_t *total);
+
+/* Add the queries and blocking answers of the client group called name
+ * ("default" for everyone else) in this env to *queries and *blocked
+ * (any thread); nothing when the snapshot in use has no such group. */
+void query_env_group_stats(struct query_env *env, const char *name,
+			   uint64_t *queries, uint64_t *blocked);
 
 /* Is the client at sa in access.allow of the snapshot in use?  For the
  * server's check at TCP accept (a void *ctx callback: env is ctx). */

@@ -9,8 +9,13 @@
  * Order (splitdns.conf(5), ANSWER RULES): a packet that must not be
  * answered is dropped; a client outside access.allow is refused whatever
  * it sent; a malformed query gets FORMERR/NOTIMP/BADVERS; zone transfers
- * and classes other than IN are refused; then local data and local zones; then the block lists (allow entries punch holes); then
- * the forward rules (refuse, private names) and the upstream groups.  A
+ * and classes other than IN are refused; then local data and local zones;
+ * then the canaries (use-application-dns.net, mask.icloud.com,
+ * resolver.arpa); then the block lists (allow entries punch holes); then
+ * the forward rules (refuse, private names) and the upstream groups.  The
+ * client's group (clients = ( ... )) chooses the block lists, the
+ * canaries, the blocking answer and the default upstreams; forward rules
+ * are the same for every group and win over a group's servers.  A
  * local CNAME chain that leaves local data is routed again for its
  * target: blocked, refused/private (the chain is answered as it is), or
  * forwarded (CHASE).  A TSIG-signed query is forwarded as it is (the
@@ -49,6 +54,14 @@ enum route_kind {
 
 enum route_transport { ROUTE_UDP, ROUTE_TCP };
 
+/* The names devices ask to learn what this network wants (ROUTE_LOCAL). */
+enum route_canary {
+	ROUTE_CANARY_NONE,
+	ROUTE_CANARY_FIREFOX, /* use-application-dns.net: NXDOMAIN */
+	ROUTE_CANARY_ICLOUD,  /* mask.icloud.com, mask-h2.icloud.com */
+	ROUTE_CANARY_DDR,     /* resolver.arpa and below: NODATA */
+};
+
 /* What route() looks at; borrowed for the call. */
 struct route_ctx {
 	const uint8_t *pkt;
@@ -80,6 +93,8 @@ struct route_decision {
 	bool paused;               /* blocked by src, but blocking is
 				      paused: routed as if not blocked */
 	struct policy_decision policy;
+	unsigned client_group;     /* index in the snapshot's cgroups */
+	enum route_canary canary;  /* ROUTE_LOCAL: a canary answered */
 };
 
 /*

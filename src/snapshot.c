@@ -21,6 +21,81 @@
 #include "snapshot.h"
 #include "zone.h"
 
+static void group_settings(struct snapshot_group *g, const struct conf_block *b)
+{
+	g->bconf = b;
+	block_answer_of(b, &g->block);
+	g->cname = b->cname;
+	g->firefox_canary = b->firefox_canary;
+	g->icloud_private_relay = conf_block_icloud(b);
+}
+
+/* One block set per distinct list of names: a client group whose lists,
+ * domains and allow entries are those of an earlier group shares its
+ * set (a guest group with other servers costs no memory for lists). */
+static bool build_sets(struct snapshot *s, block_report_fn report, void *ctx,
+		       char *err, size_t errlen)
+{
+	for (size_t i = 0; i < s->ncgroups; i++) {
+		struct snapshot_group *g = &s->cgroups[i];
+		size_t j = 0;
+		while (j < i &&
+		       !conf_block_same_names(s->cgroups[j].bconf, g->bconf))
+			j++;
+		if (j < i) {
+			g->set = s->cgroups[j].set;
+		} else {
+			g->set = (unsigned)s->nsets;
+			err[0] = '\0';
+			s->sets[s->nsets] = block_load_conf(
+			    s->cfg, g->bconf, report, ctx, err, errlen);
+			if (!s->sets[s->nsets] && err[0])
+				return false;
+			s->nsets++;
+		}
+		g->blocks = s->sets[g->set];
+		g->lists = g->blocks ? g->blocks->lists : NULL;
+	}
+	return true;
+}
+
+/* Group 0 and one per clients entry; their prefixes in one array for
+ * route()'s scan; an upstream group for each that has servers. */
+static bool build_groups(struct snapshot *s, block_report_fn report, void *ctx,
+			 char *err, size_t errlen)
+{
+	const struct conf *cfg = s->cfg;
+	size_t nmatch = 0;
+
+	s->ncgroups = cfg->nclients + 1;
+	for (size_t i = 0; i < cfg->nclients; i++)
+		nmatch += cfg->clients[i].nmatch;
+	if (!(s->cgroups = calloc(s->ncgroups, sizeof(*s->cgroups))) ||
+	    !(s->sets = calloc(s->ncgroups, sizeof(*s->sets))) ||
+	    !(s->match = calloc(nmatch + 1, sizeof(*s->match))) ||
+	    !(s->match_group = calloc(nmatch + 1, sizeof(*s->match_group)))) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	s->cgroups[0].name = "default";
+	group_settings(&s->cgroups[0], &cfg->block);
+	s->ngroups = cfg->nforwards + 1;
+	for (size_t i = 0; i < cfg->nclients; i++) {
+		const struct conf_client *c = &cfg->clients[i];
+		struct snapshot_group *g = &s->cgroups[i + 1];
+		g->name = c->name;
+		g->conf = c;
+		group_settings(g, &c->block);
+		if (c->nservers)
+			g->upstream = s->ngroups++;
+		for (size_t j = 0; j < c->nmatch; j++) {
+			s->match[s->nmatch] = c->match[j];
+			s->match_group[s->nmatch++] = (unsigned)i + 1;
+		}
+	}
+	return build_sets(s, report, ctx, err, errlen);
+}
+
 static void base_unref(struct snapshot_base *b)
 {
 	if (!b || atomic_fetch_sub_explicit(&b->refs, 1,
@@ -52,16 +127,15 @@ static struct snapshot *assemble(struct snapshot_base *base,
 	s->cfg = cfg;
 	s->zone = base->zone;
 	s->policy = base->policy;
-	s->blocks = block_load(cfg, report, ctx, err, errlen);
-	if (!s->blocks && err[0]) {
+	if (!build_groups(s, report, ctx, err, errlen)) {
 		snapshot_unref(s);
 		return NULL;
 	}
-	s->lists = s->blocks ? s->blocks->lists : NULL;
-	block_answer_init(cfg, &s->block);
+	s->blocks = s->cgroups[0].blocks;
+	s->lists = s->cgroups[0].lists;
+	s->block = s->cgroups[0].block;
 	s->edns_size = (uint16_t)cfg->edns_size;
 	s->deadline_ms = cfg->timeout_ms * cfg->tries;
-	s->ngroups = cfg->nforwards + 1;
 	s->limits = (struct limit_conf){cfg->limit_qps, cfg->limit_burst,
 					cfg->limit_inflight, cfg->limit_slip};
 	return s;
@@ -115,9 +189,33 @@ void snapshot_unref(struct snapshot *s)
 	 * thread; acquire on the last one: theirs happen before ours. */
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	block_set_free(s->blocks);
+	for (size_t i = 0; i < s->nsets; i++)
+		block_set_free(s->sets[i]);
+	free(s->sets);
+	free(s->cgroups);
+	free(s->match);
+	free(s->match_group);
 	base_unref(s->base);
 	free(s);
+}
+
+unsigned snapshot_client_group(const struct snapshot *s,
+			       const struct sockaddr *sa, size_t *match)
+{
+	if (!sa || s->nmatch == 0)
+		return 0;
+	size_t i = policy_prefix_find(s->match, s->nmatch, sa);
+	if (i == s->nmatch)
+		return 0;
+	unsigned g = s->match_group[i];
+	if (match) {
+		/* The group's prefixes sit together, in order. */
+		size_t first = i;
+		while (first > 0 && s->match_group[first - 1] == g)
+			first--;
+		*match = i - first;
+	}
+	return g;
 }
 
 const struct conf_addr *snapshot_servers(const struct snapshot *s, size_t g,
@@ -127,8 +225,17 @@ const struct conf_addr *snapshot_servers(const struct snapshot *s, size_t g,
 		*n = s->cfg->nservers;
 		return s->cfg->servers;
 	}
-	*n = s->cfg->forwards[g - 1].nservers;
-	return s->cfg->forwards[g - 1].servers;
+	if (g <= s->cfg->nforwards) {
+		*n = s->cfg->forwards[g - 1].nservers;
+		return s->cfg->forwards[g - 1].servers;
+	}
+	for (size_t i = 1; i < s->ncgroups; i++)
+		if (s->cgroups[i].upstream == g) {
+			*n = s->cgroups[i].conf->nservers;
+			return s->cgroups[i].conf->servers;
+		}
+	*n = 0;
+	return NULL;
 }
 
 bool snapshot_same_upstreams(const struct snapshot *a,

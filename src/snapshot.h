@@ -25,7 +25,12 @@
 #include "block.h"
 #include "limit.h"
 
+struct sockaddr;
+
 struct conf;
+struct conf_block;
+struct conf_client;
+struct conf_prefix;
 struct policy;
 struct zone;
 
@@ -37,6 +42,27 @@ struct snapshot_base {
 	struct policy *policy;
 };
 
+/*
+ * A client group as route() uses it.  [0] is "default", everyone whom no
+ * group of clients = ( ... ) matches, with the top-level settings.
+ */
+struct snapshot_group {
+	const char *name;               /* "default", or the group's name */
+	const struct conf_client *conf; /* NULL for [0] */
+	const struct conf_block *bconf; /* the block settings it uses */
+	struct block_set *blocks;       /* one of sets[] (shared between
+					   groups with the same names);
+					   NULL: nothing blocked */
+	const struct lists *lists;      /* blocks->lists, or NULL */
+	unsigned set;                   /* that index in sets[] */
+	struct answer_block block;      /* how its blocked names are answered */
+	bool cname;                     /* block.cname */
+	bool firefox_canary;            /* block.firefox_canary */
+	bool icloud_private_relay;      /* as conf_block_icloud decided */
+	size_t upstream;                /* upstream group of its default
+					   servers (forward rules still win) */
+};
+
 struct snapshot {
 	atomic_uint refs;
 	uint64_t generation;        /* 1, 2, ... per successful load */
@@ -44,13 +70,25 @@ struct snapshot {
 	struct conf *cfg;           /* base->cfg, base->zone, base->policy */
 	struct zone *zone;
 	struct policy *policy;
-	struct block_set *blocks;   /* NULL: nothing blocked */
+	struct block_set *blocks;   /* group 0's; NULL: nothing blocked */
 	const struct lists *lists;  /* blocks->lists, or NULL */
-	struct answer_block block;  /* how blocked names are answered */
+	struct answer_block block;  /* how group 0's blocked names are
+				       answered */
+	struct snapshot_group *cgroups; /* client groups, [0] default */
+	size_t ncgroups;
+	struct block_set **sets;    /* [nsets] distinct block sets (owned;
+				       an entry may be NULL) */
+	size_t nsets;
+	struct conf_prefix *match;  /* every group's match prefixes, in
+				       order; match_group[i] is the group */
+	unsigned *match_group;
+	size_t nmatch;
 	uint16_t edns_size;         /* our EDNS UDP payload size */
 	int deadline_ms;            /* a client gets SERVFAIL after this */
 	size_t ngroups;             /* upstream groups: [0] default, [i]
-				       forward rule i - 1 */
+				       forward rule i - 1, then one per
+				       client group with servers of its
+				       own */
 	struct limit_conf limits;   /* what one client may take */
 };
 
@@ -82,6 +120,15 @@ struct snapshot *snapshot_ref(struct snapshot *s);
 
 /* Drop one reference (any thread); the last one frees.  NULL is fine. */
 void snapshot_unref(struct snapshot *s);
+
+/*
+ * The client group of the client at sockaddr (NULL: group 0): the first
+ * group with a prefix that holds its address.  *match (may be NULL) gets
+ * the index of that prefix in the group's conf->match.  A scan over
+ * every group's prefixes; no allocation, no lock.
+ */
+unsigned snapshot_client_group(const struct snapshot *s,
+			       const struct sockaddr *sa, size_t *match);
 
 /* The servers of upstream group g (0: default), n in *n. */
 const struct conf_addr *snapshot_servers(const struct snapshot *s, size_t g,

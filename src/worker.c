@@ -242,3 +242,9 @@ size_t worker_top(struct worker *w, enum query_top kind,
 {
 	return query_env_top(w->env, kind, out, cap, total);
 }
+
+void worker_group_stats(struct worker *w, const char *name, uint64_t *queries,
+			uint64_t *blocked)
+{
+	query_env_group_stats(w->env, name, queries, blocked);
+}

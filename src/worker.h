@@ -64,4 +64,9 @@ void worker_set_pause(struct worker *w, const struct pause_state *p);
 size_t worker_top(struct worker *w, enum query_top kind,
 		  struct topk_entry *out, size_t cap, uint64_t *total);
 
+/* Add the worker's queries and blocking answers of the client group
+ * called name.  Any thread. */
+void worker_group_stats(struct worker *w, const char *name, uint64_t *queries,
+			uint64_t *blocked);
+
 #endif

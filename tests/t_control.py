@@ -414,6 +414,67 @@ def t_socket_file():
 
 
 @test
+def t_groups():
+    """client groups: pause GROUP pauses only that group's clients, status
+    counts per group, and a reload that reorders the groups keeps the pause
+    with its group's name"""
+    import dns.message
+    import dns.query
+    import signal
+    gsock = os.path.join(sockdir, "groups")
+    kids_first = ('clients = ( { name = "kids"; match = ["127.0.0.2"]; },\n'
+                  '  { name = "guests"; match = ["127.0.0.3"]; } );')
+    guests_first = ('clients = ( { name = "guests"; match = ["127.0.0.3"]; },\n'
+                    '  { name = "kids"; match = ["127.0.0.2"]; } );')
+    gd = Daemon(conf(gsock, kids_first),
+                files={"home.zone": ZONE % "",
+                       "list.txt": "tracker.example.org\n"})
+
+    def ask(src):
+        q = dns.message.make_query("tracker.example.org", "A")
+        r = dns.query.udp(q, "127.0.0.1", port=gd.port, source=src,
+                          timeout=3)
+        return [t.split()[-1] for t in texts(r, "A")]
+
+    def gjs(*args):
+        rc, out, err = ctl(*args, js=True, sock=gsock)
+        eq(rc, 0, "exit status of --json %s (%s)" % (" ".join(args), err))
+        return json.loads(out)
+
+    for src in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+        eq(ask(src), ["0.0.0.0"], "blocked for %s" % src)
+    rc, out, err = ctl("pause", "600", "kids", sock=gsock)
+    assert rc == 0 and "group kids" in out, (out, err)
+    assert ask("127.0.0.2") != ["0.0.0.0"], "kids' pause: forwarded"
+    eq(ask("127.0.0.1"), ["0.0.0.0"], "default: still blocked")
+    eq(ask("127.0.0.3"), ["0.0.0.0"], "guests: still blocked")
+    s = gjs("status")
+    eq([g["name"] for g in s["groups"]], ["default", "kids", "guests"],
+       "status: every group")
+    by = {g["name"]: g for g in s["groups"]}
+    eq((by["kids"]["queries"], by["kids"]["blocked"]), (2, 1), "kids' counts")
+    eq((by["guests"]["queries"], by["guests"]["blocked"]), (2, 2),
+       "guests' counts")
+    eq(s["pause"], {"kids": 600}, "status: the kids' pause")
+    rc, out, err = ctl("pause", "5", "nobody", sock=gsock)
+    assert rc == 1 and "default, kids, guests" in out + err, (out, err)
+    g0 = s["snapshot"]["generation"]
+    gd.write("splitdns.conf", open(gd.conf).read().replace(kids_first,
+                                                            guests_first))
+    gd.proc.send_signal(signal.SIGHUP)
+    end = time.time() + 10
+    while gjs("status")["snapshot"]["generation"] == g0:
+        assert time.time() < end, "the reload is published"
+        time.sleep(0.05)
+    assert ask("127.0.0.2") != ["0.0.0.0"], "kids still paused after reorder"
+    eq(ask("127.0.0.3"), ["0.0.0.0"], "guests still blocked after reorder")
+    eq(gjs("status")["pause"], {"kids": 600}, "the pause kept its name")
+    eq(ctl("resume", "kids", sock=gsock)[0], 0, "resume kids")
+    eq(ask("127.0.0.2"), ["0.0.0.0"], "kids blocked again after resume")
+    gd.stop()
+
+
+@test
 def t_stop():
     """SIGTERM: a clean exit, the socket file removed"""
     d.stop()

@@ -845,11 +845,11 @@ def t_zone_defaults():
 
 @test
 def t_block_defaults():
-    """block defaults: answer null (0.0.0.0, ::, NODATA), ttl 60, SOA localhost. nobody.invalid., AA"""
+    """block defaults: answer null (0.0.0.0, ::, NODATA), ttl 10, SOA localhost. nobody.invalid., AA"""
     for tcp in (False, True):
         q, r = query("ads.example.com", port=P_DEF, tcp=tcp)
         eq(texts(r), ["ads.example.com. A 0.0.0.0"])
-        eq(r.answer[0].ttl, 60, "default block.ttl")
+        eq(r.answer[0].ttl, 10, "default block.ttl")
         assert r.flags & dns.flags.AA, "AA on a blocking answer"
         q, r = query("x.ads.example.com", "AAAA", port=P_DEF, tcp=tcp)
         eq(texts(r), ["x.ads.example.com. AAAA ::"])
@@ -860,9 +860,9 @@ def t_block_defaults():
     eq(len(r.authority), 1, "one SOA")
     soa = r.authority[0]
     eq(soa.name.to_text().lower(), "ads.example.com.", "SOA owner: the blocked name")
-    eq((soa.rdtype, soa.ttl), (dns.rdatatype.SOA, 60), "SOA type and TTL")
+    eq((soa.rdtype, soa.ttl), (dns.rdatatype.SOA, 10), "SOA type and TTL")
     eq((soa[0].mname.to_text(), soa[0].rname.to_text(), soa[0].minimum),
-       ("localhost.", "nobody.invalid.", 60), "SOA names and minimum")
+       ("localhost.", "nobody.invalid.", 10), "SOA names and minimum")
 
 
 @test

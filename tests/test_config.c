@@ -822,6 +822,13 @@ static bool build_all(const char *path, char *err, size_t errlen)
 	    z ? block_load(cfg, NULL, NULL, err, errlen) : NULL;
 	bool whole = b != NULL;
 
+	/* Each client group's own set too (they have lists here). */
+	for (size_t i = 0; whole && i < cfg->nclients; i++) {
+		struct block_set *g = block_load_conf(
+		    cfg, &cfg->clients[i].block, NULL, NULL, err, errlen);
+		whole = g != NULL;
+		block_set_free(g);
+	}
 	block_set_free(b);
 	zone_free(z);
 	conf_free(cfg);
@@ -869,7 +876,12 @@ static void test_oom(struct tmp *t)
 	    "};\n"
 	    "access: { allow = [\"127.0.0.0/8\", \"::1\"]; };\n"
 	    "cache: { size = 100; };\n"
-	    "tcp: { max_connections = 8; };\n");
+	    "tcp: { max_connections = 8; };\n"
+	    "clients = ( { name = \"kids\"; match = [\"10.0.0.0/8\", "
+	    "\"fd00::/8\"];\n"
+	    "  block: { domains = [\"games.example\"]; };\n"
+	    "  upstream: { servers = [\"192.0.2.10\"]; }; },\n"
+	    "  { name = \"guests\"; match = [\"192.168.2.0/24\"]; } );\n");
 
 	oom.count = 0;
 	oom.fail_at = 0;
@@ -905,6 +917,150 @@ static void test_oom(struct tmp *t)
 	   "out of memory: the same files load once memory is back");
 }
 
+/* ---- client groups ------------------------------------------------------ */
+
+#define CLIENTS_TOP                                                            \
+	UPSTREAM                                                               \
+	    "listen = [\"127.0.0.1:5300\"];\n"                                 \
+	    "block: { lists = [\"top.list\"]; domains = [\"d.example\"];\n"    \
+	    "  answer = \"nxdomain\"; ttl = 30; firefox_canary = false; };\n"
+
+static void test_clients(struct tmp *t)
+{
+	tmp_write(t, "top.list", "ads.example\n");
+	tmp_write(t, "kids.list", "games.example\n");
+	struct conf *cfg =
+	    load_ok(t,
+		    CLIENTS_TOP
+		    "clients = (\n"
+		    "  { name = \"kids\"; match = [\"192.168.1.64/26\", "
+		    "\"fd00::64/122\"];\n"
+		    "    block: { lists = [\"top.list\", \"kids.list\"]; "
+		    "answer = \"null\";\n"
+		    "             icloud_private_relay = true; }; },\n"
+		    "  { name = \"guest_wifi-2\"; match = [\"10.9.0.1\"];\n"
+		    "    upstream: { servers = [\"192.0.2.99:5353\"]; }; }\n"
+		    ");\n",
+		    "two client groups");
+	if (!cfg)
+		return;
+	is_int(cfg->nclients, 2, "two groups");
+	const struct conf_client *k = &cfg->clients[0], *g = &cfg->clients[1];
+	is_str(k->name, "kids", "first group's name");
+	is_int(k->line, 6, "its line");
+	ok(k->nmatch == 2 && k->match[0].family == AF_INET &&
+	       k->match[0].bits == 26 && k->match[1].family == AF_INET6 &&
+	       k->match[1].bits == 122,
+	   "kids: an IPv4 and an IPv6 prefix");
+	is_str(k->match_text[1], "fd00::64/122", "  kept as written");
+	ok(k->block.nlists == 2 && strstr(k->block.lists[1], "kids.list"),
+	   "kids: their lists replace the top-level ones");
+	ok(k->block.ndomains == 1 &&
+	       strcmp(k->block.domains[0], "d.example") == 0,
+	   "kids: the top-level domains are inherited");
+	is_int(k->block.mode, CONF_BLOCK_NULL, "kids: their own answer");
+	is_int(k->block.ttl, 30, "kids: the top-level ttl");
+	ok(!k->block.firefox_canary, "kids: the top-level firefox_canary");
+	ok(conf_block_icloud(&k->block), "kids: icloud_private_relay = true");
+	ok(k->nservers == 0, "kids: no servers of their own");
+	is_str(g->name, "guest_wifi-2", "second group's name");
+	ok(g->nmatch == 1 && g->match[0].bits == 32, "a bare address: /32");
+	ok(conf_block_same_names(&g->block, &cfg->block),
+	   "guests: the top-level lists, domains and allow entries");
+	is_int(g->block.mode, CONF_BLOCK_NXDOMAIN,
+	       "guests: the top-level answer");
+	ok(g->nservers == 1 &&
+	       strcmp(g->servers[0].text, "192.0.2.99:5353") == 0,
+	   "guests: servers of their own");
+	ok(conf_block_icloud(&g->block),
+	   "icloud_private_relay not set: on where names are blocked");
+	ok(!conf_block_same_names(&k->block, &cfg->block),
+	   "kids' names differ from the top level's");
+	conf_free(cfg);
+
+	cfg = load_ok(t, UPSTREAM, "no block group");
+	if (cfg) {
+		is_int(cfg->block.ttl, 10, "default block.ttl is 10 s");
+		ok(cfg->block.firefox_canary, "firefox_canary on by default");
+		ok(!conf_block_icloud(&cfg->block),
+		   "icloud_private_relay off when nothing is blocked");
+		is_int(cfg->nclients, 0, "no client groups");
+	}
+	conf_free(cfg);
+
+	load_fails(t,
+		   CLIENTS_TOP
+		   "clients = (\n"
+		   "  { name = \"kids\"; match = [\"10.0.0.1\"]; },\n"
+		   "  { name = \"kids\"; match = [\"10.0.0.2\"]; }\n);\n",
+		   NULL, 7,
+		   "a second client group named 'kids' (the first "
+		   "is on line 6)",
+		   "duplicate group name");
+	load_fails(t,
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\";\n"
+		   "  match = [\"10.0.0.1\",\n \"10.0.0.0/33\"]; } );\n",
+		   NULL, 7, "match '10.0.0.0/33': prefix length out of range",
+		   "bad prefix length");
+	load_fails(t,
+		   CLIENTS_TOP "clients = ( { name = \"kids\";\n"
+			       "  match = [\"kids.example\"]; } );\n",
+		   NULL, 6, "match 'kids.example'", "a name, not an address");
+	load_fails(t,
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  lists = [\"x\"]; } );\n",
+		   NULL, 6, "unknown setting 'lists' in a client group",
+		   "unknown key in a group");
+	load_fails(t,
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  block: {\n    list = [\"x\"]; }; } );\n",
+		   NULL, 7, "unknown setting 'list' in a client group's block",
+		   "unknown key in a group's block");
+	load_fails(t,
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  upstream: { servers = [\"192.0.2.1\"];\n"
+		   "    tries = 3; }; } );\n",
+		   NULL, 7, "unknown setting 'tries'",
+		   "tries in a group's upstream");
+	load_fails(t,
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  upstream: { servers = [\"192.0.2.1:0\"]; }; } );\n",
+		   NULL, 6, "port must be 1..65535", "a bad server");
+	load_fails(t, CLIENTS_TOP "clients = (\n { name = \"kids\"; } );\n",
+		   NULL, 6, "client group 'kids' needs 'match", "no match");
+	load_fails(
+	    t,
+	    CLIENTS_TOP
+	    "clients = (\n { name = \"Kids\"; match = [\"10.0.0.1\"]; } );\n",
+	    NULL, 6, "client group name 'Kids'", "upper case in a name");
+	load_fails(t,
+		   CLIENTS_TOP "clients = (\n { name = \"default\"; match = "
+			       "[\"10.0.0.1\"]; } );\n",
+		   NULL, 6, "not 'default'", "the reserved name");
+	load_fails(t,
+		   CLIENTS_TOP "clients = (\n { match = [\"10.0.0.1\"]; } );\n",
+		   NULL, 6, "missing 'name'", "no name");
+	load_fails(t, CLIENTS_TOP "clients = { name = \"kids\"; };\n", NULL, 5,
+		   "'clients' must be a list", "clients a group");
+	load_fails(t,
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  block: { icloud_private_relay = 1; }; } );\n",
+		   NULL, 6, "'icloud_private_relay' must be true or false",
+		   "icloud_private_relay not a boolean");
+	load_fails(t,
+		   CLIENTS_TOP
+		   "clients = ( { name = \"kids\"; match = [\"10.0.0.1\"];\n"
+		   "  upstream: { servers = [\"127.0.0.1:5300\"]; }; } );\n",
+		   NULL, 6, "a forwarding loop",
+		   "a group's server is our listener");
+}
+
 int main(void)
 {
 	struct tmp t = {"/tmp/splitdns-test-XXXXXX", {{0}}, 0, ""};
@@ -920,6 +1076,7 @@ int main(void)
 	test_listen_and_loops(&t);
 	test_parse_addr();
 	test_resolv(&t);
+	test_clients(&t);
 	test_oom(&t);
 	tmp_clean(&t);
 	return done_testing();

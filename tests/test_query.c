@@ -730,17 +730,17 @@ static void test_rebind(void)
 
 /* Deep CNAME blocking: an upstream answer whose CNAME points at a
  * blocked name gets the blocking answer. */
-static void test_cname_blocked(void)
+/* The reply to request i: a CNAME to t.ads.example.net (blocked by
+ * block.txt), then its A record; its length. */
+static size_t cname_reply(struct rig *r, size_t i, uint8_t *rep, size_t cap)
 {
-	struct rig *r = rig_new(0, false);
-	uint8_t rep[1500], target[WIRE_NAME_MAX];
+	uint8_t target[WIRE_NAME_MAX];
 	size_t tn = fx_name("t.ads.example.net", target);
 	struct wire_query q;
 
-	ask(r, 1001, 0x0c01, "shop.example.com", WIRE_T_A);
-	if (wire_parse_query(r->be.r[0].pkt, r->be.r[0].len, &q) != WIRE_OK)
+	if (wire_parse_query(r->be.r[i].pkt, r->be.r[i].len, &q) != WIRE_OK)
 		abort();
-	struct wire_buf b = {rep, 0, sizeof(rep), false};
+	struct wire_buf b = {rep, 0, cap, false};
 	wire_put16(&b, q.hdr.id);
 	wire_put16(&b, WIRE_QR | WIRE_RA | WIRE_RD);
 	wire_put16(&b, 1);
@@ -762,12 +762,68 @@ static void test_cname_blocked(void)
 	wire_put32(&b, 300);
 	wire_put16(&b, 4);
 	wire_put_bytes(&b, ADDR1, 4);
-	fb_complete(&r->be, 0, UPSTREAM_OK, rep, b.len);
+	return b.len;
+}
+
+static void test_cname_blocked(void)
+{
+	struct rig *r = rig_new(0, false);
+	uint8_t rep[1500];
+
+	ask(r, 1001, 0x0c01, "shop.example.com", WIRE_T_A);
+	size_t n = cname_reply(r, 0, rep, sizeof(rep));
+	fb_complete(&r->be, 0, UPSTREAM_OK, rep, n);
 	struct fx_reply p = last(r);
 	ok(r->io.n == 1 && p.id == 0x0c01 && p.ancount == 1 &&
 	       p.type1 == WIRE_T_A && memcmp(p.rdata1, ZERO, 4) == 0,
 	   "CNAME to a blocked name: the blocking answer 0.0.0.0");
 	is_int(stats(r).blocked, 1, "counters: one blocked");
+	rig_free(r);
+}
+
+/*
+ * Two clients of client groups with other lists wait for one upstream
+ * query (same upstream, same key): each is judged by its own group's
+ * lists, and the answer cached for one serves the other as its group
+ * allows.
+ */
+static void test_group_waiters(void)
+{
+	struct rig *r = rig_new_extra(
+	    0, false,
+	    "clients = ( { name = \"open\"; match = [\"127.0.0.2\"];\n"
+	    "  block: { lists = []; answer = \"nxdomain\"; }; } );");
+	uint8_t rep[1500];
+	uint64_t q0 = 0, b0 = 0, q1 = 0, b1 = 0;
+
+	ask_from(r, 1, 0x0d01, "shop.example.com", WIRE_T_A);
+	ask_from(r, 2, 0x0d02, "shop.example.com", WIRE_T_A);
+	is_int(r->be.n, 1, "client groups: one upstream query for both");
+	size_t n = cname_reply(r, 0, rep, sizeof(rep));
+	fb_complete(&r->be, 0, UPSTREAM_OK, rep, n);
+	struct fx_reply a = fx_read(r->io.s[0].msg, r->io.s[0].len);
+	struct fx_reply b = fx_read(r->io.s[1].msg, r->io.s[1].len);
+	ok(r->io.n == 2 && a.id == 0x0d01 && a.ancount == 1 &&
+	       memcmp(a.rdata1, ZERO, 4) == 0,
+	   "  the default client: blocked by its list");
+	ok(b.id == 0x0d02 && b.ancount == 2 && b.type1 == WIRE_T_CNAME,
+	   "  the other group's client: the chain, its group blocks nothing");
+	ask_from(r, 2, 0x0d03, "shop.example.com", WIRE_T_A);
+	is_int(stats(r).cached, 1, "  a cache hit for the open group");
+	ask_from(r, 1, 0x0d04, "shop.example.com", WIRE_T_A);
+	is_int(r->be.n, 2, "  not for the default one: asked upstream anew");
+	n = cname_reply(r, 1, rep, sizeof(rep));
+	fb_complete(&r->be, 1, UPSTREAM_OK, rep, n);
+	ok(last(r).id == 0x0d04 && last(r).ancount == 1 &&
+	       memcmp(last(r).rdata1, ZERO, 4) == 0,
+	   "  the default client blocked again");
+	query_env_group_stats(r->env, "default", &q0, &b0);
+	query_env_group_stats(r->env, "open", &q1, &b1);
+	ok(q0 == 2 && b0 == 2 && q1 == 2 && b1 == 0,
+	   "  per-group counters: default 2 queries, 2 blocked; open 2, 0 "
+	   "(got %llu %llu %llu %llu)",
+	   (unsigned long long)q0, (unsigned long long)b0,
+	   (unsigned long long)q1, (unsigned long long)b1);
 	rig_free(r);
 }
 
@@ -1351,6 +1407,7 @@ int main(void)
 	test_rebind();
 	test_no_prefetch();
 	test_cname_blocked();
+	test_group_waiters();
 	test_reload();
 	test_snapshot_lifetime();
 	test_adopt_fails();

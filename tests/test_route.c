@@ -9,8 +9,12 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "../src/conf.h"
 #include "../src/route.h"
 #include "../src/snapshot.h"
 #include "../src/wire.h"
@@ -142,27 +146,36 @@ static socklen_t make_addr(const char *text, struct sockaddr_storage *ss)
 	return sizeof(*a);
 }
 
+/* Route a query for name/qtype with ID id (options o, may be NULL) from
+ * client (NULL: no client address); the reply, if any, goes to out. */
+static void route_one(const struct snapshot *s, const char *name,
+		      uint16_t qtype, const char *client, uint16_t id,
+		      const struct fx_q *o, struct wire_query *q, uint8_t *out,
+		      struct route_decision *d)
+{
+	uint8_t pkt[600];
+	struct sockaddr_storage ss;
+	size_t len = fx_query(pkt, sizeof(pkt), id, name, qtype, o);
+
+	if (client)
+		make_addr(client, &ss);
+	struct route_ctx ctx = {
+	    .pkt = pkt,
+	    .len = len,
+	    .client = client ? (const struct sockaddr *)&ss : NULL,
+	    .transport = ROUTE_UDP};
+	memset(d, 0xa5, sizeof(*d));
+	route(s, &ctx, q, out, WIRE_MSG_MAX, d);
+}
+
 static void run_row(const struct snapshot *s, const struct row *r)
 {
 	static uint8_t out[WIRE_MSG_MAX];
-	uint8_t pkt[600];
-	struct sockaddr_storage ss;
 	struct wire_query q;
 	struct route_decision d;
-	size_t len = fx_query(pkt, sizeof(pkt), 0x1234, r->name, r->qtype,
-			      &r->q);
-	if (r->client)
-		make_addr(r->client, &ss);
-	struct route_ctx ctx = {
-		.pkt = pkt,
-		.len = len,
-		.client = r->client ? (const struct sockaddr *)&ss : NULL,
-		.transport = ROUTE_UDP,
-	};
 	char name[160];
 
-	memset(&d, 0xa5, sizeof(d));
-	route(s, &ctx, &q, out, sizeof(out), &d);
+	route_one(s, r->name, r->qtype, r->client, 0x1234, &r->q, &q, out, &d);
 	snprintf(name, sizeof(name), "%s: %s", r->what,
 		 route_kind_name(r->kind));
 	if (!is_int(d.kind, r->kind, name))
@@ -266,6 +279,204 @@ static void test_pause(const struct snapshot *s)
 	ok(!pause_any(&p), "every slot resumed: the workers skip the clock");
 }
 
+/* Client groups: kids has a list of its own, guests the default names
+ * (a shared set) with another answer, no Firefox or iCloud canary, and
+ * servers of its own; a forward rule still wins for its domain. */
+static const char groups_conf[] =
+    "listen = [\"127.0.0.1:5300\"];\n"
+    "access: { allow = [\"127.0.0.0/8\", \"::1/128\", \"fd00::/8\"]; };\n"
+    "upstream: { servers = [\"127.0.0.1:9\"]; };\n"
+    "zones = [\"canary.zone\"];\n"
+    "forward = ( { domain = \"corp.example\"; servers = [\"127.0.0.2:9\"]; } "
+    ");\n"
+    "block: { lists = [\"block.txt\"]; };\n"
+    "clients = (\n"
+    "  { name = \"kids\"; match = [\"127.0.0.2\", \"fd00::64/122\"];\n"
+    "    block: { lists = [\"block.txt\", \"kids.txt\"]; }; },\n"
+    "  { name = \"guests\"; match = [\"127.0.0.3/32\", \"::1\"];\n"
+    "    block: { answer = \"refused\"; firefox_canary = false;\n"
+    "             icloud_private_relay = false; };\n"
+    "    upstream: { servers = [\"127.0.0.4:9\"]; }; }\n"
+    ");\n";
+
+/* An operator's own data for a canary name answers before the canary. */
+static const char canary_zone[] =
+    "origin = \"mask-h2.icloud.com\";\n"
+    "records = ( { name = \"@\"; type = \"A\"; data = \"192.0.2.1\"; } );\n";
+
+struct grow {
+	const char *what;
+	const char *name;
+	uint16_t qtype;
+	const char *client;
+	enum route_kind kind;
+	unsigned group;	 /* d.client_group */
+	size_t upstream; /* FORWARD: d.group */
+	enum route_canary canary;
+	unsigned rcode;	  /* LOCAL: the reply's */
+	unsigned ancount; /* LOCAL: answers */
+};
+
+static const struct grow grows[] = {
+    {"default client: its list blocks", "ads.example.net", WIRE_T_A,
+     "127.0.0.1", ROUTE_BLOCKED, 0, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"default client: the kids' list does not", "games.example", WIRE_T_A,
+     "127.0.0.1", ROUTE_FORWARD, 0, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"no client address: the default group", "games.example", WIRE_T_A, NULL,
+     ROUTE_FORWARD, 0, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"kids: their own list blocks", "games.example", WIRE_T_A, "127.0.0.2",
+     ROUTE_BLOCKED, 1, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"kids: the list they repeat blocks too", "x.ads.example.net", WIRE_T_AAAA,
+     "127.0.0.2", ROUTE_BLOCKED, 1, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"kids over IPv6", "games.example", WIRE_T_A, "fd00::70", ROUTE_BLOCKED, 1,
+     0, ROUTE_CANARY_NONE, 0, 0},
+    {"kids, an IPv4-mapped address counts as IPv4", "games.example", WIRE_T_A,
+     "::ffff:127.0.0.2", ROUTE_BLOCKED, 1, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"outside the kids' IPv6 prefix: default", "games.example", WIRE_T_A,
+     "fd00::1", ROUTE_FORWARD, 0, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"guests: their own servers", "www.example.com", WIRE_T_A, "127.0.0.3",
+     ROUTE_FORWARD, 2, 2, ROUTE_CANARY_NONE, 0, 0},
+    {"guests over ::1", "www.example.com", WIRE_T_A, "::1", ROUTE_FORWARD, 2, 2,
+     ROUTE_CANARY_NONE, 0, 0},
+    {"guests: a forward rule wins over the group's servers",
+     "host.corp.example", WIRE_T_A, "127.0.0.3", ROUTE_FORWARD, 2, 1,
+     ROUTE_CANARY_NONE, 0, 0},
+    {"guests: the default names block (shared set)", "ads.example.net",
+     WIRE_T_A, "127.0.0.3", ROUTE_BLOCKED, 2, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"Firefox canary: NXDOMAIN", "use-application-dns.net", WIRE_T_A,
+     "127.0.0.1", ROUTE_LOCAL, 0, 0, ROUTE_CANARY_FIREFOX, WIRE_NXDOMAIN, 0},
+    {"Firefox canary, any case and type", "Use-Application-DNS.NET",
+     WIRE_T_HTTPS, "127.0.0.2", ROUTE_LOCAL, 1, 0, ROUTE_CANARY_FIREFOX,
+     WIRE_NXDOMAIN, 0},
+    {"Firefox canary off for guests: forwarded", "use-application-dns.net",
+     WIRE_T_A, "127.0.0.3", ROUTE_FORWARD, 2, 2, ROUTE_CANARY_NONE, 0, 0},
+    {"below the Firefox canary: forwarded", "x.use-application-dns.net",
+     WIRE_T_A, "127.0.0.1", ROUTE_FORWARD, 0, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"iCloud Private Relay: on where names are blocked", "mask.icloud.com",
+     WIRE_T_AAAA, "127.0.0.1", ROUTE_LOCAL, 0, 0, ROUTE_CANARY_ICLOUD,
+     WIRE_NXDOMAIN, 0},
+    {"iCloud Private Relay off for guests", "mask.icloud.com", WIRE_T_A,
+     "127.0.0.3", ROUTE_FORWARD, 2, 2, ROUTE_CANARY_NONE, 0, 0},
+    {"local data beats the canary", "mask-h2.icloud.com", WIRE_T_A, "127.0.0.1",
+     ROUTE_LOCAL, 0, 0, ROUTE_CANARY_NONE, WIRE_NOERROR, 1},
+    {"DDR: _dns.resolver.arpa SVCB is NODATA", "_dns.resolver.arpa", 64,
+     "127.0.0.3", ROUTE_LOCAL, 2, 0, ROUTE_CANARY_DDR, WIRE_NOERROR, 0},
+    {"DDR: resolver.arpa itself is NODATA", "RESOLVER.arpa", WIRE_T_A,
+     "127.0.0.1", ROUTE_LOCAL, 0, 0, ROUTE_CANARY_DDR, WIRE_NOERROR, 0},
+    {"a name ending in resolver.arpa's letters is not DDR", "xresolver.arpa",
+     WIRE_T_A, "127.0.0.1", ROUTE_FORWARD, 0, 0, ROUTE_CANARY_NONE, 0, 0},
+    {"a label holding resolver.arpa's bytes is not DDR",
+     "b.a\\008resolver\\004arpa", WIRE_T_A, "127.0.0.1", ROUTE_FORWARD, 0, 0,
+     ROUTE_CANARY_NONE, 0, 0},
+};
+
+static void run_grow(const struct snapshot *s, const struct grow *r)
+{
+	static uint8_t out[WIRE_MSG_MAX];
+	struct wire_query q;
+	struct route_decision d;
+	char name[160];
+
+	route_one(s, r->name, r->qtype, r->client, 0x4321, NULL, &q, out, &d);
+	snprintf(name, sizeof(name), "%s: %s", r->what,
+		 route_kind_name(r->kind));
+	if (!is_int(d.kind, r->kind, name))
+		diag("got %s (%s)", route_kind_name(d.kind), d.why);
+	is_int(d.client_group, r->group, "  client group");
+	is_int(d.canary, r->canary, "  canary");
+	if (r->kind == ROUTE_FORWARD)
+		is_int(d.group, r->upstream, "  upstream group");
+	if (r->kind == ROUTE_LOCAL) {
+		struct fx_reply rep = fx_read(out, d.len);
+		ok(rep.valid && rep.id == 0x4321, "  a whole reply in out");
+		is_int(rep.rcode, r->rcode, "  rcode");
+		is_int(rep.ancount, r->ancount, "  answers");
+	}
+}
+
+/* route() per query over a mix of names; SPLITDNS_BENCH=1 prints it. */
+static void bench(const struct snapshot *s, const char *what)
+{
+	static uint8_t out[WIRE_MSG_MAX];
+	static const char *const names[] = {"www.example.com",
+					    "ads.example.net", "games.example",
+					    "a.b.example.org"};
+	static const char *const clients[] = {"127.0.0.9", "127.0.0.3", "::1",
+					      "fd00::9"};
+	uint8_t pkt[4][300];
+	size_t len[4];
+	struct sockaddr_storage ss[4];
+	struct wire_query q;
+	struct route_decision d;
+	struct timespec a, b;
+	/* SPLITDNS_BENCH=N: N queries a run (default 2,000,000). */
+	const char *bench_n = getenv("SPLITDNS_BENCH");
+	const long n = bench_n && atol(bench_n) > 1 ? atol(bench_n) : 2000000;
+	double best = 1e9;
+
+	if (!getenv("SPLITDNS_BENCH"))
+		return;
+	for (int i = 0; i < 4; i++) {
+		len[i] = fx_query(pkt[i], sizeof(pkt[i]), 1, names[i], WIRE_T_A,
+				  NULL);
+		make_addr(clients[i], &ss[i]);
+	}
+	/* The best of five runs: the machine is shared. */
+	for (int run = 0; run < 5; run++) {
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		for (long i = 0; i < n; i++) {
+			struct route_ctx ctx = {
+			    .pkt = pkt[i & 3],
+			    .len = len[i & 3],
+			    .client = (const struct sockaddr *)&ss[i & 3],
+			    .transport = ROUTE_UDP};
+			route(s, &ctx, &q, out, sizeof(out), &d);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 +
+			     (double)(b.tv_nsec - a.tv_nsec)) /
+			    (double)n;
+		best = ns < best ? ns : best;
+	}
+	diag("route() with %s: %.1f ns per query", what, best);
+}
+
+static void test_groups(struct fx_dir *dir)
+{
+	fx_write(dir, "kids.txt", "games.example\n");
+	fx_write(dir, "canary.zone", canary_zone);
+	struct snapshot *s = fx_snapshot(dir, groups_conf, 3);
+	is_int(s->ncgroups, 3, "client groups: default, kids, guests");
+	is_int(s->ngroups, 3, "upstream groups: default, a rule, guests");
+	is_int(s->nsets, 2, "block sets: guests share the default one");
+	ok(s->cgroups[2].blocks == s->cgroups[0].blocks &&
+	       s->cgroups[1].blocks != s->cgroups[0].blocks,
+	   "  the shared set is one object");
+	is_int(s->cgroups[2].block.mode, CONF_BLOCK_REFUSED,
+	       "guests' own answer mode");
+	is_int(s->cgroups[1].block.mode, CONF_BLOCK_NULL,
+	       "kids inherit the top-level answer mode");
+	is_int(s->cgroups[1].block.ttl, 10, "the default block TTL is 10 s");
+	size_t n;
+	const struct conf_addr *sv = snapshot_servers(s, 2, &n);
+	ok(n == 1 && strcmp(sv[0].text, "127.0.0.4:9") == 0,
+	   "upstream group 2 holds the guests' servers");
+	for (size_t i = 0; i < sizeof(grows) / sizeof(grows[0]); i++)
+		run_grow(s, &grows[i]);
+	bench(s, "3 client groups");
+	snapshot_unref(s);
+	if (getenv("SPLITDNS_BENCH")) {
+		/* The same configuration without its clients section. */
+		char text[sizeof(groups_conf)];
+		snprintf(text, sizeof(text), "%.*s",
+			 (int)(strstr(groups_conf, "clients") - groups_conf),
+			 groups_conf);
+		s = fx_snapshot(dir, text, 4);
+		bench(s, "the same, no client groups");
+		snapshot_unref(s);
+	}
+}
+
 int main(void)
 {
 	struct fx_dir dir;
@@ -280,6 +491,7 @@ int main(void)
 	test_pause(s);
 	snapshot_unref(s);
 	test_private_off(&dir);
+	test_groups(&dir);
 	fx_dir_clean(&dir);
 	return done_testing();
 }
