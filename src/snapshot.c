@@ -15,9 +15,43 @@
 
 #include "block.h"
 #include "conf.h"
+#include "dot.h"
+#include "errf.h"
 #include "policy.h"
 #include "snapshot.h"
 #include "zone.h"
+
+/* Load the trust for tls:// servers once, here (off the worker loops),
+ * when the configuration names any. */
+static bool snapshot_tls(struct snapshot *s, char *err, size_t errlen)
+{
+	const struct conf *cfg = s->cfg;
+	bool any = false;
+
+	for (size_t g = 0; g < cfg->nforwards + 1 && !any; g++) {
+		size_t n;
+		const struct conf_addr *a =
+			g ? cfg->forwards[g - 1].servers : cfg->servers;
+		n = g ? cfg->forwards[g - 1].nservers : cfg->nservers;
+		for (size_t i = 0; i < n; i++)
+			any = any || a[i].kind == CONF_TLS;
+	}
+	if (!any)
+		return true;
+#ifdef HAVE_GNUTLS
+	char why[512];
+	if ((s->tls = dot_creds_new(cfg->tls_ca, why, sizeof(why))))
+		return true;
+	if (cfg->tls_ca)
+		errf(err, errlen, "%s:%d: %s", cfg->path, cfg->tls_ca_line, why);
+	else
+		errf(err, errlen, "%s: %s", cfg->path, why);
+#else
+	/* conf_parse_server refuses tls:// in such a build. */
+	errf(err, errlen, "%s: tls:// upstreams need TLS support", cfg->path);
+#endif
+	return false;
+}
 
 struct snapshot *snapshot_build(const char *path,
 				const char *const *listen_override,
@@ -43,6 +77,8 @@ struct snapshot *snapshot_build(const char *path,
 	if (!s->blocks && err[0])
 		goto fail;
 	s->lists = s->blocks ? s->blocks->lists : NULL;
+	if (!snapshot_tls(s, err, errlen))
+		goto fail;
 	block_answer_init(s->cfg, &s->block);
 	s->edns_size = (uint16_t)s->cfg->edns_size;
 	s->deadline_ms = s->cfg->timeout_ms * s->cfg->tries;
@@ -71,6 +107,9 @@ void snapshot_unref(struct snapshot *s)
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	block_set_free(s->blocks);
+#ifdef HAVE_GNUTLS
+	dot_creds_unref(s->tls);
+#endif
 	policy_free(s->policy);
 	zone_free(s->zone);
 	conf_free(s->cfg);
@@ -93,6 +132,12 @@ bool snapshot_same_upstreams(const struct snapshot *a,
 {
 	if (a->cfg->timeout_ms != b->cfg->timeout_ms ||
 	    a->cfg->tries != b->cfg->tries || a->ngroups != b->ngroups)
+		return false;
+	/* tls:// upstreams are made with the trust and limits of tls. */
+	if (a->cfg->tls_idle_timeout_ms != b->cfg->tls_idle_timeout_ms ||
+	    a->cfg->tls_max_queries != b->cfg->tls_max_queries ||
+	    !a->cfg->tls_ca != !b->cfg->tls_ca ||
+	    (a->cfg->tls_ca && strcmp(a->cfg->tls_ca, b->cfg->tls_ca) != 0))
 		return false;
 	for (size_t g = 0; g < a->ngroups; g++) {
 		size_t na, nb;

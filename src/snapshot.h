@@ -21,6 +21,7 @@
 #include "limit.h"
 
 struct conf;
+struct dot_creds;
 struct policy;
 struct zone;
 
@@ -38,6 +39,7 @@ struct snapshot {
 	size_t ngroups;             /* upstream groups: [0] default, [i]
 				       forward rule i - 1 */
 	struct limit_conf limits;   /* what one client may take */
+	struct dot_creds *tls;      /* trust for tls:// servers; NULL: none */
 };
 
 /*
