@@ -417,14 +417,16 @@ static bool conn_read(struct dconn *c)
 			continue; /* a warning alert, a ticket */
 		if (k <= 0) {
 			char why[160];
-			if (k == 0)
+			if (k == 0 || k == GNUTLS_E_PREMATURE_TERMINATION)
 				snprintf(why, sizeof(why),
-					 "the server closed the connection "
-					 "with %u queries in flight",
+					 "the server closed the connection%s; "
+					 "queries in flight: %u",
+					 k ? " (no TLS close_notify)" : "",
 					 c->inflight);
 			else
-				snprintf(why, sizeof(why), "TLS read: %s",
-					 gnutls_strerror((int)k));
+				snprintf(why, sizeof(why),
+					 "TLS read: %s; queries in flight: %u",
+					 gnutls_strerror((int)k), c->inflight);
 			conn_close(c, false, why);
 			return false;
 		}
