@@ -6,6 +6,8 @@
  * and is reused) holding the request the current leg works on.  The
  * caller's packet is borrowed for the whole query: every leg copies it
  * when it sends, after writing its own ID into it (upstream.h).
+ * A try that fails, times out, or gets SERVFAIL or REFUSED moves on to
+ * the next server; the last try's reply is passed on as it is.
  * Completions come from the legs, never inside failover_send; this
  * module owns no socket and no timer.
  */
@@ -20,6 +22,7 @@
 #include "conf.h"
 #include "failover.h"
 #include "loop.h"
+#include "wire.h"
 
 struct failover;
 
@@ -69,6 +72,14 @@ static void on_leg(struct upstream_req *sub, enum upstream_status st,
 	struct ftry *t = (struct ftry *)sub;
 	struct failover *f = t->f;
 
+	/* SERVFAIL and REFUSED move on too, as c-ares does with a list;
+	 * the last try's reply is passed on as it is. */
+	if (st == UPSTREAM_OK && len >= WIRE_HEADER_LEN &&
+	    t->attempt + 1 < f->max_attempts) {
+		unsigned rc = WIRE_RCODE(wire_get16(reply + 2));
+		if (rc == WIRE_SERVFAIL || rc == WIRE_REFUSED)
+			st = UPSTREAM_FAILED;
+	}
 	/* A leg that is being freed cancels: so does the query. */
 	if (st != UPSTREAM_FAILED || t->outer->cancelled || f->freeing ||
 	    ++t->attempt >= f->max_attempts) {

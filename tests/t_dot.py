@@ -20,14 +20,23 @@ from sdtest import (Daemon, TAP, Upstream, ask, check, eq, free_port,
                     make_query, rcode, tmpdir, uniq, wait_for)
 
 tap = TAP()
-HAVE = shutil.which("unbound") and shutil.which("certtool")
-if not HAVE or "tls://" not in open(sdtest.SPLITDNS, "rb").read().decode(
-        "latin-1"):
-    tap.skip("DNS over TLS upstreams", "needs unbound, certtool (gnutls-bin)"
-             " and a splitdns built with TLS")
-    tap.done()
-
 D = tmpdir("sddot.")
+
+# A build without TLS refuses tls:// servers at -t, with file:line.
+_probe = sdtest.write(D, "probe.conf", 'listen = ["127.0.0.1:5300"];\n'
+                      'upstream: { servers = ["192.0.2.1",\n'
+                      '  "tls://192.0.2.1#dns.example"]; };\n')
+_res = sdtest.run(["-t", "-c", _probe])
+if "without TLS" in _res.stderr:
+    @tap.test("built --without-tls: tls:// refused by -t with file:line")
+    def t_without_tls():
+        eq(_res.returncode, 1, "exit status")
+        check(_res.stderr.startswith(_probe + ":3: "), _res.stderr)
+    tap.done()
+if not (shutil.which("unbound") and shutil.which("certtool")):
+    tap.skip("DNS over TLS upstreams", "needs unbound and certtool "
+             "(gnutls-bin)")
+    tap.done()
 
 
 def certtool(*args):
