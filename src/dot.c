@@ -14,7 +14,7 @@
  *
  * Connections are opened on demand and kept until idle_timeout_ms without
  * queries, or max_queries, after which a fresh one takes new queries and
- * the old one closes when its last reply is in.  Session data from each
+ * the old one closes when its last query in time is answered.  Session data from each
  * connection resumes the next handshake (RFC 7858 3.4).  A connection
  * that fails before it was usable (refused, handshake, certificate, a
  * timeout) starts a backoff of 1 s doubling to 60 s during which queries
@@ -87,6 +87,7 @@ struct dconn {
 	enum conn_state state;
 	uint32_t events;
 	uint64_t handshake_by;
+	uint64_t last_reply;        /* when the server last answered */
 	unsigned sent;              /* queries put on this connection */
 	unsigned inflight, late;
 	bool saved;                 /* its session data is kept */
@@ -218,6 +219,16 @@ static void log_failure(struct dot *d, const char *why)
 	d->unlogged = 0;
 }
 
+/* After a connection that could not be used: leave the server alone
+ * for a while, longer each time. */
+static void back_off(struct dot *d)
+{
+	d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : DOT_BACKOFF_MIN_MS;
+	if (d->backoff_ms > DOT_BACKOFF_MAX_MS)
+		d->backoff_ms = DOT_BACKOFF_MAX_MS;
+	d->retry_at = loop_now(d->loop) + d->backoff_ms;
+}
+
 static void rearm(struct dot *d)
 {
 	uint64_t when = UINT64_MAX;
@@ -225,13 +236,13 @@ static void rearm(struct dot *d)
 
 	if (!TAILQ_EMPTY(&d->busy))
 		when = TAILQ_FIRST(&d->busy)->deadline;
-	if ((c = d->cur)) {
+	if ((c = d->cur) && c->state == CONN_READY && c->inflight == 0 &&
+	    d->last_used + (uint64_t)d->idle_ms < when)
+		when = d->last_used + (uint64_t)d->idle_ms;
+	for (c = d->cur ? d->cur : TAILQ_FIRST(&d->retired); c;
+	     c = c == d->cur ? TAILQ_FIRST(&d->retired) : TAILQ_NEXT(c, link))
 		if (c->state != CONN_READY && c->handshake_by < when)
 			when = c->handshake_by;
-		if (c->state == CONN_READY && c->inflight == 0 &&
-		    d->last_used + (uint64_t)d->idle_ms < when)
-			when = d->last_used + (uint64_t)d->idle_ms;
-	}
 	if (when == UINT64_MAX)
 		loop_timer_del(d->loop, &d->timer);
 	else
@@ -284,19 +295,13 @@ static void want(struct dconn *c, uint32_t events)
 static void conn_close(struct dconn *c, bool failure, const char *why)
 {
 	struct dot *d = c->d;
-	uint64_t now = loop_now(d->loop);
 
 	if (d->cur == c)
 		d->cur = NULL;
 	else
 		TAILQ_REMOVE(&d->retired, c, link);
-	if (failure) {
-		d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2
-					      : DOT_BACKOFF_MIN_MS;
-		if (d->backoff_ms > DOT_BACKOFF_MAX_MS)
-			d->backoff_ms = DOT_BACKOFF_MAX_MS;
-		d->retry_at = now + d->backoff_ms;
-	}
+	if (failure)
+		back_off(d);
 	if (why && (failure || c->inflight))
 		log_failure(d, why);
 	else if (why)
@@ -392,6 +397,7 @@ static bool deliver(struct dconn *c, const uint8_t *msg, size_t len)
 	if (s->conn != c)
 		return true;
 	if (s->state == SLOT_LATE) {
+		c->last_reply = loop_now(d->loop);
 		TAILQ_REMOVE(&c->slots, s, clink);
 		c->late--;
 		d->owner[s->id] = 0;
@@ -399,7 +405,7 @@ static bool deliver(struct dconn *c, const uint8_t *msg, size_t len)
 		TAILQ_INSERT_TAIL(&d->free, s, link);
 		return true;
 	}
-	d->last_used = loop_now(d->loop);
+	d->last_used = c->last_reply = loop_now(d->loop);
 	finish(d, s, UPSTREAM_OK, msg, len);
 	return true;
 }
@@ -536,7 +542,7 @@ static void on_conn(struct loop_watch *w, uint32_t events)
 	if (c->state == CONN_READY && c->out_len > c->out_off)
 		conn_write(c);
 	struct dot *d = c->d;
-	if (c != d->cur && c->inflight == 0 && c->late == 0)
+	if (c != d->cur && c->inflight == 0)
 		conn_close(c, false, NULL); /* retired, all answered */
 	else
 		rearm(d);
@@ -635,13 +641,23 @@ static void on_timer(struct loop_timer *t, uint64_t now)
 	while ((s = TAILQ_FIRST(&d->busy)) && s->deadline <= now) {
 		struct dconn *c = s->conn;
 		finish(d, s, UPSTREAM_FAILED, NULL, 0);
+		/* Many unanswered: a server that answers nothing at all is
+		 * left alone for a while; one that is only slow for some
+		 * names gets a fresh connection. */
 		if (c->late > DOT_LATE_MAX)
-			conn_close(c, true, "the server leaves queries "
-					    "unanswered");
-		else if (c != d->cur && c->inflight == 0 && c->late == 0)
+			conn_close(c,
+				   now - c->last_reply >= (uint64_t)d->timeout_ms,
+				   "the server leaves queries unanswered");
+		else if (c != d->cur && c->inflight == 0)
 			conn_close(c, false, NULL);
 	}
-	struct dconn *c = d->cur;
+	struct dconn *c, *next;
+	for (c = TAILQ_FIRST(&d->retired); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state != CONN_READY && c->handshake_by <= now)
+			conn_close(c, true, "TLS handshake timed out");
+	}
+	c = d->cur;
 	if (c && c->state != CONN_READY && c->handshake_by <= now)
 		conn_close(c, true, c->state == CONN_CONNECTING
 					    ? "connect: timed out"
@@ -663,7 +679,7 @@ static void on_flush(struct loop_task *t)
 		conn_write(d->cur);
 	for (c = TAILQ_FIRST(&d->retired); c; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if (c->inflight == 0 && c->late == 0)
+		if (c->inflight == 0)
 			conn_close(c, false, NULL);
 	}
 }
@@ -698,6 +714,7 @@ static struct dconn *current(struct dot *d)
 	if (loop_now(d->loop) < d->retry_at)
 		return NULL;
 	if (!(c = conn_open(d, why, sizeof(why)))) {
+		back_off(d);
 		log_failure(d, why);
 		return NULL;
 	}

@@ -111,6 +111,7 @@ class Unbound:
   use-syslog: no
   logfile: ""
   verbosity: 1
+  extended-statistics: yes
   log-queries: yes
   do-ip6: no
   module-config: "iterator"
@@ -156,6 +157,13 @@ remote-control:
         """Queries received (any transport, any name containing word)."""
         return [l for l in self.log().splitlines()
                 if " info: 127.0.0.1 " in l and word in l.lower()]
+
+    def stats(self):
+        """Unbound's counters (not reset by reading)."""
+        out = subprocess.run(["unbound-control", "-c", self.conf,
+                              "stats_noreset"], capture_output=True,
+                             text=True, timeout=10).stdout
+        return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
 
     def connections(self):
         """Established TCP connections to the DoT port, at the server."""
@@ -267,6 +275,49 @@ def t_one_connection():
     check(conns <= 2, "connections at the server: %d" % conns)
 
 
+@tap.test("upstream_max_queries: a fresh connection after so many queries")
+def t_cap():
+    dc = Daemon(CONF.replace("upstream_idle_timeout_ms = 1500;",
+                             "upstream_max_queries = 50;"), args=["-v"])
+    try:
+        s = sdtest.tcp_connect(dc.port)
+        got = sdtest.pipelined(s, [make_query(uniq("cap"), qid=i)
+                                   for i in range(120)])
+        s.close()
+        eq(len(got), 120, "replies")
+        check(all(rcode(r) == "NOERROR" for r in got.values()), "NOERROR")
+        n, resumed = handshakes(dc, "tls://127.0.0.1:%d#dot.test"
+                               % good.port)
+        tap.diag("120 queries, at most 50 per connection: %d handshakes "
+                 "(%d resumed)" % (n, resumed))
+        eq(n, 3, "connections")
+    finally:
+        dc.stop()
+
+
+@tap.test("a TSIG-signed query to a tls:// server goes over TLS only")
+def t_signed():
+    import dns.tsigkeyring
+    server = "tls://127.0.0.1:%d#dot.test" % good.port
+    n0, _ = handshakes(d, server)
+    before = good.stats()
+    name = uniq("signed")
+    q = make_query(name, qid=777)
+    q.use_tsig(dns.tsigkeyring.from_text({"k.": "c2VjcmV0c2VjcmV0"}),
+               keyname="k.")
+    raw = sdtest.udp_raw(q.to_wire(), P, timeout=4)
+    check(raw is not None, "a reply")
+    eq(int.from_bytes(raw[:2], "big"), 777, "client ID")
+    after = good.stats()
+    # Unbound does not know TSIG (FORMERR) and then counts the query in
+    # no transport's counter: the handshake of the signed queries' own
+    # connection shows it came over TLS.
+    eq(int(after["total.num.queries"]) - int(before["total.num.queries"]),
+       1, "queries at Unbound")
+    eq(handshakes(d, server)[0] - n0, 1, "a TLS connection for it")
+    check(good.saw(name + ". "), "Unbound saw it")
+
+
 @tap.test("a certificate for another name: SERVFAIL, a log line, no query")
 def t_wrong_name():
     refused(d, uniq("w", "wrongname.example.net"),
@@ -317,9 +368,13 @@ def t_idle():
     check(wait_for(lambda: good.connections() == 0, 4),
           "connections left: %d" % good.connections())
     n0, r0 = handshakes(d, server)
+    st0 = good.stats()
     eq(rcode(ask(make_query(uniq("after")), P)), "NOERROR")
     n1, r1 = handshakes(d, server)
     eq((n1 - n0, r1 - r0), (1, 1), "one more handshake, resumed")
+    st1 = good.stats()
+    eq(int(st1["num.query.tls.resume"]) - int(st0["num.query.tls.resume"]),
+       1, "queries on resumed sessions at Unbound")
 
 
 @tap.test("the server dies with a query in flight: the next server answers "
