@@ -353,7 +353,9 @@ static void save_session(struct dconn *c)
 	d->resume = data;
 }
 
-static void conn_write(struct dconn *c)
+/* Write what is queued, as far as the socket takes it; false when c was
+ * closed. */
+static bool conn_write(struct dconn *c)
 {
 	while (c->out_off < c->out_len) {
 		size_t n = c->out_try;
@@ -367,20 +369,22 @@ static void conn_write(struct dconn *c)
 			/* GnuTLS wants the same call again. */
 			c->out_try = n;
 			want(c, EPOLLIN | EPOLLOUT);
-			return;
+			return true;
 		}
 		if (k < 0) {
 			char why[160];
-			snprintf(why, sizeof(why), "TLS write: %s",
-				 gnutls_strerror((int)k));
+			snprintf(why, sizeof(why),
+				 "TLS write: %s; queries in flight: %u",
+				 gnutls_strerror((int)k), c->inflight);
 			conn_close(c, false, why);
-			return;
+			return false;
 		}
 		c->out_try = 0;
 		c->out_off += (size_t)k;
 	}
 	c->out_off = c->out_len = 0;
 	want(c, EPOLLIN);
+	return true;
 }
 
 /* A whole message from the server (RFC 7766 7: any order). */
@@ -469,7 +473,7 @@ static void conn_ready(struct dconn *c)
 		  gnutls_session_is_resumed(c->tls) ? "resumed" : "full",
 		  desc ? desc : "?");
 	gnutls_free(desc);
-	conn_write(c);
+	(void)conn_write(c); /* c may be gone: nothing follows */
 }
 
 /* Why a handshake failed, in words for the log. */
@@ -498,14 +502,18 @@ static void handshake_why(struct dconn *c, int rc, char *why, size_t len)
 
 static void conn_handshake(struct dconn *c)
 {
-	int rc = gnutls_handshake(c->tls);
+	int rc;
 
+	/* A warning alert or an interruption: go on at once, the socket
+	 * may not signal again. */
+	do
+		rc = gnutls_handshake(c->tls);
+	while (rc < 0 && rc != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(rc));
 	if (rc == 0) {
 		conn_ready(c);
 		return;
 	}
-	if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED ||
-	    !gnutls_error_is_fatal(rc)) {
+	if (rc == GNUTLS_E_AGAIN) {
 		want(c, gnutls_record_get_direction(c->tls) ? EPOLLOUT
 							     : EPOLLIN);
 		return;
@@ -539,8 +547,8 @@ static void on_conn(struct loop_watch *w, uint32_t events)
 	}
 	if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && !conn_read(c))
 		return;
-	if (c->state == CONN_READY && c->out_len > c->out_off)
-		conn_write(c);
+	if (c->out_len > c->out_off && !conn_write(c))
+		return;
 	struct dot *d = c->d;
 	if (c != d->cur && c->inflight == 0)
 		conn_close(c, false, NULL); /* retired, all answered */
@@ -676,7 +684,7 @@ static void on_flush(struct loop_task *t)
 	struct dconn *c, *next;
 
 	if (d->cur && d->cur->state == CONN_READY && !d->cur->out_try)
-		conn_write(d->cur);
+		(void)conn_write(d->cur);
 	for (c = TAILQ_FIRST(&d->retired); c; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (c->inflight == 0)

@@ -30,9 +30,7 @@ static bool snapshot_tls(struct snapshot *s, char *err, size_t errlen)
 
 	for (size_t g = 0; g < cfg->nforwards + 1 && !any; g++) {
 		size_t n;
-		const struct conf_addr *a =
-			g ? cfg->forwards[g - 1].servers : cfg->servers;
-		n = g ? cfg->forwards[g - 1].nservers : cfg->nservers;
+		const struct conf_addr *a = snapshot_servers(s, g, &n);
 		for (size_t i = 0; i < n; i++)
 			any = any || a[i].kind == CONF_TLS;
 	}
