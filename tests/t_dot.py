@@ -120,8 +120,12 @@ class Unbound:
   incoming-num-tcp: 64
   local-zone: "example.net." redirect
   local-data: "example.net. 300 IN A 192.0.2.1"
+  local-zone: "slow.example.net." transparent
 forward-zone:
   name: "example.org."
+  forward-addr: 127.0.0.1@%(fwd)d
+forward-zone:
+  name: "slow.example.net."
   forward-addr: 127.0.0.1@%(fwd)d
 remote-control:
   control-enable: yes
@@ -273,6 +277,28 @@ def t_one_connection():
     check(n - n0 <= 1 and n == 1, "handshakes: %d, %d before" % (n, n0))
     # By address only, this daemon has a second connection to it.
     check(conns <= 2, "connections at the server: %d" % conns)
+
+
+@tap.test("replies out of order on one connection: a slow name does not "
+          "hold up the quick ones behind it")
+def t_out_of_order():
+    server = "tls://127.0.0.1:%d#dot.test" % good.port
+    n0, _ = handshakes(d, server)
+    slow = uniq("delay400", "slow.example.net")
+    qs = [make_query(slow, qid=1)] + [make_query(uniq("quick"), qid=i)
+                                      for i in range(2, 6)]
+    s = sdtest.tcp_connect(P, timeout=4)
+    s.sendall(b"".join(sdtest.frame(q.to_wire()) for q in qs))
+    order = []
+    while len(order) < len(qs):
+        r = sdtest.parse(sdtest.tcp_read(s))
+        eq(rcode(r), "NOERROR", "rcode of %d" % r.id)
+        eq(r.question[0].name.to_text(),
+           qs[r.id - 1].question[0].name.to_text(), "question of %d" % r.id)
+        order.append(r.id)
+    s.close()
+    eq(order[-1], 1, "the slow answer comes last (order %r)" % order)
+    eq(handshakes(d, server)[0], n0, "no new connection")
 
 
 @tap.test("upstream_max_queries: a fresh connection after so many queries")
