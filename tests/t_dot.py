@@ -301,6 +301,22 @@ def t_out_of_order():
     eq(handshakes(d, server)[0], n0, "no new connection")
 
 
+@tap.test("a reload that leaves the servers as they are keeps the "
+          "connection")
+def t_reload():
+    server = "tls://127.0.0.1:%d#dot.test" % good.port
+    eq(rcode(ask(make_query(uniq("r1")), P)), "NOERROR")
+    n0, _ = handshakes(d, server)
+    conns = good.connections()
+    before = d.stderr().count("reloaded ")
+    d.proc.send_signal(signal.SIGHUP)
+    check(wait_for(lambda: d.stderr().count("reloaded ") > before, 5),
+          "no reload line")
+    eq(rcode(ask(make_query(uniq("r2")), P)), "NOERROR")
+    eq(handshakes(d, server)[0], n0, "handshakes")
+    eq(good.connections(), conns, "connections at the server")
+
+
 @tap.test("upstream_max_queries: a fresh connection after so many queries")
 def t_cap():
     dc = Daemon(CONF.replace("upstream_idle_timeout_ms = 1500;",
