@@ -354,17 +354,108 @@ bool conf_parse_addr(const char *text, uint16_t default_port,
 		v4->sin_port = htons((uint16_t)p);
 		out->len = sizeof(*v4);
 		inet_ntop(AF_INET, &v4->sin_addr, norm, sizeof(norm));
-		snprintf(out->text, sizeof(out->text), "%s:%lu", norm, p);
+		snprintf(out->addr, sizeof(out->addr), "%s:%lu", norm, p);
 	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
 		v6->sin6_family = AF_INET6;
 		v6->sin6_port = htons((uint16_t)p);
 		out->len = sizeof(*v6);
 		inet_ntop(AF_INET6, &v6->sin6_addr, norm, sizeof(norm));
-		snprintf(out->text, sizeof(out->text), "[%s]:%lu", norm, p);
+		snprintf(out->addr, sizeof(out->addr), "[%s]:%lu", norm, p);
 	} else {
 		*why = "not an IPv4 or IPv6 address";
 		return false;
 	}
+	memcpy(out->text, out->addr, sizeof(out->addr));
+	return true;
+}
+
+/* A certificate name after '#': a host name of letters, digits, '-' and
+ * dots (RFC 1123 2.1), at most 253 octets, without the final dot. */
+static bool tls_name_ok(const char *name, size_t n)
+{
+	if (n == 0 || n > 253 || name[0] == '.' || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+			return false;
+		if (c == '.' && i + 1 < n && name[i + 1] == '.')
+			return false;
+	}
+	return true;
+}
+
+bool conf_parse_server(const char *text, struct conf_addr *out,
+		       const char **why)
+{
+	static const struct {
+		const char *scheme;
+		enum conf_transport kind;
+		uint16_t port;
+	} schemes[] = {{"udp://", CONF_UDP, 53},
+		       {"tcp://", CONF_TCP, 53},
+		       {"tls://", CONF_TLS, 853}};
+	enum conf_transport kind = CONF_UDP;
+	uint16_t port = 53;
+	const char *rest = text, *hash;
+	char host[64];
+
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(*schemes); i++)
+		if (strncasecmp(text, schemes[i].scheme, 6) == 0) {
+			kind = schemes[i].kind;
+			port = schemes[i].port;
+			rest = text + 6;
+		}
+	if (rest == text && strncasecmp(text, "https://", 8) == 0) {
+		*why = "DNS over HTTPS upstreams (https://) are not built in "
+		       "this version of splitdns";
+		return false;
+	}
+	if (rest == text && strstr(text, "://")) {
+		*why = "unknown scheme: expected ADDR[:PORT], udp://, tcp:// "
+		       "or tls://";
+		return false;
+	}
+#ifndef HAVE_GNUTLS
+	if (kind == CONF_TLS) {
+		*why = "this splitdns was built without TLS (--without-tls): "
+		       "tls:// upstreams are not available";
+		return false;
+	}
+#endif
+	hash = strchr(rest, '#');
+	if (hash && kind != CONF_TLS) {
+		*why = "'#NAME' belongs to tls:// servers only";
+		return false;
+	}
+	size_t n = hash ? (size_t)(hash - rest) : strlen(rest);
+	if (n >= sizeof(host)) {
+		*why = "address too long";
+		return false;
+	}
+	memcpy(host, rest, n);
+	host[n] = '\0';
+	if (!conf_parse_addr(host, port, out, why))
+		return false;
+	out->kind = kind;
+	if (hash) {
+		size_t nl = strlen(hash + 1);
+		if (nl > 1 && hash[nl] == '.')
+			nl--; /* "name." is "name" */
+		if (!tls_name_ok(hash + 1, nl)) {
+			*why = "'#NAME' must be a host name (letters, digits, "
+			       "'-', dots)";
+			return false;
+		}
+		for (size_t i = 0; i < nl; i++)
+			out->tls_name[i] = (char)tolower(
+				(unsigned char)hash[1 + i]);
+		out->tls_name[nl] = '\0';
+	}
+	if (kind != CONF_UDP)
+		snprintf(out->text, sizeof(out->text), "%s%s%s%s",
+			 schemes[kind].scheme, out->addr,
+			 out->tls_name[0] ? "#" : "", out->tls_name);
 	return true;
 }
 
@@ -613,7 +704,7 @@ static bool same_endpoint(const struct conf_addr *a,
 
 static bool load_addrs(struct loader *ld, config_setting_t *list,
 		       struct conf_addr **out, size_t *n, size_t max,
-		       const char *what)
+		       const char *what, bool servers)
 {
 	size_t len = (size_t)config_setting_length(list);
 	if (len == 0)
@@ -628,8 +719,9 @@ static bool load_addrs(struct loader *ld, config_setting_t *list,
 		config_setting_t *e = config_setting_get_elem(list,
 							      (unsigned)i);
 		const char *why;
-		if (!conf_parse_addr(config_setting_get_string(e), 53,
-				       &(*out)[i], &why))
+		const char *t = config_setting_get_string(e);
+		if (!(servers ? conf_parse_server(t, &(*out)[i], &why)
+			      : conf_parse_addr(t, 53, &(*out)[i], &why)))
 			return fail(ld, e, "%s: '%s': %s", what,
 				    config_setting_get_string(e), why);
 		(*out)[i].line = (int)config_setting_source_line(e);
@@ -768,7 +860,7 @@ static bool load_upstream(struct loader *ld, config_setting_t *root,
 	cfg->tries = (int)tries;
 	if (list)
 		return load_addrs(ld, list, &cfg->servers, &cfg->nservers,
-				  CONFIG_MAX_SERVERS, "upstream.servers");
+				  CONFIG_MAX_SERVERS, "upstream.servers", true);
 	cfg->servers_from_resolv = true;
 	if (!(cfg->servers =
 		  ld_calloc(ld, CONFIG_MAX_SERVERS, sizeof(*cfg->servers))))
@@ -809,7 +901,7 @@ static bool load_listen(struct loader *ld, config_setting_t *root,
 	}
 	if (list)
 		return load_addrs(ld, list, &cfg->listen, &cfg->nlisten,
-				  CONFIG_MAX_LISTEN, "listen");
+				  CONFIG_MAX_LISTEN, "listen", false);
 	static const char *const defaults[] = {"127.0.0.1:53", "[::1]:53"};
 	if (!(cfg->listen = ld_calloc(ld, 2, sizeof(*cfg->listen))))
 		return false;
@@ -885,6 +977,46 @@ static bool load_tcp(struct loader *ld, config_setting_t *root,
 	return true;
 }
 
+/* The tls group: how tls:// upstreams are trusted and their connections
+ * kept (the listeners' certificate will live here too). */
+static bool load_tls(struct loader *ld, config_setting_t *root,
+		     struct conf *cfg)
+{
+	static const char *const known[] = {"ca", "upstream_idle_timeout_ms",
+					    "upstream_max_queries", NULL};
+	config_setting_t *g = config_setting_get_member(root, "tls");
+	int64_t idle = 10000, maxq = 10000;
+	const char *ca = NULL;
+
+	if (g) {
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			return fail(ld, g, "'tls' must be a group { ... }");
+		if (!check_names(ld, g, known, "tls") ||
+		    !get_string(ld, g, "ca", false, &ca, &cfg->tls_ca_line) ||
+		    !get_int(ld, g, "upstream_idle_timeout_ms", 1000, 600000,
+			     &idle) ||
+		    !get_int(ld, g, "upstream_max_queries", 1, 1000000, &maxq))
+			return false;
+	}
+	cfg->tls_idle_timeout_ms = (int)idle;
+	cfg->tls_max_queries = (int)maxq;
+	if (!ca)
+		return true;
+	char *dir = dir_of(ld, cfg->path);
+	if (!dir)
+		return false;
+	cfg->tls_ca = ld_path(ld, dir, ca);
+	free(dir);
+	if (!cfg->tls_ca)
+		return false;
+	FILE *f = fopen(cfg->tls_ca, "r");
+	if (!f)
+		return fail(ld, config_setting_get_member(g, "ca"),
+			    "tls.ca '%s': %s", cfg->tls_ca, strerror(errno));
+	fclose(f);
+	return true;
+}
+
 static bool load_forward(struct loader *ld, config_setting_t *g,
 			 struct conf_forward *f)
 {
@@ -916,7 +1048,7 @@ static bool load_forward(struct loader *ld, config_setting_t *g,
 				   "'refuse = true')", domain);
 	if (n)
 		return load_addrs(ld, list, &f->servers, &f->nservers,
-				  CONFIG_MAX_SERVERS, "servers");
+				  CONFIG_MAX_SERVERS, "servers", true);
 	return true;
 }
 
@@ -1341,7 +1473,7 @@ static bool client_upstream(struct loader *ld, config_setting_t *g,
 			    "'servers'",
 			    c->name);
 	return load_addrs(ld, list, &c->servers, &c->nservers,
-			  CONFIG_MAX_SERVERS, "servers");
+			  CONFIG_MAX_SERVERS, "servers", true);
 }
 
 static bool load_client(struct loader *ld, config_setting_t *g,
@@ -1463,7 +1595,8 @@ struct conf *conf_load(const char *path, const char *const *override,
 		"block",	 "access",	      "user",
 		"cache",	 "threads",	      "limits",
 		"control",	 "control_mode",      "control_group",
-		"state_dir",	 "clients",	      NULL};
+		"state_dir",	 "clients",	      "tls",
+		NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
 	struct conf *cfg = ld_calloc(&ld, 1, sizeof(*cfg));
 	config_t c;
@@ -1495,8 +1628,9 @@ struct conf *conf_load(const char *path, const char *const *override,
 	    !load_block(&ld, root, cfg) || !load_access(&ld, root, cfg) ||
 	    !load_user(&ld, root, cfg) || !load_cache(&ld, root, cfg) ||
 	    !load_limits(&ld, root, cfg) || !load_control(&ld, root, cfg) ||
-	    !load_state_dir(&ld, root, cfg) || !load_clients(&ld, root, cfg) ||
-	    !check_loops(&ld, cfg) || !load_zones(&ld, root, cfg))
+	    !load_state_dir(&ld, root, cfg) || !load_tls(&ld, root, cfg) ||
+	    !load_clients(&ld, root, cfg) || !check_loops(&ld, cfg) ||
+	    !load_zones(&ld, root, cfg))
 		goto out;
 	cfg->edns_size = (int)edns;
 	cfg->threads = (int)threads;
@@ -1556,6 +1690,7 @@ void conf_free(struct conf *cfg)
 	free(cfg->user);
 	free(cfg->control);
 	free(cfg->control_group);
+	free(cfg->tls_ca);
 	free(cfg->listen);
 	free(cfg->servers);
 	free(cfg->path);

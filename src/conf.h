@@ -20,10 +20,22 @@
 /* Most worker threads (threads = N). */
 #define CONF_MAX_THREADS 256
 
+/* How an upstream server is reached (the URL forms of its text). */
+enum conf_transport {
+	CONF_UDP, /* "ADDR[:PORT]", "udp://": UDP, TCP for truncated replies */
+	CONF_TCP, /* "tcp://ADDR[:PORT]": TCP only */
+	CONF_TLS, /* "tls://ADDR[:PORT][#NAME]": DNS over TLS (RFC 7858) */
+};
+
 struct conf_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char text[80]; /* normalised "1.2.3.4:53" or "[::1]:53" */
+	char addr[56];  /* normalised "1.2.3.4:53" or "[::1]:53" */
+	char text[320]; /* addr, or the server's normalised URL:
+			   "tcp://1.2.3.4:53", "tls://[::1]:853#dns.example" */
+	enum conf_transport kind;
+	char tls_name[256]; /* tls: the name the certificate must carry;
+			       "": its address (an IP address entry) */
 	int line;      /* where the configuration names it, 0 if nowhere */
 };
 
@@ -165,6 +177,10 @@ struct conf {
 	uint32_t limit_inflight;     /* per client upstream; 0: no cap */
 	uint32_t limit_slip;         /* every slip-th refused gets TC=1 */
 	char *state_dir; /* cached copies of URL lists live below it */
+	char *tls_ca;           /* tls.ca: trust these CAs, not the system's */
+	int tls_ca_line;
+	int tls_idle_timeout_ms; /* an idle tls:// upstream connection closes */
+	int tls_max_queries;     /* queries over one tls:// connection */
 	char *user;   /* switch to this user after binding; NULL: stay */
 	int user_line;
 	char *control;        /* the control socket's path; NULL: none */
@@ -189,6 +205,15 @@ void conf_free(struct conf *cfg);
  */
 bool conf_parse_addr(const char *text, uint16_t default_port,
 		       struct conf_addr *out, const char **why);
+
+/*
+ * Parse an upstream server: "ADDR[:PORT]", "udp://ADDR[:PORT]",
+ * "tcp://ADDR[:PORT]" (port 53) or "tls://ADDR[:PORT][#NAME]" (port 853).
+ * Returns false with a reason in *why, also for the forms this build does
+ * not carry (https://, and tls:// when built --without-tls).
+ */
+bool conf_parse_server(const char *text, struct conf_addr *out,
+		       const char **why);
 
 /* Parse "10.0.0.0/8", "::1/128" or a bare address (a host prefix). */
 bool conf_parse_prefix(const char *text, struct conf_prefix *out,

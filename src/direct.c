@@ -143,11 +143,18 @@ static int udp_socket(struct direct *d, int family)
 	return fd;
 }
 
+static void start_tcp(struct direct *d, struct dreq *r);
+
 /* Send r to its current server; a failure is left to the timer, which
  * moves on to the next server. */
 static void transmit(struct direct *d, struct dreq *r)
 {
 	const struct conf_addr *a = &d->servers[r->server];
+
+	if (a->kind == CONF_TCP) {
+		start_tcp(d, r); /* tcp://: never over UDP */
+		return;
+	}
 	int fd = udp_socket(d, a->ss.ss_family);
 
 	r->deadline = loop_now(d->loop) + (uint64_t)d->timeout_ms;

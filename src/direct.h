@@ -1,7 +1,7 @@
 /*
  * direct.h - an upstream backend that relays a query's bytes as they are
  * and hands back whatever reply carries our ID from the server asked:
- * UDP, then TCP when the reply is truncated.
+ * UDP, then TCP when the reply is truncated; TCP only for tcp:// servers.
  *
  * It exists for the messages c-ares cannot carry: c-ares drops every reply
  * whose question differs from the query's, so a TSIG error reply without

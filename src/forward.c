@@ -256,6 +256,10 @@ struct upstream *forward_new(struct loop *loop,
 	/* No ARES_FLAG_EDNS, no ARES_FLAG_IGNTC: on 1.18 both corrupt
 	 * relayed packets.  TC replies are refetched over TCP. */
 	fw->opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+	/* tcp:// servers: every query over TCP (c-ares keeps the
+	 * connection open and pipelines on it). */
+	if (servers[0].kind == CONF_TCP)
+		fw->opts.flags |= ARES_FLAG_USEVC;
 	fw->opts.timeout = timeout_ms;
 	fw->opts.tries = fit_tries(timeout_ms, tries, n);
 	fw->opts.sock_state_cb = on_sock_state;
@@ -280,7 +284,7 @@ struct upstream *forward_new(struct loop *loop,
 #endif
 	for (size_t i = 0; i < n; i++)
 		len += (size_t)snprintf(fw->servers + len, cap - len, "%s%s",
-					i ? "," : "", servers[i].text);
+					i ? "," : "", servers[i].addr);
 	if (!(fw->cur = chan_new(fw, err, errlen)))
 		goto fail;
 	return &fw->up;

@@ -19,7 +19,8 @@ struct loop;
 
 /*
  * An upstream for servers (n > 0) with c-ares' per-try timeout and tries,
- * on loop.  Returns NULL with a message in err.  Free it with
+ * on loop.  The servers are all udp (UDP, TCP for truncated replies) or
+ * all tcp (TCP only): the kind of servers[0] decides.  Returns NULL with a message in err.  Free it with
  * upstream_free.
  */
 struct upstream *forward_new(struct loop *loop,

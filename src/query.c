@@ -302,14 +302,14 @@ static bool make_groups(struct query_env *env, struct epoch *ep, char *err,
 		const struct conf_addr *sv = snapshot_servers(s, g, &n);
 		if (n == 0)
 			continue;
-		ep->groups[g] = b->make(b->ctx, env->loop, sv, n,
+		ep->groups[g] = b->make(b->ctx, env->loop, s, sv, n,
 					s->cfg->timeout_ms, s->cfg->tries, err,
 					errlen);
 		if (!ep->groups[g])
 			return false;
 		if (b->make_signed &&
 		    !(ep->signed_groups[g] = b->make_signed(
-			      b->ctx, env->loop, sv, n, s->cfg->timeout_ms,
+			      b->ctx, env->loop, s, sv, n, s->cfg->timeout_ms,
 			      s->cfg->tries, err, errlen)))
 			return false;
 	}

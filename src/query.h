@@ -72,9 +72,12 @@ struct query_io {
 };
 
 /* How the pipeline makes an upstream for a group of servers: forward_new
- * in the daemon, a fake in the unit tests. */
+ * (or failover_new for a list with tcp:// or tls:// servers) in the
+ * daemon, a fake in the unit tests.  snap is the snapshot the group is
+ * made for (its TLS trust and settings), borrowed during the call. */
 struct query_backend {
 	struct upstream *(*make)(void *ctx, struct loop *loop,
+				 const struct snapshot *snap,
 				 const struct conf_addr *servers, size_t n,
 				 int timeout_ms, int tries, char *err,
 				 size_t errlen);
@@ -82,6 +85,7 @@ struct query_backend {
 	 * question: a backend that relays any reply with our ID (direct_new
 	 * in the daemon).  NULL: make serves those too. */
 	struct upstream *(*make_signed)(void *ctx, struct loop *loop,
+					const struct snapshot *snap,
 					const struct conf_addr *servers,
 					size_t n, int timeout_ms, int tries,
 					char *err, size_t errlen);

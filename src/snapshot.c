@@ -17,9 +17,47 @@
 
 #include "block.h"
 #include "conf.h"
+#include "dot.h"
+#include "errf.h"
 #include "policy.h"
 #include "snapshot.h"
 #include "zone.h"
+
+/* Load the trust for tls:// servers once per configuration load, here
+ * (off the worker loops), when some upstream group names one; a refresh
+ * of the block lists shares its base's. */
+static bool snapshot_tls(struct snapshot *s, char *err, size_t errlen)
+{
+	const struct conf *cfg = s->cfg;
+	bool any = false;
+
+	if (s->base->tls) {
+		s->tls = s->base->tls;
+		return true;
+	}
+	for (size_t g = 0; g < s->ngroups && !any; g++) {
+		size_t n;
+		const struct conf_addr *a = snapshot_servers(s, g, &n);
+		for (size_t i = 0; i < n; i++)
+			any = any || a[i].kind == CONF_TLS;
+	}
+	if (!any)
+		return true;
+#ifdef HAVE_GNUTLS
+	char why[512];
+	if ((s->tls = s->base->tls = dot_creds_new(cfg->tls_ca, why,
+						   sizeof(why))))
+		return true;
+	if (cfg->tls_ca)
+		errf(err, errlen, "%s:%d: %s", cfg->path, cfg->tls_ca_line, why);
+	else
+		errf(err, errlen, "%s: %s", cfg->path, why);
+#else
+	/* conf_parse_server refuses tls:// in such a build. */
+	errf(err, errlen, "%s: tls:// upstreams need TLS support", cfg->path);
+#endif
+	return false;
+}
 
 static void group_settings(struct snapshot_group *g, const struct conf_block *b)
 {
@@ -101,6 +139,9 @@ static void base_unref(struct snapshot_base *b)
 	if (!b || atomic_fetch_sub_explicit(&b->refs, 1,
 					    memory_order_acq_rel) != 1)
 		return;
+#ifdef HAVE_GNUTLS
+	dot_creds_unref(b->tls);
+#endif
 	policy_free(b->policy);
 	zone_free(b->zone);
 	conf_free(b->cfg);
@@ -128,6 +169,10 @@ static struct snapshot *assemble(struct snapshot_base *base,
 	s->zone = base->zone;
 	s->policy = base->policy;
 	if (!build_groups(s, report, ctx, err, errlen)) {
+		snapshot_unref(s);
+		return NULL;
+	}
+	if (!snapshot_tls(s, err, errlen)) {
 		snapshot_unref(s);
 		return NULL;
 	}
@@ -243,6 +288,12 @@ bool snapshot_same_upstreams(const struct snapshot *a,
 {
 	if (a->cfg->timeout_ms != b->cfg->timeout_ms ||
 	    a->cfg->tries != b->cfg->tries || a->ngroups != b->ngroups)
+		return false;
+	/* tls:// upstreams are made with the trust and limits of tls. */
+	if (a->cfg->tls_idle_timeout_ms != b->cfg->tls_idle_timeout_ms ||
+	    a->cfg->tls_max_queries != b->cfg->tls_max_queries ||
+	    !a->cfg->tls_ca != !b->cfg->tls_ca ||
+	    (a->cfg->tls_ca && strcmp(a->cfg->tls_ca, b->cfg->tls_ca) != 0))
 		return false;
 	for (size_t g = 0; g < a->ngroups; g++) {
 		size_t na, nb;

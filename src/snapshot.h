@@ -31,6 +31,7 @@ struct conf;
 struct conf_block;
 struct conf_client;
 struct conf_prefix;
+struct dot_creds;
 struct policy;
 struct zone;
 
@@ -40,6 +41,9 @@ struct snapshot_base {
 	struct conf *cfg;
 	struct zone *zone;
 	struct policy *policy;
+	struct dot_creds *tls;      /* trust for tls:// servers, loaded by
+				       the first snapshot that needs it;
+				       NULL: none */
 };
 
 /*
@@ -90,6 +94,7 @@ struct snapshot {
 				       client group with servers of its
 				       own */
 	struct limit_conf limits;   /* what one client may take */
+	struct dot_creds *tls;      /* base->tls (borrowed) */
 };
 
 /*

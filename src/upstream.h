@@ -1,6 +1,7 @@
 /*
  * upstream.h - the interface every upstream backend implements: c-ares
- * over UDP/TCP (forward.c) today, DNS over TLS and HTTPS later.
+ * over UDP/TCP (forward.c), raw UDP/TCP (direct.c), DNS over TLS
+ * (dot.c), a mixed list of those in order (failover.c); HTTPS later.
  *
  * The pipeline relays a validated query with upstream_send and hears back
  * exactly once through the request's done callback.  The contract, the
@@ -8,6 +9,9 @@
  *   - done never runs inside the upstream_send that started the request
  *     (immediate failures are queued on the loop and reported after the
  *     current batch), so the caller may touch req after sending;
+ *   - pkt stays the caller's and valid, unchanged but for its first two
+ *     octets, until done runs (a backend may send it again, to another
+ *     server);
  *   - the reply passed to done is valid only during the call, and is a
  *     message whose ID is ours: the caller checks it and puts the
  *     client's ID back;

@@ -18,7 +18,10 @@
 #include <string.h>
 
 #include "cache.h"
+#include "conf.h"
 #include "direct.h"
+#include "dot.h"
+#include "failover.h"
 #include "forward.h"
 #include "log.h"
 #include "loop.h"
@@ -47,22 +50,83 @@ struct worker {
 	struct loop_timer sweep;
 };
 
+/* How the legs of a mixed list are made: plain servers through forward
+ * (or direct, for signed queries), tls servers through dot. */
+struct legs {
+	const struct snapshot *snap;
+	bool signed_queries;
+};
+
+static struct upstream *make_leg(void *ctx, struct loop *loop,
+				 const struct conf_addr *server,
+				 int timeout_ms, char *err, size_t errlen)
+{
+	const struct legs *l = ctx;
+
+	if (server->kind == CONF_TLS) {
+#ifdef HAVE_GNUTLS
+		const struct conf *cfg = l->snap->cfg;
+		struct dot_conf dc = {l->snap->tls, timeout_ms,
+				      cfg->tls_idle_timeout_ms,
+				      (unsigned)cfg->tls_max_queries};
+		return dot_new(loop, server, &dc, err, errlen);
+#else
+		snprintf(err, errlen, "%s: built without TLS", server->text);
+		return NULL;
+#endif
+	}
+	if (l->signed_queries)
+		return direct_new(loop, server, 1, timeout_ms, 1, err, errlen);
+	return forward_new(loop, server, 1, timeout_ms, 1, err, errlen);
+}
+
+static bool all_kind(const struct conf_addr *servers, size_t n,
+		     enum conf_transport kind)
+{
+	for (size_t i = 0; i < n; i++)
+		if (servers[i].kind != kind)
+			return false;
+	return true;
+}
+
+/* A list of one kind goes to c-ares whole (its own failover and TCP
+ * handling); a list with tls:// servers, or udp and tcp mixed, is tried
+ * server by server in its order. */
 static struct upstream *make_upstream(void *ctx, struct loop *loop,
+				      const struct snapshot *snap,
 				      const struct conf_addr *servers,
 				      size_t n, int timeout_ms, int tries,
 				      char *err, size_t errlen)
 {
+	struct legs l = {snap, false};
+
 	(void)ctx;
-	return forward_new(loop, servers, n, timeout_ms, tries, err, errlen);
+	if (all_kind(servers, n, CONF_UDP) || all_kind(servers, n, CONF_TCP))
+		return forward_new(loop, servers, n, timeout_ms, tries, err,
+				   errlen);
+	return failover_new(loop, servers, n, timeout_ms, tries, make_leg, &l,
+			    err, errlen);
 }
 
+/* Signed queries: direct speaks udp and tcp servers itself; tls servers
+ * take their turn through dot, never in the clear. */
 static struct upstream *make_direct(void *ctx, struct loop *loop,
+				    const struct snapshot *snap,
 				    const struct conf_addr *servers, size_t n,
 				    int timeout_ms, int tries, char *err,
 				    size_t errlen)
 {
+	struct legs l = {snap, true};
+	bool plain = true;
+
 	(void)ctx;
-	return direct_new(loop, servers, n, timeout_ms, tries, err, errlen);
+	for (size_t i = 0; i < n; i++)
+		plain = plain && servers[i].kind != CONF_TLS;
+	if (plain)
+		return direct_new(loop, servers, n, timeout_ms, tries, err,
+				  errlen);
+	return failover_new(loop, servers, n, timeout_ms, tries, make_leg, &l,
+			    err, errlen);
 }
 
 static void adopt(struct worker *w, struct snapshot *snap)

@@ -767,6 +767,112 @@ static void test_parse_addr(void)
 	}
 }
 
+/* ---- upstream servers as URLs ------------------------------------------ */
+
+static void server_is(const char *text, const char *want_text,
+		      enum conf_transport kind, unsigned port,
+		      const char *name)
+{
+	struct conf_addr a;
+	const char *why = NULL;
+	bool good = conf_parse_server(text, &a, &why);
+
+	ok(good && strcmp(a.text, want_text) == 0 && a.kind == kind &&
+	       port_of(&a) == port && strcmp(a.tls_name, name) == 0,
+	   "parse_server '%s' -> %s", text, want_text);
+	if (!good)
+		diag("why: %s", why ? why : "(null)");
+	else if (strcmp(a.text, want_text) != 0)
+		diag("text: %s, name '%s'", a.text, a.tls_name);
+}
+
+static void server_fails(const char *text, const char *reason)
+{
+	struct conf_addr a;
+	const char *why = NULL;
+	bool good = conf_parse_server(text, &a, &why);
+
+	ok(!good && why && strstr(why, reason),
+	   "parse_server '%s' fails (%s)", text, reason);
+	if (good || !why || !strstr(why, reason))
+		diag("why: %s", why ? why : "(null)");
+}
+
+static void test_servers(struct tmp *t)
+{
+	server_is("192.0.2.1", "192.0.2.1:53", CONF_UDP, 53, "");
+	server_is("udp://192.0.2.1", "192.0.2.1:53", CONF_UDP, 53, "");
+	server_is("UDP://[2001:db8::1]:5353", "[2001:db8::1]:5353", CONF_UDP,
+		  5353, "");
+	server_is("tcp://192.0.2.1", "tcp://192.0.2.1:53", CONF_TCP, 53, "");
+	server_is("tcp://[::1]:5300", "tcp://[::1]:5300", CONF_TCP, 5300, "");
+	server_fails("tcp://192.0.2.1#dns.example", "tls:// servers only");
+	server_fails("192.0.2.1#dns.example", "tls:// servers only");
+	server_fails("https://dns.example/dns-query", "not built");
+	server_fails("quic://192.0.2.1", "unknown scheme");
+	server_fails("tcp://", "address");
+	server_fails("tcp://192.0.2.1:0", "port");
+#ifdef HAVE_GNUTLS
+	server_is("tls://1.1.1.1#cloudflare-dns.com",
+		  "tls://1.1.1.1:853#cloudflare-dns.com", CONF_TLS, 853,
+		  "cloudflare-dns.com");
+	server_is("tls://9.9.9.9:8853#DNS.Quad9.net.",
+		  "tls://9.9.9.9:8853#dns.quad9.net", CONF_TLS, 8853,
+		  "dns.quad9.net");
+	server_is("tls://[2606:4700:4700::1111]", "tls://[2606:4700:4700::1111]:853",
+		  CONF_TLS, 853, "");
+	server_fails("tls://192.0.2.1#", "host name");
+	server_fails("tls://192.0.2.1#a..b", "host name");
+	server_fails("tls://192.0.2.1#-a", "host name");
+	server_fails("tls://192.0.2.1#a b", "host name");
+	server_fails("tls://dns.example", "address");
+	load_fails(t, "upstream: { servers = [\"192.0.2.53\",\n"
+		      "  \"tls://192.0.2.1#bad name\"]; };\n",
+		   NULL, 2, "host name", "a bad #NAME");
+	load_fails(t, UPSTREAM "tls: {\n ca = \"nonexistent.pem\"; };\n",
+		   NULL, 3, "nonexistent.pem", "tls.ca that is not there");
+	load_fails(t, UPSTREAM "tls: { upstream_max_queries = 0; };\n", NULL, 2,
+		   "upstream_max_queries", "tls.upstream_max_queries = 0");
+	load_fails(t, UPSTREAM "tls: { cert = \"x\"; };\n", NULL, 2,
+		   "unknown setting 'cert'", "a setting tls does not have yet");
+	{
+		struct conf *cfg = load_ok(
+			t, UPSTREAM "tls: { upstream_idle_timeout_ms = 1000; "
+				    "upstream_max_queries = 1000000; };\n",
+			"tls settings at their limits");
+		ok(cfg && cfg->tls_idle_timeout_ms == 1000 &&
+			   cfg->tls_max_queries == 1000000 && !cfg->tls_ca,
+		   "tls settings read");
+		conf_free(cfg);
+		cfg = load_ok(t, UPSTREAM, "tls defaults");
+		ok(cfg && cfg->tls_idle_timeout_ms == 10000 &&
+			   cfg->tls_max_queries == 10000,
+		   "tls defaults: 10000 ms idle, 10000 queries");
+		conf_free(cfg);
+	}
+#else
+	server_fails("tls://1.1.1.1#cloudflare-dns.com", "--without-tls");
+#endif
+	load_fails(t, "upstream: { servers = [\"192.0.2.53\",\n"
+		      "  \"https://dns.example/dns-query\"]; };\n",
+		   NULL, 2, "DNS over HTTPS", "https:// in upstream.servers");
+	load_fails(t, UPSTREAM "forward = ( { domain = \"corp.example\";\n"
+			       "  servers = [\n \"tcp://10.0.0.1#x\"]; } );\n",
+		   NULL, 4, "tls:// servers only", "#NAME on a tcp:// forward");
+	{
+		struct conf *cfg = load_ok(
+			t, "upstream: { servers = [\"udp://192.0.2.53\", "
+			   "\"tcp://192.0.2.54:5353\"]; };\n",
+			"udp:// and tcp:// in one list");
+		ok(cfg && cfg->nservers == 2 &&
+			   cfg->servers[0].kind == CONF_UDP &&
+			   cfg->servers[1].kind == CONF_TCP &&
+			   strcmp(cfg->servers[1].addr, "192.0.2.54:5353") == 0,
+		   "kinds and addresses of a mixed list");
+		conf_free(cfg);
+	}
+}
+
 /* ---- conf_read_resolv ------------------------------------------------ */
 
 static void test_resolv(struct tmp *t)
@@ -1075,6 +1181,7 @@ int main(void)
 	test_zone_files(&t);
 	test_listen_and_loops(&t);
 	test_parse_addr();
+	test_servers(&t);
 	test_resolv(&t);
 	test_clients(&t);
 	test_oom(&t);

@@ -84,7 +84,7 @@ struct fake_backend {
 	size_t n, cap;    /* requests ever sent */
 	unsigned made, freed;
 	uint16_t next_id;
-	char last_server[96];
+	char last_server[320];
 };
 
 struct fake_up {
@@ -148,13 +148,14 @@ static const struct upstream_ops fake_ops = {"fake", fu_send, fu_cancel,
 					     fu_pending, fu_free};
 
 static struct upstream *fb_make(void *ctx, struct loop *loop,
+				const struct snapshot *snap,
 				const struct conf_addr *servers, size_t n,
 				int timeout_ms, int tries, char *err,
 				size_t errlen)
 {
 	struct fake_backend *b = ctx;
 	struct fake_up *u = calloc(1, sizeof(*u));
-	(void)loop, (void)timeout_ms, (void)tries;
+	(void)loop, (void)snap, (void)timeout_ms, (void)tries;
 	if (!u || n == 0 || strstr(servers[0].text, ":11")) {
 		snprintf(err, errlen, "fake: no servers");
 		free(u);
