@@ -20,10 +20,23 @@
 /* Most worker threads (threads = N). */
 #define CONF_MAX_THREADS 256
 
+/* How a listen address (or an upstream server) is reached: the URL
+ * forms of its text. */
+enum conf_transport {
+	CONF_UDP,   /* "ADDR[:PORT]": UDP, and TCP beside it */
+	CONF_TCP,   /* "tcp://ADDR[:PORT]": TCP only */
+	CONF_TLS,   /* "tls://ADDR[:PORT]": DNS over TLS (RFC 7858) */
+	CONF_HTTPS, /* "https://ADDR[:PORT][/PATH]": DNS over HTTPS (RFC 8484) */
+};
+
 struct conf_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char text[80]; /* normalised "1.2.3.4:53" or "[::1]:53" */
+	char text[320]; /* normalised "1.2.3.4:53" or "[::1]:53", or the
+			   URL of a listener: "tls://1.2.3.4:853",
+			   "https://[::1]:443/dns-query" */
+	enum conf_transport kind;
+	char path[256]; /* https listeners: where queries go ("/dns-query") */
 	int line;      /* where the configuration names it, 0 if nowhere */
 };
 
@@ -130,6 +143,14 @@ struct conf {
 	uint32_t limit_slip;         /* every slip-th refused gets TC=1 */
 	char *user;   /* switch to this user after binding; NULL: stay */
 	int user_line;
+	/* The certificate of tls:// and https:// listeners (PEM, the chain
+	 * in cert), read at start and at every reload; NULL: none. */
+	char *tls_cert;
+	char *tls_key;
+	int tls_cert_line;
+	int tls_handshake_timeout_ms; /* a handshake is done within this */
+	int tls_max_handshakes;       /* handshakes in progress per worker */
+	int https_max_streams;        /* HTTP/2 streams open per connection */
 };
 
 /*
@@ -149,6 +170,15 @@ void conf_free(struct conf *cfg);
  */
 bool conf_parse_addr(const char *text, uint16_t default_port,
 		       struct conf_addr *out, const char **why);
+
+/*
+ * Parse a listen address: "ADDR[:PORT]" (port 53), "tls://ADDR[:PORT]"
+ * (853) or "https://ADDR[:PORT][/PATH]" (443, path "/dns-query").
+ * Returns false with a reason in *why, also for the forms a build
+ * --without-tls does not carry.
+ */
+bool conf_parse_listen(const char *text, struct conf_addr *out,
+		       const char **why);
 
 /* Parse "10.0.0.0/8", "::1/128" or a bare address (a host prefix). */
 bool conf_parse_prefix(const char *text, struct conf_prefix *out,

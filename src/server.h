@@ -26,6 +26,7 @@ struct loop;
 struct query_env;
 struct query_io;
 struct server;
+struct tls_creds;
 
 /* What the open-file limit leaves for TCP connections, shared by the
  * servers of all worker loops. */
@@ -71,6 +72,10 @@ bool server_probe(const struct conf *cfg, char *err, size_t errlen);
 void server_set_access(struct server *srv,
 		       bool (*allowed)(void *ctx, const struct sockaddr *sa),
 		       void *ctx);
+
+/* The certificate of tls:// and https:// listeners for new handshakes
+ * from now on (see tcp_pool_set_tls). */
+void server_set_tls(struct server *srv, struct tls_creds *creds);
 
 /* The callbacks the pipeline uses to answer through this server. */
 void server_io(struct server *srv, struct query_io *io);

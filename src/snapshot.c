@@ -16,8 +16,36 @@
 #include "block.h"
 #include "conf.h"
 #include "policy.h"
+#include "errf.h"
 #include "snapshot.h"
+#ifdef HAVE_TLS
+#include "tls.h"
+#endif
 #include "zone.h"
+
+/* The listeners' certificate and key, read anew at every load so that a
+ * reload picks up renewed files; a bad one fails the load, and a reload
+ * that fails keeps the previous snapshot, certificate included. */
+static bool load_tls(struct snapshot *s, char *err, size_t errlen)
+{
+#ifdef HAVE_TLS
+	const struct conf *cfg = s->cfg;
+	char why[256];
+	if (!cfg->tls_cert)
+		return true;
+	if (!(s->tls = tls_creds_new(cfg->tls_cert, cfg->tls_key, why,
+				     sizeof(why))))
+		return errf(err, errlen,
+			    "%s:%d: tls.cert '%s', tls.key '%s': %s",
+			    cfg->path, cfg->tls_cert_line, cfg->tls_cert,
+			    cfg->tls_key, why);
+#else
+	(void)s;
+	(void)err;
+	(void)errlen;
+#endif
+	return true;
+}
 
 struct snapshot *snapshot_build(const char *path,
 				const char *const *listen_override,
@@ -37,7 +65,8 @@ struct snapshot *snapshot_build(const char *path,
 	if (!(s->cfg = conf_load(path, listen_override, n_override, err,
 				 errlen)) ||
 	    !(s->zone = zone_build(s->cfg, err, errlen)) ||
-	    !(s->policy = policy_build(s->cfg, err, errlen)))
+	    !(s->policy = policy_build(s->cfg, err, errlen)) ||
+	    !load_tls(s, err, errlen))
 		goto fail;
 	s->blocks = block_load(s->cfg, report, ctx, err, errlen);
 	if (!s->blocks && err[0])
@@ -70,6 +99,9 @@ void snapshot_unref(struct snapshot *s)
 	 * thread; acquire on the last one: theirs happen before ours. */
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
+#ifdef HAVE_TLS
+	tls_creds_unref(s->tls);
+#endif
 	block_set_free(s->blocks);
 	policy_free(s->policy);
 	zone_free(s->zone);

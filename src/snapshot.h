@@ -22,6 +22,7 @@
 
 struct conf;
 struct policy;
+struct tls_creds;
 struct zone;
 
 struct snapshot {
@@ -38,6 +39,8 @@ struct snapshot {
 	size_t ngroups;             /* upstream groups: [0] default, [i]
 				       forward rule i - 1 */
 	struct limit_conf limits;   /* what one client may take */
+	struct tls_creds *tls;      /* tls.cert and tls.key as read for this
+				       load; NULL: none */
 };
 
 /*

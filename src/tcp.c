@@ -8,6 +8,13 @@
  * per query in flight, and the memory goes (deferred to the end of the
  * loop's batch) when it drops to zero.  Replies to a closed connection
  * are dropped.
+ *
+ * Underneath the framing, a transport moves the bytes: recv and send on
+ * the socket, or (tls:// listeners) a GnuTLS session over it, whose
+ * handshake must finish within tls.handshake_timeout_ms, with at most
+ * tls.max_handshakes of them in progress per pool.  Every other limit
+ * holds for TLS connections as for plain ones, and they are counted
+ * together.
  */
 #include <config.h>
 
@@ -31,6 +38,9 @@
 #include "loop.h"
 #include "query.h"
 #include "tcp.h"
+#ifdef HAVE_TLS
+#include "tls.h"
+#endif
 #include "wire.h"
 
 /* The timed lists a connection can be on.  Each has one timeout, so
@@ -41,6 +51,7 @@ enum {
 	TL_WRITE, /* output not yet taken: since the client last took some */
 	TL_WAIT,  /* stopped reading, waiting for the pool's output room */
 	TL_READY, /* stopped reading, may take a query again */
+	TL_HANDSHAKE, /* a TLS handshake in progress: since accept */
 	TL_N
 };
 
@@ -55,9 +66,21 @@ struct tlist {
 	uint64_t ms; /* timeout; 0 for TL_WAIT and TL_READY */
 };
 
+/* How the bytes of a connection move: recv/send return what the system
+ * calls do (-1 with errno EAGAIN when they would block); pending counts
+ * bytes the transport holds that the socket will not signal. */
+struct transport {
+	ssize_t (*recv)(struct tcp_conn *c, void *buf, size_t len);
+	ssize_t (*send)(struct tcp_conn *c, const void *buf, size_t len);
+	size_t (*pending)(const struct tcp_conn *c);
+};
+
 struct tcp_conn {
 	struct loop_watch w;
 	struct tcp_pool *pool;
+	const struct transport *tx;
+	struct tls_session *tls; /* tls:// connections, NULL otherwise */
+	bool handshaking;        /* the TLS handshake is not done yet */
 	int refs;	 /* 1 while open, plus one per query in flight */
 	size_t inflight; /* queries in flight */
 	bool closed;
@@ -80,6 +103,7 @@ struct tcp_conn {
  * TCP_LOG_EVERY_MS), so that a flood cannot flood the log. */
 struct tcp_events {
 	uint64_t full, per_client, outsider, write_timeout, query_timeout;
+	uint64_t handshakes, handshake_timeout, handshake_failed;
 	uint64_t next_ms;
 };
 
@@ -100,6 +124,9 @@ struct tcp_pool {
 	uint64_t hseed;
 	bool (*allowed)(void *ctx, const struct sockaddr *sa);
 	void *allowed_ctx;
+	struct tls_creds *creds; /* for new TLS handshakes; NULL: none */
+	size_t handshaking;      /* TLS handshakes in progress */
+	size_t max_handshakes;
 	struct tcp_events ev;
 };
 
@@ -314,6 +341,47 @@ static bool out_room(struct tcp_conn *c, size_t n)
 	return true;
 }
 
+/* ------------------------------------------------------ transports */
+
+static ssize_t plain_recv(struct tcp_conn *c, void *buf, size_t len)
+{
+	return recv(c->w.fd, buf, len, MSG_DONTWAIT);
+}
+
+static ssize_t plain_send(struct tcp_conn *c, const void *buf, size_t len)
+{
+	return send(c->w.fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static size_t plain_pending(const struct tcp_conn *c)
+{
+	(void)c;
+	return 0;
+}
+
+static const struct transport plain = {plain_recv, plain_send,
+				       plain_pending};
+
+#ifdef HAVE_TLS
+static ssize_t tls_tx_recv(struct tcp_conn *c, void *buf, size_t len)
+{
+	return tls_recv(c->tls, buf, len);
+}
+
+static ssize_t tls_tx_send(struct tcp_conn *c, const void *buf, size_t len)
+{
+	return tls_send(c->tls, buf, len);
+}
+
+static size_t tls_tx_pending(const struct tcp_conn *c)
+{
+	return tls_pending(c->tls);
+}
+
+static const struct transport tls = {tls_tx_recv, tls_tx_send,
+				     tls_tx_pending};
+#endif
+
 /* ----------------------------------------------------- connections */
 
 static void conn_free(void *p)
@@ -333,6 +401,13 @@ static void conn_unref(struct tcp_conn *c)
 static void conn_watch(struct tcp_conn *c)
 {
 	uint32_t ev = 0;
+#ifdef HAVE_TLS
+	if (c->handshaking) {
+		loop_mod(c->pool->loop, &c->w,
+			 tls_want_write(c->tls) ? EPOLLOUT : EPOLLIN);
+		return;
+	}
+#endif
 	if (!c->eof && !c->blocked)
 		ev |= EPOLLIN;
 	if (unsent(c))
@@ -357,9 +432,8 @@ static bool conn_flush(struct tcp_conn *c)
 	size_t before = unsent(c);
 
 	while (c->out_off < c->out_len) {
-		ssize_t n =
-		    send(c->w.fd, c->out + c->out_off, c->out_len - c->out_off,
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = c->tx->send(c, c->out + c->out_off,
+					c->out_len - c->out_off);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
@@ -480,6 +554,7 @@ static void conn_frames(struct tcp_conn *c)
 /* Read what the client sent; false when c was closed. */
 static bool conn_read(struct tcp_conn *c)
 {
+again:
 	if (c->blocked)
 		return true; /* an event from before it stopped reading */
 	if (c->in_cap - c->in_len < 4096) {
@@ -494,8 +569,7 @@ static bool conn_read(struct tcp_conn *c)
 		c->in = in;
 		c->in_cap = cap;
 	}
-	ssize_t n = recv(c->w.fd, c->in + c->in_len, c->in_cap - c->in_len,
-			 MSG_DONTWAIT);
+	ssize_t n = c->tx->recv(c, c->in + c->in_len, c->in_cap - c->in_len);
 	if (n == 0) {
 		c->eof = true;
 	} else if (n < 0) {
@@ -511,14 +585,60 @@ static bool conn_read(struct tcp_conn *c)
 	}
 	if (c->closed)
 		return false;
+	/* A TLS record larger than the room read here stays decrypted in
+	 * the session, and the socket will not say so. */
+	if (n > 0 && !c->eof && c->tx->pending(c))
+		goto again;
 	conn_maybe_finish(c);
 	return !c->closed;
 }
+
+#ifdef HAVE_TLS
+/* The handshake is done (RFC 7858 3.2: then queries may come): the
+ * idle clock starts, and what came with the client's Finished is read.
+ * False when c was closed. */
+static bool handshake_done(struct tcp_conn *c)
+{
+	struct tcp_pool *pool = c->pool;
+	c->handshaking = false;
+	pool->handshaking--;
+	tl_drop(pool, TL_HANDSHAKE, c);
+	touch(c);
+	return conn_read(c);
+}
+
+/* Go on with c's handshake; false when c was closed or is still in it. */
+static bool conn_handshake(struct tcp_conn *c)
+{
+	int rc = tls_handshake(c->tls);
+	if (rc > 0)
+		return handshake_done(c);
+	if (rc < 0) {
+		c->pool->ev.handshake_failed++;
+		conn_abort(c);
+		return false;
+	}
+	conn_watch(c);
+	return false;
+}
+#endif
 
 static void on_conn(struct loop_watch *w, uint32_t events)
 {
 	struct tcp_conn *c = (struct tcp_conn *)w;
 
+#ifdef HAVE_TLS
+	if (c->handshaking) {
+		if (events & (EPOLLHUP | EPOLLERR)) {
+			conn_close(c);
+			return;
+		}
+		if (!conn_handshake(c))
+			return;
+		/* Done and read: fall through for the output. */
+		events &= ~(uint32_t)EPOLLIN;
+	}
+#endif
 	if (events & EPOLLOUT) {
 		if (!conn_flush(c) || c->closed)
 			return;
@@ -541,11 +661,16 @@ static void on_conn(struct loop_watch *w, uint32_t events)
 
 /* Refuse a connection at accept (RFC 7766 6.2.2: servers may). */
 static bool refuse(struct tcp_pool *pool, const struct sockaddr_storage *peer,
-		   struct tcp_conn **bucket)
+		   struct tcp_conn **bucket, enum tcp_kind kind)
 {
 	if (pool->allowed &&
 	    !pool->allowed(pool->allowed_ctx, (const struct sockaddr *)peer)) {
 		pool->ev.outsider++;
+		return true;
+	}
+	if (kind != TCP_PLAIN &&
+	    (!pool->creds || pool->handshaking >= pool->max_handshakes)) {
+		pool->ev.handshakes++;
 		return true;
 	}
 	if (host_count(bucket, peer) >= pool->max_per_client) {
@@ -569,6 +694,14 @@ static void conn_close(struct tcp_conn *c)
 		return;
 	c->closed = true;
 	loop_del(pool->loop, &c->w);
+#ifdef HAVE_TLS
+	tls_session_free(c->tls);
+	c->tls = NULL;
+	if (c->handshaking) {
+		c->handshaking = false;
+		pool->handshaking--;
+	}
+#endif
 	close(c->w.fd);
 	for (int k = 0; k < TL_N; k++)
 		tl_drop(pool, k, c);
@@ -580,13 +713,35 @@ static void conn_close(struct tcp_conn *c)
 	conn_unref(c);
 }
 
+/* Start c's TLS session; false when out of memory. */
+static bool start_tls(struct tcp_conn *c, enum tcp_kind kind)
+{
+#ifdef HAVE_TLS
+	struct tcp_pool *pool = c->pool;
+	if (!(c->tls = tls_session_new(pool->creds, c->w.fd,
+				       kind == TCP_HTTPS ? TLS_ALPN_H2
+							 : TLS_ALPN_DOT)))
+		return false;
+	c->tx = &tls;
+	c->handshaking = true;
+	pool->handshaking++;
+	tl_put(pool, TL_HANDSHAKE, c, loop_now_ms());
+	return true;
+#else
+	(void)c;
+	(void)kind;
+	return false;
+#endif
+}
+
 void tcp_pool_accept(struct tcp_pool *pool, int fd,
-		     const struct sockaddr_storage *peer, socklen_t peerlen)
+		     const struct sockaddr_storage *peer, socklen_t peerlen,
+		     enum tcp_kind kind)
 {
 	struct tcp_conn **bucket = host_bucket(pool, peer);
 	struct tcp_conn *c = NULL;
 
-	if (refuse(pool, peer, bucket)) {
+	if (refuse(pool, peer, bucket, kind)) {
 		close(fd); /* RFC 7766 6.2.2: servers may refuse */
 		return;
 	}
@@ -603,6 +758,7 @@ void tcp_pool_accept(struct tcp_pool *pool, int fd,
 	c->w.fd = fd;
 	c->w.cb = on_conn;
 	c->pool = pool;
+	c->tx = &plain;
 	c->refs = 1;
 	c->peer = *peer;
 	c->peerlen = peerlen;
@@ -615,6 +771,8 @@ void tcp_pool_accept(struct tcp_pool *pool, int fd,
 	host_link(bucket, c);
 	pool->nconns++;
 	touch(c);
+	if (kind != TCP_PLAIN && !start_tls(c, kind))
+		conn_close(c);
 }
 
 void tcp_conn_hold(struct tcp_conn *c)
@@ -648,6 +806,9 @@ static void resume(struct tcp_conn *c)
 	c->refs++; /* outside a loop batch, a close frees at once */
 	c->blocked = false;
 	conn_frames(c);
+	/* Bytes the TLS session decrypted before c stopped reading. */
+	if (!c->closed && !c->blocked && c->tx->pending(c))
+		conn_read(c);
 	if (!c->closed) {
 		conn_maybe_finish(c);
 		if (!c->closed)
@@ -714,7 +875,8 @@ static int log_events(struct tcp_pool *pool, uint64_t now_ms, int t)
 {
 	struct tcp_events *e = &pool->ev;
 	if (!(e->full | e->per_client | e->outsider | e->write_timeout |
-	      e->query_timeout))
+	      e->query_timeout | e->handshakes | e->handshake_timeout |
+	      e->handshake_failed))
 		return t;
 	if (now_ms < e->next_ms) {
 		int wait = (int)(e->next_ms - now_ms);
@@ -727,6 +889,12 @@ static int log_events(struct tcp_pool *pool, uint64_t now_ms, int t)
 		 " at tcp.query_timeout_ms",
 		 e->full, e->per_client, e->outsider, e->write_timeout,
 		 e->query_timeout);
+	if (e->handshakes | e->handshake_timeout | e->handshake_failed)
+		log_info("tls: refused %" PRIu64 " at tls.max_handshakes; "
+			 "closed %" PRIu64 " at tls.handshake_timeout_ms, %" PRIu64
+			 " whose handshake failed",
+			 e->handshakes, e->handshake_timeout,
+			 e->handshake_failed);
 	*e = (struct tcp_events){.next_ms = now_ms + TCP_LOG_EVERY_MS};
 	return t;
 }
@@ -747,6 +915,10 @@ int tcp_pool_expire(struct tcp_pool *pool, uint64_t now_ms)
 		pool->ev.query_timeout++;
 		conn_abort(c); /* a frame that does not arrive whole */
 	}
+	while ((c = tl_due(pool, TL_HANDSHAKE, now_ms))) {
+		pool->ev.handshake_timeout++;
+		conn_abort(c); /* a client that never finishes the handshake */
+	}
 	while ((c = tl_due(pool, TL_WRITE, now_ms))) {
 		if (write_stalled(c, now_ms)) {
 			pool->ev.write_timeout++;
@@ -757,6 +929,7 @@ int tcp_pool_expire(struct tcp_pool *pool, uint64_t now_ms)
 	int t = -1;
 	for (int k = TL_IDLE; k <= TL_WRITE; k++)
 		t = tl_next(pool, k, now_ms, t);
+	t = tl_next(pool, TL_HANDSHAKE, now_ms, t);
 	return log_events(pool, now_ms, t);
 }
 
@@ -795,6 +968,8 @@ struct tcp_pool *tcp_pool_new(struct loop *loop, const struct conf *cfg,
 	pool->tl[TL_IDLE].ms = (uint64_t)cfg->tcp_idle_timeout_ms;
 	pool->tl[TL_QUERY].ms = (uint64_t)cfg->tcp_query_timeout_ms;
 	pool->tl[TL_WRITE].ms = (uint64_t)cfg->tcp_write_timeout_ms;
+	pool->tl[TL_HANDSHAKE].ms = (uint64_t)cfg->tls_handshake_timeout_ms;
+	pool->max_handshakes = (size_t)cfg->tls_max_handshakes;
 	if (hash_init(pool) < 0) {
 		free(pool);
 		return NULL;
@@ -823,11 +998,23 @@ void tcp_pool_close_all(struct tcp_pool *pool)
 		conn_close(pool->tl[TL_IDLE].head);
 }
 
+void tcp_pool_set_tls(struct tcp_pool *pool, struct tls_creds *creds)
+{
+#ifdef HAVE_TLS
+	tls_creds_unref(pool->creds);
+	pool->creds = creds ? tls_creds_ref(creds) : NULL;
+#else
+	(void)pool;
+	(void)creds;
+#endif
+}
+
 void tcp_pool_free(struct tcp_pool *pool)
 {
 	if (!pool)
 		return;
 	tcp_pool_close_all(pool);
+	tcp_pool_set_tls(pool, NULL);
 	free(pool->hash);
 	free(pool);
 }

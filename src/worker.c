@@ -70,6 +70,9 @@ static void adopt(struct worker *w, struct snapshot *snap)
 	char err[256];
 	int deadline = snap->deadline_ms;
 	uint64_t gen = snap->generation;
+	/* Read before the env takes snap over; once it serves snap, snap
+	 * (and so its credentials) stays alive for the call below. */
+	struct tls_creds *snap_tls = snap->tls;
 
 	if (!query_env_adopt(w->env, snap, err, sizeof(err))) {
 		log_err("worker %u: cannot use configuration %llu, still "
@@ -78,6 +81,7 @@ static void adopt(struct worker *w, struct snapshot *snap)
 		return;
 	}
 	w->deadline_ms = deadline;
+	server_set_tls(w->srv, snap_tls);
 }
 
 static void on_wake(void *ctx)
@@ -152,6 +156,7 @@ struct worker *worker_new(unsigned id, struct snapshot *snap,
 		worker_free(w);
 		return NULL;
 	}
+	server_set_tls(w->srv, s->tls); /* the env holds s now */
 	/* Outsiders may not hold a TCP slot: refused at accept. */
 	server_set_access(w->srv, query_env_client_allowed, w->env);
 	loop_on_wake(w->loop, on_wake, w);
