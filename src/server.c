@@ -39,6 +39,7 @@ struct listener {
 	struct server *srv;
 	bool tcp;
 	enum tcp_kind kind; /* of a TCP listener */
+	char path[sizeof(((struct conf_addr *)0)->path)]; /* https:// */
 	uint64_t paused_until; /* out of file descriptors: accept later */
 	bool wildcard; /* replies need the query's destination address */
 };
@@ -253,7 +254,8 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 				accept_pause(srv, l, errno);
 			return;
 		}
-		tcp_pool_accept(srv->tcp, fd, &peer, peerlen, l->kind);
+		tcp_pool_accept(srv->tcp, fd, &peer, peerlen, l->kind,
+				l->path);
 	}
 }
 
@@ -261,7 +263,7 @@ static void io_send(void *ctx, const struct query_client *cl,
 		    const uint8_t *msg, size_t len)
 {
 	if (cl->conn)
-		tcp_conn_send(cl->conn, msg, len);
+		tcp_conn_send(cl->conn, cl->stream, msg, len);
 	else
 		udp_send(ctx, cl, msg, len);
 }
@@ -467,6 +469,7 @@ struct server *server_new_shared(const struct conf *cfg, struct loop *loop,
 			  : a->kind == CONF_HTTPS ? TCP_HTTPS
 						  : TCP_PLAIN;
 		l->srv = srv;
+		memcpy(l->path, a->path, sizeof(l->path));
 		l->w.fd = open_socket(a, l->tcp, b->reuseport, err, errlen);
 		if (l->w.fd < 0) {
 			server_free(srv);

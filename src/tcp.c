@@ -14,7 +14,10 @@
  * handshake must finish within tls.handshake_timeout_ms, with at most
  * tls.max_handshakes of them in progress per pool.  Every other limit
  * holds for TLS connections as for plain ones, and they are counted
- * together.
+ * together.  On https:// listeners an HTTP/2 session (doh.c) takes the
+ * place of the RFC 7766 framing: each request's query goes to the
+ * pipeline with its stream, and a request that finds no output room is
+ * answered 503 rather than waiting.
  */
 #include <config.h>
 
@@ -39,6 +42,7 @@
 #include "query.h"
 #include "tcp.h"
 #ifdef HAVE_TLS
+#include "doh.h"
 #include "tls.h"
 #endif
 #include "wire.h"
@@ -81,6 +85,11 @@ struct tcp_conn {
 	const struct transport *tx;
 	struct tls_session *tls; /* tls:// connections, NULL otherwise */
 	bool handshaking;        /* the TLS handshake is not done yet */
+	bool https;              /* DoH: h2 once the handshake is done */
+	struct doh_session *h2;  /* freed with c (nghttp2 may be calling) */
+	const char *path;        /* DoH: the listener's (borrowed) */
+	bool h2_busy;            /* inside doh_input: no output yet */
+	bool held;               /* the query just handed over goes on */
 	int refs;	 /* 1 while open, plus one per query in flight */
 	size_t inflight; /* queries in flight */
 	bool closed;
@@ -127,6 +136,7 @@ struct tcp_pool {
 	struct tls_creds *creds; /* for new TLS handshakes; NULL: none */
 	size_t handshaking;      /* TLS handshakes in progress */
 	size_t max_handshakes;
+	unsigned max_streams; /* HTTP/2 streams per DoH connection */
 	struct tcp_events ev;
 };
 
@@ -387,6 +397,9 @@ static const struct transport tls = {tls_tx_recv, tls_tx_send,
 static void conn_free(void *p)
 {
 	struct tcp_conn *c = p;
+#ifdef HAVE_TLS
+	doh_session_free(c->h2);
+#endif
 	free(c->in);
 	free(c->out);
 	free(c);
@@ -469,15 +482,12 @@ static void conn_maybe_finish(struct tcp_conn *c)
 		conn_close(c);
 }
 
-void tcp_conn_send(struct tcp_conn *c, const uint8_t *msg, size_t len)
+/* Queue n bytes for the client; false (c closed) when out of memory. */
+static bool out_append(struct tcp_conn *c, const uint8_t *p, size_t n)
 {
-	if (c->closed)
-		return;
-	/* The bounds were checked when the query was taken: its reply
-	 * had room reserved (may_take). */
-	if (!out_room(c, 2 + len)) {
+	if (!out_room(c, n)) {
 		conn_close(c);
-		return;
+		return false;
 	}
 	if (!c->tl[TL_WRITE].on) {
 		/* Off the list, the client had taken all it was sent
@@ -485,10 +495,66 @@ void tcp_conn_send(struct tcp_conn *c, const uint8_t *msg, size_t len)
 		tl_put(c->pool, TL_WRITE, c, loop_now_ms());
 		c->taken_mark = c->sent;
 	}
-	wire_set16(c->out + c->out_len, (uint16_t)len);
-	memcpy(c->out + c->out_len + 2, msg, len);
-	c->out_len += 2 + len;
-	c->pool->out_total += 2 + len;
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+	c->pool->out_total += n;
+	return true;
+}
+
+#ifdef HAVE_TLS
+/* Queue what the HTTP/2 session has to send and write it; false when c
+ * was closed.  Inside doh_input nothing is taken yet (nghttp2 must not
+ * send from its callbacks): the caller comes here after it. */
+static bool h2_output(struct tcp_conn *c)
+{
+	const uint8_t *data;
+	ssize_t n;
+
+	if (c->h2_busy || c->closed)
+		return !c->closed;
+	while ((n = doh_output(c->h2, &data)) > 0)
+		if (!out_append(c, data, (size_t)n))
+			return false;
+	if (n < 0) {
+		conn_abort(c);
+		return false;
+	}
+	if (doh_done(c->h2))
+		c->eof = true; /* GOAWAY both ways: close once sent */
+	if (!conn_flush(c))
+		return false;
+	conn_maybe_finish(c);
+	if (c->closed)
+		return false;
+	conn_watch(c);
+	return true;
+}
+#endif
+
+void tcp_conn_send(struct tcp_conn *c, int32_t stream, const uint8_t *msg,
+		   size_t len)
+{
+	uint8_t hdr[2];
+
+	if (c->closed)
+		return;
+#ifdef HAVE_TLS
+	if (c->h2) {
+		doh_reply(c->h2, stream, msg, len);
+		touch(c);
+		h2_output(c);
+		return;
+	}
+#endif
+	(void)stream;
+	/* The bounds were checked when the query was taken: its reply
+	 * had room reserved (may_take). */
+	wire_set16(hdr, (uint16_t)len);
+	if (!out_room(c, 2 + len) || !out_append(c, hdr, 2) ||
+	    !out_append(c, msg, len)) {
+		conn_close(c);
+		return;
+	}
 	touch(c);
 	if (conn_flush(c))
 		conn_watch(c);
@@ -551,6 +617,49 @@ static void conn_frames(struct tcp_conn *c)
 	conn_unref(c);
 }
 
+#ifdef HAVE_TLS
+/* A request's DNS query (doh.c's handler): to the pipeline like a frame,
+ * with its stream; 503 when there is no room for its reply. */
+static void h2_query(void *ctx, int32_t stream, const uint8_t *msg,
+		     size_t len)
+{
+	struct tcp_conn *c = ctx;
+	struct query_client cl = {.fd = -1, .conn = c, .stream = stream};
+
+	if (c->closed)
+		return;
+	if (!may_take(c)) {
+		doh_error(c->h2, stream, 503);
+		return;
+	}
+	cl.peer = c->peer;
+	cl.peerlen = c->peerlen;
+	touch(c);
+	c->inflight++;
+	c->pool->inflight_total++;
+	c->held = false;
+	query_handle(c->pool->env, &cl, msg, len);
+	c->inflight--;
+	c->pool->inflight_total--;
+	/* The pipeline drops what is not a query (too short, QR=1): over
+	 * HTTP the client still gets an answer (RFC 8484 4.2.1). */
+	if (!c->closed && !c->held && !doh_answered(c->h2, stream))
+		doh_error(c->h2, stream, 400);
+}
+
+/* Hand what came to the HTTP/2 session, then send its output. */
+static void conn_h2_input(struct tcp_conn *c)
+{
+	c->refs++; /* the pipeline may close c meanwhile */
+	c->h2_busy = true;
+	doh_input(c->h2, c->in, c->in_len); /* an error: doh_done */
+	c->h2_busy = false;
+	c->in_len = 0;
+	h2_output(c);
+	conn_unref(c);
+}
+#endif
+
 /* Read what the client sent; false when c was closed. */
 static bool conn_read(struct tcp_conn *c)
 {
@@ -581,7 +690,12 @@ again:
 		/* Bytes alone are not activity: only a whole query is
 		 * (conn_frames), so a drip-fed frame cannot hold c. */
 		c->in_len += (size_t)n;
-		conn_frames(c);
+#ifdef HAVE_TLS
+		if (c->h2)
+			conn_h2_input(c);
+		else
+#endif
+			conn_frames(c);
 	}
 	if (c->closed)
 		return false;
@@ -604,6 +718,16 @@ static bool handshake_done(struct tcp_conn *c)
 	pool->handshaking--;
 	tl_drop(pool, TL_HANDSHAKE, c);
 	touch(c);
+	if (c->https) {
+		/* RFC 9113 3.4: our SETTINGS go first. */
+		struct doh_handler h = {h2_query, c};
+		if (!(c->h2 = doh_session_new(c->path, pool->max_streams, &h))) {
+			conn_close(c);
+			return false;
+		}
+		if (!h2_output(c))
+			return false;
+	}
 	return conn_read(c);
 }
 
@@ -723,6 +847,7 @@ static bool start_tls(struct tcp_conn *c, enum tcp_kind kind)
 							 : TLS_ALPN_DOT)))
 		return false;
 	c->tx = &tls;
+	c->https = kind == TCP_HTTPS;
 	c->handshaking = true;
 	pool->handshaking++;
 	tl_put(pool, TL_HANDSHAKE, c, loop_now_ms());
@@ -736,7 +861,7 @@ static bool start_tls(struct tcp_conn *c, enum tcp_kind kind)
 
 void tcp_pool_accept(struct tcp_pool *pool, int fd,
 		     const struct sockaddr_storage *peer, socklen_t peerlen,
-		     enum tcp_kind kind)
+		     enum tcp_kind kind, const char *path)
 {
 	struct tcp_conn **bucket = host_bucket(pool, peer);
 	struct tcp_conn *c = NULL;
@@ -759,6 +884,7 @@ void tcp_pool_accept(struct tcp_pool *pool, int fd,
 	c->w.cb = on_conn;
 	c->pool = pool;
 	c->tx = &plain;
+	c->path = path;
 	c->refs = 1;
 	c->peer = *peer;
 	c->peerlen = peerlen;
@@ -777,6 +903,7 @@ void tcp_pool_accept(struct tcp_pool *pool, int fd,
 
 void tcp_conn_hold(struct tcp_conn *c)
 {
+	c->held = true;
 	c->refs++;
 	c->inflight++;
 	c->pool->inflight_total++;
@@ -970,6 +1097,7 @@ struct tcp_pool *tcp_pool_new(struct loop *loop, const struct conf *cfg,
 	pool->tl[TL_WRITE].ms = (uint64_t)cfg->tcp_write_timeout_ms;
 	pool->tl[TL_HANDSHAKE].ms = (uint64_t)cfg->tls_handshake_timeout_ms;
 	pool->max_handshakes = (size_t)cfg->tls_max_handshakes;
+	pool->max_streams = (unsigned)cfg->https_max_streams;
 	if (hash_init(pool) < 0) {
 		free(pool);
 		return NULL;

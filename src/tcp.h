@@ -53,18 +53,23 @@ void tcp_pool_set_access(struct tcp_pool *pool,
 /* Take fd, a non-blocking connection of kind accepted from peer: the
  * pool keeps it, or closes it when a limit or the access check refuses
  * it (RFC 7766 6.2.2: servers may).  A TLS connection is also refused
- * without credentials or when tls.max_handshakes are in progress. */
+ * without credentials or when tls.max_handshakes are in progress.  path
+ * (TCP_HTTPS; borrowed, it must outlive the pool) is where DoH requests
+ * go. */
 void tcp_pool_accept(struct tcp_pool *pool, int fd,
 		     const struct sockaddr_storage *peer, socklen_t peerlen,
-		     enum tcp_kind kind);
+		     enum tcp_kind kind, const char *path);
 
 /* New TLS handshakes use creds (a reference of the pool's own is taken;
  * NULL: TLS connections are refused); sessions already open keep the
  * credentials they started with. */
 void tcp_pool_set_tls(struct tcp_pool *pool, struct tls_creds *creds);
 
-/* Send one reply on c (framed here); dropped when c has closed. */
-void tcp_conn_send(struct tcp_conn *c, const uint8_t *msg, size_t len);
+/* Send one reply on c (framed here, or as the response on HTTP/2 stream
+ * of a DoH connection; 0 otherwise); dropped when c or the stream has
+ * closed. */
+void tcp_conn_send(struct tcp_conn *c, int32_t stream, const uint8_t *msg,
+		   size_t len);
 
 /* A query of c's goes on after the call that handed it over (hold), and
  * is done (release): c stays allocated, and its reply keeps its room in
