@@ -86,6 +86,18 @@ openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
 CERT, KEY = make_cert("server")
 CERT2, KEY2 = make_cert("renewed")
 
+# A build --without-tls refuses the forms with file:line, and that is all
+# there is to test.
+_probe = write(PKI, "probe.conf", 'listen = ["tls://127.0.0.1:8853"];\n'
+               'tls: { cert = "%s"; key = "%s"; };\n' % (CERT, KEY))
+_p = run(["-t", "-c", _probe])
+if "built without TLS" in _p.stderr:
+    tap.run("--without-tls: tls:// is refused by -t with file:line",
+            lambda: check(_p.returncode == 1 and
+                          _probe + ":1: listen: 'tls://" in _p.stderr,
+                          _p.stderr))
+    tap.done()
+
 up = Upstream(addrs=(V4,))
 TLS_PORT = None
 H_PORT = None
@@ -346,9 +358,10 @@ def _():
     raw.sendall(os.urandom(3000))  # not TLS records
     check(peer_closed(raw, 3), "closed after garbage records")
     raw.close()
-    # Garbage inside TLS: a frame that is no DNS message.
+    # Garbage inside TLS: frames that are no query (QR=1, too short),
+    # which the pipeline drops.
     s = tls_connect()
-    s.sendall(frame(os.urandom(40)) + frame(b"\x00" * 3))
+    s.sendall(frame(b"\xff" * 40) + frame(b"\x00" * 3))
     r = tls_ask(s, "nas.home.lab")
     check(r.answer, "the connection still answers a real query")
     s.close()
