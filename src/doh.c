@@ -47,7 +47,7 @@ struct doh_stream {
 	int status;        /* decided while receiving (400, 413, 503); 0 */
 	size_t header_bytes;
 	uint8_t *body;     /* the DNS query, body_len bytes */
-	size_t body_len;
+	size_t body_len, body_cap;
 	uint8_t *resp;     /* the reply being sent */
 	size_t resp_len, resp_off;
 };
@@ -277,9 +277,21 @@ static int on_data(nghttp2_session *h2, uint8_t flags, int32_t id,
 		st->status = 503;
 		return 0;
 	}
-	if (!st->body && !(st->body = malloc(DOH_MSG_MAX))) {
-		st->status = 503;
-		return 0;
+	if (st->body_len + len > st->body_cap) {
+		/* Grown as the body comes: a stream that sent a byte holds
+		 * little. */
+		size_t cap = st->body_cap ? st->body_cap : 512;
+		while (cap < st->body_len + len)
+			cap *= 2;
+		if (cap > DOH_MSG_MAX)
+			cap = DOH_MSG_MAX;
+		uint8_t *b = realloc(st->body, cap);
+		if (!b) {
+			st->status = 503;
+			return 0;
+		}
+		st->body = b;
+		st->body_cap = cap;
 	}
 	memcpy(st->body + st->body_len, data, len);
 	st->body_len += len;
