@@ -24,6 +24,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -842,6 +844,15 @@ static bool start_tls(struct tcp_conn *c, enum tcp_kind kind)
 {
 #ifdef HAVE_TLS
 	struct tcp_pool *pool = c->pool;
+	/* DoT: each reply is a TLS record of its own, which Nagle's
+	 * algorithm would hold until the client's delayed ACK of the one
+	 * before (dnsperf -m dot: about 20% more queries per second with
+	 * TCP_NODELAY).  Not for DoH, where dnsperf -m doh measured less
+	 * with it. */
+	int one = 1;
+	if (kind == TCP_TLS)
+		setsockopt(c->w.fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			   sizeof(one));
 	if (!(c->tls = tls_session_new(pool->creds, c->w.fd,
 				       kind == TCP_HTTPS ? TLS_ALPN_H2
 							 : TLS_ALPN_DOT)))
