@@ -443,9 +443,11 @@ def _():
         (b":path", b"/dns-query"), (b":authority", HOST.encode()),
         (b"content-type", b"application/dns-message")))
     out = [b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", h2_frame(4, 0, 0)]
-    # HEADERS with END_HEADERS, without END_STREAM: each stream waits
-    # for a body that never comes.
-    out += [h2_frame(1, 0x4, 2 * i + 1, block) for i in range(2000)]
+    # HEADERS with END_HEADERS, without END_STREAM, and one octet of
+    # body: each stream waits for the rest, which never comes.
+    for i in range(2000):
+        out += [h2_frame(1, 0x4, 2 * i + 1, block),
+                h2_frame(0, 0, 2 * i + 1, b"\0")]
     s.sendall(b"".join(out))
     frames = h2_read_frames(s, 2)
     resets = [f for f in frames if f[0] == 3]
@@ -462,6 +464,31 @@ def _():
     tap.diag("2,000 streams on one connection: %d RST_STREAM, %d GOAWAY, "
              "RSS +%d kB" % (len(resets), len(goaway), growth))
     s.close()
+
+
+@tap.test("tls.max_handshakes (64) connections that never handshake: the "
+          "next TLS client is refused until they time out; plain clients "
+          "are answered meanwhile")
+def _():
+    idle = [socket.create_connection((V4, TLS_PORT), timeout=5)
+            for _ in range(64)]
+    time.sleep(0.2)
+    refused = False
+    try:
+        tls_connect().close()
+    except (ssl.SSLError, OSError):
+        refused = True
+    check(refused, "the 65th handshake is refused")
+    plain_ok()
+    check(all(peer_closed(s, 4) for s in idle), "the 64 are closed")
+    for s in idle:
+        s.close()
+    s = tls_connect()
+    check(tls_ask(s, "nas.home.lab").answer, "a TLS client after they went")
+    s.close()
+    check(wait_for(lambda: re.search(r"refused [1-9]\d* at "
+                                     r"tls.max_handshakes", d.stderr()), 12),
+          "the log counts the refusal: %s" % d.stderr()[-500:])
 
 
 def served_cert():
