@@ -1,7 +1,9 @@
 /*
  * server.h - the listening sockets and TCP connections.
  *
- * UDP and TCP on every listen address.  TCP follows RFC 7766: two-byte
+ * UDP and TCP on every plain listen address, TCP alone on tls:// (DNS
+ * over TLS) and https:// (DNS over HTTPS) ones, whose connections the
+ * pool (tcp.h) runs over TLS.  TCP follows RFC 7766: two-byte
  * length framing, several queries per connection answered as they
  * complete, an idle timeout and a cap on connections.  Packets go to the
  * query pipeline; replies come back through query_io.

@@ -176,13 +176,13 @@ ssize_t tls_send(struct tls_session *s, const void *buf, size_t len)
 		s->send_pending = 0;
 		return n;
 	}
-	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
-		s->send_pending = len;
-	else
+	if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
 		errno = EPIPE;
-	return n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED
-		       ? fail_errno((int)n)
-		       : -1;
+		return -1;
+	}
+	s->send_pending = len;
+	errno = EAGAIN;
+	return -1;
 }
 
 bool tls_want_write(const struct tls_session *s)
