@@ -525,6 +525,36 @@ def _():
     shutil.copy(CERT2, os.path.join(PKI, "live.pem"))
 
 
+@tap.test("tcp.max_per_client counts TLS and plain TCP connections "
+          "together")
+def _():
+    port = free_port()
+    conf = ('listen = ["127.0.0.1:{port}", "tls://127.0.0.1:%d"];\n'
+            'upstream: { servers = ["127.0.0.1:%d"]; };\n'
+            'zones = ["home.zone"];\nthreads = 1;\n'
+            'tcp: { max_per_client = 2; };\n'
+            'tls: { cert = "%s"; key = "%s"; };\n' % (port, up.port, CERT, KEY))
+    d2 = Daemon(conf, zones={"home.zone": ZONE})
+    try:
+        a = tls_connect(port)
+        b = socket.create_connection((V4, d2.port), timeout=3)
+        check(tls_ask(a, "nas.home.lab").answer, "the first TLS client")
+        refused = False
+        try:
+            tls_connect(port).close()
+        except (ssl.SSLError, OSError):
+            refused = True
+        check(refused, "a third connection (TLS) from the same address")
+        a.close()
+        b.close()
+        time.sleep(0.2)
+        c = tls_connect(port)
+        check(tls_ask(c, "nas.home.lab").answer, "a slot again")
+        c.close()
+    finally:
+        d2.stop()
+
+
 def check_conf(text):
     folder = tmpdir()
     path = write(folder, "splitdns.conf", text)
