@@ -37,6 +37,8 @@ enum doh_method { DOH_OTHER, DOH_GET, DOH_POST };
 
 struct doh_stream {
 	struct doh_stream *prev, *next; /* the session's streams */
+	struct doh_stream *wnext;       /* waiting for the handler's room */
+	bool waiting;
 	int32_t id;
 	enum doh_method method;
 	bool have_method;
@@ -60,11 +62,31 @@ struct doh_session {
 	size_t body_total; /* request body bytes held, all streams */
 	struct doh_stream *streams; /* nghttp2_session_del does not close
 				       them: freed by doh_session_free */
+	struct doh_stream *whead, **wtail; /* complete requests, in order,
+					      that the handler had no room
+					      for */
 	bool failed;
 };
 
+/* Take st off the waiting queue (a stream reset while it waited). */
+static void unwait(struct doh_session *s, struct doh_stream *st)
+{
+	struct doh_stream **p = &s->whead;
+	while (*p && *p != st)
+		p = &(*p)->wnext;
+	if (!*p)
+		return;
+	*p = st->wnext;
+	if (!*p)
+		s->wtail = p;
+	st->wnext = NULL;
+	st->waiting = false;
+}
+
 static void stream_free(struct doh_session *s, struct doh_stream *st)
 {
+	if (st->waiting)
+		unwait(s, st);
 	if (st->prev)
 		st->prev->next = st->next;
 	else
@@ -332,8 +354,32 @@ static int on_frame(nghttp2_session *h2, const nghttp2_frame *f, void *ctx)
 		doh_error(s, st->id, status);
 		return 0;
 	}
-	s->h.query(s->h.ctx, st->id, st->body, st->body_len);
+	/* Behind others that wait, a request waits too: in order. */
+	if (s->whead || !s->h.query(s->h.ctx, st->id, st->body, st->body_len)) {
+		st->waiting = true;
+		*s->wtail = st;
+		s->wtail = &st->wnext;
+	}
 	return 0;
+}
+
+bool doh_resume(struct doh_session *s)
+{
+	struct doh_stream *st;
+
+	while ((st = s->whead)) {
+		if (!s->h.query(s->h.ctx, st->id, st->body, st->body_len))
+			return false;
+		/* The handler may have answered and nghttp2 not yet closed
+		 * the stream: it is still st, still first. */
+		unwait(s, st);
+	}
+	return true;
+}
+
+bool doh_waiting(const struct doh_session *s)
+{
+	return s->whead != NULL;
 }
 
 static int on_close(nghttp2_session *h2, int32_t id, uint32_t code,
@@ -443,6 +489,7 @@ struct doh_session *doh_session_new(const char *path, unsigned max_streams,
 	s->path = path;
 	s->path_len = strlen(path);
 	s->h = *h;
+	s->wtail = &s->whead;
 	if (nghttp2_session_callbacks_new(&cb) != 0) {
 		free(s);
 		return NULL;

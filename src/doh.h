@@ -26,9 +26,11 @@ struct doh_session;
 
 /* Where the queries go: query(ctx, stream, msg, len) for each request
  * that passes the checks (msg valid during the call).  The handler
- * answers with doh_reply or doh_error, then or later. */
+ * answers with doh_reply or doh_error, then or later, and returns true;
+ * false when it has no room for the query now: the request waits, in
+ * order, for doh_resume. */
 struct doh_handler {
-	void (*query)(void *ctx, int32_t stream, const uint8_t *msg,
+	bool (*query)(void *ctx, int32_t stream, const uint8_t *msg,
 		      size_t len);
 	void *ctx;
 };
@@ -51,6 +53,13 @@ void doh_reply(struct doh_session *s, int32_t stream, const uint8_t *msg,
 
 /* Answer stream with status and no body. */
 void doh_error(struct doh_session *s, int32_t stream, int status);
+
+/* Hand the waiting requests to the handler again, in order, until it
+ * refuses one.  True when none waits any more. */
+bool doh_resume(struct doh_session *s);
+
+/* Whether requests wait for the handler's room. */
+bool doh_waiting(const struct doh_session *s);
 
 /* Whether stream has been answered (doh_reply or doh_error). */
 bool doh_answered(struct doh_session *s, int32_t stream);

@@ -16,8 +16,8 @@
  * holds for TLS connections as for plain ones, and they are counted
  * together.  On https:// listeners an HTTP/2 session (doh.c) takes the
  * place of the RFC 7766 framing: each request's query goes to the
- * pipeline with its stream, and a request that finds no output room is
- * answered 503 rather than waiting.
+ * pipeline with its stream, and requests that find no output room wait
+ * in order while the connection is not read, as frames do.
  */
 #include <config.h>
 
@@ -621,19 +621,19 @@ static void conn_frames(struct tcp_conn *c)
 
 #ifdef HAVE_TLS
 /* A request's DNS query (doh.c's handler): to the pipeline like a frame,
- * with its stream; 503 when there is no room for its reply. */
-static void h2_query(void *ctx, int32_t stream, const uint8_t *msg,
+ * with its stream.  False when there is no room for its reply: the
+ * request waits in doh.c, and c stops being read (conn_block) until
+ * resume hands it over again. */
+static bool h2_query(void *ctx, int32_t stream, const uint8_t *msg,
 		     size_t len)
 {
 	struct tcp_conn *c = ctx;
 	struct query_client cl = {.fd = -1, .conn = c, .stream = stream};
 
 	if (c->closed)
-		return;
-	if (!may_take(c)) {
-		doh_error(c->h2, stream, 503);
-		return;
-	}
+		return true; /* dropped */
+	if (!may_take(c))
+		return false;
 	cl.peer = c->peer;
 	cl.peerlen = c->peerlen;
 	touch(c);
@@ -647,6 +647,7 @@ static void h2_query(void *ctx, int32_t stream, const uint8_t *msg,
 	 * HTTP the client still gets an answer (RFC 8484 4.2.1). */
 	if (!c->closed && !c->held && !doh_answered(c->h2, stream))
 		doh_error(c->h2, stream, 400);
+	return true;
 }
 
 /* Hand what came to the HTTP/2 session, then send its output. */
@@ -657,8 +658,21 @@ static void conn_h2_input(struct tcp_conn *c)
 	doh_input(c->h2, c->in, c->in_len); /* an error: doh_done */
 	c->h2_busy = false;
 	c->in_len = 0;
+	if (!c->closed && doh_waiting(c->h2))
+		conn_block(c);
 	h2_output(c);
 	conn_unref(c);
+}
+
+/* Hand the requests that waited for room to the pipeline again. */
+static void h2_resume(struct tcp_conn *c)
+{
+	c->h2_busy = true; /* the replies go out below, in one batch */
+	bool done = doh_resume(c->h2);
+	c->h2_busy = false;
+	if (!c->closed && !done)
+		conn_block(c);
+	h2_output(c);
 }
 #endif
 
@@ -943,7 +957,12 @@ static void resume(struct tcp_conn *c)
 	}
 	c->refs++; /* outside a loop batch, a close frees at once */
 	c->blocked = false;
-	conn_frames(c);
+#ifdef HAVE_TLS
+	if (c->h2)
+		h2_resume(c);
+	else
+#endif
+		conn_frames(c);
 	/* Bytes the TLS session decrypted before c stopped reading. */
 	if (!c->closed && !c->blocked && c->tx->pending(c))
 		conn_read(c);

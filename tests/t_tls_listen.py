@@ -249,6 +249,30 @@ def _():
     plain_ok()
 
 
+@tap.test("20 slow forwarded queries at once on one HTTP/2 connection: "
+          "all 200, those past the output room wait (no 503)")
+def _():
+    urls = []
+    # tls.max_streams is 20 here; tcp.max_output leaves room for 15.
+    for i in range(20):
+        wire = make_query(uniq("w%d.delay300" % i), "A", qid=0).to_wire()
+        urls += ["-o", os.devnull, url("/dns-query?dns=" + base64.
+                                       urlsafe_b64encode(wire).decode()
+                                       .rstrip("="))]
+    t0 = time.monotonic()
+    p = subprocess.run(
+        ["curl", "-s", "--http2", "--cacert", CA, "--max-time", "10",
+         "--resolve", "%s:%d:127.0.0.1" % (HOST, H_PORT), "--parallel",
+         "--parallel-max", "20", "-w", "%{http_code} %{num_connects}\n"] +
+        urls, capture_output=True, text=True, timeout=20)
+    took = time.monotonic() - t0
+    lines = p.stdout.split()
+    codes, connects = lines[0::2], lines[1::2]
+    eq(codes, ["200"] * 20, "statuses")
+    eq(sum(int(n) for n in connects), 1, "connections")
+    check(took < 5, "in %.1fs" % took)
+
+
 @tap.test("stubby as a DoT client (tls_ca_file, authentication required)")
 def _():
     port = free_port()
