@@ -537,6 +537,12 @@ ssize_t doh_output(struct doh_session *s, const uint8_t **data)
 	return n;
 }
 
+void doh_goaway(struct doh_session *s)
+{
+	if (nghttp2_session_terminate_session(s->h2, NGHTTP2_NO_ERROR) != 0)
+		s->failed = true;
+}
+
 bool doh_done(struct doh_session *s)
 {
 	return s->failed || (!nghttp2_session_want_read(s->h2) &&

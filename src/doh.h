@@ -68,6 +68,10 @@ bool doh_answered(struct doh_session *s, int32_t stream);
  * session): their length, 0 when there is nothing, -1 on error. */
 ssize_t doh_output(struct doh_session *s, const uint8_t **data);
 
+/* End the session: GOAWAY with NO_ERROR (RFC 9113 6.8), sent by the
+ * next doh_output. */
+void doh_goaway(struct doh_session *s);
+
 /* Whether the session is over (both sides sent GOAWAY, or an error):
  * the connection closes once its output is sent. */
 bool doh_done(struct doh_session *s);

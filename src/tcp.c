@@ -1056,6 +1056,27 @@ static int log_events(struct tcp_pool *pool, uint64_t now_ms, int t)
 	return t;
 }
 
+/* RFC 7766 6.2.3 idle timeout.  A DoH connection says so first with
+ * GOAWAY (RFC 9113 6.8) and closes once that is sent, or at its next
+ * idle check (or write timeout) if the client does not take it. */
+static void idle_close(struct tcp_conn *c, uint64_t now_ms)
+{
+#ifdef HAVE_TLS
+	if (c->h2 && !c->eof) {
+		tl_put(c->pool, TL_IDLE, c, now_ms);
+		doh_goaway(c->h2);
+		c->eof = true;
+		c->refs++; /* outside a loop batch, a close frees at once */
+		h2_output(c);
+		conn_unref(c);
+		return;
+	}
+#else
+	(void)now_ms;
+#endif
+	conn_close(c);
+}
+
 int tcp_pool_expire(struct tcp_pool *pool, uint64_t now_ms)
 {
 	struct tcp_conn *c;
@@ -1064,7 +1085,7 @@ int tcp_pool_expire(struct tcp_pool *pool, uint64_t now_ms)
 	 * the tail gets since = now_ms and is not visited again. */
 	while ((c = tl_due(pool, TL_IDLE, now_ms))) {
 		if (c->refs == 1 && c->in_len == 0 && !out_pending(c))
-			conn_close(c); /* RFC 7766 6.2.3 idle timeout */
+			idle_close(c, now_ms);
 		else
 			tl_put(pool, TL_IDLE, c, now_ms); /* busy: later */
 	}

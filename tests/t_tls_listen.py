@@ -550,16 +550,27 @@ def _():
 
 
 @tap.test("tcp.max_per_client counts TLS and plain TCP connections "
-          "together")
+          "together; an idle DoH connection gets GOAWAY, then is closed")
 def _():
-    port = free_port()
-    conf = ('listen = ["127.0.0.1:{port}", "tls://127.0.0.1:%d"];\n'
+    port, hport = free_port(), free_port()
+    conf = ('listen = ["127.0.0.1:{port}", "tls://127.0.0.1:%d", '
+            '"https://127.0.0.1:%d"];\n'
             'upstream: { servers = ["127.0.0.1:%d"]; };\n'
             'zones = ["home.zone"];\nthreads = 1;\n'
-            'tcp: { max_per_client = 2; };\n'
-            'tls: { cert = "%s"; key = "%s"; };\n' % (port, up.port, CERT, KEY))
+            'tcp: { max_per_client = 2; idle_timeout_ms = 1000; };\n'
+            'tls: { cert = "%s"; key = "%s"; };\n'
+            % (port, hport, up.port, CERT, KEY))
     d2 = Daemon(conf, zones={"home.zone": ZONE})
     try:
+        h = tls_connect(hport, alpn=["h2"])
+        h.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
+        frames = h2_read_frames(h, 4)
+        types = [f[0] for f in frames]
+        check(7 in types, "GOAWAY in %s" % types)
+        goaway = [f for f in frames if f[0] == 7][0]
+        eq(goaway[3][4:8], b"\0\0\0\0", "GOAWAY error code NO_ERROR")
+        check(peer_closed(h, 2), "closed after the GOAWAY")
+        h.close()
         a = tls_connect(port)
         b = socket.create_connection((V4, d2.port), timeout=3)
         check(tls_ask(a, "nas.home.lab").answer, "the first TLS client")
