@@ -416,7 +416,7 @@ bool conf_parse_server(const char *text, struct conf_addr *out,
 		       "or tls://";
 		return false;
 	}
-#ifndef HAVE_GNUTLS
+#ifndef HAVE_TLS
 	if (kind == CONF_TLS) {
 		*why = "this splitdns was built without TLS (--without-tls): "
 		       "tls:// upstreams are not available";
@@ -702,9 +702,93 @@ static bool same_endpoint(const struct conf_addr *a,
 		 IN6_IS_ADDR_LOOPBACK(&x->sin6_addr)));
 }
 
+/* The path of an https:// listener: printable ASCII from '/', without a
+ * query or fragment (RFC 3986 3.3; RFC 8484 4.1 gives the URI template's
+ * path to the client). */
+static bool listen_path(const char *p, struct conf_addr *out,
+			const char **why)
+{
+	size_t n = strlen(p);
+	if (n >= sizeof(out->path)) {
+		*why = "path too long";
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (p[i] <= ' ' || p[i] > '~' || p[i] == '?' || p[i] == '#' ||
+		    p[i] == '%') {
+			*why = "the path may hold printable ASCII but no "
+			       "space, '?', '#' or '%'";
+			return false;
+		}
+	memcpy(out->path, p, n + 1);
+	return true;
+}
+
+bool conf_parse_listen(const char *text, struct conf_addr *out,
+		       const char **why)
+{
+	static const struct {
+		const char *prefix;
+		enum conf_transport kind;
+		uint16_t port;
+	} forms[] = {{"tls://", CONF_TLS, 853}, {"https://", CONF_HTTPS, 443}};
+	enum conf_transport kind = CONF_UDP;
+	uint16_t port = 53;
+	const char *rest = text;
+	char addr[64];
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+		if (strncmp(text, forms[i].prefix, strlen(forms[i].prefix)) ==
+		    0) {
+			kind = forms[i].kind;
+			port = forms[i].port;
+			rest = text + strlen(forms[i].prefix);
+		}
+	if (kind == CONF_UDP && strstr(text, "://")) {
+		*why = "a listen address is ADDR[:PORT], tls://ADDR[:PORT] or "
+		       "https://ADDR[:PORT][/PATH]";
+		return false;
+	}
+#ifndef HAVE_TLS
+	if (kind != CONF_UDP) {
+		*why = "this splitdns was built without TLS (--without-tls): "
+		       "tls:// and https:// listeners are not available";
+		return false;
+	}
+#endif
+	const char *slash = kind == CONF_HTTPS ? strchr(rest, '/') : NULL;
+	size_t alen = slash ? (size_t)(slash - rest) : strlen(rest);
+	if (alen >= sizeof(addr)) {
+		*why = "address too long";
+		return false;
+	}
+	memcpy(addr, rest, alen);
+	addr[alen] = '\0';
+	if (!conf_parse_addr(addr, port, out, why))
+		return false;
+	out->kind = kind;
+	if (kind == CONF_UDP)
+		return true;
+	if (kind == CONF_HTTPS &&
+	    !listen_path(slash ? slash : "/dns-query", out, why))
+		return false;
+	char norm[sizeof(out->text)];
+	int len = snprintf(norm, sizeof(norm), "%s%s%s",
+			   forms[kind == CONF_HTTPS].prefix, out->text,
+			   out->path);
+	if (len < 0 || (size_t)len >= sizeof(norm)) {
+		*why = "too long";
+		return false;
+	}
+	memcpy(out->text, norm, sizeof(norm));
+	return true;
+}
+
 static bool load_addrs(struct loader *ld, config_setting_t *list,
 		       struct conf_addr **out, size_t *n, size_t max,
-		       const char *what, bool servers)
+		       const char *what,
+		       bool (*parse)(const char *, struct conf_addr *,
+				     const char **))
 {
 	size_t len = (size_t)config_setting_length(list);
 	if (len == 0)
@@ -719,9 +803,7 @@ static bool load_addrs(struct loader *ld, config_setting_t *list,
 		config_setting_t *e = config_setting_get_elem(list,
 							      (unsigned)i);
 		const char *why;
-		const char *t = config_setting_get_string(e);
-		if (!(servers ? conf_parse_server(t, &(*out)[i], &why)
-			      : conf_parse_addr(t, 53, &(*out)[i], &why)))
+		if (!parse(config_setting_get_string(e), &(*out)[i], &why))
 			return fail(ld, e, "%s: '%s': %s", what,
 				    config_setting_get_string(e), why);
 		(*out)[i].line = (int)config_setting_source_line(e);
@@ -860,7 +942,8 @@ static bool load_upstream(struct loader *ld, config_setting_t *root,
 	cfg->tries = (int)tries;
 	if (list)
 		return load_addrs(ld, list, &cfg->servers, &cfg->nservers,
-				  CONFIG_MAX_SERVERS, "upstream.servers", true);
+				  CONFIG_MAX_SERVERS, "upstream.servers",
+				  conf_parse_server);
 	cfg->servers_from_resolv = true;
 	if (!(cfg->servers =
 		  ld_calloc(ld, CONFIG_MAX_SERVERS, sizeof(*cfg->servers))))
@@ -892,8 +975,8 @@ static bool load_listen(struct loader *ld, config_setting_t *root,
 			return false;
 		cfg->nlisten = n_override;
 		for (size_t i = 0; i < n_override; i++)
-			if (!conf_parse_addr(override[i], 53,
-					       &cfg->listen[i], &why)) {
+			if (!conf_parse_listen(override[i], &cfg->listen[i],
+					       &why)) {
 				return errf(ld->err, ld->errlen, "-l %s: %s",
 					    override[i], why);
 			}
@@ -901,7 +984,7 @@ static bool load_listen(struct loader *ld, config_setting_t *root,
 	}
 	if (list)
 		return load_addrs(ld, list, &cfg->listen, &cfg->nlisten,
-				  CONFIG_MAX_LISTEN, "listen", false);
+				  CONFIG_MAX_LISTEN, "listen", conf_parse_listen);
 	static const char *const defaults[] = {"127.0.0.1:53", "[::1]:53"};
 	if (!(cfg->listen = ld_calloc(ld, 2, sizeof(*cfg->listen))))
 		return false;
@@ -978,15 +1061,26 @@ static bool load_tcp(struct loader *ld, config_setting_t *root,
 }
 
 /* The tls group: how tls:// upstreams are trusted and their connections
- * kept (the listeners' certificate will live here too). */
+ * kept, and the certificate of tls:// and https:// listeners and their
+ * limits.  A listener of either kind needs tls.cert and tls.key; the PEM
+ * itself is read with the snapshot (tls_creds_new), so that a reload
+ * reads renewed files. */
 static bool load_tls(struct loader *ld, config_setting_t *root,
 		     struct conf *cfg)
 {
-	static const char *const known[] = {"ca", "upstream_idle_timeout_ms",
-					    "upstream_max_queries", NULL};
+	static const char *const known[] = {"ca",
+					    "upstream_idle_timeout_ms",
+					    "upstream_max_queries",
+					    "cert",
+					    "key",
+					    "handshake_timeout_ms",
+					    "max_handshakes",
+					    "max_streams",
+					    NULL};
 	config_setting_t *g = config_setting_get_member(root, "tls");
 	int64_t idle = 10000, maxq = 10000;
-	const char *ca = NULL;
+	int64_t handshake = 5000, max_handshakes = 64, streams = 100;
+	const char *ca = NULL, *cert = NULL, *key = NULL;
 
 	if (g) {
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
@@ -995,16 +1089,54 @@ static bool load_tls(struct loader *ld, config_setting_t *root,
 		    !get_string(ld, g, "ca", false, &ca, &cfg->tls_ca_line) ||
 		    !get_int(ld, g, "upstream_idle_timeout_ms", 1000, 600000,
 			     &idle) ||
-		    !get_int(ld, g, "upstream_max_queries", 1, 1000000, &maxq))
+		    !get_int(ld, g, "upstream_max_queries", 1, 1000000, &maxq) ||
+		    !get_string(ld, g, "cert", false, &cert,
+				&cfg->tls_cert_line) ||
+		    !get_string(ld, g, "key", false, &key, NULL) ||
+		    !get_int(ld, g, "handshake_timeout_ms", 500, 60000,
+			     &handshake) ||
+		    !get_int(ld, g, "max_handshakes", 1, 65535,
+			     &max_handshakes) ||
+		    !get_int(ld, g, "max_streams", 1, 1000, &streams))
 			return false;
+		if ((cert == NULL) != (key == NULL))
+			return fail(ld, g, "'tls' needs both 'cert' and 'key'");
 	}
 	cfg->tls_idle_timeout_ms = (int)idle;
 	cfg->tls_max_queries = (int)maxq;
-	if (!ca)
+	cfg->tls_handshake_timeout_ms = (int)handshake;
+	cfg->tls_max_handshakes = (int)max_handshakes;
+	cfg->https_max_streams = (int)streams;
+	for (size_t i = 0; i < cfg->nlisten && !cert; i++) {
+		const struct conf_addr *a = &cfg->listen[i];
+		if (a->kind != CONF_TLS && a->kind != CONF_HTTPS)
+			continue;
+		if (a->line)
+			return errf(ld->err, ld->errlen,
+				    "%s:%d: listen %s needs tls.cert and "
+				    "tls.key",
+				    ld->main, a->line, a->text);
+		return errf(ld->err, ld->errlen,
+			    "%s: listen %s needs tls.cert and tls.key",
+			    ld->main, a->text);
+	}
+	if (!ca && !cert)
 		return true;
 	char *dir = dir_of(ld, cfg->path);
 	if (!dir)
 		return false;
+	if (cert) {
+		cfg->tls_cert = ld_path(ld, dir, cert);
+		cfg->tls_key = cfg->tls_cert ? ld_path(ld, dir, key) : NULL;
+		if (!cfg->tls_key) {
+			free(dir);
+			return false;
+		}
+	}
+	if (!ca) {
+		free(dir);
+		return true;
+	}
 	cfg->tls_ca = ld_path(ld, dir, ca);
 	free(dir);
 	if (!cfg->tls_ca)
@@ -1048,7 +1180,7 @@ static bool load_forward(struct loader *ld, config_setting_t *g,
 				   "'refuse = true')", domain);
 	if (n)
 		return load_addrs(ld, list, &f->servers, &f->nservers,
-				  CONFIG_MAX_SERVERS, "servers", true);
+				  CONFIG_MAX_SERVERS, "servers", conf_parse_server);
 	return true;
 }
 
@@ -1473,7 +1605,7 @@ static bool client_upstream(struct loader *ld, config_setting_t *g,
 			    "'servers'",
 			    c->name);
 	return load_addrs(ld, list, &c->servers, &c->nservers,
-			  CONFIG_MAX_SERVERS, "servers", true);
+			  CONFIG_MAX_SERVERS, "servers", conf_parse_server);
 }
 
 static bool load_client(struct loader *ld, config_setting_t *g,
@@ -1691,6 +1823,8 @@ void conf_free(struct conf *cfg)
 	free(cfg->control);
 	free(cfg->control_group);
 	free(cfg->tls_ca);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
 	free(cfg->listen);
 	free(cfg->servers);
 	free(cfg->path);

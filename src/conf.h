@@ -20,22 +20,28 @@
 /* Most worker threads (threads = N). */
 #define CONF_MAX_THREADS 256
 
-/* How an upstream server is reached (the URL forms of its text). */
+/* How an upstream server or a listen address is reached: the URL forms
+ * of its text. */
 enum conf_transport {
-	CONF_UDP, /* "ADDR[:PORT]", "udp://": UDP, TCP for truncated replies */
-	CONF_TCP, /* "tcp://ADDR[:PORT]": TCP only */
-	CONF_TLS, /* "tls://ADDR[:PORT][#NAME]": DNS over TLS (RFC 7858) */
+	CONF_UDP,   /* "ADDR[:PORT]", "udp://": UDP (and TCP beside it: for
+		       truncated replies upstream, a TCP listener) */
+	CONF_TCP,   /* "tcp://ADDR[:PORT]": TCP only (upstreams) */
+	CONF_TLS,   /* "tls://ADDR[:PORT][#NAME]": DNS over TLS (RFC 7858) */
+	CONF_HTTPS, /* "https://ADDR[:PORT][/PATH]": DNS over HTTPS (RFC 8484),
+		       listeners only in this version */
 };
 
 struct conf_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char addr[56];  /* normalised "1.2.3.4:53" or "[::1]:53" */
-	char text[320]; /* addr, or the server's normalised URL:
-			   "tcp://1.2.3.4:53", "tls://[::1]:853#dns.example" */
+	char text[320]; /* addr, or the normalised URL: "tcp://1.2.3.4:53",
+			   "tls://[::1]:853#dns.example", a listener's
+			   "https://[::1]:443/dns-query" */
 	enum conf_transport kind;
-	char tls_name[256]; /* tls: the name the certificate must carry;
-			       "": its address (an IP address entry) */
+	char tls_name[256]; /* tls upstreams: the name the certificate must
+			       carry; "": its address (an IP address entry) */
+	char path[256]; /* https listeners: where queries go ("/dns-query") */
 	int line;      /* where the configuration names it, 0 if nowhere */
 };
 
@@ -186,6 +192,14 @@ struct conf {
 	char *control;        /* the control socket's path; NULL: none */
 	unsigned control_mode; /* its permission bits (default 0660) */
 	char *control_group;  /* its group; NULL: the user's own */
+	/* The certificate of tls:// and https:// listeners (PEM, the chain
+	 * in cert), read at start and at every reload; NULL: none. */
+	char *tls_cert;
+	char *tls_key;
+	int tls_cert_line;
+	int tls_handshake_timeout_ms; /* a handshake is done within this */
+	int tls_max_handshakes;       /* handshakes in progress per worker */
+	int https_max_streams;        /* HTTP/2 streams open per connection */
 };
 
 /*
@@ -213,6 +227,15 @@ bool conf_parse_addr(const char *text, uint16_t default_port,
  * not carry (https://, and tls:// when built --without-tls).
  */
 bool conf_parse_server(const char *text, struct conf_addr *out,
+		       const char **why);
+
+/*
+ * Parse a listen address: "ADDR[:PORT]" (port 53), "tls://ADDR[:PORT]"
+ * (853) or "https://ADDR[:PORT][/PATH]" (443, path "/dns-query").
+ * Returns false with a reason in *why, also for the forms a build
+ * --without-tls does not carry.
+ */
+bool conf_parse_listen(const char *text, struct conf_addr *out,
 		       const char **why);
 
 /* Parse "10.0.0.0/8", "::1/128" or a bare address (a host prefix). */

@@ -380,7 +380,10 @@ static bool same_sockets(const struct conf *a, const struct conf *b)
 	    a->tcp_write_timeout_ms != b->tcp_write_timeout_ms ||
 	    a->tcp_max_per_client != b->tcp_max_per_client ||
 	    a->tcp_max_output != b->tcp_max_output ||
-	    a->tcp_max_output_total != b->tcp_max_output_total)
+	    a->tcp_max_output_total != b->tcp_max_output_total ||
+	    a->tls_handshake_timeout_ms != b->tls_handshake_timeout_ms ||
+	    a->tls_max_handshakes != b->tls_max_handshakes ||
+	    a->https_max_streams != b->https_max_streams)
 		return false;
 	for (size_t i = 0; i < a->nlisten; i++)
 		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
@@ -529,7 +532,7 @@ static void publish(struct daemon *d, struct snapshot *s)
 	if (s->base == old->base)
 		goto hand_over; /* a refresh: nothing but the block set */
 	if (!same_sockets(old->cfg, s->cfg))
-		log_warn("listen or tcp settings changed: they take effect "
+		log_warn("listen, tcp or tls limits changed: they take effect "
 			 "after a restart");
 	if (old->cfg->threads != s->cfg->threads)
 		log_warn("threads changed: it takes effect after a restart");

@@ -49,6 +49,7 @@ struct upstream;
 struct query_client {
 	int fd;           /* UDP socket, or -1 for TCP */
 	void *conn;       /* TCP connection, or NULL for UDP */
+	int32_t stream;   /* the HTTP/2 stream of a DoH query, else 0 */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	/* For a UDP socket bound to a wildcard address: the address the

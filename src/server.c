@@ -38,6 +38,8 @@ struct listener {
 	struct loop_watch w;
 	struct server *srv;
 	bool tcp;
+	enum tcp_kind kind; /* of a TCP listener */
+	char path[sizeof(((struct conf_addr *)0)->path)]; /* https:// */
 	uint64_t paused_until; /* out of file descriptors: accept later */
 	bool wildcard; /* replies need the query's destination address */
 };
@@ -252,7 +254,8 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 				accept_pause(srv, l, errno);
 			return;
 		}
-		tcp_pool_accept(srv->tcp, fd, &peer, peerlen);
+		tcp_pool_accept(srv->tcp, fd, &peer, peerlen, l->kind,
+				l->path);
 	}
 }
 
@@ -260,7 +263,7 @@ static void io_send(void *ctx, const struct query_client *cl,
 		    const uint8_t *msg, size_t len)
 {
 	if (cl->conn)
-		tcp_conn_send(cl->conn, msg, len);
+		tcp_conn_send(cl->conn, cl->stream, msg, len);
 	else
 		udp_send(ctx, cl, msg, len);
 }
@@ -285,6 +288,11 @@ void server_io(struct server *srv, struct query_io *io)
 	io->ctx = srv;
 }
 
+void server_set_tls(struct server *srv, struct tls_creds *creds)
+{
+	tcp_pool_set_tls(srv->tcp, creds);
+}
+
 void server_set_access(struct server *srv,
 		       bool (*allowed)(void *ctx, const struct sockaddr *sa),
 		       void *ctx)
@@ -299,6 +307,13 @@ static bool is_wildcard(const struct conf_addr *a)
 		       htonl(INADDR_ANY);
 	return IN6_IS_ADDR_UNSPECIFIED(
 		&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
+/* A plain listen address has a UDP and a TCP socket; tls:// and
+ * https:// ones only the TCP socket. */
+static bool has_socket(const struct conf_addr *a, bool tcp)
+{
+	return tcp || a->kind == CONF_UDP;
 }
 
 static int open_socket(const struct conf_addr *a, bool tcp, bool reuseport,
@@ -335,8 +350,9 @@ static int open_socket(const struct conf_addr *a, bool tcp, bool reuseport,
 		goto fail;
 	return fd;
 fail:
-	snprintf(err, errlen, "cannot listen on %s/%s: %s", a->text,
-		 tcp ? "tcp" : "udp", strerror(errno));
+	snprintf(err, errlen, "cannot listen on %s%s: %s", a->text,
+		 a->kind != CONF_UDP ? "" : tcp ? "/tcp" : "/udp",
+		 strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	return -1;
@@ -444,17 +460,23 @@ struct server *server_new_shared(const struct conf *cfg, struct loop *loop,
 		return NULL;
 	}
 	for (size_t i = 0; i < cfg->nlisten * 2; i++) {
-		struct listener *l = &srv->ls[i];
+		const struct conf_addr *a = &cfg->listen[i / 2];
+		struct listener *l = &srv->ls[srv->nls];
+		if (!has_socket(a, i % 2))
+			continue;
 		l->tcp = i % 2;
+		l->kind = a->kind == CONF_TLS	  ? TCP_TLS
+			  : a->kind == CONF_HTTPS ? TCP_HTTPS
+						  : TCP_PLAIN;
 		l->srv = srv;
-		l->w.fd = open_socket(&cfg->listen[i / 2], l->tcp,
-				      b->reuseport, err, errlen);
+		memcpy(l->path, a->path, sizeof(l->path));
+		l->w.fd = open_socket(a, l->tcp, b->reuseport, err, errlen);
 		if (l->w.fd < 0) {
 			server_free(srv);
 			return NULL;
 		}
 		l->w.cb = l->tcp ? on_accept : on_udp;
-		l->wildcard = is_wildcard(&cfg->listen[i / 2]);
+		l->wildcard = is_wildcard(a);
 		srv->nls++;
 	}
 	return srv;
@@ -473,6 +495,8 @@ int server_start(struct server *srv, struct query_env *env)
 bool server_probe(const struct conf *cfg, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < cfg->nlisten * 2; i++) {
+		if (!has_socket(&cfg->listen[i / 2], i % 2))
+			continue;
 		int fd = open_socket(&cfg->listen[i / 2], i % 2, false, err,
 				     errlen);
 		if (fd < 0)

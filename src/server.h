@@ -1,7 +1,9 @@
 /*
  * server.h - the listening sockets and TCP connections.
  *
- * UDP and TCP on every listen address.  TCP follows RFC 7766: two-byte
+ * UDP and TCP on every plain listen address, TCP alone on tls:// (DNS
+ * over TLS) and https:// (DNS over HTTPS) ones, whose connections the
+ * pool (tcp.h) runs over TLS.  TCP follows RFC 7766: two-byte
  * length framing, several queries per connection answered as they
  * complete, an idle timeout and a cap on connections.  Packets go to the
  * query pipeline; replies come back through query_io.
@@ -26,6 +28,7 @@ struct loop;
 struct query_env;
 struct query_io;
 struct server;
+struct tls_creds;
 
 /* What the open-file limit leaves for TCP connections, shared by the
  * servers of all worker loops. */
@@ -71,6 +74,10 @@ bool server_probe(const struct conf *cfg, char *err, size_t errlen);
 void server_set_access(struct server *srv,
 		       bool (*allowed)(void *ctx, const struct sockaddr *sa),
 		       void *ctx);
+
+/* The certificate of tls:// and https:// listeners for new handshakes
+ * from now on (see tcp_pool_set_tls). */
+void server_set_tls(struct server *srv, struct tls_creds *creds);
 
 /* The callbacks the pipeline uses to answer through this server. */
 void server_io(struct server *srv, struct query_io *io);

@@ -21,7 +21,36 @@
 #include "errf.h"
 #include "policy.h"
 #include "snapshot.h"
+#ifdef HAVE_TLS
+#include "tls.h"
+#endif
 #include "zone.h"
+
+/* The listeners' certificate and key, read anew at every load (not at a
+ * refresh of the block lists, which shares the base) so that a reload
+ * picks up renewed files; a bad one fails the load, and a reload
+ * that fails keeps the previous snapshot, certificate included. */
+static bool load_tls(struct snapshot_base *b, char *err, size_t errlen)
+{
+#ifdef HAVE_TLS
+	const struct conf *cfg = b->cfg;
+	char why[256];
+	if (!cfg->tls_cert)
+		return true;
+	if (!(b->tls = tls_creds_new(cfg->tls_cert, cfg->tls_key, why,
+				     sizeof(why))))
+		return errf(err, errlen,
+			    "%s:%d: tls.cert '%s', tls.key '%s': %s",
+			    cfg->path, cfg->tls_cert_line, cfg->tls_cert,
+			    cfg->tls_key, why);
+#else
+	(void)b;
+	(void)err;
+	(void)errlen;
+#endif
+	return true;
+}
+
 
 /* Load the trust for tls:// servers once per configuration load, here
  * (off the worker loops), when some upstream group names one; a refresh
@@ -31,8 +60,8 @@ static bool snapshot_tls(struct snapshot *s, char *err, size_t errlen)
 	const struct conf *cfg = s->cfg;
 	bool any = false;
 
-	if (s->base->tls) {
-		s->tls = s->base->tls;
+	if (s->base->dot_trust) {
+		s->dot_trust = s->base->dot_trust;
 		return true;
 	}
 	for (size_t g = 0; g < s->ngroups && !any; g++) {
@@ -43,10 +72,10 @@ static bool snapshot_tls(struct snapshot *s, char *err, size_t errlen)
 	}
 	if (!any)
 		return true;
-#ifdef HAVE_GNUTLS
+#ifdef HAVE_TLS
 	char why[512];
-	if ((s->tls = s->base->tls = dot_creds_new(cfg->tls_ca, why,
-						   sizeof(why))))
+	if ((s->dot_trust = s->base->dot_trust =
+		 dot_creds_new(cfg->tls_ca, why, sizeof(why))))
 		return true;
 	if (cfg->tls_ca)
 		errf(err, errlen, "%s:%d: %s", cfg->path, cfg->tls_ca_line, why);
@@ -139,8 +168,9 @@ static void base_unref(struct snapshot_base *b)
 	if (!b || atomic_fetch_sub_explicit(&b->refs, 1,
 					    memory_order_acq_rel) != 1)
 		return;
-#ifdef HAVE_GNUTLS
-	dot_creds_unref(b->tls);
+#ifdef HAVE_TLS
+	dot_creds_unref(b->dot_trust);
+	tls_creds_unref(b->tls);
 #endif
 	policy_free(b->policy);
 	zone_free(b->zone);
@@ -168,6 +198,7 @@ static struct snapshot *assemble(struct snapshot_base *base,
 	s->cfg = cfg;
 	s->zone = base->zone;
 	s->policy = base->policy;
+	s->tls = base->tls;
 	if (!build_groups(s, report, ctx, err, errlen)) {
 		snapshot_unref(s);
 		return NULL;
@@ -203,7 +234,8 @@ struct snapshot *snapshot_build(const char *path,
 	if (!(b->cfg = conf_load(path, listen_override, n_override, err,
 				 errlen)) ||
 	    !(b->zone = zone_build(b->cfg, err, errlen)) ||
-	    !(b->policy = policy_build(b->cfg, err, errlen))) {
+	    !(b->policy = policy_build(b->cfg, err, errlen)) ||
+	    !load_tls(b, err, errlen)) {
 		base_unref(b);
 		return NULL;
 	}

@@ -33,6 +33,7 @@ struct conf_client;
 struct conf_prefix;
 struct dot_creds;
 struct policy;
+struct tls_creds;
 struct zone;
 
 /* What one configuration load produces and its refreshes share. */
@@ -41,9 +42,11 @@ struct snapshot_base {
 	struct conf *cfg;
 	struct zone *zone;
 	struct policy *policy;
-	struct dot_creds *tls;      /* trust for tls:// servers, loaded by
-				       the first snapshot that needs it;
-				       NULL: none */
+	struct dot_creds *dot_trust; /* trust for tls:// servers, loaded by
+					the first snapshot that needs it;
+					NULL: none */
+	struct tls_creds *tls;      /* tls.cert and tls.key as read for this
+				       load; NULL: none */
 };
 
 /*
@@ -94,7 +97,9 @@ struct snapshot {
 				       client group with servers of its
 				       own */
 	struct limit_conf limits;   /* what one client may take */
-	struct dot_creds *tls;      /* base->tls (borrowed) */
+	struct dot_creds *dot_trust; /* base->dot_trust (borrowed) */
+	struct tls_creds *tls;      /* base->tls (borrowed): the listeners'
+				       certificate; NULL: none */
 };
 
 /*

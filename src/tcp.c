@@ -8,12 +8,24 @@
  * per query in flight, and the memory goes (deferred to the end of the
  * loop's batch) when it drops to zero.  Replies to a closed connection
  * are dropped.
+ *
+ * Underneath the framing, a transport moves the bytes: recv and send on
+ * the socket, or (tls:// listeners) a GnuTLS session over it, whose
+ * handshake must finish within tls.handshake_timeout_ms, with at most
+ * tls.max_handshakes of them in progress per pool.  Every other limit
+ * holds for TLS connections as for plain ones, and they are counted
+ * together.  On https:// listeners an HTTP/2 session (doh.c) takes the
+ * place of the RFC 7766 framing: each request's query goes to the
+ * pipeline with its stream, and requests that find no output room wait
+ * in order while the connection is not read, as frames do.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,6 +43,10 @@
 #include "loop.h"
 #include "query.h"
 #include "tcp.h"
+#ifdef HAVE_TLS
+#include "doh.h"
+#include "tls.h"
+#endif
 #include "wire.h"
 
 /* The timed lists a connection can be on.  Each has one timeout, so
@@ -41,6 +57,7 @@ enum {
 	TL_WRITE, /* output not yet taken: since the client last took some */
 	TL_WAIT,  /* stopped reading, waiting for the pool's output room */
 	TL_READY, /* stopped reading, may take a query again */
+	TL_HANDSHAKE, /* a TLS handshake in progress: since accept */
 	TL_N
 };
 
@@ -55,9 +72,26 @@ struct tlist {
 	uint64_t ms; /* timeout; 0 for TL_WAIT and TL_READY */
 };
 
+/* How the bytes of a connection move: recv/send return what the system
+ * calls do (-1 with errno EAGAIN when they would block); pending counts
+ * bytes the transport holds that the socket will not signal. */
+struct transport {
+	ssize_t (*recv)(struct tcp_conn *c, void *buf, size_t len);
+	ssize_t (*send)(struct tcp_conn *c, const void *buf, size_t len);
+	size_t (*pending)(const struct tcp_conn *c);
+};
+
 struct tcp_conn {
 	struct loop_watch w;
 	struct tcp_pool *pool;
+	const struct transport *tx;
+	struct tls_session *tls; /* tls:// connections, NULL otherwise */
+	bool handshaking;        /* the TLS handshake is not done yet */
+	bool https;              /* DoH: h2 once the handshake is done */
+	struct doh_session *h2;  /* freed with c (nghttp2 may be calling) */
+	const char *path;        /* DoH: the listener's (borrowed) */
+	bool h2_busy;            /* inside doh_input: no output yet */
+	bool held;               /* the query just handed over goes on */
 	int refs;	 /* 1 while open, plus one per query in flight */
 	size_t inflight; /* queries in flight */
 	bool closed;
@@ -80,6 +114,7 @@ struct tcp_conn {
  * TCP_LOG_EVERY_MS), so that a flood cannot flood the log. */
 struct tcp_events {
 	uint64_t full, per_client, outsider, write_timeout, query_timeout;
+	uint64_t handshakes, handshake_timeout, handshake_failed;
 	uint64_t next_ms;
 };
 
@@ -100,6 +135,10 @@ struct tcp_pool {
 	uint64_t hseed;
 	bool (*allowed)(void *ctx, const struct sockaddr *sa);
 	void *allowed_ctx;
+	struct tls_creds *creds; /* for new TLS handshakes; NULL: none */
+	size_t handshaking;      /* TLS handshakes in progress */
+	size_t max_handshakes;
+	unsigned max_streams; /* HTTP/2 streams per DoH connection */
 	struct tcp_events ev;
 };
 
@@ -314,11 +353,55 @@ static bool out_room(struct tcp_conn *c, size_t n)
 	return true;
 }
 
+/* ------------------------------------------------------ transports */
+
+static ssize_t plain_recv(struct tcp_conn *c, void *buf, size_t len)
+{
+	return recv(c->w.fd, buf, len, MSG_DONTWAIT);
+}
+
+static ssize_t plain_send(struct tcp_conn *c, const void *buf, size_t len)
+{
+	return send(c->w.fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static size_t plain_pending(const struct tcp_conn *c)
+{
+	(void)c;
+	return 0;
+}
+
+static const struct transport plain = {plain_recv, plain_send,
+				       plain_pending};
+
+#ifdef HAVE_TLS
+static ssize_t tls_tx_recv(struct tcp_conn *c, void *buf, size_t len)
+{
+	return tls_recv(c->tls, buf, len);
+}
+
+static ssize_t tls_tx_send(struct tcp_conn *c, const void *buf, size_t len)
+{
+	return tls_send(c->tls, buf, len);
+}
+
+static size_t tls_tx_pending(const struct tcp_conn *c)
+{
+	return tls_pending(c->tls);
+}
+
+static const struct transport tls = {tls_tx_recv, tls_tx_send,
+				     tls_tx_pending};
+#endif
+
 /* ----------------------------------------------------- connections */
 
 static void conn_free(void *p)
 {
 	struct tcp_conn *c = p;
+#ifdef HAVE_TLS
+	doh_session_free(c->h2);
+#endif
 	free(c->in);
 	free(c->out);
 	free(c);
@@ -333,6 +416,13 @@ static void conn_unref(struct tcp_conn *c)
 static void conn_watch(struct tcp_conn *c)
 {
 	uint32_t ev = 0;
+#ifdef HAVE_TLS
+	if (c->handshaking) {
+		loop_mod(c->pool->loop, &c->w,
+			 tls_want_write(c->tls) ? EPOLLOUT : EPOLLIN);
+		return;
+	}
+#endif
 	if (!c->eof && !c->blocked)
 		ev |= EPOLLIN;
 	if (unsent(c))
@@ -357,9 +447,8 @@ static bool conn_flush(struct tcp_conn *c)
 	size_t before = unsent(c);
 
 	while (c->out_off < c->out_len) {
-		ssize_t n =
-		    send(c->w.fd, c->out + c->out_off, c->out_len - c->out_off,
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = c->tx->send(c, c->out + c->out_off,
+					c->out_len - c->out_off);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
@@ -395,15 +484,12 @@ static void conn_maybe_finish(struct tcp_conn *c)
 		conn_close(c);
 }
 
-void tcp_conn_send(struct tcp_conn *c, const uint8_t *msg, size_t len)
+/* Queue n bytes for the client; false (c closed) when out of memory. */
+static bool out_append(struct tcp_conn *c, const uint8_t *p, size_t n)
 {
-	if (c->closed)
-		return;
-	/* The bounds were checked when the query was taken: its reply
-	 * had room reserved (may_take). */
-	if (!out_room(c, 2 + len)) {
+	if (!out_room(c, n)) {
 		conn_close(c);
-		return;
+		return false;
 	}
 	if (!c->tl[TL_WRITE].on) {
 		/* Off the list, the client had taken all it was sent
@@ -411,10 +497,66 @@ void tcp_conn_send(struct tcp_conn *c, const uint8_t *msg, size_t len)
 		tl_put(c->pool, TL_WRITE, c, loop_now_ms());
 		c->taken_mark = c->sent;
 	}
-	wire_set16(c->out + c->out_len, (uint16_t)len);
-	memcpy(c->out + c->out_len + 2, msg, len);
-	c->out_len += 2 + len;
-	c->pool->out_total += 2 + len;
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+	c->pool->out_total += n;
+	return true;
+}
+
+#ifdef HAVE_TLS
+/* Queue what the HTTP/2 session has to send and write it; false when c
+ * was closed.  Inside doh_input nothing is taken yet (nghttp2 must not
+ * send from its callbacks): the caller comes here after it. */
+static bool h2_output(struct tcp_conn *c)
+{
+	const uint8_t *data;
+	ssize_t n;
+
+	if (c->h2_busy || c->closed)
+		return !c->closed;
+	while ((n = doh_output(c->h2, &data)) > 0)
+		if (!out_append(c, data, (size_t)n))
+			return false;
+	if (n < 0) {
+		conn_abort(c);
+		return false;
+	}
+	if (doh_done(c->h2))
+		c->eof = true; /* GOAWAY both ways: close once sent */
+	if (!conn_flush(c))
+		return false;
+	conn_maybe_finish(c);
+	if (c->closed)
+		return false;
+	conn_watch(c);
+	return true;
+}
+#endif
+
+void tcp_conn_send(struct tcp_conn *c, int32_t stream, const uint8_t *msg,
+		   size_t len)
+{
+	uint8_t hdr[2];
+
+	if (c->closed)
+		return;
+#ifdef HAVE_TLS
+	if (c->h2) {
+		doh_reply(c->h2, stream, msg, len);
+		touch(c);
+		h2_output(c);
+		return;
+	}
+#endif
+	(void)stream;
+	/* The bounds were checked when the query was taken: its reply
+	 * had room reserved (may_take). */
+	wire_set16(hdr, (uint16_t)len);
+	if (!out_room(c, 2 + len) || !out_append(c, hdr, 2) ||
+	    !out_append(c, msg, len)) {
+		conn_close(c);
+		return;
+	}
 	touch(c);
 	if (conn_flush(c))
 		conn_watch(c);
@@ -477,9 +619,67 @@ static void conn_frames(struct tcp_conn *c)
 	conn_unref(c);
 }
 
+#ifdef HAVE_TLS
+/* A request's DNS query (doh.c's handler): to the pipeline like a frame,
+ * with its stream.  False when there is no room for its reply: the
+ * request waits in doh.c, and c stops being read (conn_block) until
+ * resume hands it over again. */
+static bool h2_query(void *ctx, int32_t stream, const uint8_t *msg,
+		     size_t len)
+{
+	struct tcp_conn *c = ctx;
+	struct query_client cl = {.fd = -1, .conn = c, .stream = stream};
+
+	if (c->closed)
+		return true; /* dropped */
+	if (!may_take(c))
+		return false;
+	cl.peer = c->peer;
+	cl.peerlen = c->peerlen;
+	touch(c);
+	c->inflight++;
+	c->pool->inflight_total++;
+	c->held = false;
+	query_handle(c->pool->env, &cl, msg, len);
+	c->inflight--;
+	c->pool->inflight_total--;
+	/* The pipeline drops what is not a query (too short, QR=1): over
+	 * HTTP the client still gets an answer (RFC 8484 4.2.1). */
+	if (!c->closed && !c->held && !doh_answered(c->h2, stream))
+		doh_error(c->h2, stream, 400);
+	return true;
+}
+
+/* Hand what came to the HTTP/2 session, then send its output. */
+static void conn_h2_input(struct tcp_conn *c)
+{
+	c->refs++; /* the pipeline may close c meanwhile */
+	c->h2_busy = true;
+	doh_input(c->h2, c->in, c->in_len); /* an error: doh_done */
+	c->h2_busy = false;
+	c->in_len = 0;
+	if (!c->closed && doh_waiting(c->h2))
+		conn_block(c);
+	h2_output(c);
+	conn_unref(c);
+}
+
+/* Hand the requests that waited for room to the pipeline again. */
+static void h2_resume(struct tcp_conn *c)
+{
+	c->h2_busy = true; /* the replies go out below, in one batch */
+	bool done = doh_resume(c->h2);
+	c->h2_busy = false;
+	if (!c->closed && !done)
+		conn_block(c);
+	h2_output(c);
+}
+#endif
+
 /* Read what the client sent; false when c was closed. */
 static bool conn_read(struct tcp_conn *c)
 {
+again:
 	if (c->blocked)
 		return true; /* an event from before it stopped reading */
 	if (c->in_cap - c->in_len < 4096) {
@@ -494,8 +694,7 @@ static bool conn_read(struct tcp_conn *c)
 		c->in = in;
 		c->in_cap = cap;
 	}
-	ssize_t n = recv(c->w.fd, c->in + c->in_len, c->in_cap - c->in_len,
-			 MSG_DONTWAIT);
+	ssize_t n = c->tx->recv(c, c->in + c->in_len, c->in_cap - c->in_len);
 	if (n == 0) {
 		c->eof = true;
 	} else if (n < 0) {
@@ -507,18 +706,79 @@ static bool conn_read(struct tcp_conn *c)
 		/* Bytes alone are not activity: only a whole query is
 		 * (conn_frames), so a drip-fed frame cannot hold c. */
 		c->in_len += (size_t)n;
-		conn_frames(c);
+#ifdef HAVE_TLS
+		if (c->h2)
+			conn_h2_input(c);
+		else
+#endif
+			conn_frames(c);
 	}
 	if (c->closed)
 		return false;
+	/* A TLS record larger than the room read here stays decrypted in
+	 * the session, and the socket will not say so. */
+	if (n > 0 && !c->eof && c->tx->pending(c))
+		goto again;
 	conn_maybe_finish(c);
 	return !c->closed;
 }
+
+#ifdef HAVE_TLS
+/* The handshake is done (RFC 7858 3.2: then queries may come): the
+ * idle clock starts, and what came with the client's Finished is read.
+ * False when c was closed. */
+static bool handshake_done(struct tcp_conn *c)
+{
+	struct tcp_pool *pool = c->pool;
+	c->handshaking = false;
+	pool->handshaking--;
+	tl_drop(pool, TL_HANDSHAKE, c);
+	touch(c);
+	if (c->https) {
+		/* RFC 9113 3.4: our SETTINGS go first. */
+		struct doh_handler h = {h2_query, c};
+		if (!(c->h2 = doh_session_new(c->path, pool->max_streams, &h))) {
+			conn_close(c);
+			return false;
+		}
+		if (!h2_output(c))
+			return false;
+	}
+	return conn_read(c);
+}
+
+/* Go on with c's handshake; false when c was closed or is still in it. */
+static bool conn_handshake(struct tcp_conn *c)
+{
+	int rc = tls_handshake(c->tls);
+	if (rc > 0)
+		return handshake_done(c);
+	if (rc < 0) {
+		c->pool->ev.handshake_failed++;
+		conn_abort(c);
+		return false;
+	}
+	conn_watch(c);
+	return false;
+}
+#endif
 
 static void on_conn(struct loop_watch *w, uint32_t events)
 {
 	struct tcp_conn *c = (struct tcp_conn *)w;
 
+#ifdef HAVE_TLS
+	if (c->handshaking) {
+		if (events & (EPOLLHUP | EPOLLERR)) {
+			conn_close(c);
+			return;
+		}
+		if (!conn_handshake(c))
+			return;
+		/* Done and read: fall through for the output. */
+		events &= ~(uint32_t)EPOLLIN;
+	}
+#endif
 	if (events & EPOLLOUT) {
 		if (!conn_flush(c) || c->closed)
 			return;
@@ -541,11 +801,16 @@ static void on_conn(struct loop_watch *w, uint32_t events)
 
 /* Refuse a connection at accept (RFC 7766 6.2.2: servers may). */
 static bool refuse(struct tcp_pool *pool, const struct sockaddr_storage *peer,
-		   struct tcp_conn **bucket)
+		   struct tcp_conn **bucket, enum tcp_kind kind)
 {
 	if (pool->allowed &&
 	    !pool->allowed(pool->allowed_ctx, (const struct sockaddr *)peer)) {
 		pool->ev.outsider++;
+		return true;
+	}
+	if (kind != TCP_PLAIN &&
+	    (!pool->creds || pool->handshaking >= pool->max_handshakes)) {
+		pool->ev.handshakes++;
 		return true;
 	}
 	if (host_count(bucket, peer) >= pool->max_per_client) {
@@ -569,6 +834,14 @@ static void conn_close(struct tcp_conn *c)
 		return;
 	c->closed = true;
 	loop_del(pool->loop, &c->w);
+#ifdef HAVE_TLS
+	tls_session_free(c->tls);
+	c->tls = NULL;
+	if (c->handshaking) {
+		c->handshaking = false;
+		pool->handshaking--;
+	}
+#endif
 	close(c->w.fd);
 	for (int k = 0; k < TL_N; k++)
 		tl_drop(pool, k, c);
@@ -580,13 +853,45 @@ static void conn_close(struct tcp_conn *c)
 	conn_unref(c);
 }
 
+/* Start c's TLS session; false when out of memory. */
+static bool start_tls(struct tcp_conn *c, enum tcp_kind kind)
+{
+#ifdef HAVE_TLS
+	struct tcp_pool *pool = c->pool;
+	/* DoT: each reply is a TLS record of its own, which Nagle's
+	 * algorithm would hold until the client's delayed ACK of the one
+	 * before (dnsperf -m dot: about 20% more queries per second with
+	 * TCP_NODELAY).  Not for DoH, where dnsperf -m doh measured less
+	 * with it. */
+	int one = 1;
+	if (kind == TCP_TLS)
+		setsockopt(c->w.fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			   sizeof(one));
+	if (!(c->tls = tls_session_new(pool->creds, c->w.fd,
+				       kind == TCP_HTTPS ? TLS_ALPN_H2
+							 : TLS_ALPN_DOT)))
+		return false;
+	c->tx = &tls;
+	c->https = kind == TCP_HTTPS;
+	c->handshaking = true;
+	pool->handshaking++;
+	tl_put(pool, TL_HANDSHAKE, c, loop_now_ms());
+	return true;
+#else
+	(void)c;
+	(void)kind;
+	return false;
+#endif
+}
+
 void tcp_pool_accept(struct tcp_pool *pool, int fd,
-		     const struct sockaddr_storage *peer, socklen_t peerlen)
+		     const struct sockaddr_storage *peer, socklen_t peerlen,
+		     enum tcp_kind kind, const char *path)
 {
 	struct tcp_conn **bucket = host_bucket(pool, peer);
 	struct tcp_conn *c = NULL;
 
-	if (refuse(pool, peer, bucket)) {
+	if (refuse(pool, peer, bucket, kind)) {
 		close(fd); /* RFC 7766 6.2.2: servers may refuse */
 		return;
 	}
@@ -603,6 +908,8 @@ void tcp_pool_accept(struct tcp_pool *pool, int fd,
 	c->w.fd = fd;
 	c->w.cb = on_conn;
 	c->pool = pool;
+	c->tx = &plain;
+	c->path = path;
 	c->refs = 1;
 	c->peer = *peer;
 	c->peerlen = peerlen;
@@ -615,10 +922,13 @@ void tcp_pool_accept(struct tcp_pool *pool, int fd,
 	host_link(bucket, c);
 	pool->nconns++;
 	touch(c);
+	if (kind != TCP_PLAIN && !start_tls(c, kind))
+		conn_close(c);
 }
 
 void tcp_conn_hold(struct tcp_conn *c)
 {
+	c->held = true;
 	c->refs++;
 	c->inflight++;
 	c->pool->inflight_total++;
@@ -647,7 +957,15 @@ static void resume(struct tcp_conn *c)
 	}
 	c->refs++; /* outside a loop batch, a close frees at once */
 	c->blocked = false;
-	conn_frames(c);
+#ifdef HAVE_TLS
+	if (c->h2)
+		h2_resume(c);
+	else
+#endif
+		conn_frames(c);
+	/* Bytes the TLS session decrypted before c stopped reading. */
+	if (!c->closed && !c->blocked && c->tx->pending(c))
+		conn_read(c);
 	if (!c->closed) {
 		conn_maybe_finish(c);
 		if (!c->closed)
@@ -714,7 +1032,8 @@ static int log_events(struct tcp_pool *pool, uint64_t now_ms, int t)
 {
 	struct tcp_events *e = &pool->ev;
 	if (!(e->full | e->per_client | e->outsider | e->write_timeout |
-	      e->query_timeout))
+	      e->query_timeout | e->handshakes | e->handshake_timeout |
+	      e->handshake_failed))
 		return t;
 	if (now_ms < e->next_ms) {
 		int wait = (int)(e->next_ms - now_ms);
@@ -727,8 +1046,35 @@ static int log_events(struct tcp_pool *pool, uint64_t now_ms, int t)
 		 " at tcp.query_timeout_ms",
 		 e->full, e->per_client, e->outsider, e->write_timeout,
 		 e->query_timeout);
+	if (e->handshakes | e->handshake_timeout | e->handshake_failed)
+		log_info("tls: refused %" PRIu64 " at tls.max_handshakes; "
+			 "closed %" PRIu64 " at tls.handshake_timeout_ms, %" PRIu64
+			 " whose handshake failed",
+			 e->handshakes, e->handshake_timeout,
+			 e->handshake_failed);
 	*e = (struct tcp_events){.next_ms = now_ms + TCP_LOG_EVERY_MS};
 	return t;
+}
+
+/* RFC 7766 6.2.3 idle timeout.  A DoH connection says so first with
+ * GOAWAY (RFC 9113 6.8) and closes once that is sent, or at its next
+ * idle check (or write timeout) if the client does not take it. */
+static void idle_close(struct tcp_conn *c, uint64_t now_ms)
+{
+#ifdef HAVE_TLS
+	if (c->h2 && !c->eof) {
+		tl_put(c->pool, TL_IDLE, c, now_ms);
+		doh_goaway(c->h2);
+		c->eof = true;
+		c->refs++; /* outside a loop batch, a close frees at once */
+		h2_output(c);
+		conn_unref(c);
+		return;
+	}
+#else
+	(void)now_ms;
+#endif
+	conn_close(c);
 }
 
 int tcp_pool_expire(struct tcp_pool *pool, uint64_t now_ms)
@@ -739,13 +1085,17 @@ int tcp_pool_expire(struct tcp_pool *pool, uint64_t now_ms)
 	 * the tail gets since = now_ms and is not visited again. */
 	while ((c = tl_due(pool, TL_IDLE, now_ms))) {
 		if (c->refs == 1 && c->in_len == 0 && !out_pending(c))
-			conn_close(c); /* RFC 7766 6.2.3 idle timeout */
+			idle_close(c, now_ms);
 		else
 			tl_put(pool, TL_IDLE, c, now_ms); /* busy: later */
 	}
 	while ((c = tl_due(pool, TL_QUERY, now_ms))) {
 		pool->ev.query_timeout++;
 		conn_abort(c); /* a frame that does not arrive whole */
+	}
+	while ((c = tl_due(pool, TL_HANDSHAKE, now_ms))) {
+		pool->ev.handshake_timeout++;
+		conn_abort(c); /* a client that never finishes the handshake */
 	}
 	while ((c = tl_due(pool, TL_WRITE, now_ms))) {
 		if (write_stalled(c, now_ms)) {
@@ -757,6 +1107,7 @@ int tcp_pool_expire(struct tcp_pool *pool, uint64_t now_ms)
 	int t = -1;
 	for (int k = TL_IDLE; k <= TL_WRITE; k++)
 		t = tl_next(pool, k, now_ms, t);
+	t = tl_next(pool, TL_HANDSHAKE, now_ms, t);
 	return log_events(pool, now_ms, t);
 }
 
@@ -795,6 +1146,9 @@ struct tcp_pool *tcp_pool_new(struct loop *loop, const struct conf *cfg,
 	pool->tl[TL_IDLE].ms = (uint64_t)cfg->tcp_idle_timeout_ms;
 	pool->tl[TL_QUERY].ms = (uint64_t)cfg->tcp_query_timeout_ms;
 	pool->tl[TL_WRITE].ms = (uint64_t)cfg->tcp_write_timeout_ms;
+	pool->tl[TL_HANDSHAKE].ms = (uint64_t)cfg->tls_handshake_timeout_ms;
+	pool->max_handshakes = (size_t)cfg->tls_max_handshakes;
+	pool->max_streams = (unsigned)cfg->https_max_streams;
 	if (hash_init(pool) < 0) {
 		free(pool);
 		return NULL;
@@ -823,11 +1177,23 @@ void tcp_pool_close_all(struct tcp_pool *pool)
 		conn_close(pool->tl[TL_IDLE].head);
 }
 
+void tcp_pool_set_tls(struct tcp_pool *pool, struct tls_creds *creds)
+{
+#ifdef HAVE_TLS
+	tls_creds_unref(pool->creds);
+	pool->creds = creds ? tls_creds_ref(creds) : NULL;
+#else
+	(void)pool;
+	(void)creds;
+#endif
+}
+
 void tcp_pool_free(struct tcp_pool *pool)
 {
 	if (!pool)
 		return;
 	tcp_pool_close_all(pool);
+	tcp_pool_set_tls(pool, NULL);
 	free(pool->hash);
 	free(pool);
 }

@@ -27,6 +27,11 @@ struct loop;
 struct query_env;
 struct tcp_conn;
 struct tcp_pool;
+struct tls_creds;
+
+/* What a listener speaks: RFC 7766 framing over TCP, over TLS (RFC 7858),
+ * or DNS over HTTPS (RFC 8484: HTTP/2 over TLS). */
+enum tcp_kind { TCP_PLAIN, TCP_TLS, TCP_HTTPS };
 
 /* A pool with cfg's tcp.* limits on loop.  *open counts the connections
  * open in every pool that shares it, at most max_open (both borrowed:
@@ -45,14 +50,26 @@ void tcp_pool_set_access(struct tcp_pool *pool,
 			 bool (*allowed)(void *ctx, const struct sockaddr *sa),
 			 void *ctx);
 
-/* Take fd, a non-blocking connection accepted from peer: the pool keeps
- * it, or closes it when a limit or the access check refuses it (RFC 7766
- * 6.2.2: servers may). */
+/* Take fd, a non-blocking connection of kind accepted from peer: the
+ * pool keeps it, or closes it when a limit or the access check refuses
+ * it (RFC 7766 6.2.2: servers may).  A TLS connection is also refused
+ * without credentials or when tls.max_handshakes are in progress.  path
+ * (TCP_HTTPS; borrowed, it must outlive the pool) is where DoH requests
+ * go. */
 void tcp_pool_accept(struct tcp_pool *pool, int fd,
-		     const struct sockaddr_storage *peer, socklen_t peerlen);
+		     const struct sockaddr_storage *peer, socklen_t peerlen,
+		     enum tcp_kind kind, const char *path);
 
-/* Send one reply on c (framed here); dropped when c has closed. */
-void tcp_conn_send(struct tcp_conn *c, const uint8_t *msg, size_t len);
+/* New TLS handshakes use creds (a reference of the pool's own is taken;
+ * NULL: TLS connections are refused); sessions already open keep the
+ * credentials they started with. */
+void tcp_pool_set_tls(struct tcp_pool *pool, struct tls_creds *creds);
+
+/* Send one reply on c (framed here, or as the response on HTTP/2 stream
+ * of a DoH connection; 0 otherwise); dropped when c or the stream has
+ * closed. */
+void tcp_conn_send(struct tcp_conn *c, int32_t stream, const uint8_t *msg,
+		   size_t len);
 
 /* A query of c's goes on after the call that handed it over (hold), and
  * is done (release): c stays allocated, and its reply keeps its room in

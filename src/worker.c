@@ -64,9 +64,9 @@ static struct upstream *make_leg(void *ctx, struct loop *loop,
 	const struct legs *l = ctx;
 
 	if (server->kind == CONF_TLS) {
-#ifdef HAVE_GNUTLS
+#ifdef HAVE_TLS
 		const struct conf *cfg = l->snap->cfg;
-		struct dot_conf dc = {l->snap->tls, timeout_ms,
+		struct dot_conf dc = {l->snap->dot_trust, timeout_ms,
 				      cfg->tls_idle_timeout_ms,
 				      (unsigned)cfg->tls_max_queries};
 		return dot_new(loop, server, &dc, err, errlen);
@@ -134,6 +134,9 @@ static void adopt(struct worker *w, struct snapshot *snap)
 	char err[256];
 	int deadline = snap->deadline_ms;
 	uint64_t gen = snap->generation;
+	/* Read before the env takes snap over; once it serves snap, snap
+	 * (and so its credentials) stays alive for the call below. */
+	struct tls_creds *snap_tls = snap->tls;
 
 	if (!query_env_adopt(w->env, snap, err, sizeof(err))) {
 		log_err("worker %u: cannot use configuration %llu, still "
@@ -142,6 +145,7 @@ static void adopt(struct worker *w, struct snapshot *snap)
 		return;
 	}
 	w->deadline_ms = deadline;
+	server_set_tls(w->srv, snap_tls);
 }
 
 static void on_wake(void *ctx)
@@ -216,6 +220,7 @@ struct worker *worker_new(unsigned id, struct snapshot *snap,
 		worker_free(w);
 		return NULL;
 	}
+	server_set_tls(w->srv, s->tls); /* the env holds s now */
 	/* Outsiders may not hold a TCP slot: refused at accept. */
 	server_set_access(w->srv, query_env_client_allowed, w->env);
 	loop_on_wake(w->loop, on_wake, w);

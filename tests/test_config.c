@@ -812,7 +812,7 @@ static void test_servers(struct tmp *t)
 	server_fails("quic://192.0.2.1", "unknown scheme");
 	server_fails("tcp://", "address");
 	server_fails("tcp://192.0.2.1:0", "port");
-#ifdef HAVE_GNUTLS
+#ifdef HAVE_TLS
 	server_is("tls://1.1.1.1#cloudflare-dns.com",
 		  "tls://1.1.1.1:853#cloudflare-dns.com", CONF_TLS, 853,
 		  "cloudflare-dns.com");
@@ -834,7 +834,9 @@ static void test_servers(struct tmp *t)
 	load_fails(t, UPSTREAM "tls: { upstream_max_queries = 0; };\n", NULL, 2,
 		   "upstream_max_queries", "tls.upstream_max_queries = 0");
 	load_fails(t, UPSTREAM "tls: { cert = \"x\"; };\n", NULL, 2,
-		   "unknown setting 'cert'", "a setting tls does not have yet");
+		   "needs both 'cert' and 'key'", "tls.cert without tls.key");
+	load_fails(t, UPSTREAM "tls: { certs = \"x\"; };\n", NULL, 2,
+		   "unknown setting 'certs'", "a setting tls does not have");
 	{
 		struct conf *cfg = load_ok(
 			t, UPSTREAM "tls: { upstream_idle_timeout_ms = 1000; "
