@@ -4,7 +4,12 @@ its memory, run dnsperf against it and read its CPU time.
 
   measure.py --name NAME --port PORT --query NAME [--perf FILE --seconds N
              --clients C --outstanding Q --passes P --server-cpu N
-             --perf-cpu N] -- COMMAND...
+             --perf-cpu N --mode udp|tcp|dot|doh --perf-port P
+             --perf-opt NAME=VALUE...] -- COMMAND...
+
+The first answer is always asked over UDP on --port; dnsperf talks to
+--perf-port (default: --port) in --mode (dnsperf -m), with each
+--perf-opt passed as dnsperf -O (doh-uri=..., doh-method=POST).
 
 Prints one line of JSON: name, first_answer_s, rss_kib, peak_kib, threads,
 and with --perf: qps, completed, lost, rcodes, cpu_s, us_per_query (the server's
@@ -90,9 +95,13 @@ def stop(p):
 
 
 def dnsperf(a):
-    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(a.port), "-d", a.perf,
-           "-l", str(a.seconds), "-c", str(a.clients), "-q", str(a.outstanding),
-           "-t", "2"]
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(a.perf_port or a.port),
+           "-d", a.perf, "-l", str(a.seconds), "-c", str(a.clients),
+           "-q", str(a.outstanding), "-t", "2"]
+    if a.mode != "udp":
+        cmd += ["-m", a.mode]
+    for o in a.perf_opt or []:
+        cmd += ["-O", o]
     if a.passes:
         cmd += ["-n", str(a.passes)]
     r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=pinned(a.perf_cpu))
@@ -125,6 +134,9 @@ def main():
     ap.add_argument("--passes", type=int, help="dnsperf -n: times through the file")
     ap.add_argument("--server-cpu", type=int)
     ap.add_argument("--perf-cpu", type=int)
+    ap.add_argument("--mode", default="udp", choices=["udp", "tcp", "dot", "doh"])
+    ap.add_argument("--perf-port", type=int)
+    ap.add_argument("--perf-opt", action="append")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd

@@ -101,6 +101,40 @@ def main():
                                       fmt(x.get("us_per_query"), "%.2f"),
                                       ratio(x.get("us_per_query"), b.get("us_per_query"))))
 
+    print("\nsplitdns with the 1M list, without and with 3 client groups (us/query)")
+    got = rows.get("groups-W2", {})
+    b, x = got.get("block", {}), got.get("groups", {})
+    if b or x:
+        print("%-5s %9s %9s %9s" % ("W2", fmt(b.get("us_per_query"), "%.2f"),
+                                  fmt(x.get("us_per_query"), "%.2f"),
+                                  ratio(x.get("us_per_query"), b.get("us_per_query"))))
+
+    for mode in ("dot", "doh"):
+        got = rows.get("enc-" + mode, {})
+        if not got:
+            continue
+        print("\nW1 local names over %s (dnsperf -m %s)" % (mode.upper(), mode))
+        print("%-9s %9s %8s %9s %9s" % ("server", "q/s", "lost", "us/query", "splitdns/x"))
+        s = got.get("splitdns", {}).get("us_per_query")
+        for server in ("splitdns", "unbound", "dnsdist"):
+            r = got.get(server)
+            if not r:
+                continue
+            us = r.get("us_per_query")
+            print("%-9s %9s %8s %9s %9s" % (server, fmt(r.get("qps")), fmt(r.get("lost"), "%d"),
+                                           fmt(us, "%.2f"),
+                                           ratio(s, us) if server != "splitdns" else ""))
+
+    for test in ("up-W3", "up-W4"):
+        got = rows.get(test, {})
+        p, d = got.get("plain", {}), got.get("dotup", {})
+        if p or d:
+            print("\n%s splitdns forwarding plain vs DoT upstream: us/query %s vs %s (%s),"
+                  " q/s %s vs %s" % (test, fmt(p.get("us_per_query"), "%.2f"),
+                                     fmt(d.get("us_per_query"), "%.2f"),
+                                     ratio(d.get("us_per_query"), p.get("us_per_query")),
+                                     fmt(p.get("qps")), fmt(d.get("qps"))))
+
     print("\nreload stall: one query per ms, two reloads of the 1M list (ms)")
     print("%-9s %9s %6s %6s %7s %7s %8s %9s %s" % ("server", "first(s)", "sent", "lost",
                                                 "p50", "p99", "max", "quiet max",
