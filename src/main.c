@@ -259,9 +259,13 @@ static bool named_before(const struct snapshot *s, size_t k, const char *name)
 	return false;
 }
 
-/* One line per block source, each name once: a list that several client
- * groups' block sets hold is counted over all of them. */
-static void log_list_stats(const struct daemon *d)
+/* Every block source of every set, each name once (a list that several
+ * client groups' block sets hold is counted over all of them), with its
+ * hits summed over the workers. */
+static void each_list(const struct daemon *d,
+		      void (*fn)(void *ctx, const struct block_source *src,
+				 uint64_t hits),
+		      void *ctx)
 {
 	const struct snapshot *s = d->snap;
 
@@ -274,12 +278,28 @@ static void log_list_stats(const struct daemon *d)
 			for (size_t w = 0; w < d->nworkers; w++)
 				hits += worker_hits(d->workers[w],
 						    b->src[i].name);
-			log_info("blocklist %s: %zu names, %zu allowed, %zu "
-				 "bad lines, %" PRIu64 " hits",
-				 b->src[i].name, b->src[i].entries,
-				 b->src[i].allows, b->src[i].bad, hits);
+			fn(ctx, &b->src[i], hits);
 		}
 	}
+}
+
+/* Queries and blocking answers of the client group called name, summed
+ * over the workers. */
+static void group_counts(const struct daemon *d, const char *name,
+			 uint64_t *queries, uint64_t *blocked)
+{
+	*queries = *blocked = 0;
+	for (size_t w = 0; w < d->nworkers; w++)
+		worker_group_stats(d->workers[w], name, queries, blocked);
+}
+
+static void log_list(void *ctx, const struct block_source *src,
+		     uint64_t hits)
+{
+	(void)ctx;
+	log_info("blocklist %s: %zu names, %zu allowed, %zu bad lines, "
+		 "%" PRIu64 " hits",
+		 src->name, src->entries, src->allows, src->bad, hits);
 }
 
 /* With client groups: one line per group, default last. */
@@ -289,10 +309,8 @@ static void log_group_stats(const struct daemon *d)
 
 	for (size_t i = 1; s->ncgroups > 1 && i <= s->ncgroups; i++) {
 		const struct snapshot_group *g = &s->cgroups[i % s->ncgroups];
-		uint64_t queries = 0, blocked = 0;
-		for (size_t w = 0; w < d->nworkers; w++)
-			worker_group_stats(d->workers[w], g->name, &queries,
-					   &blocked);
+		uint64_t queries, blocked;
+		group_counts(d, g->name, &queries, &blocked);
 		log_info("client group %s: queries %" PRIu64
 			 ", blocked %" PRIu64,
 			 g->name, queries, blocked);
@@ -318,7 +336,7 @@ static void log_stats(const struct daemon *d)
 		 s.queries, s.local, s.canary, s.blocked, s.cached, s.stale,
 		 s.forwarded, s.joined, s.answered, s.servfail, s.refused, s.private_nx,
 		 s.rebind, s.malformed, s.dropped, s.truncated, s.prefetched);
-	log_list_stats(d);
+	each_list(d, log_list, NULL);
 	log_group_stats(d);
 	struct cache_stats cs;
 	cache_get_stats(d->cache, &cs);
@@ -710,41 +728,38 @@ static void status_pause(const struct daemon *d, FILE *f, bool json)
 	fprintf(f, json ? "}" : any ? "\n" : "on\n");
 }
 
+struct status_out {
+	FILE *f;
+	bool json, first;
+};
+
+static void status_list(void *ctx, const struct block_source *src,
+			uint64_t hits)
+{
+	struct status_out *o = ctx;
+
+	if (o->json) {
+		fprintf(o->f, "%s{\"name\": ", o->first ? "" : ", ");
+		control_json_str(o->f, src->name);
+		fprintf(o->f,
+			", \"names\": %zu, \"allowed\": %zu, "
+			"\"bad_lines\": %zu, \"hits\": %" PRIu64 "}",
+			src->entries, src->allows, src->bad, hits);
+	} else {
+		fprintf(o->f,
+			"list %s: %zu names, %zu allowed, %zu bad lines, "
+			"%" PRIu64 " hits\n",
+			src->name, src->entries, src->allows, src->bad, hits);
+	}
+	o->first = false;
+}
+
 static void status_lists(const struct daemon *d, FILE *f, bool json)
 {
-	const struct snapshot *s = d->snap;
-	bool first = true;
+	struct status_out o = {f, json, true};
 
 	fprintf(f, json ? "\"lists\": [" : "");
-	/* A list that several client groups' block sets hold, once. */
-	for (size_t k = 0; k < s->nsets; k++) {
-		const struct block_set *b = s->sets[k];
-		for (unsigned i = 0; b && i < b->nsrc; i++) {
-			if (named_before(s, k, b->src[i].name))
-				continue;
-			uint64_t hits = 0;
-			for (size_t w = 0; w < d->nworkers; w++)
-				hits += worker_hits(d->workers[w],
-						    b->src[i].name);
-			if (json) {
-				fprintf(f, "%s{\"name\": ", first ? "" : ", ");
-				control_json_str(f, b->src[i].name);
-				fprintf(f,
-					", \"names\": %zu, \"allowed\": %zu, "
-					"\"bad_lines\": %zu, \"hits\": %" PRIu64
-					"}",
-					b->src[i].entries, b->src[i].allows,
-					b->src[i].bad, hits);
-			} else {
-				fprintf(f,
-					"list %s: %zu names, %zu allowed, %zu "
-					"bad lines, %" PRIu64 " hits\n",
-					b->src[i].name, b->src[i].entries,
-					b->src[i].allows, b->src[i].bad, hits);
-			}
-			first = false;
-		}
-	}
+	each_list(d, status_list, &o);
 	fprintf(f, json ? "]" : "");
 }
 
@@ -757,15 +772,9 @@ static void status_groups(const struct daemon *d, FILE *f, bool json,
 	fprintf(f, json ? ", \"groups\": [" : "");
 	for (size_t i = 0; i < s->ncgroups; i++) {
 		const char *name = s->cgroups[i].name;
-		uint64_t queries = 0, blocked = 0;
-		if (s->ncgroups == 1) {
-			queries = all->queries;
-			blocked = all->blocked;
-		} else {
-			for (size_t w = 0; w < d->nworkers; w++)
-				worker_group_stats(d->workers[w], name,
-						   &queries, &blocked);
-		}
+		uint64_t queries = all->queries, blocked = all->blocked;
+		if (s->ncgroups > 1)
+			group_counts(d, name, &queries, &blocked);
 		if (json) {
 			fprintf(f, "%s{\"name\": ", i ? ", " : "");
 			control_json_str(f, name);
