@@ -97,6 +97,7 @@ struct query {
 	uint8_t *pkt;            /* inline or heap */
 	size_t len;
 	struct chase *chase;     /* a local CNAME chain resolved upstream */
+	struct timespec t0;      /* arrival, when there are observers */
 	uint8_t inline_pkt[QUERY_INLINE];
 };
 
@@ -172,6 +173,16 @@ struct query_env {
 	struct topk *top[QUERY_TOP_KINDS]; /* NULL when out of memory */
 	uint64_t limit_log_ms;       /* when the last limit line was logged */
 	uint64_t limit_unlogged;     /* refusals since */
+	struct query_observer obs[QUERY_MAX_OBSERVERS];
+	unsigned nobs;
+	/* What the reply about to be sent is, for the observers: set next
+	 * to the counter of each answer (NOTE), read by reply(). */
+	struct {
+		enum query_kind kind;
+		unsigned cgroup;     /* in env->cur->snap */
+		const char *list;    /* blocked: the source; else NULL */
+		struct timespec t0;  /* the query's arrival */
+	} note;
 	struct query *table[QUERY_TABLE];
 	uint8_t out[WIRE_MSG_MAX];   /* replies are built here */
 	uint8_t merge[WIRE_MSG_MAX]; /* per-client copies, chases */
@@ -449,6 +460,75 @@ static size_t udp_limit(const struct snapshot *s, const struct wire_query *wq)
 	return wq->udp_size < s->edns_size ? wq->udp_size : s->edns_size;
 }
 
+const char *query_kind_name(enum query_kind k)
+{
+#define QUERY_KIND_TEXT(k, text) text,
+	static const char *const names[] = {QUERY_KINDS(QUERY_KIND_TEXT)};
+#undef QUERY_KIND_TEXT
+	return (unsigned)k < QUERY_KIND_COUNT ? names[k] : "?";
+}
+
+const char *query_transport_name(enum query_transport t)
+{
+	static const char *const names[] = {"udp", "tcp", "tls", "https"};
+	return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
+}
+
+bool query_env_add_observer(struct query_env *env,
+			    const struct query_observer *obs)
+{
+	if (env->nobs >= QUERY_MAX_OBSERVERS)
+		return false;
+	env->obs[env->nobs++] = *obs;
+	return true;
+}
+
+/* The note for the next reply: its kind (and, for upstream answers, the
+ * query's client group and arrival, which note_query sets). */
+#define NOTE(env, k) ((env)->note.kind = QUERY_KIND_##k)
+
+static void note_query(struct query_env *env, const struct query *q,
+		       unsigned cgroup)
+{
+	env->note.cgroup = cgroup;
+	env->note.list = NULL;
+	env->note.t0 = q->t0;
+}
+
+static void observe_reply(struct query_env *env, const struct snapshot *s,
+			  const struct query_client *c,
+			  const struct wire_query *wq, const uint8_t *msg,
+			  size_t len)
+{
+	const struct snapshot *cur = env->cur->snap;
+	struct query_event ev = {
+		.client = c,
+		.wq = wq,
+		.reply = msg,
+		.reply_len = len,
+		.kind = env->note.kind,
+		.group = env->note.cgroup && env->note.cgroup < cur->ncgroups
+				 ? cur->cgroups[env->note.cgroup].name
+				 : NULL,
+		.list = env->note.list,
+		.received = env->note.t0,
+	};
+	(void)s;
+	for (unsigned i = 0; i < env->nobs; i++)
+		if (env->obs[i].reply)
+			env->obs[i].reply(env->obs[i].ctx, &ev);
+}
+
+static void observe_upstream(struct query_env *env, const struct query *q,
+			     bool response, const uint8_t *pkt, size_t len)
+{
+	const char *kind = q->req.up ? q->req.up->ops->kind : "?";
+	for (unsigned i = 0; i < env->nobs; i++)
+		if (env->obs[i].upstream)
+			env->obs[i].upstream(env->obs[i].ctx, response, kind,
+					     pkt, len, &q->t0);
+}
+
 /* The single exit towards a client: fit to UDP size, then send. */
 static void reply(struct query_env *env, const struct snapshot *s,
 		  const struct query_client *c, const struct wire_query *wq,
@@ -460,6 +540,8 @@ static void reply(struct query_env *env, const struct snapshot *s,
 	}
 	if (len)
 		env->io.send(env->io.ctx, c, msg, len);
+	if (env->nobs && len)
+		observe_reply(env, s, c, wq, msg, len);
 }
 
 static void reply_error(struct query_env *env, const struct snapshot *s,
@@ -589,7 +671,8 @@ static bool over_rate(struct query_env *env, const struct snapshot *s,
 		if (n >= WIRE_HEADER_LEN) {
 			wire_set16(env->out + 2,
 				   wire_get16(env->out + 2) | WIRE_TC);
-			env->io.send(env->io.ctx, c, env->out, n);
+			NOTE(env, LIMITED);
+			reply(env, s, c, wq, env->out, n);
 		}
 	}
 	return true;
@@ -767,6 +850,7 @@ static struct query *query_new(struct query_env *env, enum query_role role,
 	q->role = role;
 	q->wq = *wq;
 	q->group = group;
+	q->t0 = env->note.t0;
 	if (role == ROLE_BACKGROUND) {
 		q->answered = true; /* nobody waits for it */
 		return q;
@@ -868,6 +952,17 @@ static void count_hit(struct query_env *env, unsigned set, unsigned src)
 		bump(&env->hits.count[env->hits.base[set] + src]);
 }
 
+/* The name of block source src of set (borrowed from the snapshot in
+ * use; the loop's own thread only), or NULL. */
+static const char *source_name(const struct query_env *env, unsigned set,
+			       unsigned src)
+{
+	if (set < env->hits.nsets &&
+	    src < env->hits.base[set + 1] - env->hits.base[set])
+		return env->hits.names[env->hits.base[set] + src];
+	return NULL;
+}
+
 static void count_group(struct query_env *env, _Atomic uint64_t *counts,
 			unsigned g)
 {
@@ -907,6 +1002,7 @@ static bool send_stale(struct query_env *env, const struct snapshot *s,
 	    !still_good(env, wq, group, cgroup, env->merge, n))
 		return false;
 	COUNT(env, stale);
+	NOTE(env, STALE);
 	wire_set16(env->merge, wq->hdr.id);
 	memcpy(env->merge + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
 	reply(env, s, c, wq, env->merge, n);
@@ -939,6 +1035,7 @@ static bool blocked_for(struct query_env *env, const struct query *q,
 	/* Deep CNAME blocking: trackers hidden behind a CNAME of a
 	 * first-party name. */
 	count_hit(env, s->cgroups[g].set, src);
+	env->note.list = source_name(env, s->cgroups[g].set, src);
 	log_debug("CNAME chain reaches a blocked name");
 	return true;
 }
@@ -951,6 +1048,7 @@ static void answer_client(struct query_env *env, struct query *q,
 	if (q->answered)
 		return;
 	put_back_id(q);
+	note_query(env, q, group_now(env, q));
 	if (out == OUT_REPLY && blocked_for(env, q, len))
 		out = OUT_BLOCKED;
 	switch (out) {
@@ -961,27 +1059,32 @@ static void answer_client(struct query_env *env, struct query *q,
 		    WIRE_RCODE(wire_get16(env->out + 2)) != WIRE_NXDOMAIN &&
 		    reply_stale(env, q))
 			break;
+		NOTE(env, FORWARDED);
 		if (reply_copy(env, s, &q->client, &q->wq, env->out, len)) {
 			COUNT(env, answered);
 			break;
 		}
 		COUNT(env, servfail); /* nothing that could be sent */
+		NOTE(env, SERVFAIL);
 		reply_error(env, s, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
 		break;
 	case OUT_FAIL:
 		if (!reply_stale(env, q)) {
 			COUNT(env, servfail);
+			NOTE(env, SERVFAIL);
 			reply_error(env, s, &q->client, &q->wq, q->pkt,
 				    WIRE_SERVFAIL);
 		}
 		break;
 	case OUT_REBIND:
 		COUNT(env, rebind);
+		NOTE(env, REBIND);
 		reply_nxdomain(env, s, &q->client, &q->wq, q->pkt, 60);
 		break;
 	case OUT_BLOCKED: {
 		unsigned g = group_now(env, q);
 		COUNT(env, blocked);
+		NOTE(env, BLOCKED);
 		count_group(env, env->hits.group_blocked, g);
 		reply_blocked(env, s, &env->cur->snap->cgroups[g].block,
 			      &q->client, &q->wq, q->pkt);
@@ -1085,6 +1188,8 @@ static void on_upstream(struct upstream_req *req, enum upstream_status st,
 {
 	struct query *q = (struct query *)req;
 	struct query_env *env = q->env;
+	if (env->nobs && st == UPSTREAM_OK)
+		observe_upstream(env, q, true, ans, len);
 	enum outcome out = judge(env, q, st, ans, &len);
 
 	table_remove(env, q); /* later identical queries start afresh */
@@ -1094,6 +1199,8 @@ static void on_upstream(struct upstream_req *req, enum upstream_status st,
 	if (q->chase && !q->answered && out == OUT_REPLY) {
 		len = merge_chase(env, q, len);
 		COUNT(env, answered);
+		note_query(env, q, group_now(env, q));
+		NOTE(env, FORWARDED);
 		reply(env, q->ep->snap, &q->client, &q->wq, env->merge, len);
 		mark_answered(env, q);
 	}
@@ -1175,10 +1282,13 @@ static void act_error(struct query_env *env, const struct snapshot *s,
 		      const struct wire_query *wq, const uint8_t *pkt,
 		      const struct route_decision *d)
 {
-	if (d->kind == ROUTE_ERROR)
+	if (d->kind == ROUTE_ERROR) {
 		COUNT(env, malformed);
-	else
+		NOTE(env, MALFORMED);
+	} else {
 		COUNT(env, refused);
+		NOTE(env, REFUSED);
+	}
 	if (log_verbose())
 		log_query(c, wq, d->why, (int)d->rcode);
 	reply_error(env, s, c, wq, pkt, d->rcode);
@@ -1192,6 +1302,7 @@ static void act_badkey(struct query_env *env, const struct snapshot *s,
 	size_t n = answer_tsig_error(wq, pkt, WIRE_TSIG_BADKEY, s->edns_size,
 				     env->out, sizeof(env->out));
 	COUNT(env, refused);
+	NOTE(env, REFUSED);
 	if (log_verbose())
 		log_query(c, wq, d->why, WIRE_NOTAUTH);
 	if (n)
@@ -1205,10 +1316,13 @@ static void act_local(struct query_env *env, const struct snapshot *s,
 		      const struct wire_query *wq,
 		      const struct route_decision *d)
 {
-	if (d->canary)
+	if (d->canary) {
 		COUNT(env, canary);
-	else
+		NOTE(env, CANARY);
+	} else {
 		COUNT(env, local);
+		NOTE(env, LOCAL);
+	}
 	if (log_verbose())
 		log_query(c, wq, "local", WIRE_RCODE(wire_get16(env->out + 2)));
 	reply(env, s, c, wq, env->out, d->len);
@@ -1220,6 +1334,7 @@ static void act_blocked(struct query_env *env, const struct snapshot *s,
 			unsigned cgroup)
 {
 	COUNT(env, blocked);
+	NOTE(env, BLOCKED);
 	count_group(env, env->hits.group_blocked, cgroup);
 	if (log_verbose())
 		log_query(c, wq, "blocked", -1);
@@ -1231,6 +1346,7 @@ static void act_private(struct query_env *env, const struct snapshot *s,
 			const struct wire_query *wq, const uint8_t *pkt)
 {
 	COUNT(env, private_nx);
+	NOTE(env, PRIVATE);
 	if (log_verbose())
 		log_query(c, wq, "private name, not forwarded", WIRE_NXDOMAIN);
 	reply_nxdomain(env, s, c, wq, pkt, 300);
@@ -1241,6 +1357,7 @@ static void servfail_now(struct query_env *env, const struct snapshot *s,
 			 const struct wire_query *wq, const uint8_t *pkt)
 {
 	COUNT(env, servfail);
+	NOTE(env, SERVFAIL);
 	reply_error(env, s, c, wq, pkt, WIRE_SERVFAIL);
 }
 
@@ -1250,6 +1367,14 @@ static void send_up(struct query_env *env, struct query *q)
 	struct upstream *u = q->ep->groups[q->group];
 	if ((q->wq.has_tsig || q->wq.has_tkey) && q->ep->signed_groups)
 		u = q->ep->signed_groups[q->group];
+	if (env->nobs) {
+		q->req.up = u; /* its kind, for the observers */
+		if (q->chase)
+			observe_upstream(env, q, false, q->chase->upstream_pkt,
+					 q->chase->upstream_len);
+		else
+			observe_upstream(env, q, false, q->pkt, q->len);
+	}
 	if (q->chase)
 		upstream_send(u, &q->req, q->chase->upstream_pkt,
 			      q->chase->upstream_len, on_upstream);
@@ -1294,6 +1419,7 @@ static bool from_cache(struct query_env *env, const struct snapshot *s,
 	wire_set16(env->out, wq->hdr.id);
 	memcpy(env->out + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
 	COUNT(env, cached);
+	NOTE(env, CACHED);
 	if (log_verbose())
 		log_query(c, wq, "cache", WIRE_RCODE(wire_get16(env->out + 2)));
 	reply(env, s, c, wq, env->out, n);
@@ -1478,7 +1604,19 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	struct wire_query wq;
 
 	COUNT(env, queries);
+	if (env->nobs) {
+		clock_gettime(CLOCK_REALTIME, &env->note.t0);
+		for (unsigned i = 0; i < env->nobs; i++)
+			if (env->obs[i].query)
+				env->obs[i].query(env->obs[i].ctx, c, pkt, len,
+						  &env->note.t0);
+	}
 	route(s, &ctx, &wq, env->out, sizeof(env->out), &d);
+	env->note.cgroup = d.client_group;
+	env->note.list = d.kind == ROUTE_BLOCKED
+				 ? source_name(env, s->cgroups[d.client_group].set,
+					       d.src)
+				 : NULL;
 	if (d.kind != ROUTE_DROP && over_rate(env, s, c, &wq, pkt))
 		return;
 	count_verdict(env, s, &d);

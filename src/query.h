@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -29,6 +30,7 @@ struct pause_state;
 struct snapshot;
 struct topk_entry;
 struct upstream;
+struct wire_query;
 
 /* Most queries in flight per loop; beyond it clients get SERVFAIL. */
 #define QUERY_MAX_INFLIGHT 16384
@@ -45,9 +47,21 @@ struct upstream;
 /* RFC 8767 4: the TTL of an answer served stale. */
 #define QUERY_STALE_TTL 30
 
+/* How a query arrived. */
+enum query_transport {
+	QUERY_UDP,
+	QUERY_TCP,
+	QUERY_TLS,   /* DNS over TLS (RFC 7858) */
+	QUERY_HTTPS, /* DNS over HTTPS (RFC 8484) */
+};
+
+/* "udp", "tcp", "tls", "https". */
+const char *query_transport_name(enum query_transport t);
+
 /* Who asked, and how to reach them; the server fills it in. */
 struct query_client {
 	int fd;           /* UDP socket, or -1 for TCP */
+	enum query_transport transport;
 	void *conn;       /* TCP connection, or NULL for UDP */
 	int32_t stream;   /* the HTTP/2 stream of a DoH query, else 0 */
 	struct sockaddr_storage peer;
@@ -120,7 +134,74 @@ struct query_stats {
 };
 #undef QUERY_STAT_FIELD
 
+/* What became of a query, as its reply went out: one kind per reply,
+ * for the query log, dnstap and the metrics. */
+#define QUERY_KINDS(X)                                                    \
+	X(LOCAL, "local")         /* zone files, local-data */             \
+	X(CANARY, "canary")       /* use-application-dns.net, DDR, ... */  \
+	X(BLOCKED, "blocked")     /* a blocking answer */                  \
+	X(REFUSED, "refused")     /* access, refuse rules, classes, AXFR */\
+	X(MALFORMED, "malformed") /* FORMERR, NOTIMP, BADVERS */           \
+	X(PRIVATE, "private")     /* private names kept local: NXDOMAIN */ \
+	X(CACHED, "cached")       /* from the cache */                     \
+	X(STALE, "stale")         /* from the cache past expiry */         \
+	X(FORWARDED, "forwarded") /* the upstream's answer */              \
+	X(REBIND, "rebind")       /* rebind protection: NXDOMAIN */        \
+	X(SERVFAIL, "servfail")   /* upstream failure or deadline */       \
+	X(LIMITED, "limited")     /* over a client limit (TC=1) */
+
+#define QUERY_KIND_ENUM(k, text) QUERY_KIND_##k,
+enum query_kind { QUERY_KINDS(QUERY_KIND_ENUM) QUERY_KIND_COUNT };
+#undef QUERY_KIND_ENUM
+
+/* The kind's lower-case name, as above. */
+const char *query_kind_name(enum query_kind k);
+
+/* A reply as it goes to a client. */
+struct query_event {
+	const struct query_client *client;
+	const struct wire_query *wq; /* the client's question, ID, EDNS */
+	const uint8_t *reply;        /* as sent (after any truncation) */
+	size_t reply_len;
+	enum query_kind kind;
+	const char *group;           /* its client group, NULL: default */
+	const char *list;            /* blocked: the source, else NULL */
+	struct timespec received;    /* CLOCK_REALTIME when it arrived */
+};
+
+/*
+ * Observers of the pipeline (the query log, dnstap): each callback runs
+ * on the env's loop thread, inside the pipeline, and must not block or
+ * call back into it; the pointers are valid during the call only.  Any
+ * callback may be NULL.  With no observer the pipeline reads no clock.
+ */
+struct query_observer {
+	/* A packet from a client, before it is parsed (dnstap's
+	 * CLIENT_QUERY); when is when it arrived. */
+	void (*query)(void *ctx, const struct query_client *c,
+		      const uint8_t *pkt, size_t len,
+		      const struct timespec *when);
+	/* A reply sent to a client (CLIENT_RESPONSE, a query log line). */
+	void (*reply)(void *ctx, const struct query_event *ev);
+	/* A query handed to an upstream (response false: FORWARDER_QUERY,
+	 * before the backend writes its own ID) and the upstream's reply
+	 * (true: FORWARDER_RESPONSE, as received).  kind is the backend
+	 * ("udp", "tls", ...); sent is when the query went up. */
+	void (*upstream)(void *ctx, bool response, const char *kind,
+			 const uint8_t *pkt, size_t len,
+			 const struct timespec *sent);
+	void *ctx;
+};
+
+/* Most observers per env. */
+#define QUERY_MAX_OBSERVERS 4
+
 struct query_env;
+
+/* Add an observer (copied) to env; before its loop runs.  False when
+ * there are QUERY_MAX_OBSERVERS already. */
+bool query_env_add_observer(struct query_env *env,
+			    const struct query_observer *obs);
 
 /* A pipeline on loop, answering through io, storing in cache (borrowed,
  * shared by every loop; never NULL), making upstreams with backend.

@@ -180,7 +180,8 @@ static void on_udp(struct loop_watch *w, uint32_t events)
 	struct listener *l = (struct listener *)w;
 	struct server *srv = l->srv;
 	struct udp_batch *b = srv->udp;
-	struct query_client cl = {.fd = w->fd, .conn = NULL};
+	struct query_client cl = {.fd = w->fd, .conn = NULL,
+				  .transport = QUERY_UDP};
 
 	(void)events;
 	for (unsigned i = 0; i < SERVER_UDP_BATCH; i++) {

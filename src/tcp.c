@@ -587,6 +587,8 @@ static void conn_frames(struct tcp_conn *c)
 	struct query_client cl = {.fd = -1, .conn = c};
 	size_t off = 0;
 
+	cl.transport = c->tls ? QUERY_TLS : QUERY_TCP;
+
 	cl.peer = c->peer;
 	cl.peerlen = c->peerlen;
 	c->refs++; /* the pipeline may close c while we iterate */
@@ -628,7 +630,8 @@ static bool h2_query(void *ctx, int32_t stream, const uint8_t *msg,
 		     size_t len)
 {
 	struct tcp_conn *c = ctx;
-	struct query_client cl = {.fd = -1, .conn = c, .stream = stream};
+	struct query_client cl = {.fd = -1, .conn = c, .stream = stream,
+				  .transport = QUERY_HTTPS};
 
 	if (c->closed)
 		return true; /* dropped */

@@ -291,6 +291,11 @@ void worker_free(struct worker *w)
 	free(w);
 }
 
+bool worker_add_observer(struct worker *w, const struct query_observer *obs)
+{
+	return query_env_add_observer(w->env, obs);
+}
+
 void worker_stats(struct worker *w, struct query_stats *sum)
 {
 	query_env_stats(w->env, sum);

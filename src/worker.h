@@ -21,6 +21,7 @@ struct cache;
 struct conf;
 struct server_budget;
 struct pause_state;
+struct query_observer;
 struct query_stats;
 struct snapshot;
 struct worker;
@@ -38,6 +39,10 @@ struct worker *worker_new(unsigned id, struct snapshot *snap,
 
 /* Start its thread.  Returns false with errno set. */
 bool worker_start(struct worker *w);
+
+/* Add an observer of its pipeline (query_env_add_observer): between
+ * worker_new and worker_start.  False when there are too many. */
+bool worker_add_observer(struct worker *w, const struct query_observer *obs);
 
 /* Hand the worker a new snapshot (takes over the caller's reference);
  * it adopts it between two batches.  Any thread. */

@@ -1392,8 +1392,92 @@ static void test_signed_notauth_long_name(void)
 	rig_free(r);
 }
 
+/* ---- the observers (query log, dnstap) ---- */
+
+struct seen {
+	unsigned queries, replies, up_queries, up_replies;
+	enum query_kind kind[8];
+	char list[8][64];
+	bool timed;
+	uint16_t up_first_id;
+};
+
+static void ob_query(void *ctx, const struct query_client *c,
+		     const uint8_t *pkt, size_t len,
+		     const struct timespec *when)
+{
+	struct seen *s = ctx;
+	(void)c;
+	(void)pkt;
+	(void)len;
+	s->queries++;
+	s->timed = when->tv_sec > 0;
+}
+
+static void ob_reply(void *ctx, const struct query_event *ev)
+{
+	struct seen *s = ctx;
+	if (s->replies < 8) {
+		s->kind[s->replies] = ev->kind;
+		snprintf(s->list[s->replies], sizeof(s->list[0]), "%s",
+			 ev->list ? ev->list : "");
+	}
+	s->replies++;
+}
+
+static void ob_upstream(void *ctx, bool response, const char *kind,
+			const uint8_t *pkt, size_t len,
+			const struct timespec *sent)
+{
+	struct seen *s = ctx;
+	(void)sent;
+	if (strcmp(kind, "fake") != 0 || len < 12)
+		return;
+	if (response)
+		s->up_replies++;
+	else if (s->up_queries++ == 0)
+		s->up_first_id = wire_get16(pkt);
+}
+
+static void test_observer(void)
+{
+	struct rig *r = rig_new(0, false);
+	struct seen seen;
+	struct query_observer ob = {ob_query, ob_reply, ob_upstream, &seen};
+
+	memset(&seen, 0, sizeof(seen));
+	ok(query_env_add_observer(r->env, &ob), "observer: added");
+	ask(r, 1001, 0x1111, "nas.home.lab", WIRE_T_A);
+	ask(r, 1002, 0x2222, "x.ads.example.net", WIRE_T_A);
+	ask(r, 1003, 0x3333, "www.example.com", WIRE_T_A);
+	fb_answer(&r->be, 0, 300, ADDR1);
+	ask(r, 1004, 0x4444, "www.example.com", WIRE_T_A);
+	is_int(seen.queries, 4, "observer: every query seen on arrival");
+	ok(seen.timed, "observer: with its arrival time");
+	is_int(seen.replies, 4, "observer: every reply seen");
+	ok(seen.kind[0] == QUERY_KIND_LOCAL &&
+		   seen.kind[1] == QUERY_KIND_BLOCKED &&
+		   seen.kind[2] == QUERY_KIND_FORWARDED &&
+		   seen.kind[3] == QUERY_KIND_CACHED,
+	   "observer: local, blocked, forwarded, cached");
+	like(seen.list[1], "/block.txt", "observer: the list that blocked");
+	ok(strcmp(query_kind_name(seen.kind[3]), "cached") == 0,
+	   "observer: kind names");
+	ok(seen.up_queries == 1 && seen.up_replies == 1,
+	   "observer: one query up, one reply back");
+	is_int(seen.up_first_id, 0x3333,
+	       "observer: the upstream query before the backend's ID");
+	struct query_observer more = ob;
+	for (int i = 1; i < QUERY_MAX_OBSERVERS; i++)
+		query_env_add_observer(r->env, &more);
+	ok(!query_env_add_observer(r->env, &more),
+	   "observer: no more than QUERY_MAX_OBSERVERS");
+	rig_free(r);
+}
+
 int main(void)
 {
+	test_observer();
 	test_local_and_blocked();
 	test_forward();
 	test_shared_inflight();
