@@ -1420,8 +1420,19 @@ static bool block_group(struct loader *ld, config_setting_t *g,
 		b->lists = NULL;
 		b->nlists = 0;
 	}
-	if (!check_names(ld, g, strcmp(where, "block") == 0 ? block_known_top
-							     : block_known,
+	bool top = strcmp(where, "block") == 0;
+	for (const char *const *k = block_known_top; !top && *k; k++) {
+		const char *const *j = block_known;
+		while (*j && strcmp(*j, *k) != 0)
+			j++;
+		if (!*j && config_setting_get_member(g, *k))
+			return fail(ld, config_setting_get_member(g, *k),
+				    "'%s' is one setting for every client "
+				    "group: set block.%s in the top-level "
+				    "block group",
+				    *k, *k);
+	}
+	if (!check_names(ld, g, top ? block_known_top : block_known,
 			 where) ||
 	    !get_string(ld, g, "answer", false, &answer, NULL))
 		return false;

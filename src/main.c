@@ -647,6 +647,9 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 
 /* The pause slot of the client group called name ("default": the
  * clients of no group), or -1. */
+_Static_assert(PAUSE_MAX_GROUPS >= CONF_MAX_CLIENTS + 1,
+	       "a pause slot for every client group and default");
+
 static long group_slot(const struct daemon *d, const char *name)
 {
 	const struct snapshot *s = d->snap;
@@ -1012,8 +1015,6 @@ static void op_reload(void *ctx, struct control_reply *r)
 	reload_reply(ctx, r, "reload", "");
 }
 
-/* The lists are files today: fetching them again is reading them again,
- * which a reload does (list subscriptions give refresh its own path). */
 /* Download every subscribed list now (conditional requests), and
  * publish a new block set if one changed; lists that are files are read
  * at reloads only. */
@@ -1021,7 +1022,10 @@ static void op_refresh(void *ctx, struct control_reply *r)
 {
 	struct daemon *d = ctx;
 	bool queued = d->reloading;
-	bool urls = fetch_sched_next(d->sched) != UINT64_MAX;
+	/* The build thread owns d->sched while it runs (a reload replaces
+	 * its entries): then the refresh is queued, and start_refresh asks
+	 * the schedule once the build is done. */
+	bool urls = queued || fetch_sched_next(d->sched) != UINT64_MAX;
 
 	if (urls)
 		start_refresh(d, true);
