@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -428,6 +429,9 @@ static void *build_snapshot(void *arg)
 	struct daemon *d = arg;
 	struct snapshot *s = NULL;
 
+	/* Background work: where it competes for a CPU with the serving
+	 * loops, they come first (nice 10 has a tenth of their weight). */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 	d->reload_err[0] = '\0';
 	if (d->job_from) {
 		/* A refresh: the configuration and zones stay; only a list
