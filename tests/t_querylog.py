@@ -30,7 +30,7 @@ import dns.message
 import dns.name
 import dns.query
 
-from harness import Daemon, Upstream, done, eq, free_port, query, run, test
+from harness import SPLITDNS, Daemon, Upstream, done, eq, free_port, run, test
 
 up = Upstream()
 DEAD = free_port()      # nothing listens there: the upstream is dead
@@ -374,6 +374,67 @@ def t_full_queue():
     for l in text.splitlines():
         json.loads(l)
     assert text.count("\n") >= 100, "the lines before the stall came out"
+
+
+@test
+def t_user():
+    """user = "nobody" (as root): the file is given to the user at start, a
+    reopen in a folder the user may write makes a new file; in one it may
+    not, the error is logged and the lines go on into the open file"""
+    if os.geteuid() != 0:
+        print("# SKIP: needs root")
+        return
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    os.chmod(LOGDIR, 0o755)        # the user must reach its folder
+    sub = logpath("user")
+    os.mkdir(sub)
+    os.chown(sub, nobody.pw_uid, nobody.pw_gid)
+    path = os.path.join(sub, "q.log")
+    d = daemon(path, 'user = "nobody";\n')
+    assert "running as user nobody" in d.stderr()
+    eq(os.stat(path).st_uid, nobody.pw_uid, "owner of the file")
+    ask("nas.home.lab", port=d.port)
+    wait_lines(path, 1)
+    os.rename(path, path + ".1")
+    d.signal(signal.SIGUSR2)
+    time.sleep(0.2)
+    ask("ads.example.com", port=d.port)
+    eq([e["name"] for e in wait_lines(path, 1)], ["ads.example.com."], "new file")
+    eq(os.stat(path).st_uid, nobody.pw_uid, "made by the user")
+    # a folder the user cannot write: the reopen fails, the lines go on
+    os.chown(sub, 0, 0)
+    os.chmod(sub, 0o755)
+    os.rename(path, path + ".2")
+    mark = len(d.stderr())
+    d.signal(signal.SIGUSR2)
+    time.sleep(0.2)
+    ask("nas.home.lab", port=d.port)
+    eq(len(wait_lines(path + ".2", 2)), 2, "the line went to the open file")
+    assert "cannot open" in d.stderr()[mark:], d.stderr()[mark:]
+    assert not os.path.exists(path)
+    d.stop()
+
+
+@test
+def t_status():
+    """splitdnsctl status and status --json: the lines written and dropped"""
+    ctl = os.path.join(os.path.dirname(SPLITDNS), "splitdnsctl")
+    ctl = os.environ.get("SPLITDNSCTL") or ctl
+    path = logpath("status.log")
+    sock = logpath("control")
+    d = daemon(path, 'control = "%s";\n' % sock)
+    for i in range(3):
+        ask("nas.home.lab", port=d.port)
+    wait_lines(path, 3)
+    p = subprocess.run([ctl, "-s", sock, "status"], capture_output=True,
+                       text=True, timeout=10)
+    assert "query log %s: 3 lines written, 0 dropped" % path in p.stdout, p.stdout
+    p = subprocess.run([ctl, "-s", sock, "--json", "status"],
+                       capture_output=True, text=True, timeout=10)
+    eq(json.loads(p.stdout)["query_log"],
+       {"path": path, "written": 3, "dropped": 0}, "--json")
+    d.stop()
 
 
 @test
