@@ -17,7 +17,6 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,18 +142,59 @@ static void put(struct out *o, const char *s)
 	o->n += len;
 }
 
-static void putf(struct out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void putf(struct out *o, const char *fmt, ...)
+/* v in decimal, at least width digits (zeros before). */
+static void put_uint(struct out *o, uint64_t v, int width)
 {
-	va_list ap;
+	char d[24];
+	int n = 0;
 
-	va_start(ap, fmt);
-	int k = vsnprintf(o->p + o->n, o->cap - o->n + 1, fmt, ap);
-	va_end(ap);
-	if (k > 0)
-		o->n += (size_t)k < o->cap - o->n ? (size_t)k : o->cap - o->n;
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v || n < width);
+	while (n && o->n < o->cap)
+		o->p[o->n++] = d[--n];
+}
+
+/* The civil date of a day count since 1970-01-01 (proleptic Gregorian),
+ * counted in 400-year eras of 146097 days from 0000-03-01, so that the
+ * leap day ends each year. */
+static void civil(int64_t days, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t z = days + 719468; /* days from 0000-03-01 */
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);              /* 0..146096 */
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);   /* 0..365 */
+	unsigned mp = (5 * doy + 2) / 153;                        /* 0: March */
+
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+/* RFC 3339, UTC, milliseconds: 2026-12-02T13:10:00.123Z. */
+static void put_time(struct out *o, const struct timespec *t)
+{
+	int64_t secs = t->tv_sec, y;
+	int64_t days = (secs >= 0 ? secs : secs - 86399) / 86400;
+	unsigned rem = (unsigned)(secs - days * 86400), m, d;
+
+	civil(days, &y, &m, &d);
+	put_uint(o, y < 0 ? 0 : (uint64_t)y, 4);
+	put(o, "-");
+	put_uint(o, m, 2);
+	put(o, "-");
+	put_uint(o, d, 2);
+	put(o, "T");
+	put_uint(o, rem / 3600, 2);
+	put(o, ":");
+	put_uint(o, rem / 60 % 60, 2);
+	put(o, ":");
+	put_uint(o, rem % 60, 2);
+	put(o, ".");
+	put_uint(o, (uint64_t)t->tv_nsec / 1000000, 3);
+	put(o, "Z");
 }
 
 /* A JSON string with its quotes. */
@@ -323,31 +363,37 @@ size_t qlog_format(const struct qlog_entry *e, enum qlog_privacy privacy,
 {
 	struct out o = {buf, 0, cap - 1}; /* room for the newline */
 	char tmp[INET6_ADDRSTRLEN + 16], name[1100];
-	struct tm tm;
 
-	gmtime_r(&e->received.tv_sec, &tm);
-	putf(&o, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"",
-	     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	     tm.tm_min, tm.tm_sec, e->received.tv_nsec / 1000000);
+	put(&o, "{\"time\":\"");
+	put_time(&o, &e->received);
 	const char *client = client_text(e, privacy, tmp, sizeof(tmp));
 	if (client) {
-		putf(&o, ",\"client\":\"%s\"", client);
-		if (privacy == QLOG_PRIVACY_NONE)
-			putf(&o, ",\"port\":%u", e->port);
+		put(&o, "\",\"client\":\"");
+		put(&o, client);
+		if (privacy == QLOG_PRIVACY_NONE) {
+			put(&o, "\",\"port\":");
+			put_uint(&o, e->port, 1);
+			put(&o, ",\"");
+		} else {
+			put(&o, "\",\"");
+		}
+	} else {
+		put(&o, "\",\"");
 	}
-	putf(&o, ",\"transport\":\"%s\"",
-	     query_transport_name((enum query_transport)e->transport));
+	put(&o, "transport\":\"");
+	put(&o, query_transport_name((enum query_transport)e->transport));
 	if (e->qname_len) {
 		wire_name_to_text(e->qname, e->qname_len, name, sizeof(name));
-		put(&o, ",\"name\":");
+		put(&o, "\",\"name\":");
 		put_str(&o, name, strlen(name));
-		putf(&o, ",\"type\":\"%s\"",
-		     type_text(e->qtype, tmp, sizeof(tmp)));
-		putf(&o, ",\"class\":\"%s\"",
-		     class_text(e->qclass, tmp, sizeof(tmp)));
+		put(&o, ",\"type\":\"");
+		put(&o, type_text(e->qtype, tmp, sizeof(tmp)));
+		put(&o, "\",\"class\":\"");
+		put(&o, class_text(e->qclass, tmp, sizeof(tmp)));
 	}
-	putf(&o, ",\"kind\":\"%s\"",
-	     query_kind_name((enum query_kind)e->kind));
+	put(&o, "\",\"kind\":\"");
+	put(&o, query_kind_name((enum query_kind)e->kind));
+	put(&o, "\"");
 	if (e->group[0]) {
 		put(&o, ",\"group\":");
 		put_str(&o, e->group, strnlen(e->group, sizeof(e->group)));
@@ -356,9 +402,15 @@ size_t qlog_format(const struct qlog_entry *e, enum qlog_privacy privacy,
 		put(&o, ",\"list\":");
 		put_str(&o, e->list, strnlen(e->list, sizeof(e->list)));
 	}
-	putf(&o, ",\"rcode\":\"%s\"", rcode_text(e->rcode, tmp, sizeof(tmp)));
-	putf(&o, ",\"answers\":%u,\"duration_ms\":%u.%03u}", e->answers,
-	     e->duration_us / 1000, e->duration_us % 1000);
+	put(&o, ",\"rcode\":\"");
+	put(&o, rcode_text(e->rcode, tmp, sizeof(tmp)));
+	put(&o, "\",\"answers\":");
+	put_uint(&o, e->answers, 1);
+	put(&o, ",\"duration_ms\":");
+	put_uint(&o, e->duration_us / 1000, 1);
+	put(&o, ".");
+	put_uint(&o, e->duration_us % 1000, 3);
+	put(&o, "}");
 	buf[o.n++] = '\n';
 	return o.n;
 }

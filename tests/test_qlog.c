@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include "../src/qlog.h"
@@ -177,6 +178,34 @@ static void test_format(void)
 	   "no address: no client");
 }
 
+/* The time field against gmtime_r, over dates from 1970 to past 2200
+ * (leap years, centuries, the 400-year rule) and every millisecond digit. */
+static void test_time(void)
+{
+	struct qlog_entry e = base_entry();
+	char want[64], buf[QLOG_LINE_MAX];
+	unsigned bad = 0;
+	uint64_t x = 88172645463325252ull;
+	static const time_t edges[] = {0, 951782400, 951868799, 4107542400,
+				       4107628799, 1735689599, 1709164800};
+
+	for (unsigned i = 0; i < 100000 + 7; i++) {
+		struct tm tm;
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		e.received.tv_sec = i < 7 ? edges[i] : (time_t)(x % 7300000000ull);
+		e.received.tv_nsec = (long)(x % 1000000000ull);
+		gmtime_r(&e.received.tv_sec, &tm);
+		size_t n = strftime(want, sizeof(want),
+				    "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(want + n, sizeof(want) - n, ".%03ldZ\",",
+			 e.received.tv_nsec / 1000000);
+		qlog_format(&e, QLOG_PRIVACY_NONE, buf, sizeof(buf));
+		if (strncmp(buf, want, strlen(want)) != 0 && bad++ < 3)
+			diag("got %.40s, want %s", buf, want);
+	}
+	is_int(bad, 0, "time: RFC 3339 UTC with ms, as gmtime_r says");
+}
+
 static void test_ring(void)
 {
 	struct qlog_ring *r = qlog_ring_new(3); /* rounds up to 4 */
@@ -281,6 +310,7 @@ int main(void)
 {
 	test_escape();
 	test_format();
+	test_time();
 	test_ring();
 	test_race();
 	return done_testing();
