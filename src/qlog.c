@@ -163,10 +163,10 @@ static void civil(int64_t days, int64_t *y, unsigned *m, unsigned *d)
 {
 	int64_t z = days + 719468; /* days from 0000-03-01 */
 	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);              /* 0..146096 */
+	unsigned doe = (unsigned)(z - era * 146097); /* 0..146096 */
 	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);   /* 0..365 */
-	unsigned mp = (5 * doy + 2) / 153;                        /* 0: March */
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100); /* 0..365 */
+	unsigned mp = (5 * doy + 2) / 153;			/* 0: March */
 
 	*d = doy - (153 * mp + 2) / 5 + 1;
 	*m = mp < 10 ? mp + 3 : mp - 9;
@@ -290,19 +290,23 @@ static const char *type_text(uint16_t t, char *buf, size_t cap)
 		uint16_t type;
 		const char *name;
 	} names[] = {
-	    {1, "A"},	       {2, "NS"},	 {5, "CNAME"},	  {6, "SOA"},
-	    {12, "PTR"},       {13, "HINFO"},	 {15, "MX"},	  {16, "TXT"},
-	    {17, "RP"},	       {18, "AFSDB"},	 {24, "SIG"},	  {25, "KEY"},
-	    {28, "AAAA"},      {29, "LOC"},	 {33, "SRV"},	  {35, "NAPTR"},
-	    {36, "KX"},	       {37, "CERT"},	 {39, "DNAME"},	  {41, "OPT"},
-	    {42, "APL"},       {43, "DS"},	 {44, "SSHFP"},	  {45, "IPSECKEY"},
-	    {46, "RRSIG"},     {47, "NSEC"},	 {48, "DNSKEY"},  {49, "DHCID"},
-	    {50, "NSEC3"},     {51, "NSEC3PARAM"}, {52, "TLSA"},  {53, "SMIMEA"},
-	    {55, "HIP"},       {59, "CDS"},	 {60, "CDNSKEY"}, {61, "OPENPGPKEY"},
-	    {62, "CSYNC"},     {63, "ZONEMD"},	 {64, "SVCB"},	  {65, "HTTPS"},
-	    {99, "SPF"},       {108, "EUI48"},	 {109, "EUI64"},  {249, "TKEY"},
-	    {250, "TSIG"},     {251, "IXFR"},	 {252, "AXFR"},	  {255, "ANY"},
-	    {256, "URI"},      {257, "CAA"},
+	    {1, "A"},	    {2, "NS"},	     {5, "CNAME"},
+	    {6, "SOA"},	    {12, "PTR"},     {13, "HINFO"},
+	    {15, "MX"},	    {16, "TXT"},     {17, "RP"},
+	    {18, "AFSDB"},  {24, "SIG"},     {25, "KEY"},
+	    {28, "AAAA"},   {29, "LOC"},     {33, "SRV"},
+	    {35, "NAPTR"},  {36, "KX"},	     {37, "CERT"},
+	    {39, "DNAME"},  {41, "OPT"},     {42, "APL"},
+	    {43, "DS"},	    {44, "SSHFP"},   {45, "IPSECKEY"},
+	    {46, "RRSIG"},  {47, "NSEC"},    {48, "DNSKEY"},
+	    {49, "DHCID"},  {50, "NSEC3"},   {51, "NSEC3PARAM"},
+	    {52, "TLSA"},   {53, "SMIMEA"},  {55, "HIP"},
+	    {59, "CDS"},    {60, "CDNSKEY"}, {61, "OPENPGPKEY"},
+	    {62, "CSYNC"},  {63, "ZONEMD"},  {64, "SVCB"},
+	    {65, "HTTPS"},  {99, "SPF"},     {108, "EUI48"},
+	    {109, "EUI64"}, {249, "TKEY"},   {250, "TSIG"},
+	    {251, "IXFR"},  {252, "AXFR"},   {255, "ANY"},
+	    {256, "URI"},   {257, "CAA"},
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (names[i].type == t)
@@ -314,11 +318,16 @@ static const char *type_text(uint16_t t, char *buf, size_t cap)
 static const char *class_text(uint16_t c, char *buf, size_t cap)
 {
 	switch (c) {
-	case 1: return "IN";
-	case 3: return "CH";
-	case 4: return "HS";
-	case 254: return "NONE";
-	case 255: return "ANY";
+	case 1:
+		return "IN";
+	case 3:
+		return "CH";
+	case 4:
+		return "HS";
+	case 254:
+		return "NONE";
+	case 255:
+		return "ANY";
 	}
 	snprintf(buf, cap, "CLASS%u", c);
 	return buf;
@@ -328,8 +337,8 @@ static const char *class_text(uint16_t c, char *buf, size_t cap)
 static const char *rcode_text(unsigned rc, char *buf, size_t cap)
 {
 	static const char *const names[] = {
-	    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
-	    "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE"};
+	    "NOERROR",	"FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+	    "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE"};
 	if (rc < sizeof(names) / sizeof(names[0]))
 		return names[rc];
 	snprintf(buf, cap, "RCODE%u", rc);
@@ -339,8 +348,7 @@ static const char *rcode_text(unsigned rc, char *buf, size_t cap)
 /* The client's address as the privacy setting lets it be written, or
  * NULL for none. */
 static const char *client_text(const struct qlog_entry *e,
-			       enum qlog_privacy privacy, char *buf,
-			       size_t cap)
+			       enum qlog_privacy privacy, char *buf, size_t cap)
 {
 	uint8_t a[16];
 
@@ -350,9 +358,9 @@ static const char *client_text(const struct qlog_entry *e,
 	memcpy(a, e->addr, sizeof(a));
 	if (privacy == QLOG_PRIVACY_MASK) {
 		if (e->family == AF_INET)
-			a[3] = 0;               /* /24 */
+			a[3] = 0; /* /24 */
 		else
-			memset(a + 6, 0, 10);   /* /48 */
+			memset(a + 6, 0, 10); /* /48 */
 	}
 	return inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, a, buf,
 			 (socklen_t)cap);
@@ -442,8 +450,9 @@ static void on_reply(void *ctx, const struct query_event *ev)
 	int64_t us = ((int64_t)now.tv_sec - ev->received.tv_sec) * 1000000 +
 		     (now.tv_nsec - ev->received.tv_nsec) / 1000;
 	e->received = ev->received;
-	e->duration_us = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX
-						       : (uint32_t)us;
+	e->duration_us = us < 0		   ? 0
+			 : us > UINT32_MAX ? UINT32_MAX
+					   : (uint32_t)us;
 	e->kind = (uint8_t)ev->kind;
 	e->transport = (uint8_t)c->transport;
 	e->family = 0;
@@ -480,7 +489,7 @@ static void on_reply(void *ctx, const struct query_event *ev)
 /* ---- the writer thread and the file ---- */
 
 #define QLOG_BUF (64 * 1024)
-#define QLOG_BATCH 256   /* entries from one ring before the next */
+#define QLOG_BATCH 256 /* entries from one ring before the next */
 #define QLOG_IDLE_MS 10
 
 struct qlog {
@@ -488,8 +497,8 @@ struct qlog {
 	char *path;
 	bool syslog;
 	int fd;
-	bool regular;         /* a regular file: rotated by size */
-	int64_t size;         /* of the file, as far as we know */
+	bool regular; /* a regular file: rotated by size */
+	int64_t size; /* of the file, as far as we know */
 	unsigned nworkers;
 	struct producer *prod;
 	pthread_t thread;
@@ -498,8 +507,8 @@ struct qlog {
 	atomic_bool reopen;
 	_Atomic uint64_t written;
 	_Atomic uint64_t lost; /* lines a failed write lost */
-	bool failing;          /* the last write failed (logged once) */
-	char *buf;             /* lines not yet written */
+	bool failing;	       /* the last write failed (logged once) */
+	char *buf;	       /* lines not yet written */
 	size_t buflen;
 	uint64_t buflines;
 	char line[QLOG_LINE_MAX];
@@ -528,9 +537,9 @@ static int open_log(const char *path, int64_t *size, bool *regular)
 
 static void count_add(_Atomic uint64_t *c, uint64_t n)
 {
-	atomic_store_explicit(
-	    c, atomic_load_explicit(c, memory_order_relaxed) + n,
-	    memory_order_relaxed);
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
 }
 
 /* Write the buffer out; what cannot be written is counted as lost. */
@@ -546,8 +555,9 @@ static void flush(struct qlog *q)
 			if (!q->failing)
 				log_err("query log %s: %s; lines are lost "
 					"until writes work again",
-					q->path, k < 0 ? strerror(errno)
-						       : "nothing written");
+					q->path,
+					k < 0 ? strerror(errno)
+					      : "nothing written");
 			q->failing = true;
 			/* Whole lines that did not go out. */
 			uint64_t gone = 0;
@@ -628,8 +638,7 @@ static void add_line(struct qlog *q, const char *line, size_t len)
 		return;
 	}
 	int64_t max = q->set.max_size;
-	if (max && q->regular &&
-	    q->size + (int64_t)(q->buflen + len) > max &&
+	if (max && q->regular && q->size + (int64_t)(q->buflen + len) > max &&
 	    q->size + (int64_t)q->buflen > 0) {
 		flush(q);
 		if (q->size > 0)
@@ -650,9 +659,8 @@ static size_t drain(struct qlog *q)
 	for (unsigned i = 0; i < q->nworkers; i++) {
 		const struct qlog_entry *e;
 		struct qlog_ring *r = q->prod[i].ring;
-		for (unsigned k = 0; k < QLOG_BATCH &&
-				     (e = qlog_ring_peek(r)) != NULL;
-		     k++) {
+		for (unsigned k = 0;
+		     k < QLOG_BATCH && (e = qlog_ring_peek(r)) != NULL; k++) {
 			size_t len = qlog_format(e, q->set.privacy, q->line,
 						 sizeof(q->line));
 			qlog_ring_pop(r);
@@ -717,8 +725,9 @@ struct qlog *qlog_new(const struct qlog_settings *set, unsigned nworkers,
 	}
 	if (q->regular && set->uid != (uid_t)-1 &&
 	    fchown(q->fd, set->uid, set->gid) < 0) {
-		snprintf(err, errlen, "log_queries %s: cannot give it to the "
-				      "user: %s",
+		snprintf(err, errlen,
+			 "log_queries %s: cannot give it to the "
+			 "user: %s",
 			 q->path, strerror(errno));
 		qlog_free(q);
 		return NULL;
@@ -748,10 +757,7 @@ void qlog_observer(struct qlog *q, unsigned i, struct query_observer *obs)
 	obs->ctx = &q->prod[i];
 }
 
-void qlog_reopen(struct qlog *q)
-{
-	atomic_store(&q->reopen, true);
-}
+void qlog_reopen(struct qlog *q) { atomic_store(&q->reopen, true); }
 
 void qlog_counts(const struct qlog *q, uint64_t *written, uint64_t *dropped)
 {
@@ -761,10 +767,7 @@ void qlog_counts(const struct qlog *q, uint64_t *written, uint64_t *dropped)
 		*dropped += qlog_ring_dropped(q->prod[i].ring);
 }
 
-const char *qlog_path(const struct qlog *q)
-{
-	return q->path;
-}
+const char *qlog_path(const struct qlog *q) { return q->path; }
 
 void qlog_free(struct qlog *q)
 {

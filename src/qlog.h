@@ -19,8 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct query_observer;
 
@@ -32,11 +32,11 @@ enum qlog_privacy {
 };
 
 struct qlog_settings {
-	const char *path;    /* a file, or "syslog" */
-	int64_t max_size;    /* bytes per file; 0: never rotate */
-	unsigned keep;       /* rotated files path.1 ... path.keep */
-	unsigned queue;      /* ring entries per worker (rounded up to a
-				power of two) */
+	const char *path; /* a file, or "syslog" */
+	int64_t max_size; /* bytes per file; 0: never rotate */
+	unsigned keep;	  /* rotated files path.1 ... path.keep */
+	unsigned queue;	  /* ring entries per worker (rounded up to a
+			     power of two) */
 	enum qlog_privacy privacy;
 	/* When the daemon starts as root and drops to a user: the owner to
 	 * give the file (-1: leave it), so that reopening the same file
@@ -51,17 +51,17 @@ struct qlog_settings {
 #define QLOG_LIST_MAX 256
 struct qlog_entry {
 	struct timespec received; /* CLOCK_REALTIME */
-	uint32_t duration_us;     /* arrival to reply */
+	uint32_t duration_us;	  /* arrival to reply */
 	uint16_t qtype, qclass;
-	uint16_t answers;         /* ANCOUNT of the reply */
-	uint8_t rcode;            /* of the reply's header */
-	uint8_t kind;             /* enum query_kind */
-	uint8_t transport;        /* enum query_transport */
-	uint8_t family;           /* AF_INET, AF_INET6, 0: unknown */
-	uint16_t port;            /* host order */
+	uint16_t answers;  /* ANCOUNT of the reply */
+	uint8_t rcode;	   /* of the reply's header */
+	uint8_t kind;	   /* enum query_kind */
+	uint8_t transport; /* enum query_transport */
+	uint8_t family;	   /* AF_INET, AF_INET6, 0: unknown */
+	uint16_t port;	   /* host order */
 	uint8_t addr[16];
-	uint16_t qname_len;       /* 0: no question could be read */
-	uint8_t qname[255];       /* wire format, as the client sent it */
+	uint16_t qname_len;	    /* 0: no question could be read */
+	uint8_t qname[255];	    /* wire format, as the client sent it */
 	char group[QLOG_GROUP_MAX]; /* "": none */
 	char list[QLOG_LIST_MAX];   /* "": none; longer names are cut */
 };

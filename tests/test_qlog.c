@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "../src/qlog.h"
 #include "../src/query.h"
@@ -48,8 +48,8 @@ static void test_escape(void)
 	is_str(esc("\xc0\xaf", 2), "\\ufffd\\ufffd", "overlong: each byte");
 	is_str(esc("\xed\xa0\x80", 3), "\\ufffd\\ufffd\\ufffd",
 	       "a surrogate is not UTF-8");
-	is_str(esc("\xf4\x90\x80\x80", 4),
-	       "\\ufffd\\ufffd\\ufffd\\ufffd", "past U+10FFFF");
+	is_str(esc("\xf4\x90\x80\x80", 4), "\\ufffd\\ufffd\\ufffd\\ufffd",
+	       "past U+10FFFF");
 	char small[6];
 	size_t n = qlog_json_text(small, sizeof(small), "ab\"\"\"", 5);
 	is_int(n, 6, "only whole escapes fit: ab\\\"\\\"");
@@ -74,8 +74,8 @@ static struct qlog_entry base_entry(void)
 	e.family = AF_INET;
 	inet_pton(AF_INET, "192.0.2.77", e.addr);
 	e.port = 5353;
-	int len = wire_name_from_text("www.example.com.", NULL, 0, e.qname,
-				      &why);
+	int len =
+	    wire_name_from_text("www.example.com.", NULL, 0, e.qname, &why);
 	e.qname_len = (uint16_t)len;
 	return e;
 }
@@ -94,12 +94,13 @@ static void test_format(void)
 {
 	struct qlog_entry e = base_entry();
 
-	is_str(line(&e, QLOG_PRIVACY_NONE),
-	       "{\"time\":\"2026-12-02T13:00:00.123Z\",\"client\":\"192.0.2.77\""
-	       ",\"port\":5353,\"transport\":\"tcp\",\"name\":\"www.example.com.\""
-	       ",\"type\":\"AAAA\",\"class\":\"IN\",\"kind\":\"forwarded\""
-	       ",\"rcode\":\"NOERROR\",\"answers\":2,\"duration_ms\":1.234}",
-	       "every field");
+	is_str(
+	    line(&e, QLOG_PRIVACY_NONE),
+	    "{\"time\":\"2026-12-02T13:00:00.123Z\",\"client\":\"192.0.2.77\""
+	    ",\"port\":5353,\"transport\":\"tcp\",\"name\":\"www.example.com.\""
+	    ",\"type\":\"AAAA\",\"class\":\"IN\",\"kind\":\"forwarded\""
+	    ",\"rcode\":\"NOERROR\",\"answers\":2,\"duration_ms\":1.234}",
+	    "every field");
 	is_str(line(&e, QLOG_PRIVACY_MASK),
 	       "{\"time\":\"2026-12-02T13:00:00.123Z\",\"client\":\"192.0.2.0\""
 	       ",\"transport\":\"tcp\",\"name\":\"www.example.com.\""
@@ -112,10 +113,14 @@ static void test_format(void)
 
 	e.family = AF_INET6;
 	inet_pton(AF_INET6, "2001:db8:abcd:1234::99", e.addr);
-	like(line(&e, QLOG_PRIVACY_NONE), "\"client\":\"2001:db8:abcd:1234::99\","
-	     "\"port\":5353,", "IPv6");
-	like(line(&e, QLOG_PRIVACY_MASK), "\"client\":\"2001:db8:abcd::\","
-	     "\"transport\"", "IPv6 mask: /48");
+	like(line(&e, QLOG_PRIVACY_NONE),
+	     "\"client\":\"2001:db8:abcd:1234::99\","
+	     "\"port\":5353,",
+	     "IPv6");
+	like(line(&e, QLOG_PRIVACY_MASK),
+	     "\"client\":\"2001:db8:abcd::\","
+	     "\"transport\"",
+	     "IPv6 mask: /48");
 
 	e.qtype = 999;
 	e.qclass = 3;
@@ -125,12 +130,13 @@ static void test_format(void)
 	e.duration_us = 7;
 	snprintf(e.group, sizeof(e.group), "kids");
 	snprintf(e.list, sizeof(e.list), "/etc/lists/\"odd\\\x01.txt");
-	like(line(&e, QLOG_PRIVACY_HIDE),
-	     "\"transport\":\"https\",\"name\":\"www.example.com.\","
-	     "\"type\":\"TYPE999\",\"class\":\"CH\",\"kind\":\"blocked\","
-	     "\"group\":\"kids\",\"list\":\"/etc/lists/\\\"odd\\\\\\u0001.txt\","
-	     "\"rcode\":\"NXDOMAIN\",\"answers\":2,\"duration_ms\":0.007}",
-	     "RFC 3597 type, CH, group, list escaped, NXDOMAIN, https");
+	like(
+	    line(&e, QLOG_PRIVACY_HIDE),
+	    "\"transport\":\"https\",\"name\":\"www.example.com.\","
+	    "\"type\":\"TYPE999\",\"class\":\"CH\",\"kind\":\"blocked\","
+	    "\"group\":\"kids\",\"list\":\"/etc/lists/\\\"odd\\\\\\u0001.txt\","
+	    "\"rcode\":\"NXDOMAIN\",\"answers\":2,\"duration_ms\":0.007}",
+	    "RFC 3597 type, CH, group, list escaped, NXDOMAIN, https");
 	e.qclass = 77;
 	e.rcode = 12;
 	like(line(&e, QLOG_PRIVACY_HIDE), "\"class\":\"CLASS77\"",
@@ -141,8 +147,9 @@ static void test_format(void)
 	like(line(&e, QLOG_PRIVACY_HIDE), "\"type\":\"HTTPS\"", "HTTPS");
 
 	/* The name's bytes are data: RFC 1035 escapes, then JSON's. */
-	static const uint8_t odd[] = {9, 'w', 'e', '"', 'i', 'r', 'd', '\\',
-				      '.', '%', 4, 0x01, 0xff, 'n', 0xc3, 0};
+	static const uint8_t odd[] = {9,    'w',  'e',	'"', 'i', 'r',
+				      'd',  '\\', '.',	'%', 4,	  0x01,
+				      0xff, 'n',  0xc3, 0};
 	memcpy(e.qname, odd, sizeof(odd));
 	e.qname_len = sizeof(odd);
 	like(line(&e, QLOG_PRIVACY_HIDE),
@@ -171,7 +178,7 @@ static void test_format(void)
 	e.rcode = 1;
 	l = line(&e, QLOG_PRIVACY_NONE);
 	ok(!strstr(l, "\"name\"") && !strstr(l, "\"type\"") &&
-	   strstr(l, "\"kind\":\"malformed\",\"rcode\":\"FORMERR\""),
+	       strstr(l, "\"kind\":\"malformed\",\"rcode\":\"FORMERR\""),
 	   "no question: no name, type, class");
 	e.family = 0;
 	ok(!strstr(line(&e, QLOG_PRIVACY_NONE), "client"),
@@ -186,13 +193,15 @@ static void test_time(void)
 	char want[64], buf[QLOG_LINE_MAX];
 	unsigned bad = 0;
 	uint64_t x = 88172645463325252ull;
-	static const time_t edges[] = {0, 951782400, 951868799, 4107542400,
-				       4107628799, 1735689599, 1709164800};
+	static const time_t edges[] = {0,	   951782400,  951868799,
+				       4107542400, 4107628799, 1735689599,
+				       1709164800};
 
 	for (unsigned i = 0; i < 100000 + 7; i++) {
 		struct tm tm;
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		e.received.tv_sec = i < 7 ? edges[i] : (time_t)(x % 7300000000ull);
+		e.received.tv_sec =
+		    i < 7 ? edges[i] : (time_t)(x % 7300000000ull);
 		e.received.tv_nsec = (long)(x % 1000000000ull);
 		gmtime_r(&e.received.tv_sec, &tm);
 		size_t n = strftime(want, sizeof(want),
