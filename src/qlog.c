@@ -580,7 +580,7 @@ static void flush(struct qlog *q)
 }
 
 /* Swap to a new file at the path; on failure keep the old one. */
-static void reopen_file(struct qlog *q, const char *why)
+static bool reopen_file(struct qlog *q, const char *why)
 {
 	int64_t size;
 	bool regular;
@@ -590,12 +590,13 @@ static void reopen_file(struct qlog *q, const char *why)
 		log_err("query log %s: %s: cannot open: %s; still writing to "
 			"the file open before",
 			q->path, why, strerror(errno));
-		return;
+		return false;
 	}
 	close(q->fd);
 	q->fd = fd;
 	q->size = size;
 	q->regular = regular;
+	return true;
 }
 
 /* path.N, for rotation. */
@@ -608,7 +609,9 @@ static void numbered(char *out, size_t cap, const char *path, unsigned n)
 }
 
 /* path.(keep-1) -> path.keep, ..., path -> path.1, then a new path;
- * with keep 0, path is removed and started anew. */
+ * with keep 0, path is removed and started anew.  When that fails (a
+ * folder the user may not write), the lines go on into the file open,
+ * and the next try is after another max_size bytes, not at every line. */
 static void rotate(struct qlog *q)
 {
 	char from[PATH_MAX], to[PATH_MAX];
@@ -619,15 +622,18 @@ static void rotate(struct qlog *q)
 		if (rename(from, to) < 0 && errno != ENOENT) {
 			log_err("query log: cannot rename %s to %s: %s", from,
 				to, strerror(errno));
+			q->size = 0;
 			return;
 		}
 	}
 	if (!q->set.keep && unlink(q->path) < 0 && errno != ENOENT) {
 		log_err("query log: cannot remove %s: %s", q->path,
 			strerror(errno));
+		q->size = 0;
 		return;
 	}
-	reopen_file(q, "rotation");
+	if (!reopen_file(q, "rotation"))
+		q->size = 0;
 }
 
 static void add_line(struct qlog *q, const char *line, size_t len)

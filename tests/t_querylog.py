@@ -417,6 +417,29 @@ def t_user():
 
 
 @test
+def t_rotation_fails():
+    """rotation in a folder the user may not write: every line still goes
+    into the open file, the error is logged about once per log_max_size"""
+    if os.geteuid() != 0:
+        print("# SKIP: needs root")
+        return
+    os.chmod(LOGDIR, 0o755)
+    sub = logpath("ro")
+    os.mkdir(sub, 0o755)             # root's
+    path = os.path.join(sub, "q.log")
+    d = daemon(path, 'user = "nobody";\nlog_max_size = 4096;\nlog_keep = 2;\n')
+    for i in range(200):
+        ask("nas.home.lab", port=d.port)
+    got = wait_lines(path, 200)
+    eq(len(got), 200, "lines in the file")
+    size = os.path.getsize(path)
+    errors = d.stderr().count("cannot rename")
+    assert 1 <= errors <= size // 4096 + 1, "%d errors for %d bytes" % (errors, size)
+    eq(sorted(os.listdir(sub)), ["q.log"], "nothing rotated")
+    d.stop()
+
+
+@test
 def t_status():
     """splitdnsctl status and status --json: the lines written and dropped"""
     ctl = os.path.join(os.path.dirname(SPLITDNS), "splitdnsctl")
