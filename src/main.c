@@ -7,9 +7,11 @@
  * until SIGTERM or SIGINT.  The main thread serves no query: it starts
  * reload builds on a thread of their own and publishes their snapshots
  * to the workers.  The same thread downloads subscribed lists (URLs in
- * block.lists) when their refresh timer fires or SIGUSR2 asks, and
- * publishes a snapshot with a new block set when one of them changed.  Everything is freed on the way out so that leak
- * checkers see a clean exit.
+ * block.lists) when their refresh timer fires or splitdnsctl asks, and
+ * publishes a snapshot with a new block set when one of them changed.
+ * SIGUSR2 (and SIGHUP, beside the reload) reopens the log files.
+ * Everything is freed on the way out so that leak checkers see a clean
+ * exit.
  */
 #include <config.h>
 
@@ -43,6 +45,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pause.h"
+#include "qlog.h"
 #include "query.h"
 #include "route.h"
 #include "server.h"
@@ -105,6 +108,7 @@ struct daemon {
 	uint64_t published_ms;      /* when d->snap was published */
 	uint64_t reloads, reload_failures;
 	uint64_t refreshes, refresh_failures; /* of subscribed lists */
+	struct qlog *qlog;          /* the query log; NULL: off */
 };
 
 static void usage(FILE *f)
@@ -345,6 +349,13 @@ static void log_stats(const struct daemon *d)
 		 " misses, %" PRIu64 " stored, %" PRIu64 " evicted",
 		 cs.entries, cs.bytes, cs.hits, cs.misses, cs.stored,
 		 cs.evicted);
+	if (d->qlog) {
+		uint64_t written, dropped;
+		qlog_counts(d->qlog, &written, &dropped);
+		log_info("query log %s: %" PRIu64 " lines written, %" PRIu64
+			 " dropped",
+			 qlog_path(d->qlog), written, dropped);
+	}
 }
 
 /* Give up root once the sockets are bound (user = "..."). */
@@ -422,6 +433,66 @@ static bool same_control(const struct conf *a, const struct conf *b)
 	       a->control_mode == b->control_mode;
 }
 
+static bool same_query_log(const struct conf *a, const struct conf *b)
+{
+	return same_text(a->log_queries, b->log_queries) &&
+	       a->log_max_size == b->log_max_size &&
+	       a->log_keep == b->log_keep && a->log_queue == b->log_queue &&
+	       a->log_privacy == b->log_privacy;
+}
+
+/* ---- the query log ---- */
+
+/* Open log_queries (as root, before the privilege drop: the file is then
+ * given to the user, who reopens and rotates it in its folder) and add
+ * its observer to every worker, which have not started yet. */
+static bool start_query_log(struct daemon *d, char *err, size_t errlen)
+{
+	const struct conf *cfg = d->snap->cfg;
+	static const enum qlog_privacy privacy[] = {
+	    [CONF_LOG_PRIVACY_NONE] = QLOG_PRIVACY_NONE,
+	    [CONF_LOG_PRIVACY_MASK] = QLOG_PRIVACY_MASK,
+	    [CONF_LOG_PRIVACY_HIDE] = QLOG_PRIVACY_HIDE,
+	};
+	struct qlog_settings set = {
+	    .path = cfg->log_queries,
+	    .max_size = cfg->log_max_size,
+	    .keep = (unsigned)cfg->log_keep,
+	    .queue = (unsigned)cfg->log_queue,
+	    .privacy = privacy[cfg->log_privacy],
+	    .uid = (uid_t)-1,
+	    .gid = (gid_t)-1,
+	};
+	struct passwd *pw;
+
+	if (!cfg->log_queries)
+		return true;
+	if (cfg->user && geteuid() == 0 && (pw = getpwnam(cfg->user))) {
+		set.uid = pw->pw_uid;
+		set.gid = pw->pw_gid;
+	}
+	if (!(d->qlog = qlog_new(&set, (unsigned)d->nworkers, err, errlen)))
+		return false;
+	for (size_t i = 0; i < d->nworkers; i++) {
+		struct query_observer obs;
+		qlog_observer(d->qlog, (unsigned)i, &obs);
+		if (!worker_add_observer(d->workers[i], &obs)) {
+			snprintf(err, errlen, "query log: too many observers");
+			return false;
+		}
+	}
+	log_info("query log %s", qlog_path(d->qlog));
+	return true;
+}
+
+/* SIGUSR2 and SIGHUP: close and open again every log file (after
+ * logrotate moved them away). */
+static void reopen_logs(struct daemon *d)
+{
+	if (d->qlog)
+		qlog_reopen(d->qlog);
+}
+
 /* ---- reloads: built on a thread of their own, published by main ---- */
 
 static void *build_snapshot(void *arg)
@@ -487,7 +558,7 @@ static void start_reload(struct daemon *d)
 /*
  * Download the subscribed lists that are due (force: all of them) on the
  * build thread, and publish a new block set if one changed.  This is what
- * the refresh timer, SIGUSR2 and a control command call.
+ * the refresh timer and a control command call.
  */
 static void start_refresh(struct daemon *d, bool force)
 {
@@ -564,6 +635,10 @@ static void publish(struct daemon *d, struct snapshot *s)
 	if (!same_control(old->cfg, s->cfg))
 		log_warn("control settings changed: they take effect after a "
 			 "restart");
+	if (!same_query_log(old->cfg, s->cfg))
+		log_warn("log_queries, log_max_size, log_keep, log_queue or "
+			 "log_privacy changed: they take effect after a "
+			 "restart");
 	/* Answers of servers that are gone never match again (the key
 	 * holds the upstream generation); free their memory now. */
 	if (!snapshot_same_upstreams(old, s))
@@ -630,6 +705,7 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 	(void)events;
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
+			reopen_logs(d);
 			start_reload(d);
 			continue;
 		}
@@ -638,7 +714,7 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 			continue;
 		}
 		if (si.ssi_signo == SIGUSR2) {
-			start_refresh(d, true);
+			reopen_logs(d);
 			continue;
 		}
 		log_info("%s: shutting down",
@@ -799,6 +875,29 @@ static void status_groups(const struct daemon *d, FILE *f, bool json,
 	fprintf(f, json ? "]" : "");
 }
 
+/* The query log's counters, for status. */
+static void status_query_log(const struct daemon *d, FILE *f, bool json)
+{
+	uint64_t written, dropped;
+
+	if (!d->qlog) {
+		fprintf(f, json ? ", \"query_log\": null" : "");
+		return;
+	}
+	qlog_counts(d->qlog, &written, &dropped);
+	if (json) {
+		fprintf(f, ", \"query_log\": {\"path\": ");
+		control_json_str(f, qlog_path(d->qlog));
+		fprintf(f, ", \"written\": %" PRIu64 ", \"dropped\": %" PRIu64
+			   "}",
+			written, dropped);
+	} else {
+		fprintf(f, "query log %s: %" PRIu64 " lines written, %" PRIu64
+			   " dropped\n",
+			qlog_path(d->qlog), written, dropped);
+	}
+}
+
 static void op_status(void *ctx, struct control_reply *r)
 {
 	struct daemon *d = ctx;
@@ -848,6 +947,7 @@ static void op_status(void *ctx, struct control_reply *r)
 			s.answered, s.servfail, s.joined, s.prefetched);
 		status_lists(d, f, false);
 		status_groups(d, f, false, &s);
+		status_query_log(d, f, false);
 		return;
 	}
 	fprintf(f, "{\"version\": \"%s\", \"uptime\": %" PRIu64
@@ -882,6 +982,7 @@ static void op_status(void *ctx, struct control_reply *r)
 		s.answered, s.servfail);
 	status_lists(d, f, true);
 	status_groups(d, f, true, &s);
+	status_query_log(d, f, true);
 	fprintf(f, "}\n");
 }
 
@@ -1342,7 +1443,8 @@ int main(int argc, char **argv)
 		log_err("start-up: %s", d.loop ? "out of memory" : strerror(errno));
 		goto out;
 	}
-	if (!start_workers(&d, err, sizeof(err))) {
+	if (!start_workers(&d, err, sizeof(err)) ||
+	    !start_query_log(&d, err, sizeof(err))) {
 		log_err("%s", err);
 		goto out;
 	}
@@ -1357,6 +1459,11 @@ int main(int argc, char **argv)
 	}
 	if (drop_privileges(d.snap->cfg) < 0)
 		goto out;
+	if (d.qlog && !qlog_start(d.qlog)) {
+		log_err("query log: cannot start a thread: %s",
+			strerror(errno));
+		goto out;
+	}
 	d.sigw.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	loop_on_wake(d.loop, on_main_wake, &d);
 	if (d.sigw.fd < 0 || loop_add(d.loop, &d.sigw, EPOLLIN) < 0) {
@@ -1390,6 +1497,7 @@ out:
 	atomic_store(&d.cancel, true);
 	control_free(d.ctl);
 	stop_workers(&d);
+	qlog_free(d.qlog); /* after the workers: it writes what they left */
 	if (d.reloading) {
 		pthread_join(d.reloader, NULL);
 		snapshot_unref(atomic_exchange(&d.built, NULL));
