@@ -13,6 +13,7 @@
  */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -806,6 +807,97 @@ static void status_groups(const struct daemon *d, FILE *f, bool json,
 	fprintf(f, json ? "]" : "");
 }
 
+/* The upstream group labels of the snapshot, each once. */
+static bool upstream_seen(const struct snapshot *s, size_t g,
+			  const char *name)
+{
+	char other[4096];
+
+	for (size_t e = 0; e < g; e++)
+		if (strcmp(query_upstream_name(s, e, other, sizeof(other)),
+			   name) == 0)
+			return true;
+	return false;
+}
+
+static void upstream_sum(const struct daemon *d, const char *name,
+			 struct query_upstream_stats *u)
+{
+	memset(u, 0, sizeof(*u));
+	for (size_t w = 0; w < d->nworkers; w++)
+		query_env_upstream_stats(worker_env(d->workers[w]), name, u);
+}
+
+/*
+ * The q-quantile (0..1) of an upstream histogram, in ms, as Prometheus'
+ * histogram_quantile estimates it: linear within the bucket that holds
+ * it.  Past the last bound it is that bound.  -1: no answers.
+ */
+static double upstream_quantile(const struct query_upstream_stats *u,
+				double q)
+{
+	uint64_t total = 0, cum = 0;
+
+	for (size_t b = 0; b <= QUERY_LATENCY_BUCKETS; b++)
+		total += u->bucket[b];
+	if (!total)
+		return -1;
+	double rank = q * (double)total;
+	for (size_t b = 0; b < QUERY_LATENCY_BUCKETS; b++) {
+		if (u->bucket[b] && (double)(cum + u->bucket[b]) >= rank) {
+			double lo = b ? query_latency_ms[b - 1] : 0;
+			double hi = query_latency_ms[b];
+			return lo + (hi - lo) * (rank - (double)cum) /
+					(double)u->bucket[b];
+		}
+		cum += u->bucket[b];
+	}
+	return query_latency_ms[QUERY_LATENCY_BUCKETS - 1];
+}
+
+/* Upstream health: per server list, queries, errors, median and p90. */
+static void status_upstreams(const struct daemon *d, FILE *f, bool json)
+{
+	const struct snapshot *s = d->snap;
+	char name[4096];
+	struct query_upstream_stats u;
+	bool first = true;
+
+	fprintf(f, json ? ", \"health\": [" : "");
+	for (size_t g = 0; g < s->ngroups; g++) {
+		query_upstream_name(s, g, name, sizeof(name));
+		if (!name[0] || upstream_seen(s, g, name))
+			continue;
+		upstream_sum(d, name, &u);
+		double p50 = upstream_quantile(&u, 0.5);
+		double p90 = upstream_quantile(&u, 0.9);
+		if (json) {
+			fprintf(f, "%s{\"server\": ", first ? "" : ", ");
+			control_json_str(f, name);
+			fprintf(f, ", \"queries\": %" PRIu64 ", \"errors\": %"
+				   PRIu64 ", \"answers\": %" PRIu64,
+				u.queries, u.errors, u.queries - u.errors);
+			if (p50 < 0)
+				fprintf(f, ", \"median_ms\": null, "
+					   "\"p90_ms\": null}");
+			else
+				fprintf(f, ", \"median_ms\": %.1f, "
+					   "\"p90_ms\": %.1f}",
+					p50, p90);
+		} else {
+			fprintf(f, "server %s: %" PRIu64 " queries, %" PRIu64
+				   " errors",
+				name, u.queries, u.errors);
+			if (p50 >= 0)
+				fprintf(f, ", median %.1f ms, p90 %.1f ms",
+					p50, p90);
+			fprintf(f, "\n");
+		}
+		first = false;
+	}
+	fprintf(f, json ? "]" : "");
+}
+
 static void op_status(void *ctx, struct control_reply *r)
 {
 	struct daemon *d = ctx;
@@ -853,6 +945,7 @@ static void op_status(void *ctx, struct control_reply *r)
 			cfg->nservers,
 			cfg->servers_from_resolv ? " (resolv.conf)" : "",
 			s.answered, s.servfail, s.joined, s.prefetched);
+		status_upstreams(d, f, false);
 		status_lists(d, f, false);
 		status_groups(d, f, false, &s);
 		return;
@@ -884,9 +977,10 @@ static void op_status(void *ctx, struct control_reply *r)
 		fprintf(f, "%s", i ? ", " : "");
 		control_json_str(f, cfg->servers[i].text);
 	}
-	fprintf(f, "], \"answers\": %" PRIu64 ", \"failures\": %" PRIu64
-		   "}, ",
+	fprintf(f, "], \"answers\": %" PRIu64 ", \"failures\": %" PRIu64,
 		s.answered, s.servfail);
+	status_upstreams(d, f, true);
+	fprintf(f, "}, ");
 	status_lists(d, f, true);
 	status_groups(d, f, true, &s);
 	fprintf(f, "}\n");
@@ -1098,7 +1192,22 @@ static void op_explain(void *ctx, struct control_reply *r, const char *name,
 	free(errs);
 }
 
-/* One top list over every worker: merged sketches, largest first. */
+/* A sketch's key as text: a wire name, or (busiest clients) the 4 or
+ * 16 octets of an address. */
+static void top_key(enum query_top kind, const struct topk_entry *e,
+		    char *text, size_t cap)
+{
+	if (kind != QUERY_TOP_CLIENTS) {
+		wire_name_to_text(e->key, e->len, text, cap);
+		return;
+	}
+	if (!inet_ntop(e->len == 16 ? AF_INET6 : AF_INET, e->key, text,
+		       (socklen_t)cap))
+		snprintf(text, cap, "?");
+}
+
+/* One top list over every worker: merged sketches, largest first.  The
+ * slowest names count milliseconds upstream, the others queries. */
 static void top_list(struct daemon *d, struct control_reply *r,
 		     enum query_top kind, const char *title, unsigned n,
 		     struct topk_entry *e)
@@ -1106,6 +1215,8 @@ static void top_list(struct daemon *d, struct control_reply *r,
 	uint64_t total = 0, max_error = 0;
 	size_t k = 0;
 	char text[1100];
+	bool ms = kind == QUERY_TOP_SLOW;
+	const char *key = kind == QUERY_TOP_CLIENTS ? "client" : "name";
 
 	for (size_t i = 0; i < d->nworkers; i++)
 		k += worker_top(d->workers[i], kind, e + k, TOPK_CAP, &total);
@@ -1116,23 +1227,32 @@ static void top_list(struct daemon *d, struct control_reply *r,
 			max_error = e[i].error;
 	if (r->json)
 		fprintf(r->f, "\"%s\": {\"total\": %" PRIu64 ", \"bound\": %"
-			      PRIu64 ", \"names\": [",
-			title, total, total / TOPK_CAP);
+			      PRIu64 ", \"%s\": [",
+			title, total, total / TOPK_CAP,
+			kind == QUERY_TOP_CLIENTS ? "clients" : "names");
+	else if (ms)
+		fprintf(r->f, "slowest (ms upstream, of %" PRIu64 " ms; a sum "
+			      "may be high by at most %" PRIu64 " ms):\n",
+			total, max_error);
+	else if (kind == QUERY_TOP_CLIENTS)
+		fprintf(r->f, "busiest clients (of %" PRIu64 " queries; a count "
+			      "may be high by at most %" PRIu64 "):\n",
+			total, max_error);
 	else
 		fprintf(r->f, "most %s (of %" PRIu64 "; a count may be high by "
 			      "at most %" PRIu64 "):\n",
 			title, total, max_error);
 	for (size_t i = 0; i < k && i < n; i++) {
-		wire_name_to_text(e[i].key, e[i].len, text, sizeof(text));
+		top_key(kind, &e[i], text, sizeof(text));
 		if (!r->json) {
 			fprintf(r->f, "%10" PRIu64 "  %s\n", e[i].count, text);
 			continue;
 		}
-		fprintf(r->f, "%s{\"name\": ", i ? ", " : "");
+		fprintf(r->f, "%s{\"%s\": ", i ? ", " : "", key);
 		control_json_str(r->f, text);
-		fprintf(r->f, ", \"count\": %" PRIu64 ", \"error\": %" PRIu64
+		fprintf(r->f, ", \"%s\": %" PRIu64 ", \"error\": %" PRIu64
 			      "}",
-			e[i].count, e[i].error);
+			ms ? "ms" : "count", e[i].count, e[i].error);
 	}
 	fprintf(r->f, r->json ? "]}" : "");
 }
@@ -1150,6 +1270,10 @@ static void op_top(void *ctx, struct control_reply *r, unsigned n)
 	top_list(d, r, QUERY_TOP_ASKED, "asked", n, e);
 	fprintf(r->f, r->json ? ", " : "");
 	top_list(d, r, QUERY_TOP_BLOCKED, "blocked", n, e);
+	fprintf(r->f, r->json ? ", " : "");
+	top_list(d, r, QUERY_TOP_SLOW, "slowest", n, e);
+	fprintf(r->f, r->json ? ", " : "");
+	top_list(d, r, QUERY_TOP_CLIENTS, "clients", n, e);
 	fprintf(r->f, r->json ? "}\n" : "");
 	free(e);
 }
@@ -1282,27 +1406,6 @@ static void metrics_groups(const struct daemon *d, FILE *f,
 	for (size_t i = 0; i < n; i++)
 		metric_l1(f, "splitdns_group_blocked_total", "group",
 			  s->cgroups[i].name, b[i]);
-}
-
-/* The upstream group labels of the snapshot, each once. */
-static bool upstream_seen(const struct snapshot *s, size_t g,
-			  const char *name)
-{
-	char other[4096];
-
-	for (size_t e = 0; e < g; e++)
-		if (strcmp(query_upstream_name(s, e, other, sizeof(other)),
-			   name) == 0)
-			return true;
-	return false;
-}
-
-static void upstream_sum(const struct daemon *d, const char *name,
-			 struct query_upstream_stats *u)
-{
-	memset(u, 0, sizeof(*u));
-	for (size_t w = 0; w < d->nworkers; w++)
-		query_env_upstream_stats(worker_env(d->workers[w]), name, u);
 }
 
 static void metrics_upstreams(const struct daemon *d, FILE *f)
