@@ -334,6 +334,77 @@ def t_prometheus():
 
 
 @test
+def t_tls():
+    """DNS over TLS and HTTPS count as transport tls and https; TLS
+    connections open show"""
+    tmp = tempfile.mkdtemp(prefix="sdmtls.")
+    cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "c.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=dns.test",
+                    "-addext", "subjectAltName=DNS:dns.test,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+    tport, hport, mport = free_port(), free_port(), free_port()
+    conf = ('listen = ["127.0.0.1:@PORT@", "tls://127.0.0.1:%d", '
+            '"https://127.0.0.1:%d"];\n'
+            'upstream: { servers = ["127.0.0.1:%d"]; };\n'
+            'zones = ["home.zone"];\nthreads = 1;\n'
+            'tls: { cert = "%s"; key = "%s"; };\n'
+            'metrics = "127.0.0.1:%d";\n'
+            % (tport, hport, up.port, cert, key, mport))
+    probe = os.path.join(tmp, "probe.conf")
+    with open(probe, "w") as f:
+        f.write(conf.replace("@PORT@", "53").replace("home.zone", "/dev/null"))
+    if "built without TLS" in run(["-t", "-c", probe])[2]:
+        print("# SKIP built without TLS")
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    t = Daemon(conf, files={"home.zone": ZONE})
+    url = "http://127.0.0.1:%d/metrics" % mport
+
+    def get_m():
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return parse(r.read().decode())
+
+    def kdig(*args):
+        p = subprocess.run(["kdig", "@127.0.0.1", "+tls-ca=" + cert,
+                            "+tls-hostname=dns.test", "+time=3",
+                            "+retry=0"] + list(args),
+                           capture_output=True, text=True, timeout=15)
+        assert "NOERROR" in p.stdout, p.stdout + p.stderr
+    try:
+        a = get_m()
+        kdig("-p", str(tport), "+tls", "nas.home.lab")
+        kdig("-p", str(tport), "+tls", "tls1.example.com")
+        kdig("-p", str(hport), "+https", "nas.home.lab")
+        kdig("-p", str(hport), "+https-get", "nas.home.lab")
+        b = get_m()
+        for tr, k, n in (("tls", "local", 1), ("tls", "forwarded", 1),
+                         ("https", "local", 2), ("udp", "local", 0),
+                         ("tcp", "local", 0)):
+            eq(delta(a, b, "splitdns_queries_total", transport=tr, kind=k),
+               n, "%s %s" % (tr, k))
+        # A TLS connection held open shows, and goes when it closes.
+        import ssl
+        ctx = ssl.create_default_context(cafile=cert)
+        ctx.set_alpn_protocols(["dot"])
+        raw = socket.create_connection(("127.0.0.1", tport), timeout=5)
+        s = ctx.wrap_socket(raw, server_hostname="dns.test")
+        c = get_m()
+        eq(val(c, "splitdns_tls_connections"), 1, "one TLS connection open")
+        eq(val(c, "splitdns_tcp_connections"), 1, "counted as TCP too")
+        s.close()
+        end = time.time() + 5
+        while time.time() < end and val(get_m(),
+                                        "splitdns_tls_connections"):
+            time.sleep(0.05)
+        eq(val(get_m(), "splitdns_tls_connections"), 0, "closed")
+    finally:
+        t.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
 def t_check():
     """-t refuses a bad metrics setting with file:line"""
     tmp = tempfile.mkdtemp(prefix="sdmet.")
