@@ -24,6 +24,22 @@ from harness import Daemon, Upstream, done, eq, query, raw_udp, rcode, run
 from harness import test, _procs
 from sdtest import free_port
 
+# A build --without-metrics refuses the setting with file:line, and that
+# is all there is to test.
+_tmp = tempfile.mkdtemp(prefix="sdmprobe.")
+_probe = os.path.join(_tmp, "splitdns.conf")
+with open(_probe, "w") as _f:
+    _f.write('listen = ["127.0.0.1:53"];\nmetrics = "127.0.0.1:9100";\n')
+_rc, _out, _err = run(["-t", "-c", _probe])
+shutil.rmtree(_tmp, ignore_errors=True)
+if "built without metrics" in _err:
+    @test
+    def t_without():
+        """--without-metrics: the metrics setting is refused with file:line"""
+        eq(_rc, 1, "status")
+        assert _probe + ":2: 'metrics'" in _err, _err
+    done()
+
 up = Upstream()
 DEAD = free_port()      # nothing listens there: every query fails
 MPORT = free_port()
