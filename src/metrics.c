@@ -58,10 +58,7 @@ struct metrics {
 	struct metrics_ops ops;
 };
 
-bool metrics_available(void)
-{
-	return true;
-}
+bool metrics_available(void) { return true; }
 
 /* Run MHD when its timeout comes, or (MHD_NO) not before it has I/O. */
 static void rearm(struct metrics *m)
@@ -85,8 +82,8 @@ static void on_ready(struct loop_watch *w, uint32_t events)
 
 static void on_timer(struct loop_timer *t, uint64_t now_ms)
 {
-	struct metrics *m = (struct metrics *)((char *)t -
-					       offsetof(struct metrics, timer));
+	struct metrics *m =
+	    (struct metrics *)((char *)t - offsetof(struct metrics, timer));
 	(void)now_ms;
 	MHD_run(m->mhd);
 	rearm(m);
@@ -102,9 +99,8 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa,
 }
 
 /* A small fixed answer (404, 405, 500). */
-static enum MHD_Result answer_text(struct MHD_Connection *conn,
-				   unsigned status, const char *text,
-				   bool allow)
+static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status,
+				   const char *text, bool allow)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(
 	    strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
@@ -192,8 +188,10 @@ struct metrics *metrics_new(struct loop *loop, const struct conf_addr *addr,
 	    (unsigned)METRICS_TIMEOUT_S, MHD_OPTION_END);
 	if (!m->mhd) {
 		snprintf(err, errlen, "metrics %s: cannot listen: %s",
-			 addr->addr, errno ? strerror(errno) : "libmicrohttpd "
-							       "failed");
+			 addr->addr,
+			 errno ? strerror(errno)
+			       : "libmicrohttpd "
+				 "failed");
 		free(m);
 		return NULL;
 	}
@@ -227,10 +225,7 @@ struct metrics {
 	int unused;
 };
 
-bool metrics_available(void)
-{
-	return false;
-}
+bool metrics_available(void) { return false; }
 
 struct metrics *metrics_new(struct loop *loop, const struct conf_addr *addr,
 			    const struct metrics_ops *ops, char *err,
@@ -243,9 +238,6 @@ struct metrics *metrics_new(struct loop *loop, const struct conf_addr *addr,
 	return NULL;
 }
 
-void metrics_free(struct metrics *m)
-{
-	(void)m;
-}
+void metrics_free(struct metrics *m) { (void)m; }
 
 #endif

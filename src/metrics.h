@@ -28,8 +28,8 @@ struct loop;
 struct metrics;
 
 /* The limits of the HTTP side. */
-#define METRICS_MAX_CONNS 16    /* at once; more are closed */
-#define METRICS_TIMEOUT_S 10    /* an idle connection closes */
+#define METRICS_MAX_CONNS 16 /* at once; more are closed */
+#define METRICS_TIMEOUT_S 10 /* an idle connection closes */
 
 struct metrics_ops {
 	void *ctx;
