@@ -569,6 +569,9 @@ static void publish(struct daemon *d, struct snapshot *s)
 	if (!same_control(old->cfg, s->cfg))
 		log_warn("control settings changed: they take effect after a "
 			 "restart");
+	if (old->cfg->metrics_on != s->cfg->metrics_on ||
+	    strcmp(old->cfg->metrics.addr, s->cfg->metrics.addr) != 0)
+		log_warn("metrics changed: it takes effect after a restart");
 	/* Answers of servers that are gone never match again (the key
 	 * holds the upstream generation); free their memory now. */
 	if (!snapshot_same_upstreams(old, s))
