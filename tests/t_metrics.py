@@ -52,13 +52,15 @@ upstream: { servers = ["127.0.0.1:%d"]; timeout_ms = 500; tries = 1; };
 forward = ( { domain = "dead.test"; servers = ["127.0.0.1:%d"]; },
             { domain = "refused.test"; refuse = true; } );
 zones = ["home.zone"];
-block: { lists = ["list.txt"]; domains = ["ads.example.net"]; };
+block: { lists = ["list.txt", "q\\"uote\\\\d.txt"];
+         domains = ["ads.example.net"]; };
 access: { allow = ["127.0.0.1/32", "::1/128"]; };
 threads = 2;
 metrics = "127.0.0.1:%d";
 '''
 d = Daemon(CONF % (up.port, DEAD, MPORT),
-           files={"home.zone": ZONE, "list.txt": "tracker.example.org\n"})
+           files={"home.zone": ZONE, "list.txt": "tracker.example.org\n",
+                  'q"uote\\d.txt': "odd.example.org\n"})
 P = d.port
 URL = "http://127.0.0.1:%d/metrics" % MPORT
 
@@ -203,12 +205,35 @@ def t_mix():
     eq(val(after, "splitdns_inflight_queries"), 0, "nothing in flight")
     eq(val(after, "splitdns_snapshot_local_names"), 2,
        "local names (nas and the zone's apex)")
-    eq(val(after, "splitdns_snapshot_blocked_names"), 2, "blocked names")
+    eq(val(after, "splitdns_snapshot_blocked_names"), 3, "blocked names")
     eq(val(after, "splitdns_reloads_total", result="success"), 0, "reloads")
     eq(val(after, "splitdns_tcp_connections"), 0, "TCP connections")
     assert ("splitdns_build_info",
             frozenset({"version": "0.2.0"}.items())) in after or any(
         k[0] == "splitdns_build_info" for k in after), "build_info"
+
+
+def unescape(v):
+    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n"
+                  else m.group(1), v)
+
+
+@test
+def t_escape():
+    """a label value with a double quote and a backslash is escaped"""
+    a = scrape()
+    eq(rcode(query("odd.example.org", port=P)[1]), "NOERROR", "blocked")
+    text = scrape_text()
+    b = parse(text)
+    odd = [k for k in b if k[0] == "splitdns_list_hits_total" and
+           unescape(dict(k[1])["list"]).endswith('q"uote\\d.txt')]
+    eq(len(odd), 1, "one series for the odd list name")
+    raw = dict(odd[0][1])["list"]
+    assert raw.endswith('q\\"uote\\\\d.txt'), raw
+    eq(b[odd[0]] - a.get(odd[0], 0), 1, "its hit")
+    p = subprocess.run(["promtool", "check", "metrics"], input=text,
+                       capture_output=True, text=True, timeout=30)
+    eq((p.returncode, (p.stdout + p.stderr).strip()), (0, ""), "promtool")
 
 
 @test
