@@ -131,6 +131,11 @@ def send_mix():
     r = raw_udp(formerr_packet(), P)
     assert r is not None and r[3] & 0xF == 1, "FORMERR: %r" % r
     eq(from_outside("nas.home.lab"), 5, "outside access.allow: REFUSED")
+    # A response (QR=1) and a packet shorter than a header: dropped.
+    response = bytearray(formerr_packet())
+    response[2] |= 0x80
+    eq(raw_udp(bytes(response), P, timeout=0.5), None, "QR=1 dropped")
+    eq(raw_udp(b"\x12\x34\x01", P, timeout=0.5), None, "short dropped")
     eq(rcode(query("nas.home.lab", port=P, tcp=True)[1]), "NOERROR",
        "local over TCP")
     eq(rcode(query("other.example.com", port=P, tcp=True)[1]), "NOERROR",
@@ -153,7 +158,7 @@ def t_mix():
             ("udp", "forwarded"): 1, ("udp", "cached"): 1,
             ("udp", "refused"): 2, ("udp", "servfail"): 1,
             ("udp", "formerr"): 1, ("tcp", "local"): 1,
-            ("tcp", "forwarded"): 1}
+            ("udp", "dropped"): 2, ("tcp", "forwarded"): 1}
     for t in ("udp", "tcp", "tls", "https"):
         for k in ("local", "canary", "blocked", "cached", "forwarded",
                   "stale", "refused", "private", "rebind", "servfail",
@@ -176,7 +181,7 @@ def t_mix():
     eq(delta(before, after, "splitdns_list_hits_total", list=lst[0]), 1,
        "hits of list.txt")
     eq(delta(before, after, "splitdns_group_queries_total", group="default"),
-       14, "queries of the default group")
+       16, "queries of the default group (every packet)")
     eq(delta(before, after, "splitdns_group_blocked_total", group="default"),
        3, "blocked for the default group")
     eq(delta(before, after, "splitdns_cache_hits_total"), 1, "cache hits")
