@@ -451,6 +451,38 @@ def t_tls():
 
 
 @test
+def t_stale():
+    """an expired answer served when the upstream has gone counts as stale"""
+    u2 = Upstream()
+    mport = free_port()
+    st = Daemon('listen = @LISTEN@;\nupstream: { servers = ["127.0.0.1:%d"]; '
+                'timeout_ms = 300; tries = 1; };\nthreads = 1;\n'
+                'metrics = "127.0.0.1:%d";\n' % (u2.port, mport), v6=False)
+    url = "http://127.0.0.1:%d/metrics" % mport
+
+    def get_m():
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return parse(r.read().decode())
+    try:
+        eq(rcode(query("ttl1.example.com", port=st.port)[1]), "NOERROR",
+           "first answer")
+        time.sleep(1.5)
+        u2.stop()
+        a = get_m()
+        eq(rcode(query("ttl1.example.com", port=st.port, timeout=5)[1]),
+           "NOERROR", "the stale answer")
+        b = get_m()
+        eq(delta(a, b, "splitdns_queries_total", transport="udp",
+                 kind="stale"), 1, "stale")
+        eq(delta(a, b, "splitdns_queries_total", transport="udp",
+                 kind="servfail"), 0, "no servfail")
+        eq(delta(a, b, "splitdns_upstream_errors_total",
+                 server="127.0.0.1:%d" % u2.port), 1, "the upstream failed")
+    finally:
+        st.stop()
+
+
+@test
 def t_check():
     """-t refuses a bad metrics setting with file:line"""
     tmp = tempfile.mkdtemp(prefix="sdmet.")
