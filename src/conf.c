@@ -679,6 +679,36 @@ static bool load_control(struct loader *ld, config_setting_t *root,
 	return true;
 }
 
+/* metrics = "ADDR:PORT" (splitdns.conf(5), METRICS). */
+static bool load_metrics(struct loader *ld, config_setting_t *root,
+			 struct conf *cfg)
+{
+	const char *text = NULL;
+	config_setting_t *s = config_setting_get_member(root, "metrics");
+
+	if (!get_string(ld, root, "metrics", false, &text, NULL))
+		return false;
+	if (!text)
+		return true;
+#ifndef HAVE_METRICS
+	return fail(ld, s, "'metrics': this splitdns was built without "
+			   "metrics (configure found no libmicrohttpd)");
+#else
+	const char *why = NULL;
+	if (!conf_parse_addr(text, 0, &cfg->metrics, &why))
+		return fail(ld, s, "metrics '%s': %s", text, why);
+	if (cfg->metrics.ss.ss_family == AF_INET6
+		? ((struct sockaddr_in6 *)&cfg->metrics.ss)->sin6_port == 0
+		: ((struct sockaddr_in *)&cfg->metrics.ss)->sin_port == 0)
+		return fail(ld, s, "metrics '%s': give ADDR:PORT (or "
+				   "[IPv6]:PORT) with a port from 1 to 65535",
+			    text);
+	cfg->metrics.line = config_setting_source_line(s);
+	cfg->metrics_on = true;
+	return true;
+#endif
+}
+
 static bool same_endpoint(const struct conf_addr *a,
 			  const struct conf_addr *b)
 {
@@ -1794,7 +1824,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 		"state_dir",	 "clients",	      "tls",
 		/* the query log */
 		"log_queries", "log_max_size", "log_keep", "log_queue",
-		"log_privacy",
+		"log_privacy", "metrics",
 		NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
 	struct conf *cfg = ld_calloc(&ld, 1, sizeof(*cfg));
@@ -1827,6 +1857,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 	    !load_block(&ld, root, cfg) || !load_access(&ld, root, cfg) ||
 	    !load_user(&ld, root, cfg) || !load_cache(&ld, root, cfg) ||
 	    !load_limits(&ld, root, cfg) || !load_control(&ld, root, cfg) ||
+	    !load_metrics(&ld, root, cfg) ||
 	    !load_state_dir(&ld, root, cfg) || !load_tls(&ld, root, cfg) ||
 	    !load_clients(&ld, root, cfg) || !check_loops(&ld, cfg) ||
 	    !load_query_log(&ld, root, cfg) ||

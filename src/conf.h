@@ -199,6 +199,8 @@ struct conf {
 	char *control;        /* the control socket's path; NULL: none */
 	unsigned control_mode; /* its permission bits (default 0660) */
 	char *control_group;  /* its group; NULL: the user's own */
+	bool metrics_on;          /* metrics = "ADDR:PORT" is set */
+	struct conf_addr metrics; /* where GET /metrics is served */
 	/* The certificate of tls:// and https:// listeners (PEM, the chain
 	 * in cert), read at start and at every reload; NULL: none. */
 	char *tls_cert;

@@ -15,6 +15,7 @@
  */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -42,9 +43,12 @@
 #include "control.h"
 #include "explain.h"
 #include "fetch.h"
+#include "lists.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pause.h"
+#include "policy.h"
 #include "qlog.h"
 #include "query.h"
 #include "route.h"
@@ -109,6 +113,10 @@ struct daemon {
 	uint64_t reloads, reload_failures;
 	uint64_t refreshes, refresh_failures; /* of subscribed lists */
 	struct qlog *qlog;          /* the query log; NULL: off */
+	uint64_t refresh_unchanged;  /* refreshes that changed no list */
+	uint64_t job_started_ms;     /* of the build running */
+	uint64_t reload_last_ms, refresh_last_ms; /* how long the last took */
+	struct metrics *metrics;     /* GET /metrics; NULL: off */
 };
 
 static void usage(FILE *f)
@@ -532,6 +540,7 @@ static bool start_build(struct daemon *d, struct snapshot *from, bool force)
 {
 	d->job_from = from;
 	d->job_force = force;
+	d->job_started_ms = loop_now_ms();
 	atomic_store(&d->reload_done, false);
 	int rc = pthread_create(&d->reloader, NULL, build_snapshot, d);
 	if (rc) {
@@ -639,6 +648,9 @@ static void publish(struct daemon *d, struct snapshot *s)
 		log_warn("log_queries, log_max_size, log_keep, log_queue or "
 			 "log_privacy changed: they take effect after a "
 			 "restart");
+	if (old->cfg->metrics_on != s->cfg->metrics_on ||
+	    strcmp(old->cfg->metrics.addr, s->cfg->metrics.addr) != 0)
+		log_warn("metrics changed: it takes effect after a restart");
 	/* Answers of servers that are gone never match again (the key
 	 * holds the upstream generation); free their memory now. */
 	if (!snapshot_same_upstreams(old, s))
@@ -675,6 +687,12 @@ static void on_main_wake(void *ctx)
 	struct snapshot *s = atomic_exchange(&d->built, NULL);
 	struct snapshot *from = d->job_from;
 	d->job_from = NULL;
+	if (from)
+		d->refresh_last_ms = loop_now_ms() - d->job_started_ms;
+	else
+		d->reload_last_ms = loop_now_ms() - d->job_started_ms;
+	if (!s && from && !d->reload_err[0])
+		d->refresh_unchanged++;
 	if (s) {
 		publish(d, s);
 	} else if (!from) {
@@ -898,6 +916,97 @@ static void status_query_log(const struct daemon *d, FILE *f, bool json)
 	}
 }
 
+/* The upstream group labels of the snapshot, each once. */
+static bool upstream_seen(const struct snapshot *s, size_t g,
+			  const char *name)
+{
+	char other[4096];
+
+	for (size_t e = 0; e < g; e++)
+		if (strcmp(query_upstream_name(s, e, other, sizeof(other)),
+			   name) == 0)
+			return true;
+	return false;
+}
+
+static void upstream_sum(const struct daemon *d, const char *name,
+			 struct query_upstream_stats *u)
+{
+	memset(u, 0, sizeof(*u));
+	for (size_t w = 0; w < d->nworkers; w++)
+		query_env_upstream_stats(worker_env(d->workers[w]), name, u);
+}
+
+/*
+ * The q-quantile (0..1) of an upstream histogram, in ms, as Prometheus'
+ * histogram_quantile estimates it: linear within the bucket that holds
+ * it.  Past the last bound it is that bound.  -1: no answers.
+ */
+static double upstream_quantile(const struct query_upstream_stats *u,
+				double q)
+{
+	uint64_t total = 0, cum = 0;
+
+	for (size_t b = 0; b <= QUERY_LATENCY_BUCKETS; b++)
+		total += u->bucket[b];
+	if (!total)
+		return -1;
+	double rank = q * (double)total;
+	for (size_t b = 0; b < QUERY_LATENCY_BUCKETS; b++) {
+		if (u->bucket[b] && (double)(cum + u->bucket[b]) >= rank) {
+			double lo = b ? query_latency_ms[b - 1] : 0;
+			double hi = query_latency_ms[b];
+			return lo + (hi - lo) * (rank - (double)cum) /
+					(double)u->bucket[b];
+		}
+		cum += u->bucket[b];
+	}
+	return query_latency_ms[QUERY_LATENCY_BUCKETS - 1];
+}
+
+/* Upstream health: per server list, queries, errors, median and p90. */
+static void status_upstreams(const struct daemon *d, FILE *f, bool json)
+{
+	const struct snapshot *s = d->snap;
+	char name[4096];
+	struct query_upstream_stats u;
+	bool first = true;
+
+	fprintf(f, json ? ", \"health\": [" : "");
+	for (size_t g = 0; g < s->ngroups; g++) {
+		query_upstream_name(s, g, name, sizeof(name));
+		if (!name[0] || upstream_seen(s, g, name))
+			continue;
+		upstream_sum(d, name, &u);
+		double p50 = upstream_quantile(&u, 0.5);
+		double p90 = upstream_quantile(&u, 0.9);
+		if (json) {
+			fprintf(f, "%s{\"server\": ", first ? "" : ", ");
+			control_json_str(f, name);
+			fprintf(f, ", \"queries\": %" PRIu64 ", \"errors\": %"
+				   PRIu64 ", \"answers\": %" PRIu64,
+				u.queries, u.errors, u.queries - u.errors);
+			if (p50 < 0)
+				fprintf(f, ", \"median_ms\": null, "
+					   "\"p90_ms\": null}");
+			else
+				fprintf(f, ", \"median_ms\": %.1f, "
+					   "\"p90_ms\": %.1f}",
+					p50, p90);
+		} else {
+			fprintf(f, "server %s: %" PRIu64 " queries, %" PRIu64
+				   " errors",
+				name, u.queries, u.errors);
+			if (p50 >= 0)
+				fprintf(f, ", median %.1f ms, p90 %.1f ms",
+					p50, p90);
+			fprintf(f, "\n");
+		}
+		first = false;
+	}
+	fprintf(f, json ? "]" : "");
+}
+
 static void op_status(void *ctx, struct control_reply *r)
 {
 	struct daemon *d = ctx;
@@ -945,6 +1054,7 @@ static void op_status(void *ctx, struct control_reply *r)
 			cfg->nservers,
 			cfg->servers_from_resolv ? " (resolv.conf)" : "",
 			s.answered, s.servfail, s.joined, s.prefetched);
+		status_upstreams(d, f, false);
 		status_lists(d, f, false);
 		status_groups(d, f, false, &s);
 		status_query_log(d, f, false);
@@ -977,9 +1087,10 @@ static void op_status(void *ctx, struct control_reply *r)
 		fprintf(f, "%s", i ? ", " : "");
 		control_json_str(f, cfg->servers[i].text);
 	}
-	fprintf(f, "], \"answers\": %" PRIu64 ", \"failures\": %" PRIu64
-		   "}, ",
+	fprintf(f, "], \"answers\": %" PRIu64 ", \"failures\": %" PRIu64,
 		s.answered, s.servfail);
+	status_upstreams(d, f, true);
+	fprintf(f, "}, ");
 	status_lists(d, f, true);
 	status_groups(d, f, true, &s);
 	status_query_log(d, f, true);
@@ -1193,7 +1304,22 @@ static void op_explain(void *ctx, struct control_reply *r, const char *name,
 	free(errs);
 }
 
-/* One top list over every worker: merged sketches, largest first. */
+/* A sketch's key as text: a wire name, or (busiest clients) the 4 or
+ * 16 octets of an address. */
+static void top_key(enum query_top kind, const struct topk_entry *e,
+		    char *text, size_t cap)
+{
+	if (kind != QUERY_TOP_CLIENTS) {
+		wire_name_to_text(e->key, e->len, text, cap);
+		return;
+	}
+	if (!inet_ntop(e->len == 16 ? AF_INET6 : AF_INET, e->key, text,
+		       (socklen_t)cap))
+		snprintf(text, cap, "?");
+}
+
+/* One top list over every worker: merged sketches, largest first.  The
+ * slowest names count milliseconds upstream, the others queries. */
 static void top_list(struct daemon *d, struct control_reply *r,
 		     enum query_top kind, const char *title, unsigned n,
 		     struct topk_entry *e)
@@ -1201,6 +1327,8 @@ static void top_list(struct daemon *d, struct control_reply *r,
 	uint64_t total = 0, max_error = 0;
 	size_t k = 0;
 	char text[1100];
+	bool ms = kind == QUERY_TOP_SLOW;
+	const char *key = kind == QUERY_TOP_CLIENTS ? "client" : "name";
 
 	for (size_t i = 0; i < d->nworkers; i++)
 		k += worker_top(d->workers[i], kind, e + k, TOPK_CAP, &total);
@@ -1211,23 +1339,32 @@ static void top_list(struct daemon *d, struct control_reply *r,
 			max_error = e[i].error;
 	if (r->json)
 		fprintf(r->f, "\"%s\": {\"total\": %" PRIu64 ", \"bound\": %"
-			      PRIu64 ", \"names\": [",
-			title, total, total / TOPK_CAP);
+			      PRIu64 ", \"%s\": [",
+			title, total, total / TOPK_CAP,
+			kind == QUERY_TOP_CLIENTS ? "clients" : "names");
+	else if (ms)
+		fprintf(r->f, "slowest (ms upstream, of %" PRIu64 " ms; a sum "
+			      "may be high by at most %" PRIu64 " ms):\n",
+			total, max_error);
+	else if (kind == QUERY_TOP_CLIENTS)
+		fprintf(r->f, "busiest clients (of %" PRIu64 " queries; a count "
+			      "may be high by at most %" PRIu64 "):\n",
+			total, max_error);
 	else
 		fprintf(r->f, "most %s (of %" PRIu64 "; a count may be high by "
 			      "at most %" PRIu64 "):\n",
 			title, total, max_error);
 	for (size_t i = 0; i < k && i < n; i++) {
-		wire_name_to_text(e[i].key, e[i].len, text, sizeof(text));
+		top_key(kind, &e[i], text, sizeof(text));
 		if (!r->json) {
 			fprintf(r->f, "%10" PRIu64 "  %s\n", e[i].count, text);
 			continue;
 		}
-		fprintf(r->f, "%s{\"name\": ", i ? ", " : "");
+		fprintf(r->f, "%s{\"%s\": ", i ? ", " : "", key);
 		control_json_str(r->f, text);
-		fprintf(r->f, ", \"count\": %" PRIu64 ", \"error\": %" PRIu64
+		fprintf(r->f, ", \"%s\": %" PRIu64 ", \"error\": %" PRIu64
 			      "}",
-			e[i].count, e[i].error);
+			ms ? "ms" : "count", e[i].count, e[i].error);
 	}
 	fprintf(r->f, r->json ? "]}" : "");
 }
@@ -1245,6 +1382,10 @@ static void op_top(void *ctx, struct control_reply *r, unsigned n)
 	top_list(d, r, QUERY_TOP_ASKED, "asked", n, e);
 	fprintf(r->f, r->json ? ", " : "");
 	top_list(d, r, QUERY_TOP_BLOCKED, "blocked", n, e);
+	fprintf(r->f, r->json ? ", " : "");
+	top_list(d, r, QUERY_TOP_SLOW, "slowest", n, e);
+	fprintf(r->f, r->json ? ", " : "");
+	top_list(d, r, QUERY_TOP_CLIENTS, "clients", n, e);
 	fprintf(r->f, r->json ? "}\n" : "");
 	free(e);
 }
@@ -1291,6 +1432,280 @@ static bool start_control(struct daemon *d, char *err, size_t errlen)
 		return false;
 	log_info("control socket %s (mode %04o)", cfg->control,
 		 cfg->control_mode);
+	return true;
+}
+
+/* ---- the Prometheus endpoint's body (metrics.h), on main's thread ---- */
+
+/* RFC 1035 4.1.1 and RFC 2136 2.2: the header RCODEs with a name. */
+static const char *const rcode_names[16] = {
+	"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+	"YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE"};
+
+static void metric_u64(FILE *f, const char *name, uint64_t v)
+{
+	fprintf(f, "%s %" PRIu64 "\n", name, v);
+}
+
+/* One sample with one label. */
+static void metric_l1(FILE *f, const char *name, const char *label,
+		      const char *value, uint64_t v)
+{
+	fprintf(f, "%s{%s=", name, label);
+	metrics_label(f, value);
+	fprintf(f, "} %" PRIu64 "\n", v);
+}
+
+static void metrics_queries(const struct daemon *d, FILE *f)
+{
+	metrics_family(f, "splitdns_queries_total", "counter",
+		       "Client queries by transport and by how they ended.");
+	for (int t = 0; t < QUERY_TRANSPORTS; t++)
+		for (int k = 0; k < QUERY_NKINDS; k++) {
+			uint64_t n = 0;
+			for (size_t w = 0; w < d->nworkers; w++)
+				n += query_env_kind(worker_env(d->workers[w]),
+						    (enum query_transport)t,
+						    (enum query_kind)k);
+			fprintf(f,
+				"splitdns_queries_total{transport=\"%s\","
+				"kind=\"%s\"} %" PRIu64 "\n",
+				query_transport_name((enum query_transport)t),
+				query_kind_name((enum query_kind)k), n);
+		}
+	metrics_family(f, "splitdns_answers_total", "counter",
+		       "Replies sent to clients, by header RCODE.");
+	for (unsigned r = 0; r < 16; r++) {
+		uint64_t n = 0;
+		char other[16];
+		for (size_t w = 0; w < d->nworkers; w++)
+			n += query_env_rcode(worker_env(d->workers[w]), r);
+		if (!rcode_names[r] && !n)
+			continue; /* unnamed and never sent */
+		snprintf(other, sizeof(other), "RCODE%u", r);
+		metric_l1(f, "splitdns_answers_total", "rcode",
+			  rcode_names[r] ? rcode_names[r] : other, n);
+	}
+}
+
+static void metrics_list(void *ctx, const struct block_source *src,
+			 uint64_t hits)
+{
+	metric_l1(ctx, "splitdns_list_hits_total", "list", src->name, hits);
+}
+
+static void metrics_groups(const struct daemon *d, FILE *f,
+			   const struct query_stats *all)
+{
+	const struct snapshot *s = d->snap;
+	uint64_t q[CONF_MAX_CLIENTS + 1], b[CONF_MAX_CLIENTS + 1];
+	size_t n = s->ncgroups < CONF_MAX_CLIENTS + 1 ? s->ncgroups
+						       : CONF_MAX_CLIENTS + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		q[i] = all->queries;
+		b[i] = all->blocked;
+		if (s->ncgroups > 1)
+			group_counts(d, s->cgroups[i].name, &q[i], &b[i]);
+	}
+	metrics_family(f, "splitdns_group_queries_total", "counter",
+		       "Queries of each client group (default: the rest).");
+	for (size_t i = 0; i < n; i++)
+		metric_l1(f, "splitdns_group_queries_total", "group",
+			  s->cgroups[i].name, q[i]);
+	metrics_family(f, "splitdns_group_blocked_total", "counter",
+		       "Blocking answers to each client group.");
+	for (size_t i = 0; i < n; i++)
+		metric_l1(f, "splitdns_group_blocked_total", "group",
+			  s->cgroups[i].name, b[i]);
+}
+
+static void metrics_upstreams(const struct daemon *d, FILE *f)
+{
+	static const char *const fam[3] = {"splitdns_upstream_queries_total",
+					   "splitdns_upstream_errors_total",
+					   "splitdns_upstream_duration_seconds"};
+	const struct snapshot *s = d->snap;
+	char name[4096];
+	struct query_upstream_stats u;
+
+	metrics_family(f, fam[0], "counter",
+		       "Queries sent to each upstream server list.");
+	metrics_family(f, fam[1], "counter",
+		       "Upstream timeouts, failures and unusable replies.");
+	metrics_family(f, fam[2], "histogram",
+		       "Time from sending to the answer, per server list.");
+	for (int part = 0; part < 3; part++)
+		for (size_t g = 0; g < s->ngroups; g++) {
+			query_upstream_name(s, g, name, sizeof(name));
+			if (!name[0] || upstream_seen(s, g, name))
+				continue;
+			upstream_sum(d, name, &u);
+			if (part < 2) {
+				metric_l1(f, fam[part], "server", name,
+					  part ? u.errors : u.queries);
+				continue;
+			}
+			uint64_t cum = 0;
+			for (size_t b = 0; b <= QUERY_LATENCY_BUCKETS; b++) {
+				cum += u.bucket[b];
+				fprintf(f, "%s_bucket{server=", fam[2]);
+				metrics_label(f, name);
+				if (b < QUERY_LATENCY_BUCKETS)
+					fprintf(f, ",le=\"%g\"} %" PRIu64 "\n",
+						query_latency_ms[b] / 1000.0,
+						cum);
+				else
+					fprintf(f, ",le=\"+Inf\"} %" PRIu64 "\n",
+						cum);
+			}
+			fprintf(f, "%s_sum{server=", fam[2]);
+			metrics_label(f, name);
+			fprintf(f, "} %.3f\n%s_count{server=", u.sum_ms / 1000.0,
+				fam[2]);
+			metrics_label(f, name);
+			fprintf(f, "} %" PRIu64 "\n", cum);
+		}
+}
+
+static void metrics_cache(const struct daemon *d, FILE *f)
+{
+	struct cache_stats cs;
+
+	cache_get_stats(d->cache, &cs);
+	metrics_family(f, "splitdns_cache_entries", "gauge",
+		       "Answers in the cache.");
+	metric_u64(f, "splitdns_cache_entries", cs.entries);
+	metrics_family(f, "splitdns_cache_memory_bytes", "gauge",
+		       "Bytes the cached answers take.");
+	metric_u64(f, "splitdns_cache_memory_bytes", cs.bytes);
+	metrics_family(f, "splitdns_cache_hits_total", "counter",
+		       "Cache lookups that found an answer.");
+	metric_u64(f, "splitdns_cache_hits_total", cs.hits);
+	metrics_family(f, "splitdns_cache_misses_total", "counter",
+		       "Cache lookups that found none.");
+	metric_u64(f, "splitdns_cache_misses_total", cs.misses);
+	metrics_family(f, "splitdns_cache_evictions_total", "counter",
+		       "Answers pushed out of the cache to make room.");
+	metric_u64(f, "splitdns_cache_evictions_total", cs.evicted);
+}
+
+static void metrics_snapshot(const struct daemon *d, FILE *f)
+{
+	const struct snapshot *s = d->snap;
+	size_t names = 0, bytes = 0;
+	uint64_t now = loop_now_ms();
+
+	for (size_t k = 0; k < s->nsets; k++)
+		if (s->sets[k] && s->sets[k]->lists) {
+			names += lists_count(s->sets[k]->lists);
+			bytes += lists_memory(s->sets[k]->lists);
+		}
+	metrics_family(f, "splitdns_snapshot_generation", "gauge",
+		       "Generation of the snapshot being served.");
+	metric_u64(f, "splitdns_snapshot_generation", d->generation);
+	metrics_family(f, "splitdns_snapshot_age_seconds", "gauge",
+		       "Seconds since the snapshot was published.");
+	metric_u64(f, "splitdns_snapshot_age_seconds",
+		   (now - d->published_ms) / 1000);
+	metrics_family(f, "splitdns_snapshot_local_names", "gauge",
+		       "Names with local data in the snapshot.");
+	metric_u64(f, "splitdns_snapshot_local_names", zone_size(s->zone));
+	metrics_family(f, "splitdns_snapshot_blocked_names", "gauge",
+		       "Blocked names over every block set of the snapshot.");
+	metric_u64(f, "splitdns_snapshot_blocked_names", names);
+	metrics_family(f, "splitdns_snapshot_block_memory_bytes", "gauge",
+		       "Heap bytes the snapshot's block sets hold.");
+	metric_u64(f, "splitdns_snapshot_block_memory_bytes", bytes);
+	metrics_family(f, "splitdns_reloads_total", "counter",
+		       "Configuration reloads, by result.");
+	metric_l1(f, "splitdns_reloads_total", "result", "success", d->reloads);
+	metric_l1(f, "splitdns_reloads_total", "result", "failure",
+		  d->reload_failures);
+	metrics_family(f, "splitdns_refreshes_total", "counter",
+		       "Refreshes of subscribed lists, by result.");
+	metric_l1(f, "splitdns_refreshes_total", "result", "success",
+		  d->refreshes);
+	metric_l1(f, "splitdns_refreshes_total", "result", "unchanged",
+		  d->refresh_unchanged);
+	metric_l1(f, "splitdns_refreshes_total", "result", "failure",
+		  d->refresh_failures);
+	metrics_family(f, "splitdns_reload_duration_seconds", "gauge",
+		       "How long the last reload took (0: none yet).");
+	fprintf(f, "splitdns_reload_duration_seconds %.3f\n",
+		d->reload_last_ms / 1000.0);
+	metrics_family(f, "splitdns_refresh_duration_seconds", "gauge",
+		       "How long the last list refresh took (0: none yet).");
+	fprintf(f, "splitdns_refresh_duration_seconds %.3f\n",
+		d->refresh_last_ms / 1000.0);
+}
+
+static void metrics_write(void *ctx, FILE *f)
+{
+	const struct daemon *d = ctx;
+	struct query_stats s = {0};
+	uint64_t inflight = 0, tls = 0;
+
+	for (size_t w = 0; w < d->nworkers; w++) {
+		worker_stats(d->workers[w], &s);
+		inflight += query_env_waiting(worker_env(d->workers[w]));
+		tls += worker_tls_open(d->workers[w]);
+	}
+	metrics_family(f, "splitdns_build_info", "gauge",
+		       "The version running (always 1).");
+	fprintf(f, "splitdns_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+	metrics_family(f, "splitdns_uptime_seconds", "gauge",
+		       "Seconds since the daemon started.");
+	metric_u64(f, "splitdns_uptime_seconds",
+		   (loop_now_ms() - d->started_ms) / 1000);
+	metrics_queries(d, f);
+	metrics_family(f, "splitdns_truncated_total", "counter",
+		       "UDP replies cut to the client's size (TC=1).");
+	metric_u64(f, "splitdns_truncated_total", s.truncated);
+	metrics_family(f, "splitdns_joined_total", "counter",
+		       "Queries that waited for an identical one upstream.");
+	metric_u64(f, "splitdns_joined_total", s.joined);
+	metrics_family(f, "splitdns_prefetches_total", "counter",
+		       "Background refreshes of popular cached answers.");
+	metric_u64(f, "splitdns_prefetches_total", s.prefetched);
+	metrics_family(f, "splitdns_inflight_queries", "gauge",
+		       "Client queries waiting for an upstream answer.");
+	metric_u64(f, "splitdns_inflight_queries", inflight);
+	metrics_family(f, "splitdns_list_hits_total", "counter",
+		       "Blocking decisions made by each block list.");
+	each_list(d, metrics_list, f);
+	metrics_groups(d, f, &s);
+	metrics_cache(d, f);
+	metrics_upstreams(d, f);
+	metrics_snapshot(d, f);
+	metrics_family(f, "splitdns_tcp_connections", "gauge",
+		       "Client TCP connections open (TLS ones included).");
+	metric_u64(f, "splitdns_tcp_connections",
+		   atomic_load(&((struct daemon *)ctx)->budget.open));
+	metrics_family(f, "splitdns_tls_connections", "gauge",
+		       "Client connections open with TLS (DoT and DoH).");
+	metric_u64(f, "splitdns_tls_connections", tls);
+}
+
+/* access.allow of the snapshot being served, as for queries. */
+static bool metrics_allowed(void *ctx, const struct sockaddr *sa)
+{
+	const struct daemon *d = ctx;
+	return policy_client_allowed(d->snap->policy, sa);
+}
+
+/* Listen for scrapes (before the privilege drop, like the sockets). */
+static bool start_metrics(struct daemon *d, char *err, size_t errlen)
+{
+	const struct conf *cfg = d->snap->cfg;
+	const struct metrics_ops ops = {d, metrics_allowed, metrics_write};
+
+	if (!cfg->metrics_on)
+		return true;
+	if (!(d->metrics = metrics_new(d->loop, &cfg->metrics, &ops, err,
+				       errlen)))
+		return false;
+	log_info("metrics on http://%s/metrics", cfg->metrics.addr);
 	return true;
 }
 
@@ -1453,7 +1868,8 @@ int main(int argc, char **argv)
 		if (detach(o.pidfile) < 0)
 			goto out;
 	}
-	if (!start_control(&d, err, sizeof(err))) {
+	if (!start_control(&d, err, sizeof(err)) ||
+	    !start_metrics(&d, err, sizeof(err))) {
 		log_err("%s", err);
 		goto out;
 	}
@@ -1496,6 +1912,7 @@ out:
 	/* Workers answer what is in flight (up to its deadline), then go. */
 	atomic_store(&d.cancel, true);
 	control_free(d.ctl);
+	metrics_free(d.metrics);
 	stop_workers(&d);
 	qlog_free(d.qlog); /* after the workers: it writes what they left */
 	if (d.reloading) {

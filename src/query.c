@@ -79,6 +79,7 @@ struct query {
 	size_t group;            /* the upstream group it went to */
 	unsigned cgroup;         /* its client group in ep->snap */
 	uint64_t deadline;
+	uint64_t sent_ms;        /* when it went upstream (loop clock) */
 	uint64_t stale_at;       /* 0: no stale answer to fall back on */
 	bool answered;           /* the client has its reply (or SERVFAIL) */
 	bool shared;             /* in the in-flight table */
@@ -145,7 +146,20 @@ struct hits {
 	const char **group_names;
 	_Atomic uint64_t *group_queries;
 	_Atomic uint64_t *group_blocked;
+	/* Per upstream group of the snapshot: its label (owned) and what
+	 * it did; one worker writes, so each counter has one writer. */
+	size_t nup;
+	char **up_names;
+	struct up_counters *up;
 };
+
+struct up_counters {
+	_Atomic uint64_t queries, errors, sum_ms;
+	_Atomic uint64_t bucket[QUERY_LATENCY_BUCKETS + 1];
+};
+
+const unsigned query_latency_ms[QUERY_LATENCY_BUCKETS] = {
+	1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
 
 struct query_env {
 	struct loop *loop;
@@ -158,6 +172,9 @@ struct query_env {
 	size_t ndraining, capdraining;
 	struct loop_task drain_task;
 	struct counters st;
+	/* How client queries ended, by transport; replies by rcode. */
+	_Atomic uint64_t kinds[QUERY_TRANSPORTS][QUERY_NKINDS];
+	_Atomic uint64_t rcodes[16];
 	pthread_mutex_t hits_mu;
 	struct hits hits;
 	size_t inflight;             /* query objects in use */
@@ -329,6 +346,10 @@ static bool make_groups(struct query_env *env, struct epoch *ep, char *err,
 
 static void hits_free(struct hits *h)
 {
+	for (size_t i = 0; h->up_names && i < h->nup; i++)
+		free(h->up_names[i]);
+	free(h->up_names);
+	free(h->up);
 	free(h->names);
 	free(h->count);
 	free(h->base);
@@ -357,6 +378,66 @@ static void carry(const char **names, _Atomic uint64_t *count, size_t n,
 				sum += atomic_load(&old[j]);
 		atomic_init(&count[i], sum);
 	}
+}
+
+const char *query_upstream_name(const struct snapshot *s, size_t g,
+				char *buf, size_t cap)
+{
+	size_t n, at = 0;
+	const struct conf_addr *sv = snapshot_servers(s, g, &n);
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && at < cap; i++) {
+		int k = snprintf(buf + at, cap - at, "%s%s", i ? "," : "",
+				 sv[i].text);
+		if (k < 0)
+			break;
+		at += (size_t)k;
+	}
+	return buf;
+}
+
+/* The upstream counters of s's groups, carried over by label from old
+ * (a label in several groups keeps its sum in the first). */
+static bool make_up(const struct snapshot *s, const struct hits *old,
+		    struct hits *h)
+{
+	char name[4096];
+
+	h->up_names = calloc(s->ngroups + 1, sizeof(*h->up_names));
+	h->up = calloc(s->ngroups + 1, sizeof(*h->up));
+	if (!h->up_names || !h->up) {
+		hits_free(h);
+		return false;
+	}
+	for (size_t g = 0; g < s->ngroups; g++) {
+		query_upstream_name(s, g, name, sizeof(name));
+		if (!(h->up_names[g] = strdup(name))) {
+			hits_free(h);
+			return false;
+		}
+		h->nup = g + 1;
+	}
+	for (size_t g = 0; g < h->nup; g++) {
+		size_t first = 0;
+		while (strcmp(h->up_names[first], h->up_names[g]) != 0)
+			first++;
+		if (first < g)
+			continue;
+		struct up_counters *u = &h->up[g];
+		for (size_t j = 0; j < old->nup; j++) {
+			const struct up_counters *o = &old->up[j];
+			if (strcmp(old->up_names[j], h->up_names[g]) != 0)
+				continue;
+			atomic_fetch_add(&u->queries, atomic_load(&o->queries));
+			atomic_fetch_add(&u->errors, atomic_load(&o->errors));
+			atomic_fetch_add(&u->sum_ms, atomic_load(&o->sum_ms));
+			for (size_t b = 0; b <= QUERY_LATENCY_BUCKETS; b++)
+				atomic_fetch_add(&u->bucket[b],
+						 atomic_load(&o->bucket[b]));
+		}
+	}
+	return true;
 }
 
 /* New counters for s, carrying over those of old. */
@@ -395,7 +476,7 @@ static bool make_hits(const struct snapshot *s, const struct hits *old,
 	      old->group_queries, old->ngroups);
 	carry(h->group_names, h->group_blocked, ng, old->group_names,
 	      old->group_blocked, old->ngroups);
-	return true;
+	return make_up(s, old, h);
 }
 
 bool query_env_adopt(struct query_env *env, struct snapshot *snap,
@@ -460,20 +541,6 @@ static size_t udp_limit(const struct snapshot *s, const struct wire_query *wq)
 	return wq->udp_size < s->edns_size ? wq->udp_size : s->edns_size;
 }
 
-const char *query_kind_name(enum query_kind k)
-{
-#define QUERY_KIND_TEXT(k, text) text,
-	static const char *const names[] = {QUERY_KINDS(QUERY_KIND_TEXT)};
-#undef QUERY_KIND_TEXT
-	return (unsigned)k < QUERY_KIND_COUNT ? names[k] : "?";
-}
-
-const char *query_transport_name(enum query_transport t)
-{
-	static const char *const names[] = {"udp", "tcp", "tls", "https"};
-	return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
-}
-
 bool query_env_add_observer(struct query_env *env,
 			    const struct query_observer *obs)
 {
@@ -529,6 +596,24 @@ static void observe_upstream(struct query_env *env, const struct query *q,
 					     pkt, len, &q->t0);
 }
 
+/* Replies by rcode (the header's four bits: an extended RCODE of EDNS,
+ * such as BADVERS, counts under its low bits). */
+static void count_answer(struct query_env *env, const uint8_t *msg,
+			 size_t len)
+{
+	if (len >= WIRE_HEADER_LEN)
+		bump(&env->rcodes[msg[3] & 0xf]);
+}
+
+/* How client c's query ended (each client query once). */
+static void count_kind(struct query_env *env, const struct query_client *c,
+		       enum query_kind k)
+{
+	bump(&env->kinds[c->transport < QUERY_TRANSPORTS ? c->transport : 0]
+			[k]);
+	env->note.kind = k; /* and what the observers are told */
+}
+
 /* The single exit towards a client: fit to UDP size, then send. */
 static void reply(struct query_env *env, const struct snapshot *s,
 		  const struct query_client *c, const struct wire_query *wq,
@@ -538,8 +623,10 @@ static void reply(struct query_env *env, const struct snapshot *s,
 		len = wire_truncate(msg, len, udp_limit(s, wq));
 		COUNT(env, truncated);
 	}
-	if (len)
+	if (len) {
+		count_answer(env, msg, len);
 		env->io.send(env->io.ctx, c, msg, len);
+	}
 	if (env->nobs && len)
 		observe_reply(env, s, c, wq, msg, len);
 }
@@ -664,6 +751,7 @@ static bool over_rate(struct query_env *env, const struct snapshot *s,
 	if (v == LIMIT_PASS)
 		return false;
 	note_limited(env, c, "queries per second");
+	count_kind(env, c, QUERY_KIND_LIMITED);
 	if (v == LIMIT_SLIP) {
 		/* An empty TC=1 answer: a real client asks again over TCP. */
 		size_t n = answer_error(wq, pkt, WIRE_NOERROR, s->edns_size,
@@ -671,7 +759,6 @@ static bool over_rate(struct query_env *env, const struct snapshot *s,
 		if (n >= WIRE_HEADER_LEN) {
 			wire_set16(env->out + 2,
 				   wire_get16(env->out + 2) | WIRE_TC);
-			NOTE(env, LIMITED);
 			reply(env, s, c, wq, env->out, n);
 		}
 	}
@@ -1002,7 +1089,7 @@ static bool send_stale(struct query_env *env, const struct snapshot *s,
 	    !still_good(env, wq, group, cgroup, env->merge, n))
 		return false;
 	COUNT(env, stale);
-	NOTE(env, STALE);
+	count_kind(env, c, QUERY_KIND_STALE);
 	wire_set16(env->merge, wq->hdr.id);
 	memcpy(env->merge + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
 	reply(env, s, c, wq, env->merge, n);
@@ -1062,29 +1149,30 @@ static void answer_client(struct query_env *env, struct query *q,
 		NOTE(env, FORWARDED);
 		if (reply_copy(env, s, &q->client, &q->wq, env->out, len)) {
 			COUNT(env, answered);
+			count_kind(env, &q->client, QUERY_KIND_FORWARDED);
 			break;
 		}
 		COUNT(env, servfail); /* nothing that could be sent */
-		NOTE(env, SERVFAIL);
+		count_kind(env, &q->client, QUERY_KIND_SERVFAIL);
 		reply_error(env, s, &q->client, &q->wq, q->pkt, WIRE_SERVFAIL);
 		break;
 	case OUT_FAIL:
 		if (!reply_stale(env, q)) {
 			COUNT(env, servfail);
-			NOTE(env, SERVFAIL);
+			count_kind(env, &q->client, QUERY_KIND_SERVFAIL);
 			reply_error(env, s, &q->client, &q->wq, q->pkt,
 				    WIRE_SERVFAIL);
 		}
 		break;
 	case OUT_REBIND:
 		COUNT(env, rebind);
-		NOTE(env, REBIND);
+		count_kind(env, &q->client, QUERY_KIND_REBIND);
 		reply_nxdomain(env, s, &q->client, &q->wq, q->pkt, 60);
 		break;
 	case OUT_BLOCKED: {
 		unsigned g = group_now(env, q);
 		COUNT(env, blocked);
-		NOTE(env, BLOCKED);
+		count_kind(env, &q->client, QUERY_KIND_BLOCKED);
 		count_group(env, env->hits.group_blocked, g);
 		reply_blocked(env, s, &env->cur->snap->cgroups[g].block,
 			      &q->client, &q->wq, q->pkt);
@@ -1183,6 +1271,38 @@ static enum outcome judge(struct query_env *env, struct query *q,
 	return OUT_REPLY;
 }
 
+/* What the upstream did with q: its group's counters and histogram,
+ * and the slowest-names sketch (by lowered name, weighted by ms). */
+static void count_upstream(struct query_env *env, const struct query *q,
+			   enum upstream_status st, enum outcome out)
+{
+	if (st == UPSTREAM_CANCELLED || q->ep != env->cur ||
+	    q->group >= env->hits.nup)
+		return;
+	struct up_counters *u = &env->hits.up[q->group];
+	if (out == OUT_FAIL) {
+		bump(&u->errors);
+		return;
+	}
+	uint64_t now = loop_now(env->loop);
+	uint64_t ms = now > q->sent_ms ? now - q->sent_ms : 0;
+	size_t b = 0;
+	while (b < QUERY_LATENCY_BUCKETS && ms > query_latency_ms[b])
+		b++;
+	bump(&u->bucket[b]);
+	atomic_store_explicit(
+	    &u->sum_ms,
+	    atomic_load_explicit(&u->sum_ms, memory_order_relaxed) + ms,
+	    memory_order_relaxed);
+	if (env->top[QUERY_TOP_SLOW] && ms) {
+		uint8_t name[WIRE_NAME_MAX];
+		const uint8_t *qn = q->chase ? q->chase->target : q->wq.qname;
+		size_t qlen = q->chase ? q->chase->target_len : q->wq.qname_len;
+		wire_name_lower(name, qn, qlen);
+		topk_add(env->top[QUERY_TOP_SLOW], name, qlen, ms);
+	}
+}
+
 static void on_upstream(struct upstream_req *req, enum upstream_status st,
 			const uint8_t *ans, size_t len)
 {
@@ -1192,6 +1312,8 @@ static void on_upstream(struct upstream_req *req, enum upstream_status st,
 		observe_upstream(env, q, true, ans, len);
 	enum outcome out = judge(env, q, st, ans, &len);
 
+	count_upstream(env, q, st, out);
+
 	table_remove(env, q); /* later identical queries start afresh */
 	if (q->chase && !q->answered && out == OUT_REPLY &&
 	    blocked_for(env, q, len))
@@ -1200,7 +1322,7 @@ static void on_upstream(struct upstream_req *req, enum upstream_status st,
 		len = merge_chase(env, q, len);
 		COUNT(env, answered);
 		note_query(env, q, group_now(env, q));
-		NOTE(env, FORWARDED);
+		count_kind(env, &q->client, QUERY_KIND_FORWARDED);
 		reply(env, q->ep->snap, &q->client, &q->wq, env->merge, len);
 		mark_answered(env, q);
 	}
@@ -1261,9 +1383,22 @@ static void count_verdict(struct query_env *env, const struct snapshot *s,
 		count_hit(env, s->cgroups[d->client_group].set, d->src);
 }
 
+/* The busiest clients: the address's octets are the key. */
+static void count_client(struct topk *t, const struct query_client *c)
+{
+	if (c->peer.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)&c->peer;
+		topk_add(t, a->sin6_addr.s6_addr, 16, 1);
+	} else if (c->peer.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&c->peer;
+		topk_add(t, (const uint8_t *)&a->sin_addr, 4, 1);
+	}
+}
+
 /* The top lists (topk.h): every question asked, and the blocked ones,
  * by lowered name. */
-static void count_top(struct query_env *env, const struct wire_query *wq,
+static void count_top(struct query_env *env, const struct query_client *c,
+		      const struct wire_query *wq,
 		      const struct route_decision *d)
 {
 	uint8_t name[WIRE_NAME_MAX];
@@ -1275,6 +1410,8 @@ static void count_top(struct query_env *env, const struct wire_query *wq,
 	topk_add(env->top[QUERY_TOP_ASKED], name, wq->qname_len, 1);
 	if (d->kind == ROUTE_BLOCKED && env->top[QUERY_TOP_BLOCKED])
 		topk_add(env->top[QUERY_TOP_BLOCKED], name, wq->qname_len, 1);
+	if (env->top[QUERY_TOP_CLIENTS] && c->peerlen)
+		count_client(env->top[QUERY_TOP_CLIENTS], c);
 }
 
 static void act_error(struct query_env *env, const struct snapshot *s,
@@ -1284,10 +1421,10 @@ static void act_error(struct query_env *env, const struct snapshot *s,
 {
 	if (d->kind == ROUTE_ERROR) {
 		COUNT(env, malformed);
-		NOTE(env, MALFORMED);
+		count_kind(env, c, QUERY_KIND_FORMERR);
 	} else {
 		COUNT(env, refused);
-		NOTE(env, REFUSED);
+		count_kind(env, c, QUERY_KIND_REFUSED);
 	}
 	if (log_verbose())
 		log_query(c, wq, d->why, (int)d->rcode);
@@ -1302,7 +1439,7 @@ static void act_badkey(struct query_env *env, const struct snapshot *s,
 	size_t n = answer_tsig_error(wq, pkt, WIRE_TSIG_BADKEY, s->edns_size,
 				     env->out, sizeof(env->out));
 	COUNT(env, refused);
-	NOTE(env, REFUSED);
+	count_kind(env, c, QUERY_KIND_REFUSED);
 	if (log_verbose())
 		log_query(c, wq, d->why, WIRE_NOTAUTH);
 	if (n)
@@ -1316,13 +1453,11 @@ static void act_local(struct query_env *env, const struct snapshot *s,
 		      const struct wire_query *wq,
 		      const struct route_decision *d)
 {
-	if (d->canary) {
+	if (d->canary)
 		COUNT(env, canary);
-		NOTE(env, CANARY);
-	} else {
+	else
 		COUNT(env, local);
-		NOTE(env, LOCAL);
-	}
+	count_kind(env, c, d->canary ? QUERY_KIND_CANARY : QUERY_KIND_LOCAL);
 	if (log_verbose())
 		log_query(c, wq, "local", WIRE_RCODE(wire_get16(env->out + 2)));
 	reply(env, s, c, wq, env->out, d->len);
@@ -1334,7 +1469,7 @@ static void act_blocked(struct query_env *env, const struct snapshot *s,
 			unsigned cgroup)
 {
 	COUNT(env, blocked);
-	NOTE(env, BLOCKED);
+	count_kind(env, c, QUERY_KIND_BLOCKED);
 	count_group(env, env->hits.group_blocked, cgroup);
 	if (log_verbose())
 		log_query(c, wq, "blocked", -1);
@@ -1346,7 +1481,7 @@ static void act_private(struct query_env *env, const struct snapshot *s,
 			const struct wire_query *wq, const uint8_t *pkt)
 {
 	COUNT(env, private_nx);
-	NOTE(env, PRIVATE);
+	count_kind(env, c, QUERY_KIND_PRIVATE);
 	if (log_verbose())
 		log_query(c, wq, "private name, not forwarded", WIRE_NXDOMAIN);
 	reply_nxdomain(env, s, c, wq, pkt, 300);
@@ -1357,7 +1492,7 @@ static void servfail_now(struct query_env *env, const struct snapshot *s,
 			 const struct wire_query *wq, const uint8_t *pkt)
 {
 	COUNT(env, servfail);
-	NOTE(env, SERVFAIL);
+	count_kind(env, c, QUERY_KIND_SERVFAIL);
 	reply_error(env, s, c, wq, pkt, WIRE_SERVFAIL);
 }
 
@@ -1365,6 +1500,9 @@ static void servfail_now(struct query_env *env, const struct snapshot *s,
 static void send_up(struct query_env *env, struct query *q)
 {
 	struct upstream *u = q->ep->groups[q->group];
+	q->sent_ms = loop_now(env->loop);
+	if (q->ep == env->cur && q->group < env->hits.nup)
+		bump(&env->hits.up[q->group].queries);
 	if ((q->wq.has_tsig || q->wq.has_tkey) && q->ep->signed_groups)
 		u = q->ep->signed_groups[q->group];
 	if (env->nobs) {
@@ -1419,7 +1557,7 @@ static bool from_cache(struct query_env *env, const struct snapshot *s,
 	wire_set16(env->out, wq->hdr.id);
 	memcpy(env->out + WIRE_HEADER_LEN, wq->qname, wq->qname_len);
 	COUNT(env, cached);
-	NOTE(env, CACHED);
+	count_kind(env, c, QUERY_KIND_CACHED);
 	if (log_verbose())
 		log_query(c, wq, "cache", WIRE_RCODE(wire_get16(env->out + 2)));
 	reply(env, s, c, wq, env->out, n);
@@ -1620,10 +1758,11 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	if (d.kind != ROUTE_DROP && over_rate(env, s, c, &wq, pkt))
 		return;
 	count_verdict(env, s, &d);
-	count_top(env, &wq, &d);
+	count_top(env, c, &wq, &d);
 	switch (d.kind) {
 	case ROUTE_DROP:
 		COUNT(env, dropped);
+		count_kind(env, c, QUERY_KIND_DROPPED);
 		return;
 	case ROUTE_ERROR:
 	case ROUTE_REFUSED:
@@ -1669,6 +1808,54 @@ void query_env_stats(const struct query_env *env, struct query_stats *sum)
 	sum->name += atomic_load_explicit(&env->st.name, memory_order_relaxed);
 	QUERY_STATS(QUERY_STAT_ADD)
 #undef QUERY_STAT_ADD
+}
+
+#define QUERY_KIND_LABEL(id, label) label,
+static const char *const kind_names[] = {QUERY_KINDS(QUERY_KIND_LABEL)};
+#undef QUERY_KIND_LABEL
+
+const char *query_kind_name(enum query_kind k)
+{
+	return k < QUERY_NKINDS ? kind_names[k] : "?";
+}
+
+const char *query_transport_name(enum query_transport t)
+{
+	static const char *const names[] = {"udp", "tcp", "tls", "https"};
+	return t < QUERY_TRANSPORTS ? names[t] : "?";
+}
+
+uint64_t query_env_kind(const struct query_env *env, enum query_transport t,
+			enum query_kind k)
+{
+	return atomic_load_explicit(&env->kinds[t][k], memory_order_relaxed);
+}
+
+uint64_t query_env_rcode(const struct query_env *env, unsigned rcode)
+{
+	return atomic_load_explicit(&env->rcodes[rcode & 0xf],
+				    memory_order_relaxed);
+}
+
+void query_env_upstream_stats(struct query_env *env, const char *name,
+			      struct query_upstream_stats *sum)
+{
+	pthread_mutex_lock(&env->hits_mu);
+	for (size_t g = 0; g < env->hits.nup; g++) {
+		const struct up_counters *u = &env->hits.up[g];
+		if (strcmp(env->hits.up_names[g], name) != 0)
+			continue;
+		sum->queries += atomic_load_explicit(&u->queries,
+						     memory_order_relaxed);
+		sum->errors += atomic_load_explicit(&u->errors,
+						    memory_order_relaxed);
+		sum->sum_ms += atomic_load_explicit(&u->sum_ms,
+						    memory_order_relaxed);
+		for (size_t b = 0; b <= QUERY_LATENCY_BUCKETS; b++)
+			sum->bucket[b] += atomic_load_explicit(
+			    &u->bucket[b], memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&env->hits_mu);
 }
 
 uint64_t query_env_hits(struct query_env *env, const char *name)

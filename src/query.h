@@ -47,16 +47,14 @@ struct wire_query;
 /* RFC 8767 4: the TTL of an answer served stale. */
 #define QUERY_STALE_TTL 30
 
-/* How a query arrived. */
+/* How a query came in (the server says; metrics and logs count by it). */
 enum query_transport {
 	QUERY_UDP,
 	QUERY_TCP,
 	QUERY_TLS,   /* DNS over TLS (RFC 7858) */
 	QUERY_HTTPS, /* DNS over HTTPS (RFC 8484) */
+	QUERY_TRANSPORTS
 };
-
-/* "udp", "tcp", "tls", "https". */
-const char *query_transport_name(enum query_transport t);
 
 /* Who asked, and how to reach them; the server fills it in. */
 struct query_client {
@@ -134,28 +132,30 @@ struct query_stats {
 };
 #undef QUERY_STAT_FIELD
 
-/* What became of a query, as its reply went out: one kind per reply,
- * for the query log, dnstap and the metrics. */
-#define QUERY_KINDS(X)                                                    \
-	X(LOCAL, "local")         /* zone files, local-data */             \
-	X(CANARY, "canary")       /* use-application-dns.net, DDR, ... */  \
-	X(BLOCKED, "blocked")     /* a blocking answer */                  \
-	X(REFUSED, "refused")     /* access, refuse rules, classes, AXFR */\
-	X(MALFORMED, "malformed") /* FORMERR, NOTIMP, BADVERS */           \
-	X(PRIVATE, "private")     /* private names kept local: NXDOMAIN */ \
+/* How each client query ended, counted once per query by transport
+ * (metrics: splitdns_queries_total{kind}).  The names are the labels. */
+#define QUERY_KINDS(X)                                                     \
+	X(LOCAL, "local")         /* from zone files */                    \
+	X(CANARY, "canary")       /* canary names */                       \
+	X(BLOCKED, "blocked")     /* blocking answers */                   \
 	X(CACHED, "cached")       /* from the cache */                     \
-	X(STALE, "stale")         /* from the cache past expiry */         \
-	X(FORWARDED, "forwarded") /* the upstream's answer */              \
-	X(REBIND, "rebind")       /* rebind protection: NXDOMAIN */        \
-	X(SERVFAIL, "servfail")   /* upstream failure or deadline */       \
-	X(LIMITED, "limited")     /* over a client limit (TC=1) */
+	X(FORWARDED, "forwarded") /* an upstream answer passed on */       \
+	X(STALE, "stale")         /* an expired answer (RFC 8767) */       \
+	X(REFUSED, "refused")     /* access, refusing rules, bad keys */   \
+	X(PRIVATE, "private")     /* private names kept local */           \
+	X(REBIND, "rebind")       /* rebind protection */                  \
+	X(SERVFAIL, "servfail")   /* upstream failures, deadlines, limits */\
+	X(FORMERR, "formerr")     /* malformed: FORMERR, NOTIMP, BADVERS */\
+	X(LIMITED, "limited")     /* over limits.client_qps */             \
+	X(DROPPED, "dropped")     /* no answer: too short, or QR=1 */
 
-#define QUERY_KIND_ENUM(k, text) QUERY_KIND_##k,
-enum query_kind { QUERY_KINDS(QUERY_KIND_ENUM) QUERY_KIND_COUNT };
+#define QUERY_KIND_ENUM(id, label) QUERY_KIND_##id,
+enum query_kind { QUERY_KINDS(QUERY_KIND_ENUM) QUERY_NKINDS };
 #undef QUERY_KIND_ENUM
 
-/* The kind's lower-case name, as above. */
+/* The label of kind k, of transport t. */
 const char *query_kind_name(enum query_kind k);
+const char *query_transport_name(enum query_transport t);
 
 /* A reply as it goes to a client. */
 struct query_event {
@@ -237,11 +237,14 @@ uint64_t query_env_hits(struct query_env *env, const char *name);
  * life; NULL: never paused).  Before the loop runs. */
 void query_env_set_pause(struct query_env *env, const struct pause_state *p);
 
-/* The top lists each env keeps (topk.h): issue 11 adds slowest names and
- * busiest clients here. */
+/* The top lists each env keeps (topk.h). */
 enum query_top {
 	QUERY_TOP_ASKED,   /* every question with a name, by name */
 	QUERY_TOP_BLOCKED, /* blocking answers, by name */
+	QUERY_TOP_SLOW,    /* upstream answers, by name, weighted by their
+			      time upstream in milliseconds */
+	QUERY_TOP_CLIENTS, /* every question with a name, by client address
+			      (4 or 16 octets) */
 	QUERY_TOP_KINDS
 };
 
@@ -255,6 +258,39 @@ size_t query_env_top(const struct query_env *env, enum query_top kind,
  * (any thread); nothing when the snapshot in use has no such group. */
 void query_env_group_stats(struct query_env *env, const char *name,
 			   uint64_t *queries, uint64_t *blocked);
+
+/* Client queries of transport t that ended as kind k, in this env
+ * (any thread). */
+uint64_t query_env_kind(const struct query_env *env, enum query_transport t,
+			enum query_kind k);
+
+/* Replies sent to clients with header RCODE rcode (0..15), in this env
+ * (any thread). */
+uint64_t query_env_rcode(const struct query_env *env, unsigned rcode);
+
+/* The upper bounds (ms) of the upstream latency histogram's buckets;
+ * one more bucket, past the last, counts the rest (+Inf). */
+#define QUERY_LATENCY_BUCKETS 12
+extern const unsigned query_latency_ms[QUERY_LATENCY_BUCKETS];
+
+/* What one upstream group (the servers it lists, one label) did. */
+struct query_upstream_stats {
+	uint64_t queries;  /* sent upstream (prefetches too) */
+	uint64_t errors;   /* timeouts, failures, unusable replies */
+	uint64_t sum_ms;   /* time of the answered ones */
+	uint64_t bucket[QUERY_LATENCY_BUCKETS + 1]; /* answered, by time */
+};
+
+/* The label of upstream group g of s: its servers' text, joined with
+ * ","  ("" for a group without servers).  Returns buf. */
+const char *query_upstream_name(const struct snapshot *s, size_t g,
+				char *buf, size_t cap);
+
+/* Add what the upstream group labelled name did in this env (every
+ * group of the snapshot in use with that label) to *sum (any thread).
+ * Counts carry over reloads by label. */
+void query_env_upstream_stats(struct query_env *env, const char *name,
+			      struct query_upstream_stats *sum);
 
 /* Is the client at sa in access.allow of the snapshot in use?  For the
  * server's check at TCP accept (a void *ctx callback: env is ctx). */

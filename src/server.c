@@ -511,6 +511,11 @@ bool server_probe(const struct conf *cfg, char *err, size_t errlen)
 	return true;
 }
 
+size_t server_tls_open(const struct server *srv)
+{
+	return tcp_pool_tls_open(srv->tcp);
+}
+
 size_t server_unsent(const struct server *srv)
 {
 	return tcp_pool_unsent(srv->tcp);

@@ -89,6 +89,9 @@ int server_start(struct server *srv, struct query_env *env);
  * open TCP connections stay, so that answers in flight reach them. */
 void server_close_listeners(struct server *srv);
 
+/* Its TCP connections open with TLS (tcp_pool_tls_open); any thread. */
+size_t server_tls_open(const struct server *srv);
+
 /* Reply bytes not yet handed to the kernel, over all connections. */
 size_t server_unsent(const struct server *srv);
 

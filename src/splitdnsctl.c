@@ -35,7 +35,8 @@ static void usage(FILE *f)
 		"  -s SOCKET   the daemon's control socket (default %s)\n"
 		"  -j, --json  answer in JSON\n"
 		"commands:\n"
-		"  status                      uptime, counters, cache, lists\n"
+		"  status                      uptime, counters, cache, upstream\n"
+		"                              health, lists\n"
 		"  pause [SECONDS] [GROUP]     pause blocking (no SECONDS: "
 		"until resume)\n"
 		"  resume [GROUP]              blocking back on\n"
@@ -44,7 +45,8 @@ static void usage(FILE *f)
 		"  reload                      re-read the configuration\n"
 		"  refresh                     fetch the block lists now\n"
 		"  explain NAME [TYPE] [CLIENT]  which rule answers NAME\n"
-		"  top [N]                     most asked and blocked names\n"
+		"  top [N]                     most asked, blocked and slowest\n"
+		"                              names, busiest clients\n"
 		"  -V, --version\n"
 		"  -h, --help\n",
 		CONTROL_PATH_DEFAULT);

@@ -125,6 +125,8 @@ struct tcp_pool {
 	size_t nconns;	      /* this pool's */
 	size_t max_conns;     /* of all pools sharing *open */
 	_Atomic size_t *open; /* connections open in all pools */
+	_Atomic size_t tls_open; /* of this pool's, those with TLS (any
+				    thread reads it) */
 	size_t max_per_client;
 	size_t max_output;	 /* unsent + reserved bytes per connection */
 	size_t max_output_total; /* the same over all connections */
@@ -584,10 +586,9 @@ static void query_clock(struct tcp_conn *c, bool took)
  * the replies. */
 static void conn_frames(struct tcp_conn *c)
 {
-	struct query_client cl = {.fd = -1, .conn = c};
+	struct query_client cl = {
+	    .fd = -1, .conn = c, .transport = c->tls ? QUERY_TLS : QUERY_TCP};
 	size_t off = 0;
-
-	cl.transport = c->tls ? QUERY_TLS : QUERY_TCP;
 
 	cl.peer = c->peer;
 	cl.peerlen = c->peerlen;
@@ -838,6 +839,9 @@ static void conn_close(struct tcp_conn *c)
 	c->closed = true;
 	loop_del(pool->loop, &c->w);
 #ifdef HAVE_TLS
+	if (c->tls)
+		atomic_fetch_sub_explicit(&pool->tls_open, 1,
+					  memory_order_relaxed);
 	tls_session_free(c->tls);
 	c->tls = NULL;
 	if (c->handshaking) {
@@ -875,6 +879,7 @@ static bool start_tls(struct tcp_conn *c, enum tcp_kind kind)
 							 : TLS_ALPN_DOT)))
 		return false;
 	c->tx = &tls;
+	atomic_fetch_add_explicit(&pool->tls_open, 1, memory_order_relaxed);
 	c->https = kind == TCP_HTTPS;
 	c->handshaking = true;
 	pool->handshaking++;
@@ -1170,6 +1175,11 @@ void tcp_pool_set_access(struct tcp_pool *pool,
 {
 	pool->allowed = allowed;
 	pool->allowed_ctx = ctx;
+}
+
+size_t tcp_pool_tls_open(const struct tcp_pool *pool)
+{
+	return atomic_load_explicit(&pool->tls_open, memory_order_relaxed);
 }
 
 size_t tcp_pool_unsent(const struct tcp_pool *pool) { return pool->out_total; }

@@ -80,6 +80,10 @@ void tcp_conn_release(struct tcp_conn *c);
 /* Reply bytes not yet handed to the kernel, over all connections. */
 size_t tcp_pool_unsent(const struct tcp_pool *pool);
 
+/* Connections of the pool open with TLS (tls:// and https://); any
+ * thread. */
+size_t tcp_pool_tls_open(const struct tcp_pool *pool);
+
 /* Close every connection (replies still due are dropped). */
 void tcp_pool_close_all(struct tcp_pool *pool);
 

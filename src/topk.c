@@ -102,9 +102,12 @@ static void sift_down(struct topk *t, unsigned i)
 
 /* ---- the writer's index (linear probing) ---- */
 
+/* The key in the words it needs, the last one zero-padded: only those
+ * are ever compared, stored or read (a short key, such as a client's
+ * address, costs one or two words, not WORDS). */
 static void pack(uint64_t *w, const uint8_t *key, size_t len)
 {
-	memset(w, 0, WORDS * sizeof(*w));
+	w[(len - 1) / 8] = 0;
 	memcpy(w, key, len);
 }
 
@@ -166,7 +169,7 @@ static void set_slot(struct topk *t, unsigned s, const uint64_t *w, size_t len,
 	atomic_store_explicit(&sl->seq, seq + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(&sl->len, (uint32_t)len, memory_order_relaxed);
-	for (size_t i = 0; i < WORDS; i++)
+	for (size_t i = 0; i < (len + 7) / 8; i++)
 		put(&sl->word[i], w[i]);
 	put(&sl->count, count);
 	put(&sl->error, error);
@@ -227,7 +230,7 @@ static bool read_slot(const struct slot *sl, struct topk_entry *e)
 		uint32_t len =
 		    atomic_load_explicit(&sl->len, memory_order_relaxed);
 		uint64_t w[WORDS];
-		for (size_t i = 0; i < WORDS; i++)
+		for (size_t i = 0; i < (len + 7) / 8 && i < WORDS; i++)
 			w[i] = load(&sl->word[i]);
 		e->count = load(&sl->count);
 		e->error = load(&sl->error);

@@ -322,3 +322,10 @@ void worker_group_stats(struct worker *w, const char *name, uint64_t *queries,
 {
 	query_env_group_stats(w->env, name, queries, blocked);
 }
+
+struct query_env *worker_env(struct worker *w) { return w->env; }
+
+size_t worker_tls_open(const struct worker *w)
+{
+	return server_tls_open(w->srv);
+}

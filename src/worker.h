@@ -74,4 +74,11 @@ size_t worker_top(struct worker *w, enum query_top kind,
 void worker_group_stats(struct worker *w, const char *name, uint64_t *queries,
 			uint64_t *blocked);
 
+/* The worker's pipeline, for the readers of its counters that any
+ * thread may call (query_env_kind, query_env_rcode,
+ * query_env_upstream_stats, query_env_top); and its TCP connections
+ * open with TLS. */
+struct query_env *worker_env(struct worker *w);
+size_t worker_tls_open(const struct worker *w);
+
 #endif

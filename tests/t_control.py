@@ -314,6 +314,70 @@ def t_top():
         eq(ctl("top", bad)[0], 1, "top " + bad)
 
 
+def health():
+    h = js("status")["upstream"]["health"]
+    eq([x["server"] for x in h], ["127.0.0.1:%d" % up.port],
+       "one upstream server list")
+    return h[0]
+
+
+@test
+def t_status_health():
+    """status: upstream health per server (queries, errors, median, p90)"""
+    a = health()
+    for i in range(6):
+        address("delay30.h%d.example.net" % i)
+    b = health()
+    eq(b["queries"] - a["queries"], 6, "queries sent upstream")
+    eq(b["errors"] - a["errors"], 0, "no errors")
+    assert b["median_ms"] is not None and b["p90_ms"] is not None, b
+    assert 0 <= b["median_ms"] <= b["p90_ms"] <= 5000, b
+    # The 30 ms answers are counted in the 25-50 ms bucket.
+    assert b["p90_ms"] > 25, b
+    out = ok("status")
+    line = [l for l in out.splitlines()
+            if l.startswith("server 127.0.0.1:%d:" % up.port)]
+    eq(len(line), 1, "a health line: " + out)
+    assert "%d queries, %d errors, median " % (b["queries"], b["errors"]) \
+        in line[0] and " ms, p90 " in line[0], line[0]
+    assert " s old" in out, "snapshot age: " + out
+
+
+@test
+def t_top_slow_clients():
+    """top: the slowest names (ms upstream) and the busiest clients"""
+    for _ in range(2):
+        flush = ok("flush", "delay150.slow.example.net")
+        address("delay150.slow.example.net")
+    address("delay60.slow.example.net")
+    import dns.message
+    import dns.query
+    for _ in range(3):
+        q = dns.message.make_query("nas.home.lab", "A")
+        r = dns.query.udp(q, "127.0.0.1", port=P, timeout=3,
+                          source="127.0.0.2")
+        eq(r.rcode(), 0, "from 127.0.0.2")
+    t = js("top", "1000")
+    slow = {x["name"]: x for x in t["slowest"]["names"]}
+    s150 = slow["delay150.slow.example.net."]["ms"]
+    s60 = slow["delay60.slow.example.net."]["ms"]
+    assert 300 <= s150 < 300 + 400, "two 150 ms answers: %d ms" % s150
+    assert 60 <= s60 < 60 + 200, "one 60 ms answer: %d ms" % s60
+    order = [x["name"] for x in t["slowest"]["names"]]
+    assert order.index("delay150.slow.example.net.") < order.index(
+        "delay60.slow.example.net."), order
+    eq(t["slowest"]["total"] >= s150 + s60, True, "total ms")
+    clients = {x["client"]: x["count"] for x in t["clients"]["clients"]}
+    eq(clients.get("127.0.0.2"), 3, "three queries from 127.0.0.2")
+    eq(sum(clients.values()), t["clients"]["total"],
+       "every client counted (exact below capacity)")
+    eq(t["clients"]["total"], t["asked"]["total"],
+       "every query with a name has a client")
+    out = ok("top", "5")
+    assert "slowest (ms upstream, of " in out, out
+    assert "busiest clients (of " in out and "127.0.0.2" in out, out
+
+
 @test
 def t_idle_client():
     """a client that connects and sends nothing: others are served, it is cut off"""

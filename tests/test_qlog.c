@@ -174,11 +174,11 @@ static void test_format(void)
 	/* No question (FORMERR for a packet without one). */
 	e = base_entry();
 	e.qname_len = 0;
-	e.kind = QUERY_KIND_MALFORMED;
+	e.kind = QUERY_KIND_FORMERR;
 	e.rcode = 1;
 	l = line(&e, QLOG_PRIVACY_NONE);
 	ok(!strstr(l, "\"name\"") && !strstr(l, "\"type\"") &&
-	       strstr(l, "\"kind\":\"malformed\",\"rcode\":\"FORMERR\""),
+	       strstr(l, "\"kind\":\"formerr\",\"rcode\":\"FORMERR\""),
 	   "no question: no name, type, class");
 	e.family = 0;
 	ok(!strstr(line(&e, QLOG_PRIVACY_NONE), "client"),
