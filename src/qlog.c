@@ -410,6 +410,10 @@ size_t qlog_format(const struct qlog_entry *e, enum qlog_privacy privacy,
 		put(&o, ",\"list\":");
 		put_str(&o, e->list, strnlen(e->list, sizeof(e->list)));
 	}
+	if (e->upstream[0]) {
+		put(&o, ",\"upstream\":");
+		put_str(&o, e->upstream, strnlen(e->upstream, sizeof(e->upstream)));
+	}
 	put(&o, ",\"rcode\":\"");
 	put(&o, rcode_text(e->rcode, tmp, sizeof(tmp)));
 	put(&o, "\",\"answers\":");
@@ -483,6 +487,7 @@ static void on_reply(void *ctx, const struct query_event *ev)
 	}
 	copy_text(e->group, sizeof(e->group), ev->group);
 	copy_text(e->list, sizeof(e->list), ev->list);
+	copy_text(e->upstream, sizeof(e->upstream), ev->upstream);
 	qlog_ring_push(p->ring);
 }
 

@@ -49,6 +49,7 @@ struct qlog_settings {
  * the reply's header).  Exposed for qlog_format and its tests. */
 #define QLOG_GROUP_MAX 64
 #define QLOG_LIST_MAX 256
+#define QLOG_UPSTREAM_MAX 128
 struct qlog_entry {
 	struct timespec received; /* CLOCK_REALTIME */
 	uint32_t duration_us;	  /* arrival to reply */
@@ -64,6 +65,7 @@ struct qlog_entry {
 	uint8_t qname[255];	    /* wire format, as the client sent it */
 	char group[QLOG_GROUP_MAX]; /* "": none */
 	char list[QLOG_LIST_MAX];   /* "": none; longer names are cut */
+	char upstream[QLOG_UPSTREAM_MAX]; /* "": none; cut likewise */
 };
 
 /* Lines of at most this many bytes (the longest name, escaped). */

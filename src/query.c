@@ -198,6 +198,7 @@ struct query_env {
 		enum query_kind kind;
 		unsigned cgroup;     /* in env->cur->snap */
 		const char *list;    /* blocked: the source; else NULL */
+		const char *upstream; /* sent upstream: its servers */
 		struct timespec t0;  /* the query's arrival */
 	} note;
 	struct query *table[QUERY_TABLE];
@@ -560,6 +561,11 @@ static void note_query(struct query_env *env, const struct query *q,
 	env->note.cgroup = cgroup;
 	env->note.list = NULL;
 	env->note.t0 = q->t0;
+	/* The labels are the current epoch's: an older one's groups are
+	 * numbered otherwise. */
+	env->note.upstream = q->ep == env->cur && q->group < env->hits.nup
+				     ? env->hits.up_names[q->group]
+				     : NULL;
 }
 
 static void observe_reply(struct query_env *env, const struct snapshot *s,
@@ -578,6 +584,7 @@ static void observe_reply(struct query_env *env, const struct snapshot *s,
 				 ? cur->cgroups[env->note.cgroup].name
 				 : NULL,
 		.list = env->note.list,
+		.upstream = env->note.upstream,
 		.received = env->note.t0,
 	};
 	(void)s;
@@ -1751,6 +1758,7 @@ void query_handle(struct query_env *env, const struct query_client *c,
 	}
 	route(s, &ctx, &wq, env->out, sizeof(env->out), &d);
 	env->note.cgroup = d.client_group;
+	env->note.upstream = NULL;
 	env->note.list = d.kind == ROUTE_BLOCKED
 				 ? source_name(env, s->cgroups[d.client_group].set,
 					       d.src)

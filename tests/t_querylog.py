@@ -160,6 +160,12 @@ def t_decisions():
     for e in got:
         if e["kind"] != "blocked":
             assert "list" not in e, e
+    # where the forwarded ones went (the servfail one too)
+    eq(got[2]["upstream"], "127.0.0.1:%d" % up.port, "upstream of www")
+    eq(got[6]["upstream"], "127.0.0.1:%d" % up.port, "upstream over TCP")
+    eq(got[5]["upstream"], "127.0.0.1:%d" % DEAD, "upstream of the dead")
+    for i in (0, 1, 3, 4, 7, 8):
+        assert "upstream" not in got[i], got[i]
     # every forwarded name reached the test upstream, the cached one once
     eq(len(up.saw("www.example.com")), 1, "upstream queries for www")
     time.sleep(0.1)
