@@ -192,6 +192,9 @@ struct conf {
 	char *control;        /* the control socket's path; NULL: none */
 	unsigned control_mode; /* its permission bits (default 0660) */
 	char *control_group;  /* its group; NULL: the user's own */
+	char *dnstap;          /* "unix:PATH" or a file path; NULL: off */
+	char *dnstap_identity; /* NULL: the host name */
+	char *dnstap_version;  /* NULL: "splitdns VERSION" */
 	/* The certificate of tls:// and https:// listeners (PEM, the chain
 	 * in cert), read at start and at every reload; NULL: none. */
 	char *tls_cert;

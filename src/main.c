@@ -37,6 +37,9 @@
 #include "cache.h"
 #include "conf.h"
 #include "control.h"
+#ifdef HAVE_DNSTAP
+#include "dnstap.h"
+#endif
 #include "explain.h"
 #include "fetch.h"
 #include "log.h"
@@ -104,6 +107,7 @@ struct daemon {
 	uint64_t published_ms;      /* when d->snap was published */
 	uint64_t reloads, reload_failures;
 	uint64_t refreshes, refresh_failures; /* of subscribed lists */
+	struct dnstap *dnstap;      /* dnstap = "...", or NULL */
 };
 
 static void usage(FILE *f)
@@ -317,6 +321,22 @@ static void log_group_stats(const struct daemon *d)
 	}
 }
 
+/* SIGUSR1: the dnstap output's line. */
+static void log_dnstap(const struct daemon *d)
+{
+#ifdef HAVE_DNSTAP
+	uint64_t sent, dropped;
+
+	if (!d->dnstap)
+		return;
+	dnstap_counts(d->dnstap, &sent, &dropped);
+	log_info("dnstap: %" PRIu64 " messages sent, %" PRIu64 " dropped",
+		 sent, dropped);
+#else
+	(void)d;
+#endif
+}
+
 /* SIGUSR1: the counters of every worker, summed. */
 static void log_stats(const struct daemon *d)
 {
@@ -338,6 +358,7 @@ static void log_stats(const struct daemon *d)
 		 s.rebind, s.malformed, s.dropped, s.truncated, s.prefetched);
 	each_list(d, log_list, NULL);
 	log_group_stats(d);
+	log_dnstap(d);
 	struct cache_stats cs;
 	cache_get_stats(d->cache, &cs);
 	log_info("cache: %zu entries, %zu bytes, %" PRIu64 " hits, %" PRIu64
@@ -617,6 +638,19 @@ static void on_main_wake(void *ctx)
 		start_refresh(d, d->refresh_force);
 }
 
+/* SIGUSR2: finish the dnstap file and start it again (logrotate). */
+static void reopen_dnstap(struct daemon *d)
+{
+#ifdef HAVE_DNSTAP
+	char err[CONF_ERR_MAX];
+
+	if (d->dnstap && !dnstap_reopen(d->dnstap, err, sizeof(err)))
+		log_err("%s", err);
+#else
+	(void)d;
+#endif
+}
+
 static void on_signal(struct loop_watch *w, uint32_t events)
 {
 	struct daemon *d = (struct daemon *)((char *)w -
@@ -634,6 +668,7 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 			continue;
 		}
 		if (si.ssi_signo == SIGUSR2) {
+			reopen_dnstap(d);
 			start_refresh(d, true);
 			continue;
 		}
@@ -1260,6 +1295,36 @@ static bool start_workers(struct daemon *d, char *err, size_t errlen)
 	return true;
 }
 
+/* dnstap = "...": the output and an observer on each worker.  After
+ * detach (libfstrm's thread would not survive the fork) and the
+ * privilege drop (a reopen runs as the same user), before the workers
+ * start. */
+static bool start_dnstap(struct daemon *d, char *err, size_t errlen)
+{
+#ifdef HAVE_DNSTAP
+	const struct conf *cfg = d->snap->cfg;
+
+	if (!cfg->dnstap)
+		return true;
+	if (!(d->dnstap = dnstap_new(cfg->dnstap, cfg->dnstap_identity,
+				     cfg->dnstap_version,
+				     (unsigned)d->nworkers, err, errlen)))
+		return false;
+	for (size_t i = 0; i < d->nworkers; i++) {
+		struct query_observer obs;
+		dnstap_observer(d->dnstap, (unsigned)i, &obs);
+		if (!worker_add_observer(d->workers[i], &obs)) {
+			snprintf(err, errlen, "dnstap: too many observers");
+			return false;
+		}
+	}
+	log_info("dnstap: writing to %s", cfg->dnstap);
+#else
+	(void)d, (void)err, (void)errlen;
+#endif
+	return true;
+}
+
 static void stop_workers(struct daemon *d)
 {
 	for (size_t i = 0; d->workers && i < d->nworkers; i++)
@@ -1349,6 +1414,10 @@ int main(int argc, char **argv)
 	}
 	if (drop_privileges(d.snap->cfg) < 0)
 		goto out;
+	if (!start_dnstap(&d, err, sizeof(err))) {
+		log_err("%s", err);
+		goto out;
+	}
 	d.sigw.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	loop_on_wake(d.loop, on_main_wake, &d);
 	if (d.sigw.fd < 0 || loop_add(d.loop, &d.sigw, EPOLLIN) < 0) {
@@ -1382,6 +1451,9 @@ out:
 	atomic_store(&d.cancel, true);
 	control_free(d.ctl);
 	stop_workers(&d);
+#ifdef HAVE_DNSTAP
+	dnstap_free(d.dnstap); /* after the workers: every message is in */
+#endif
 	if (d.reloading) {
 		pthread_join(d.reloader, NULL);
 		snapshot_unref(atomic_exchange(&d.built, NULL));
