@@ -1,0 +1,263 @@
+#!/usr/bin/python3
+"""dnstap output read back by Debian's dnstap readers: to a file (read by
+dnstap-ldns -r, in order: client query and response pairs for a local, a
+blocked, a forwarded and a cached name, the forwarder's query and response
+between them, with the client's port, ID and the answers), to a unix socket
+that fstrm_capture listens on, to a socket nobody listens on (queries
+answered, messages counted dropped), SIGUSR2 (two complete files: each
+ends with the Frame Streams stop frame) and -t's checks of the setting."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import dns.message
+import dns.query
+
+from harness import Daemon, Upstream, done, eq, run, test
+
+up = Upstream()
+tmp = tempfile.mkdtemp(prefix="sddnstap.")
+ZONE = '''origin = "home.lab";
+authoritative = true;
+records = ( { name = "nas"; type = "A"; data = "192.168.1.10"; } );
+'''
+CONF = '''listen = @LISTEN@;
+upstream: { servers = ["127.0.0.1:%d"]; timeout_ms = 1000; tries = 2; };
+zones = ["home.zone"];
+block: { domains = ["ads.example.net"]; };
+threads = 1;
+%s
+'''
+# The Frame Streams stop frame: escape (0 length), control length 4, STOP.
+STOP_FRAME = b"\0\0\0\0" + b"\0\0\0\x04" + b"\0\0\0\x03"
+
+
+def conf(extra):
+    return CONF % (up.port, extra)
+
+
+def built_with_dnstap():
+    path = os.path.join(tmp, "check.conf")
+    with open(path, "w") as f:
+        f.write('listen = ["127.0.0.1:53"];\ndnstap = "%s/x.fstrm";\n' % tmp)
+    rc, out, err = run(["-t", "-c", path])
+    return "built without dnstap" not in err
+
+
+def ldns(path, yaml=False):
+    """dnstap-ldns's reading of a file: its lines, or YAML documents."""
+    p = subprocess.run(["dnstap-ldns", "-y" if yaml else "-q", "-r", path],
+                       capture_output=True, text=True, timeout=20)
+    eq(p.returncode, 0, "dnstap-ldns exit status (%s)" % p.stderr)
+    if yaml:
+        return [d for d in p.stdout.split("\n---\n") if d.strip()]
+    return [l for l in p.stdout.splitlines() if l.strip()]
+
+
+def summary(lines):
+    """(type, protocol, name) of each dnstap-ldns -q line."""
+    out = []
+    for l in lines:
+        m = re.match(r'\S+ \S+ (\w\w) \S+ (\w+) \d+b "([^"]*)" IN (\w+)', l)
+        assert m, "unexpected dnstap-ldns line: %r" % l
+        out.append((m.group(1), m.group(2), m.group(3)))
+    return out
+
+
+def field(doc, name):
+    m = re.search(r"^  %s: (.*)$" % name, doc, re.M)
+    return m.group(1).strip('"') if m else None
+
+
+def ask(name, port, tcp=False, sport=0):
+    """Send one query from a known source port; the reply and the query."""
+    q = dns.message.make_query(name, "A")
+    if tcp:
+        r = dns.query.tcp(q, "127.0.0.1", port=port, timeout=3)
+    else:
+        r = dns.query.udp(q, "127.0.0.1", port=port, timeout=3,
+                          source="127.0.0.1", source_port=sport)
+    return r, q
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def texts(r):
+    """The answer's addresses."""
+    return sorted(rd.to_text() for rrs in r.answer for rd in rrs)
+
+
+def stats_line(d, word):
+    d.signal(signal.SIGUSR1)
+    end = time.time() + 5
+    while time.time() < end:
+        m = re.findall(r"dnstap: (\d+) messages sent, (\d+) dropped",
+                       d.stderr())
+        if m:
+            return int(m[-1][0]), int(m[-1][1])
+        time.sleep(0.05)
+    raise AssertionError("no dnstap line on SIGUSR1: " + d.stderr())
+
+
+if not built_with_dnstap():
+    # A build without libfstrm refuses the setting with file:line; the
+    # rest cannot run.
+    @test
+    def refused_without_dnstap():
+        """without dnstap built in, -t refuses the setting at its line"""
+        path = os.path.join(tmp, "check.conf")
+        rc, out, err = run(["-t", "-c", path])
+        assert rc != 0 and "check.conf:2:" in err, err
+    done()
+
+
+@test
+def file_output():
+    """file: client and forwarder messages in order, readable by dnstap-ldns"""
+    path = os.path.join(tmp, "one.fstrm")
+    d = Daemon(conf('dnstap = "%s";\ndnstap_identity = "test-box";' % path),
+               files={"home.zone": ZONE})
+    sport = free_udp_port()
+    r1, q1 = ask("nas.home.lab", d.port, sport=sport)
+    eq(texts(r1), ["192.168.1.10"], "local answer")
+    r2, _ = ask("ads.example.net", d.port)
+    eq(texts(r2), ["0.0.0.0"], "blocked answer")
+    r3, q3 = ask("www.example.com", d.port)
+    eq(len(texts(r3)), 1, "forwarded answer")
+    r4, _ = ask("www.example.com", d.port, tcp=True)
+    eq(texts(r4), texts(r3), "cached answer")
+    eq(len(up.saw("www.example.com")), 1, "asked upstream once")
+    d.stop()
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data.endswith(STOP_FRAME), "file ends without the stop frame"
+    got = summary(ldns(path))
+    eq(got, [("CQ", "UDP", "nas.home.lab."), ("CR", "UDP", "nas.home.lab."),
+             ("CQ", "UDP", "ads.example.net."),
+             ("CR", "UDP", "ads.example.net."),
+             ("CQ", "UDP", "www.example.com."),
+             ("FQ", "UDP", "www.example.com."),
+             ("FR", "UDP", "www.example.com."),
+             ("CR", "UDP", "www.example.com."),
+             ("CQ", "TCP", "www.example.com."),
+             ("CR", "TCP", "www.example.com.")], "messages")
+    docs = ldns(path, yaml=True)
+    eq(len(docs), 10, "YAML documents")
+    cq, cr = docs[0], docs[1]
+    eq(field(cq, "identity") or re.search(r'^identity: "(.*)"$', cq,
+                                          re.M).group(1), "test-box",
+       "identity")
+    assert re.search(r'^version: "splitdns ', cq, re.M), cq
+    for doc in (cq, cr):
+        eq(field(doc, "query_address"), "127.0.0.1", "client address")
+        eq(field(doc, "query_port"), str(sport), "client port")
+        eq(field(doc, "socket_family"), "INET", "family")
+    assert "id: %d" % q1.id in cq, "client query's ID"
+    assert "192.168.1.10" in cr, "local answer in CLIENT_RESPONSE"
+    assert "0.0.0.0" in docs[3], "blocking answer in CLIENT_RESPONSE"
+    assert "response_time" in cr and "response_time" not in cq, "times"
+    fq, fr = docs[5], docs[6]
+    eq(field(fq, "type"), "FORWARDER_QUERY", "FQ type")
+    eq(field(fr, "type"), "FORWARDER_RESPONSE", "FR type")
+    eq(field(fq, "query_address"), None, "upstream address left out")
+    assert texts(r3)[0] in fr and texts(r3)[0] in docs[7], \
+        "the upstream's answer in FR and CR"
+    eq(field(fq, "query_time"), field(fr, "query_time"),
+       "FR's query time is FQ's")
+
+
+@test
+def unix_socket():
+    """unix socket: fstrm_capture receives the messages"""
+    sock = os.path.join(tmp, "cap.sock")
+    out = os.path.join(tmp, "cap.fstrm")
+    cap = subprocess.Popen(["fstrm_capture", "-t", "protobuf:dnstap.Dnstap",
+                            "-u", sock, "-w", out],
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        end = time.time() + 5
+        while not os.path.exists(sock) and time.time() < end:
+            time.sleep(0.02)
+        d = Daemon(conf('dnstap = "unix:%s";' % sock),
+                   files={"home.zone": ZONE})
+        ask("nas.home.lab", d.port)
+        ask("blocked.ads.example.net", d.port)
+        sent, dropped = stats_line(d, "dnstap")
+        eq((sent, dropped), (4, 0), "sent, dropped")
+        d.stop()
+    finally:
+        time.sleep(0.3)
+        cap.send_signal(signal.SIGINT)
+        cap.wait(timeout=10)
+    eq(summary(ldns(out)),
+       [("CQ", "UDP", "nas.home.lab."), ("CR", "UDP", "nas.home.lab."),
+        ("CQ", "UDP", "blocked.ads.example.net."),
+        ("CR", "UDP", "blocked.ads.example.net.")], "captured messages")
+
+
+@test
+def no_reader():
+    """socket without a reader: answers as usual, messages counted dropped"""
+    sock = os.path.join(tmp, "nobody.sock")
+    d = Daemon(conf('dnstap = "unix:%s";' % sock), files={"home.zone": ZONE})
+    for i in range(5):
+        r, _ = ask("nas.home.lab", d.port)
+        eq(texts(r), ["192.168.1.10"], "answer %d" % i)
+    r, _ = ask("fwd.example.org", d.port)
+    eq(len(texts(r)), 1, "forwarded answer")
+    # 5 x (CQ, CR) and CQ, FQ, FR, CR
+    eq(stats_line(d, "dnstap"), (0, 14), "sent, dropped")
+    d.stop()
+
+
+@test
+def reopen():
+    """SIGUSR2: the moved file is finished, a new one started"""
+    path = os.path.join(tmp, "rot.fstrm")
+    d = Daemon(conf('dnstap = "%s";' % path), files={"home.zone": ZONE})
+    ask("nas.home.lab", d.port)
+    os.rename(path, path + ".1")
+    d.signal(signal.SIGUSR2)
+    end = time.time() + 5
+    while not os.path.exists(path) and time.time() < end:
+        time.sleep(0.02)
+    with open(path + ".1", "rb") as f:
+        assert f.read().endswith(STOP_FRAME), "moved file finished"
+    ask("ads.example.net", d.port)
+    d.stop()
+    eq(summary(ldns(path + ".1")), [("CQ", "UDP", "nas.home.lab."),
+                                    ("CR", "UDP", "nas.home.lab.")],
+       "first file")
+    with open(path, "rb") as f:
+        assert f.read().endswith(STOP_FRAME), "second file finished"
+    eq(summary(ldns(path)), [("CQ", "UDP", "ads.example.net."),
+                             ("CR", "UDP", "ads.example.net.")],
+       "second file")
+
+
+@test
+def config_checks():
+    """-t: dnstap must be an absolute path or unix: and one, file:line"""
+    for value, why in (("relative.fstrm", "absolute path"),
+                       ("unix:sock", "absolute path"),
+                       ("unix:/" + "x" * 120, "longer than 107")):
+        path = os.path.join(tmp, "bad.conf")
+        with open(path, "w") as f:
+            f.write('listen = ["127.0.0.1:53"];\n\ndnstap = "%s";\n' % value)
+        rc, out, err = run(["-t", "-c", path])
+        eq(rc != 0, True, "exit status for %s" % value)
+        assert "bad.conf:3:" in err and why in err, err
+
+
+done()
