@@ -452,20 +452,29 @@ static void on_upstream(void *ctx, bool response, const char *kind,
 
 /* ---- main's side ---- */
 
+/* Can the file be opened at all?  Asked before the I/O thread tries, so
+ * that the reason is known at once (the writer's attempt keeps none). */
+static bool probe_file(const struct dnstap *d, char *err, size_t errlen)
+{
+	int fd = d->sock ? 0 : open(d->path, O_WRONLY | O_CREAT | O_CLOEXEC,
+				   0640);
+	if (fd < 0)
+		return errf(err, errlen, "dnstap: %s: %s", d->path,
+			    strerror(errno));
+	if (!d->sock)
+		close(fd);
+	return true;
+}
+
 /* Wait up to ms for the I/O thread to open the output, so that the
- * first queries are not dropped; a file that cannot be opened is an
- * error (with the reason: the writer's own attempt keeps none). */
+ * first queries are not dropped.  A file that does not open is an
+ * error; a socket may have no reader yet. */
 static bool wait_open(struct dnstap *d, int ms, char *err, size_t errlen)
 {
 	for (int i = 0; i < ms && !atomic_load(&d->open); i++)
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
 	if (d->sock || atomic_load(&d->open))
 		return true;
-	int fd = open(d->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return errf(err, errlen, "dnstap: %s: %s", d->path,
-			    strerror(errno));
-	close(fd);
 	return errf(err, errlen, "dnstap: %s: not opened", d->path);
 }
 
@@ -504,8 +513,8 @@ struct dnstap *dnstap_new(const char *target, const char *identity,
 		atomic_init(&d->slots[i].sent, 0);
 		atomic_init(&d->slots[i].dropped, 0);
 	}
-	struct dnstap_out *o = out_new(d, err, errlen);
-	if (!o)
+	struct dnstap_out *o;
+	if (!probe_file(d, err, errlen) || !(o = out_new(d, err, errlen)))
 		goto fail;
 	atomic_store(&d->cur, o);
 	if (!wait_open(d, d->sock ? 200 : 2000, err, errlen))
@@ -547,8 +556,8 @@ bool dnstap_reopen(struct dnstap *d, char *err, size_t errlen)
 	/* The old file is finished before the new one is created: the path
 	 * may still name it when nobody moved it away. */
 	out_free(take_out(d));
-	struct dnstap_out *o = out_new(d, err, errlen);
-	if (!o)
+	struct dnstap_out *o;
+	if (!probe_file(d, err, errlen) || !(o = out_new(d, err, errlen)))
 		return false;
 	atomic_store(&d->cur, o);
 	return wait_open(d, 2000, err, errlen);

@@ -255,6 +255,18 @@ def reopen():
 
 
 @test
+def unopenable_file():
+    """a file that cannot be created stops the start, saying why"""
+    path = os.path.join(tmp, "no-such-dir", "x.fstrm")
+    d = Daemon(conf('dnstap = "%s";' % path), files={"home.zone": ZONE},
+               wait=False)
+    rc = d.proc.wait(timeout=20)
+    eq(rc, 1, "exit status")
+    assert "dnstap: %s: No such file or directory" % path in d.stderr(), \
+        d.stderr()
+
+
+@test
 def config_checks():
     """-t: dnstap must be an absolute path or unix: and one, file:line"""
     for value, why in (("relative.fstrm", "absolute path"),
