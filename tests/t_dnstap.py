@@ -8,6 +8,7 @@ answered, messages counted dropped), SIGUSR2 (two complete files: each
 ends with the Frame Streams stop frame) and -t's checks of the setting."""
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import time
 import dns.message
 import dns.query
 
-from harness import Daemon, Upstream, done, eq, run, test
+from harness import Daemon, Upstream, done, eq, free_port, run, test
 
 up = Upstream()
 tmp = tempfile.mkdtemp(prefix="sddnstap.")
@@ -252,6 +253,48 @@ def reopen():
     eq(summary(ldns(path)), [("CQ", "UDP", "ads.example.net."),
                              ("CR", "UDP", "ads.example.net.")],
        "second file")
+
+
+def tls_built():
+    path = os.path.join(tmp, "tls.conf")
+    with open(path, "w") as f:
+        f.write('listen = ["tls://127.0.0.1:8853"];\n')
+    rc, out, err = run(["-t", "-c", path])
+    return "without TLS" not in err
+
+
+@test
+def encrypted_clients():
+    """DoT and DoH clients: recorded as TCP, readable by dnstap-ldns -y"""
+    if not tls_built() or not shutil.which("kdig"):
+        return  # nothing to test in a --without-tls build
+    cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=dns.test",
+                    "-addext", "subjectAltName=DNS:dns.test,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+    path = os.path.join(tmp, "tls.fstrm")
+    tport, hport = free_port(), free_port()
+    d = Daemon(conf('dnstap = "%s";\ntls: { cert = "%s"; key = "%s"; };'
+                    % (path, cert, key))
+               .replace("@LISTEN@", '["127.0.0.1:@PORT@", '
+                        '"tls://127.0.0.1:%d", "https://127.0.0.1:%d"]'
+                        % (tport, hport)),
+               files={"home.zone": ZONE})
+    for port, how in ((tport, "+tls"), (hport, "+https")):
+        p = subprocess.run(["kdig", "@127.0.0.1", "-p", str(port), how,
+                            "+tls-ca=" + cert, "+tls-hostname=dns.test",
+                            "+short", "nas.home.lab"],
+                           capture_output=True, text=True, timeout=20)
+        eq(p.stdout.split(), ["192.168.1.10"], "kdig %s" % how)
+    d.stop()
+    eq(summary(ldns(path)), [("CQ", "TCP", "nas.home.lab."),
+                             ("CR", "TCP", "nas.home.lab.")] * 2,
+       "messages")
+    docs = ldns(path, yaml=True)
+    eq([field(x, "socket_protocol") for x in docs], ["TCP"] * 4,
+       "YAML socket_protocol")
 
 
 @test
