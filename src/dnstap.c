@@ -45,11 +45,18 @@
 #include "query.h"
 
 #define DNSTAP_CONTENT_TYPE "protobuf:dnstap.Dnstap"
-/* Each loop's queue (a power of two): about a second of a busy loop's
- * messages while the I/O thread is descheduled. */
-#define DNSTAP_QUEUE_SIZE 4096
+/* Each loop's queue (a power of two, libfstrm's largest): room for the
+ * bursts a busy loop makes while the I/O thread waits for a CPU. */
+#define DNSTAP_QUEUE_SIZE 16384
 /* Seconds between attempts to connect to the socket's reader. */
 #define DNSTAP_REOPEN_S 2
+/* The I/O thread is woken when a queue holds this many messages (or
+ * after a second): fewer wake-ups than libfstrm's 32, at the cost of a
+ * message waiting up to a second on a quiet loop. */
+#define DNSTAP_NOTIFY 256
+/* Messages and bytes gathered into one write. */
+#define DNSTAP_WRITE_FRAMES 512
+#define DNSTAP_WRITE_BYTES 65536
 
 /* What libfstrm's writer reads and writes through: a file or a unix
  * stream socket.  Owned by the writer (out_destroy). */
@@ -304,6 +311,9 @@ static struct dnstap_out *out_new(struct dnstap *d, char *err, size_t errlen)
 					    FSTRM_IOTHR_QUEUE_MODEL_SPSC);
 	fstrm_iothr_options_set_input_queue_size(iopt, DNSTAP_QUEUE_SIZE);
 	fstrm_iothr_options_set_reopen_interval(iopt, DNSTAP_REOPEN_S);
+	fstrm_iothr_options_set_queue_notify_threshold(iopt, DNSTAP_NOTIFY);
+	fstrm_iothr_options_set_output_queue_size(iopt, DNSTAP_WRITE_FRAMES);
+	fstrm_iothr_options_set_buffer_hint(iopt, DNSTAP_WRITE_BYTES);
 	if (!(o->iothr = fstrm_iothr_init(iopt, &w)))
 		goto fail;
 	for (unsigned i = 0; i < d->nloops; i++)
