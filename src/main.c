@@ -563,6 +563,14 @@ static void pause_remap(struct daemon *d, const struct snapshot *old,
 			pause_set(&d->pause, k, until[k]);
 }
 
+/* dnstap's output is made once, at start. */
+static bool same_dnstap(const struct conf *a, const struct conf *b)
+{
+	return same_text(a->dnstap, b->dnstap) &&
+	       same_text(a->dnstap_identity, b->dnstap_identity) &&
+	       same_text(a->dnstap_version, b->dnstap_version);
+}
+
 /* Hand the new snapshot to every worker, each with its own reference. */
 static void publish(struct daemon *d, struct snapshot *s)
 {
@@ -580,6 +588,9 @@ static void publish(struct daemon *d, struct snapshot *s)
 		log_warn("user changed: it takes effect after a restart");
 	if (!same_control(old->cfg, s->cfg))
 		log_warn("control settings changed: they take effect after a "
+			 "restart");
+	if (!same_dnstap(old->cfg, s->cfg))
+		log_warn("dnstap settings changed: they take effect after a "
 			 "restart");
 	/* Answers of servers that are gone never match again (the key
 	 * holds the upstream generation); free their memory now. */

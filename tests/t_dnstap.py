@@ -264,6 +264,26 @@ def tls_built():
 
 
 @test
+def reload_keeps_output():
+    """SIGHUP with another dnstap path: a warning, the output stays"""
+    path = os.path.join(tmp, "keep.fstrm")
+    d = Daemon(conf('dnstap = "%s";' % path), files={"home.zone": ZONE})
+    d.write("splitdns.conf", conf('dnstap = "%s.other";' % path)
+            .replace("@LISTEN@", '["127.0.0.1:%d"]' % d.port))
+    d.signal(signal.SIGHUP)
+    end = time.time() + 10
+    while "reloaded" not in d.stderr() and time.time() < end:
+        time.sleep(0.05)
+    assert "dnstap settings changed: they take effect after a restart" \
+        in d.stderr(), d.stderr()
+    ask("nas.home.lab", d.port)
+    d.stop()
+    assert not os.path.exists(path + ".other"), "no second output"
+    eq(summary(ldns(path)), [("CQ", "UDP", "nas.home.lab."),
+                             ("CR", "UDP", "nas.home.lab.")], "messages")
+
+
+@test
 def encrypted_clients():
     """DoT and DoH clients: recorded as TCP, readable by dnstap-ldns -y"""
     if not tls_built() or not shutil.which("kdig"):
