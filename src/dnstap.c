@@ -26,6 +26,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdalign.h>
@@ -562,11 +563,12 @@ fail:
 void dnstap_observer(struct dnstap *d, unsigned i,
 		     struct query_observer *out)
 {
+	assert(i < d->nloops);
 	*out = (struct query_observer){
 		.query = on_query,
 		.reply = on_reply,
 		.upstream = on_upstream,
-		.ctx = &d->slots[i < d->nloops ? i : 0],
+		.ctx = &d->slots[i], /* one producer per queue */
 	};
 }
 

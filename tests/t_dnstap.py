@@ -99,8 +99,9 @@ def texts(r):
 
 
 def stats_line(d, want):
-    """The SIGUSR1 line's (sent, dropped), asked again until it is want:
-    a reply reaches the client just before its observer runs."""
+    """The SIGUSR1 line's (sent, dropped), asked again until it is want
+    (or want(got) holds; None: the first answer): a reply reaches the
+    client just before its observer runs."""
     line = r"dnstap: (\d+) messages sent, (\d+) dropped"
     got, end = None, time.time() + 5
     while time.time() < end:
@@ -112,7 +113,8 @@ def stats_line(d, want):
                 got = (int(m[-1][0]), int(m[-1][1]))
                 break
             time.sleep(0.05)
-        if got == want:
+        if want is None or got == want or (callable(want) and
+                                          got and want(got)):
             break
         time.sleep(0.1)
     return got
@@ -227,6 +229,42 @@ def no_reader():
     # 5 x (CQ, CR) and CQ, FQ, FR, CR
     eq(stats_line(d, (0, 14)), (0, 14), "sent, dropped")
     d.stop()
+
+
+@test
+def reader_later():
+    """a reader that starts after the daemon gets the messages from then on"""
+    sock = os.path.join(tmp, "late.sock")
+    out = os.path.join(tmp, "late.fstrm")
+    d = Daemon(conf('dnstap = "unix:%s";' % sock), files={"home.zone": ZONE})
+    ask("before.ads.example.net", d.port)
+    eq(stats_line(d, (0, 2)), (0, 2), "sent, dropped with no reader")
+    cap = subprocess.Popen(["fstrm_capture", "-t", "protobuf:dnstap.Dnstap",
+                            "-u", sock, "-w", out],
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        # splitdns tries again every 2 seconds; until then, drops
+        end = time.time() + 10
+        while time.time() < end:
+            ask("nas.home.lab", d.port)
+            got = stats_line(d, None)
+            if got[0] > 0:
+                break
+            time.sleep(0.2)
+        sent0 = stats_line(d, None)[0]
+        ask("after.ads.example.net", d.port)
+        eq(stats_line(d, lambda g: g[0] == sent0 + 2)[0], sent0 + 2,
+           "sent")
+        d.stop()
+    finally:
+        time.sleep(0.3)
+        cap.send_signal(signal.SIGINT)
+        cap.wait(timeout=10)
+    got = summary(ldns(out))
+    assert ("CQ", "UDP", "before.ads.example.net.") not in got, got
+    eq(got[-2:], [("CQ", "UDP", "after.ads.example.net."),
+                  ("CR", "UDP", "after.ads.example.net.")], "last messages")
 
 
 @test
