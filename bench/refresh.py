@@ -13,12 +13,13 @@ force, it sends one UDP query every millisecond for a blocked name (each
 answer's time from the kernel's receive timestamp), optionally dnsperf
 at --load-qps with names from the list, and then, --refreshes times:
 changes one line of the list (so the download is a 200, not a 304),
-sends SIGUSR2, and waits for "refreshed the block lists" in the log
+runs splitdnsctl refresh (beside --splitdns; SIGUSR2 reopens the logs
+since 0.3), and waits for "refreshed the block lists" in the log
 (with --sighup: SIGHUP and "reloaded", the same work plus the
 configuration, for comparison).
 
 Prints one line of JSON: refreshes, refresh_s (min / median / max from
-SIGUSR2 to the log line), answers, lost, p50_ms, p99_ms, max_ms,
+the command to the log line), answers, lost, p50_ms, p99_ms, max_ms,
 quiet_max_ms (before the first refresh), rss_kb_first (after the first
 refresh), rss_kb_last.  Standard library only, and dnsperf if asked.
 Never run by CI.
@@ -164,7 +165,11 @@ def main():
         f.write('listen = ["127.0.0.1:%d"];\nthreads = %d;\n'
                 'upstream: { servers = ["192.0.2.1"]; };\n'
                 'state_dir = "%s/state";\nblock: { lists = ["%s"]; };\n'
-                % (port, a.threads, d, url))
+                'control = "%s/control";\n'
+                % (port, a.threads, d, url, d))
+    ctl = [os.path.join(os.path.dirname(os.path.abspath(a.splitdns)),
+                        "splitdnsctl"), "-s", os.path.join(d, "control"),
+           "refresh"]
     errpath = os.path.join(d, "stderr")
     p = subprocess.Popen([a.splitdns, "-c", conf], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=open(errpath, "w"))
@@ -212,7 +217,8 @@ def main():
                 p.send_signal(signal.SIGHUP)
                 wait_count(i, what="reloaded ")
             else:
-                p.send_signal(signal.SIGUSR2)
+                subprocess.run(ctl, stdout=subprocess.DEVNULL, check=True,
+                               timeout=60)
                 wait_count(i + 1)
             took.append(time.monotonic() - t)
             if i == 1:

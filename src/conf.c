@@ -17,6 +17,7 @@
 #include <pwd.h>
 #include <inttypes.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1453,8 +1454,19 @@ static bool block_group(struct loader *ld, config_setting_t *g,
 		b->lists = NULL;
 		b->nlists = 0;
 	}
-	if (!check_names(ld, g, strcmp(where, "block") == 0 ? block_known_top
-							     : block_known,
+	bool top = strcmp(where, "block") == 0;
+	for (const char *const *k = block_known_top; !top && *k; k++) {
+		const char *const *j = block_known;
+		while (*j && strcmp(*j, *k) != 0)
+			j++;
+		if (!*j && config_setting_get_member(g, *k))
+			return fail(ld, config_setting_get_member(g, *k),
+				    "'%s' is one setting for every client "
+				    "group: set block.%s in the top-level "
+				    "block group",
+				    *k, *k);
+	}
+	if (!check_names(ld, g, top ? block_known_top : block_known,
 			 where) ||
 	    !get_string(ld, g, "answer", false, &answer, NULL))
 		return false;
@@ -1731,6 +1743,58 @@ static bool load_state_dir(struct loader *ld, config_setting_t *root,
 	return cfg->state_dir != NULL;
 }
 
+/* log_queries, log_max_size, log_keep, log_queue, log_privacy
+ * (splitdns.conf(5), QUERY LOG). */
+static bool load_query_log(struct loader *ld, config_setting_t *root,
+			   struct conf *cfg)
+{
+	static const char *const privacy[] = {"none", "mask", "hide"};
+	const char *path = NULL, *priv = NULL;
+	char *dir;
+
+	cfg->log_max_size = 100 * 1024 * 1024;
+	cfg->log_keep = 5;
+	cfg->log_queue = 4096;
+	if (!get_string(ld, root, "log_queries", false, &path, NULL) ||
+	    !get_int(ld, root, "log_max_size", 0, INT64_C(1) << 40,
+		     &cfg->log_max_size) ||
+	    !get_int(ld, root, "log_keep", 0, 100, &cfg->log_keep) ||
+	    !get_int(ld, root, "log_queue", 1, 1 << 20, &cfg->log_queue) ||
+	    !get_string(ld, root, "log_privacy", false, &priv, NULL))
+		return false;
+	if (cfg->log_max_size && cfg->log_max_size < 4096)
+		return fail(ld, config_setting_get_member(root, "log_max_size"),
+			    "'log_max_size' must be 0 or at least 4096");
+	if (priv) {
+		size_t i = 0;
+		while (i < 3 && strcmp(priv, privacy[i]) != 0)
+			i++;
+		if (i == 3)
+			return fail(ld,
+				    config_setting_get_member(root,
+							      "log_privacy"),
+				    "log_privacy '%s': must be \"none\", "
+				    "\"mask\" or \"hide\"",
+				    priv);
+		cfg->log_privacy = (enum conf_log_privacy)i;
+	}
+	if (!path)
+		return true;
+	if (!*path)
+		return fail(ld, config_setting_get_member(root, "log_queries"),
+			    "'log_queries' is empty");
+	if (strcmp(path, "syslog") == 0)
+		return (cfg->log_queries = ld_strdup(ld, path)) != NULL;
+	if (!(dir = dir_of(ld, cfg->path)))
+		return false;
+	cfg->log_queries = ld_path(ld, dir, path);
+	free(dir);
+	if (cfg->log_queries && strlen(cfg->log_queries) >= PATH_MAX - 8)
+		return fail(ld, config_setting_get_member(root, "log_queries"),
+			    "'log_queries' is too long");
+	return cfg->log_queries != NULL;
+}
+
 /* An upstream that is one of our own listeners would forward to itself. */
 static bool check_loops(struct loader *ld, const struct conf *cfg)
 {
@@ -1761,6 +1825,9 @@ struct conf *conf_load(const char *path, const char *const *override,
 		"cache",	 "threads",	      "limits",
 		"control",	 "control_mode",      "control_group",
 		"state_dir",	 "clients",	      "tls",
+		/* the query log */
+		"log_queries", "log_max_size", "log_keep", "log_queue",
+		"log_privacy",
 		"dnstap",	 "dnstap_identity",   "dnstap_version",
 		NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
@@ -1797,6 +1864,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 	    !load_dnstap(&ld, root, cfg) ||
 	    !load_state_dir(&ld, root, cfg) || !load_tls(&ld, root, cfg) ||
 	    !load_clients(&ld, root, cfg) || !check_loops(&ld, cfg) ||
+	    !load_query_log(&ld, root, cfg) ||
 	    !load_zones(&ld, root, cfg))
 		goto out;
 	cfg->edns_size = (int)edns;
@@ -1863,6 +1931,7 @@ void conf_free(struct conf *cfg)
 	free(cfg->tls_ca);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	free(cfg->log_queries);
 	free(cfg->listen);
 	free(cfg->servers);
 	free(cfg->path);

@@ -140,6 +140,13 @@ struct conf_zone {
 	size_t nrecords;
 };
 
+/* log_privacy: what a query log line says about the client. */
+enum conf_log_privacy {
+	CONF_LOG_PRIVACY_NONE, /* "none": address and port */
+	CONF_LOG_PRIVACY_MASK, /* "mask": IPv4 /24, IPv6 /48 */
+	CONF_LOG_PRIVACY_HIDE, /* "hide": no client */
+};
+
 struct conf {
 	char *path;
 	struct conf_addr *listen;
@@ -203,6 +210,12 @@ struct conf {
 	int tls_handshake_timeout_ms; /* a handshake is done within this */
 	int tls_max_handshakes;       /* handshakes in progress per worker */
 	int https_max_streams;        /* HTTP/2 streams open per connection */
+	/* The query log (splitdns.conf(5), QUERY LOG). */
+	char *log_queries;       /* a file (resolved) or "syslog"; NULL: off */
+	int64_t log_max_size;    /* bytes per file before rotation; 0: none */
+	int64_t log_keep;        /* rotated files kept */
+	int64_t log_queue;       /* entries per worker's queue */
+	enum conf_log_privacy log_privacy;
 };
 
 /*

@@ -345,12 +345,13 @@ static void print_paused(FILE *out, const struct snapshot *s,
 			 const struct route_decision *d,
 			 const struct pause_state *p, uint64_t now_ms)
 {
-	uint64_t until = pause_until(p, PAUSE_ALL);
+	uint64_t all = pause_until(p, PAUSE_ALL);
+	uint64_t group = pause_until(p, pause_slot(d->client_group));
+	/* Paused for everyone and for the group: the later end counts. */
+	uint64_t until = all > group ? all : group;
 
 	if (!d->paused)
 		return;
-	if (until <= now_ms)
-		until = pause_until(p, pause_slot(d->client_group));
 	if (until == PAUSE_FOREVER)
 		fprintf(out, "  pause:  blocking paused (until resume): "
 			     "the block list's answer is not given\n");

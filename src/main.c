@@ -7,9 +7,11 @@
  * until SIGTERM or SIGINT.  The main thread serves no query: it starts
  * reload builds on a thread of their own and publishes their snapshots
  * to the workers.  The same thread downloads subscribed lists (URLs in
- * block.lists) when their refresh timer fires or SIGUSR2 asks, and
- * publishes a snapshot with a new block set when one of them changed.  Everything is freed on the way out so that leak
- * checkers see a clean exit.
+ * block.lists) when their refresh timer fires or splitdnsctl asks, and
+ * publishes a snapshot with a new block set when one of them changed.
+ * SIGUSR2 (and SIGHUP, beside the reload) reopens the log files.
+ * Everything is freed on the way out so that leak checkers see a clean
+ * exit.
  */
 #include <config.h>
 
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -45,6 +48,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pause.h"
+#include "qlog.h"
 #include "query.h"
 #include "route.h"
 #include "server.h"
@@ -107,6 +111,7 @@ struct daemon {
 	uint64_t published_ms;      /* when d->snap was published */
 	uint64_t reloads, reload_failures;
 	uint64_t refreshes, refresh_failures; /* of subscribed lists */
+	struct qlog *qlog;          /* the query log; NULL: off */
 	struct dnstap *dnstap;      /* dnstap = "...", or NULL */
 };
 
@@ -358,13 +363,20 @@ static void log_stats(const struct daemon *d)
 		 s.rebind, s.malformed, s.dropped, s.truncated, s.prefetched);
 	each_list(d, log_list, NULL);
 	log_group_stats(d);
-	log_dnstap(d);
 	struct cache_stats cs;
 	cache_get_stats(d->cache, &cs);
 	log_info("cache: %zu entries, %zu bytes, %" PRIu64 " hits, %" PRIu64
 		 " misses, %" PRIu64 " stored, %" PRIu64 " evicted",
 		 cs.entries, cs.bytes, cs.hits, cs.misses, cs.stored,
 		 cs.evicted);
+	if (d->qlog) {
+		uint64_t written, dropped;
+		qlog_counts(d->qlog, &written, &dropped);
+		log_info("query log %s: %" PRIu64 " lines written, %" PRIu64
+			 " dropped",
+			 qlog_path(d->qlog), written, dropped);
+	}
+	log_dnstap(d);
 }
 
 /* Give up root once the sockets are bound (user = "..."). */
@@ -442,6 +454,66 @@ static bool same_control(const struct conf *a, const struct conf *b)
 	       a->control_mode == b->control_mode;
 }
 
+static bool same_query_log(const struct conf *a, const struct conf *b)
+{
+	return same_text(a->log_queries, b->log_queries) &&
+	       a->log_max_size == b->log_max_size &&
+	       a->log_keep == b->log_keep && a->log_queue == b->log_queue &&
+	       a->log_privacy == b->log_privacy;
+}
+
+/* ---- the query log ---- */
+
+/* Open log_queries (as root, before the privilege drop: the file is then
+ * given to the user, who reopens and rotates it in its folder) and add
+ * its observer to every worker, which have not started yet. */
+static bool start_query_log(struct daemon *d, char *err, size_t errlen)
+{
+	const struct conf *cfg = d->snap->cfg;
+	static const enum qlog_privacy privacy[] = {
+	    [CONF_LOG_PRIVACY_NONE] = QLOG_PRIVACY_NONE,
+	    [CONF_LOG_PRIVACY_MASK] = QLOG_PRIVACY_MASK,
+	    [CONF_LOG_PRIVACY_HIDE] = QLOG_PRIVACY_HIDE,
+	};
+	struct qlog_settings set = {
+	    .path = cfg->log_queries,
+	    .max_size = cfg->log_max_size,
+	    .keep = (unsigned)cfg->log_keep,
+	    .queue = (unsigned)cfg->log_queue,
+	    .privacy = privacy[cfg->log_privacy],
+	    .uid = (uid_t)-1,
+	    .gid = (gid_t)-1,
+	};
+	struct passwd *pw;
+
+	if (!cfg->log_queries)
+		return true;
+	if (cfg->user && geteuid() == 0 && (pw = getpwnam(cfg->user))) {
+		set.uid = pw->pw_uid;
+		set.gid = pw->pw_gid;
+	}
+	if (!(d->qlog = qlog_new(&set, (unsigned)d->nworkers, err, errlen)))
+		return false;
+	for (size_t i = 0; i < d->nworkers; i++) {
+		struct query_observer obs;
+		qlog_observer(d->qlog, (unsigned)i, &obs);
+		if (!worker_add_observer(d->workers[i], &obs)) {
+			snprintf(err, errlen, "query log: too many observers");
+			return false;
+		}
+	}
+	log_info("query log %s", qlog_path(d->qlog));
+	return true;
+}
+
+/* SIGUSR2 and SIGHUP: close and open again every log file (after
+ * logrotate moved them away). */
+static void reopen_logs(struct daemon *d)
+{
+	if (d->qlog)
+		qlog_reopen(d->qlog);
+}
+
 /* ---- reloads: built on a thread of their own, published by main ---- */
 
 static void *build_snapshot(void *arg)
@@ -449,6 +521,9 @@ static void *build_snapshot(void *arg)
 	struct daemon *d = arg;
 	struct snapshot *s = NULL;
 
+	/* Background work: where it competes for a CPU with the serving
+	 * loops, they come first (nice 10 has a tenth of their weight). */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 	d->reload_err[0] = '\0';
 	if (d->job_from) {
 		/* A refresh: the configuration and zones stay; only a list
@@ -504,7 +579,7 @@ static void start_reload(struct daemon *d)
 /*
  * Download the subscribed lists that are due (force: all of them) on the
  * build thread, and publish a new block set if one changed.  This is what
- * the refresh timer, SIGUSR2 and a control command call.
+ * the refresh timer and a control command call.
  */
 static void start_refresh(struct daemon *d, bool force)
 {
@@ -589,6 +664,10 @@ static void publish(struct daemon *d, struct snapshot *s)
 	if (!same_control(old->cfg, s->cfg))
 		log_warn("control settings changed: they take effect after a "
 			 "restart");
+	if (!same_query_log(old->cfg, s->cfg))
+		log_warn("log_queries, log_max_size, log_keep, log_queue or "
+			 "log_privacy changed: they take effect after a "
+			 "restart");
 	if (!same_dnstap(old->cfg, s->cfg))
 		log_warn("dnstap settings changed: they take effect after a "
 			 "restart");
@@ -671,6 +750,7 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 	(void)events;
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
+			reopen_logs(d);
 			start_reload(d);
 			continue;
 		}
@@ -679,8 +759,8 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 			continue;
 		}
 		if (si.ssi_signo == SIGUSR2) {
-			reopen_dnstap(d);
-			start_refresh(d, true);
+			reopen_logs(d);
+			reopen_dnstap(d); /* SIGUSR2 only: a reopen replaces the file */
 			continue;
 		}
 		log_info("%s: shutting down",
@@ -693,6 +773,9 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 
 /* The pause slot of the client group called name ("default": the
  * clients of no group), or -1. */
+_Static_assert(PAUSE_MAX_GROUPS >= CONF_MAX_CLIENTS + 1,
+	       "a pause slot for every client group and default");
+
 static long group_slot(const struct daemon *d, const char *name)
 {
 	const struct snapshot *s = d->snap;
@@ -838,6 +921,29 @@ static void status_groups(const struct daemon *d, FILE *f, bool json,
 	fprintf(f, json ? "]" : "");
 }
 
+/* The query log's counters, for status. */
+static void status_query_log(const struct daemon *d, FILE *f, bool json)
+{
+	uint64_t written, dropped;
+
+	if (!d->qlog) {
+		fprintf(f, json ? ", \"query_log\": null" : "");
+		return;
+	}
+	qlog_counts(d->qlog, &written, &dropped);
+	if (json) {
+		fprintf(f, ", \"query_log\": {\"path\": ");
+		control_json_str(f, qlog_path(d->qlog));
+		fprintf(f, ", \"written\": %" PRIu64 ", \"dropped\": %" PRIu64
+			   "}",
+			written, dropped);
+	} else {
+		fprintf(f, "query log %s: %" PRIu64 " lines written, %" PRIu64
+			   " dropped\n",
+			qlog_path(d->qlog), written, dropped);
+	}
+}
+
 static void op_status(void *ctx, struct control_reply *r)
 {
 	struct daemon *d = ctx;
@@ -887,6 +993,7 @@ static void op_status(void *ctx, struct control_reply *r)
 			s.answered, s.servfail, s.joined, s.prefetched);
 		status_lists(d, f, false);
 		status_groups(d, f, false, &s);
+		status_query_log(d, f, false);
 		return;
 	}
 	fprintf(f, "{\"version\": \"%s\", \"uptime\": %" PRIu64
@@ -921,6 +1028,7 @@ static void op_status(void *ctx, struct control_reply *r)
 		s.answered, s.servfail);
 	status_lists(d, f, true);
 	status_groups(d, f, true, &s);
+	status_query_log(d, f, true);
 	fprintf(f, "}\n");
 }
 
@@ -1058,8 +1166,6 @@ static void op_reload(void *ctx, struct control_reply *r)
 	reload_reply(ctx, r, "reload", "");
 }
 
-/* The lists are files today: fetching them again is reading them again,
- * which a reload does (list subscriptions give refresh its own path). */
 /* Download every subscribed list now (conditional requests), and
  * publish a new block set if one changed; lists that are files are read
  * at reloads only. */
@@ -1067,7 +1173,10 @@ static void op_refresh(void *ctx, struct control_reply *r)
 {
 	struct daemon *d = ctx;
 	bool queued = d->reloading;
-	bool urls = fetch_sched_next(d->sched) != UINT64_MAX;
+	/* The build thread owns d->sched while it runs (a reload replaces
+	 * its entries): then the refresh is queued, and start_refresh asks
+	 * the schedule once the build is done. */
+	bool urls = queued || fetch_sched_next(d->sched) != UINT64_MAX;
 
 	if (urls)
 		start_refresh(d, true);
@@ -1410,7 +1519,8 @@ int main(int argc, char **argv)
 		log_err("start-up: %s", d.loop ? "out of memory" : strerror(errno));
 		goto out;
 	}
-	if (!start_workers(&d, err, sizeof(err))) {
+	if (!start_workers(&d, err, sizeof(err)) ||
+	    !start_query_log(&d, err, sizeof(err))) {
 		log_err("%s", err);
 		goto out;
 	}
@@ -1425,6 +1535,11 @@ int main(int argc, char **argv)
 	}
 	if (drop_privileges(d.snap->cfg) < 0)
 		goto out;
+	if (d.qlog && !qlog_start(d.qlog)) {
+		log_err("query log: cannot start a thread: %s",
+			strerror(errno));
+		goto out;
+	}
 	if (!start_dnstap(&d, err, sizeof(err))) {
 		log_err("%s", err);
 		goto out;
@@ -1462,6 +1577,7 @@ out:
 	atomic_store(&d.cancel, true);
 	control_free(d.ctl);
 	stop_workers(&d);
+	qlog_free(d.qlog); /* after the workers: it writes what they left */
 #ifdef HAVE_DNSTAP
 	dnstap_free(d.dnstap); /* after the workers: every message is in */
 #endif

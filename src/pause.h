@@ -21,9 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Most client groups a pause can name (more groups: they are paused only
- * with everyone). */
-#define PAUSE_MAX_GROUPS 63
+/* Most client groups a pause can name: every group a configuration may
+ * have (CONF_MAX_CLIENTS) and "default"; main.c asserts it at build. */
+#define PAUSE_MAX_GROUPS 65
 #define PAUSE_ALL 0
 
 /* "Until resume": a deadline no clock reaches. */

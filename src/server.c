@@ -375,6 +375,10 @@ static size_t fd_reserve(const struct conf *cfg, unsigned nservers)
 	size_t upstreams = cfg->nservers;
 	for (size_t i = 0; i < cfg->nforwards; i++)
 		upstreams += cfg->forwards[i].nservers;
+	/* Client groups with servers of their own: an upstream each. */
+	for (size_t i = 0; i < cfg->nclients; i++)
+		if (cfg->clients[i].servers)
+			upstreams += cfg->clients[i].nservers;
 	return SERVER_FD_BASE +
 	       (size_t)nservers * (SERVER_FD_PER_SERVER + 2 * cfg->nlisten +
 				   SERVER_FD_PER_UPSTREAM * upstreams);

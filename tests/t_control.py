@@ -225,6 +225,44 @@ def t_reload_refresh():
 
 
 @test
+def t_refresh_during_reload():
+    """refresh asked while reloads run (the build thread owns the download
+    schedule then): queued or started, never a crash; the list blocks"""
+    import functools
+    import http.server
+    import threading
+    web = tempfile.mkdtemp(prefix="sdctl-web.")
+    with open(os.path.join(web, "l.txt"), "w") as f:
+        f.write("0.0.0.0 race.example.com\n")
+    h = functools.partial(http.server.SimpleHTTPRequestHandler,
+                          directory=web)
+    h.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), h)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    rsock = os.path.join(sockdir, "control-race")
+    url = "http://127.0.0.1:%d/l.txt" % httpd.server_address[1]
+    rd = Daemon((CONF % (up.port, rsock, 'state_dir = "state";')).replace(
+        'lists = ["list.txt"]', 'lists = ["%s"]' % url),
+        files={"home.zone": ZONE % "", "list.txt": ""})
+    seen = set()
+    for i in range(30):
+        eq(ctl("reload", sock=rsock)[0], 0, "reload %d" % i)
+        rc, out, err = ctl("--json", "refresh", sock=rsock)
+        eq(rc, 0, "refresh %d (%s)" % (i, err))
+        seen.add(json.loads(out)["refresh"])
+    assert seen <= {"started", "queued"}, seen
+    end = time.time() + 10
+    while True:
+        q, r = query("race.example.com", port=rd.port)
+        if texts(r, "A") and texts(r, "A")[0].split()[-1] == "0.0.0.0":
+            break
+        assert time.time() < end, "the downloaded list blocks"
+        time.sleep(0.1)
+    rd.stop()
+    httpd.shutdown()
+
+
+@test
 def t_explain():
     """explain NAME [TYPE] [CLIENT], text and --json, and its errors"""
     out = ok("explain", "nas.home.lab")
@@ -472,6 +510,40 @@ def t_groups():
     eq(ctl("resume", "kids", sock=gsock)[0], 0, "resume kids")
     eq(ask("127.0.0.2"), ["0.0.0.0"], "kids blocked again after resume")
     gd.stop()
+
+
+@test
+def t_pause_last_group():
+    """64 client groups (the most a configuration may have): pause of the
+    64th pauses its clients only"""
+    import dns.message
+    import dns.query
+    msock = os.path.join(sockdir, "many")
+    groups = ",\n".join('{ name = "g%d"; match = ["127.0.1.%d"]; }' % (i, i)
+                         for i in range(1, 65))
+    md = Daemon(conf(msock, "clients = ( %s );" % groups),
+                files={"home.zone": ZONE % "",
+                       "list.txt": "tracker.example.org\n"})
+
+    def ask(src):
+        q = dns.message.make_query("tracker.example.org", "A")
+        r = dns.query.udp(q, "127.0.0.1", port=md.port, source=src,
+                          timeout=3)
+        return [t.split()[-1] for t in texts(r, "A")]
+
+    eq(ctl("pause", "600", "g64", sock=msock)[0], 0, "pause g64")
+    assert ask("127.0.1.64") != ["0.0.0.0"], "g64 paused: forwarded"
+    eq(ask("127.0.1.63"), ["0.0.0.0"], "g63 still blocked")
+    eq(ask("127.0.0.1"), ["0.0.0.0"], "default still blocked")
+    rc, out, err = ctl("--json", "status", sock=msock)
+    eq(json.loads(out)["pause"], {"g64": 600}, "status names g64")
+    # Paused for everyone for 30 s too: explain gives the later end.
+    eq(ctl("pause", "30", sock=msock)[0], 0, "pause everyone 30 s")
+    rc, out, err = ctl("explain", "tracker.example.org", "A", "127.0.1.64",
+                       sock=msock)
+    assert "blocking paused (600 s left)" in out or \
+        "blocking paused (599 s left)" in out, out
+    md.stop()
 
 
 @test

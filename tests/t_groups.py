@@ -290,5 +290,45 @@ def t_icloud_default_off():
     finally:
         p.stop()
 
+@tap.test("a group's block.regex replaces the top-level one; download "
+          "settings in a group are refused with file:line")
+def t_group_regex_and_top_keys():
+    import tempfile
+    conf = """listen = {listen};
+upstream: { servers = ["127.0.0.1:%d"]; timeout_ms = 500; };
+block: { regex = ["^ads[0-9]+[.]"]; };
+clients = ( { name = "strict"; match = ["127.0.0.2"];
+              block: { regex = ["^track[.]"]; }; } );
+""" % up_a.port
+    p = Daemon(conf)
+    try:
+        def blocked(name, src):
+            q = dns.message.make_query(name, "A")
+            r = dns.query.udp(q, "127.0.0.1", port=p.port, timeout=3,
+                              source=src)
+            return a_of(r) == ["0.0.0.0"]
+        check(blocked("ads12.example.com", "127.0.0.1"), "top regex blocks")
+        check(not blocked("track.example.com", "127.0.0.1"),
+              "the group's regex is not the top's")
+        check(blocked("track.example.com", "127.0.0.2"), "group regex blocks")
+        check(not blocked("ads12.example.com", "127.0.0.2"),
+              "the group's regex replaced the top-level one")
+    finally:
+        p.stop()
+    folder = tempfile.mkdtemp(prefix="sdgroups.")
+    for key in ("refresh = 100;", "fetch_timeout = 5;",
+                "max_list_size = 1000;", 'ca = "x.pem";'):
+        path = os.path.join(folder, "g.conf")
+        with open(path, "w") as f:
+            f.write('listen = ["127.0.0.1:1"];\n'
+                    'upstream: { servers = ["127.0.0.1"]; };\n'
+                    'clients = ( { name = "k"; match = ["10.0.0.0/8"];\n'
+                    '  block: { %s }; } );\n' % key)
+        r = sdtest.run(["-t", "-c", path])
+        name = key.split()[0]
+        eq(r.returncode, 1, "-t refuses %s in a group" % name)
+        check("g.conf:4:" in r.stderr and "top-level block group" in
+              r.stderr and name in r.stderr, r.stderr)
+
 
 tap.done()

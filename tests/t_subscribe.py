@@ -12,7 +12,8 @@ names block, removed ones stop, the configuration on disk is not read
 again); https verified against block.ca, and refused without it; a
 restart without the server blocks at once from the cached copy; -t checks
 URL syntax and downloads nothing; RSS after 30 refreshes of a 50k-name
-list.  Refreshes are asked for with SIGUSR2 (splitdns(8)).
+list.  Refreshes are asked for with splitdnsctl refresh (splitdnsctl(8));
+SIGUSR2 reopens the log files and refreshes nothing (splitdns(8)).
 """
 import hashlib
 import http.server
@@ -29,6 +30,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import sdtest  # noqa: E402
+import tempfile  # noqa: E402
 from sdtest import (V4, check, eq, make_query, ask, rss_kb,  # noqa: E402
                     wait_for)
 
@@ -185,8 +187,18 @@ block: {
 ''' % (top, ", ".join('"%s"' % u for u in urls), block_extra)
 
 
+CTL = os.environ.get("SPLITDNSCTL") or os.path.join(
+    os.path.dirname(sdtest.SPLITDNS), "splitdnsctl")
+SOCKDIR = tempfile.mkdtemp(prefix="sdsub.")
+_socks = []
+
+
 def daemon(text, asan=None):
-    d = sdtest.Daemon(conf=text, zones={"lan.zone": LAN}, asan=asan)
+    sock = os.path.join(SOCKDIR, "control%d" % len(_socks))
+    _socks.append(sock)
+    d = sdtest.Daemon(conf=text + 'control = "%s";\n' % sock,
+                      zones={"lan.zone": LAN}, asan=asan)
+    d.ctl = sock
     tap.at_end(d.stop)
     return d
 
@@ -217,9 +229,16 @@ def wait_log(d, mark, text, timeout=10):
           % (text, timeout, log_since(d, mark)[-3000:]))
 
 
+def ctl_refresh(d):
+    p = subprocess.run([CTL, "-s", d.ctl, "refresh"], capture_output=True,
+                       text=True, timeout=20)
+    check(p.returncode == 0, "splitdnsctl refresh: %d %s" % (p.returncode, p.stderr))
+    return p.stdout
+
+
 def refresh(d):
     mark = len(d.stderr())
-    d.proc.send_signal(signal.SIGUSR2)
+    ctl_refresh(d)
     return mark
 
 
@@ -438,11 +457,17 @@ def t_sigterm_hang():
         LISTS.modes["/slow.txt"] = "ok"
 
 
-@tap.test("SIGUSR2 without any URL in block.lists: says so, nothing else")
+@tap.test("splitdnsctl refresh without any URL in block.lists: says so, "
+          "nothing else; SIGUSR2 refreshes nothing")
 def t_no_urls():
     d = daemon(conf([]).replace("  lists = [];\n", ""))
-    mark = refresh(d)
-    wait_log(d, mark, "refresh: block.lists names no URL")
+    out = ctl_refresh(d)
+    check("block.lists names no URL" in out, out)
+    mark = len(d.stderr())
+    d.proc.send_signal(signal.SIGUSR2)
+    time.sleep(0.3)
+    check("refresh" not in log_since(d, mark), log_since(d, mark))
+    check(d.proc.poll() is None, "SIGUSR2 stopped the daemon")
     d.stop()
 
 

@@ -333,6 +333,24 @@ def t_fd_limit():
           "no budget line in the log:\n" + log[-2000:])
 
 
+@tap.test("the descriptor reserve counts a client group's own upstream "
+          "servers (4 sockets per server and worker)")
+def t_fd_reserve_groups():
+    import re
+    group = ('clients = ( { name = "kids"; match = ["127.0.0.9/32"]; '
+             'upstream: { servers = ["127.0.0.1:%d", "127.0.0.2:%d", '
+             '"127.0.0.3:%d"]; }; } );' % (up.port, up.port, up.port))
+    kept = []
+    for extra in ("", group):
+        dd = daemon("", extra=extra, threads=2)
+        time.sleep(0.2)
+        m = re.search(r"(\d+) kept for listeners", dd.stderr())
+        check(m is not None, "no budget line:\n" + dd.stderr()[-1500:])
+        kept.append(int(m.group(1)))
+        dd.stop()
+    eq(kept[1] - kept[0], 3 * 4 * 2, "reserve grown by the group's servers")
+
+
 # ---------------------------------------------------------- EMFILE log
 
 d5 = daemon("")
