@@ -709,6 +709,39 @@ static bool load_metrics(struct loader *ld, config_setting_t *root,
 #endif
 }
 
+/* dnstap, dnstap_identity, dnstap_version (splitdns.conf(5), DNSTAP). */
+static bool load_dnstap(struct loader *ld, config_setting_t *root,
+			struct conf *cfg)
+{
+	const char *target = NULL, *identity = NULL, *version = NULL;
+	config_setting_t *s = config_setting_get_member(root, "dnstap");
+
+	if (!get_string(ld, root, "dnstap", false, &target, NULL) ||
+	    !get_string(ld, root, "dnstap_identity", false, &identity, NULL) ||
+	    !get_string(ld, root, "dnstap_version", false, &version, NULL))
+		return false;
+	if (!target)
+		return true;
+#ifndef HAVE_DNSTAP
+	return fail(ld, s, "this splitdns was built without dnstap "
+			   "(libfstrm, protobuf-c): 'dnstap' is not available");
+#else
+	const char *path =
+		strncmp(target, "unix:", 5) == 0 ? target + 5 : target;
+	if (path[0] != '/')
+		return fail(ld, s, "'dnstap' must be an absolute path or "
+				   "\"unix:\" and an absolute path");
+	if (path != target && strlen(path) >= 108)
+		return fail(ld, s, "'dnstap' socket path is longer than 107 "
+				   "octets");
+	if (!(cfg->dnstap = ld_strdup(ld, target)) ||
+	    (identity && !(cfg->dnstap_identity = ld_strdup(ld, identity))) ||
+	    (version && !(cfg->dnstap_version = ld_strdup(ld, version))))
+		return false;
+	return true;
+#endif
+}
+
 static bool same_endpoint(const struct conf_addr *a,
 			  const struct conf_addr *b)
 {
@@ -1825,6 +1858,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 		/* the query log */
 		"log_queries", "log_max_size", "log_keep", "log_queue",
 		"log_privacy", "metrics",
+		"dnstap",	 "dnstap_identity",   "dnstap_version",
 		NULL};
 	struct loader ld = {err, errlen, path, path, NULL, ""};
 	struct conf *cfg = ld_calloc(&ld, 1, sizeof(*cfg));
@@ -1858,6 +1892,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 	    !load_user(&ld, root, cfg) || !load_cache(&ld, root, cfg) ||
 	    !load_limits(&ld, root, cfg) || !load_control(&ld, root, cfg) ||
 	    !load_metrics(&ld, root, cfg) ||
+	    !load_dnstap(&ld, root, cfg) ||
 	    !load_state_dir(&ld, root, cfg) || !load_tls(&ld, root, cfg) ||
 	    !load_clients(&ld, root, cfg) || !check_loops(&ld, cfg) ||
 	    !load_query_log(&ld, root, cfg) ||
@@ -1921,6 +1956,9 @@ void conf_free(struct conf *cfg)
 	free(cfg->user);
 	free(cfg->control);
 	free(cfg->control_group);
+	free(cfg->dnstap);
+	free(cfg->dnstap_identity);
+	free(cfg->dnstap_version);
 	free(cfg->tls_ca);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);

@@ -201,6 +201,9 @@ struct conf {
 	char *control_group;  /* its group; NULL: the user's own */
 	bool metrics_on;          /* metrics = "ADDR:PORT" is set */
 	struct conf_addr metrics; /* where GET /metrics is served */
+	char *dnstap;          /* "unix:PATH" or a file path; NULL: off */
+	char *dnstap_identity; /* NULL: the host name */
+	char *dnstap_version;  /* NULL: "splitdns VERSION" */
 	/* The certificate of tls:// and https:// listeners (PEM, the chain
 	 * in cert), read at start and at every reload; NULL: none. */
 	char *tls_cert;

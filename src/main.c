@@ -41,6 +41,9 @@
 #include "cache.h"
 #include "conf.h"
 #include "control.h"
+#ifdef HAVE_DNSTAP
+#include "dnstap.h"
+#endif
 #include "explain.h"
 #include "fetch.h"
 #include "lists.h"
@@ -117,6 +120,7 @@ struct daemon {
 	uint64_t job_started_ms;     /* of the build running */
 	uint64_t reload_last_ms, refresh_last_ms; /* how long the last took */
 	struct metrics *metrics;     /* GET /metrics; NULL: off */
+	struct dnstap *dnstap;      /* dnstap = "...", or NULL */
 };
 
 static void usage(FILE *f)
@@ -330,6 +334,22 @@ static void log_group_stats(const struct daemon *d)
 	}
 }
 
+/* SIGUSR1: the dnstap output's line. */
+static void log_dnstap(const struct daemon *d)
+{
+#ifdef HAVE_DNSTAP
+	uint64_t sent, dropped;
+
+	if (!d->dnstap)
+		return;
+	dnstap_counts(d->dnstap, &sent, &dropped);
+	log_info("dnstap: %" PRIu64 " messages sent, %" PRIu64 " dropped",
+		 sent, dropped);
+#else
+	(void)d;
+#endif
+}
+
 /* SIGUSR1: the counters of every worker, summed. */
 static void log_stats(const struct daemon *d)
 {
@@ -364,6 +384,7 @@ static void log_stats(const struct daemon *d)
 			 " dropped",
 			 qlog_path(d->qlog), written, dropped);
 	}
+	log_dnstap(d);
 }
 
 /* Give up root once the sockets are bound (user = "..."). */
@@ -626,6 +647,14 @@ static void pause_remap(struct daemon *d, const struct snapshot *old,
 			pause_set(&d->pause, k, until[k]);
 }
 
+/* dnstap's output is made once, at start. */
+static bool same_dnstap(const struct conf *a, const struct conf *b)
+{
+	return same_text(a->dnstap, b->dnstap) &&
+	       same_text(a->dnstap_identity, b->dnstap_identity) &&
+	       same_text(a->dnstap_version, b->dnstap_version);
+}
+
 /* Hand the new snapshot to every worker, each with its own reference. */
 static void publish(struct daemon *d, struct snapshot *s)
 {
@@ -651,6 +680,9 @@ static void publish(struct daemon *d, struct snapshot *s)
 	if (old->cfg->metrics_on != s->cfg->metrics_on ||
 	    strcmp(old->cfg->metrics.addr, s->cfg->metrics.addr) != 0)
 		log_warn("metrics changed: it takes effect after a restart");
+	if (!same_dnstap(old->cfg, s->cfg))
+		log_warn("dnstap settings changed: they take effect after a "
+			 "restart");
 	/* Answers of servers that are gone never match again (the key
 	 * holds the upstream generation); free their memory now. */
 	if (!snapshot_same_upstreams(old, s))
@@ -714,6 +746,19 @@ static void on_main_wake(void *ctx)
 		start_refresh(d, d->refresh_force);
 }
 
+/* SIGUSR2: finish the dnstap file and start it again (logrotate). */
+static void reopen_dnstap(struct daemon *d)
+{
+#ifdef HAVE_DNSTAP
+	char err[CONF_ERR_MAX];
+
+	if (d->dnstap && !dnstap_reopen(d->dnstap, err, sizeof(err)))
+		log_err("%s", err);
+#else
+	(void)d;
+#endif
+}
+
 static void on_signal(struct loop_watch *w, uint32_t events)
 {
 	struct daemon *d = (struct daemon *)((char *)w -
@@ -733,6 +778,7 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 		}
 		if (si.ssi_signo == SIGUSR2) {
 			reopen_logs(d);
+			reopen_dnstap(d); /* SIGUSR2 only: a reopen replaces the file */
 			continue;
 		}
 		log_info("%s: shutting down",
@@ -1784,6 +1830,36 @@ static bool start_workers(struct daemon *d, char *err, size_t errlen)
 	return true;
 }
 
+/* dnstap = "...": the output and an observer on each worker.  After
+ * detach (libfstrm's thread would not survive the fork) and the
+ * privilege drop (a reopen runs as the same user), before the workers
+ * start. */
+static bool start_dnstap(struct daemon *d, char *err, size_t errlen)
+{
+#ifdef HAVE_DNSTAP
+	const struct conf *cfg = d->snap->cfg;
+
+	if (!cfg->dnstap)
+		return true;
+	if (!(d->dnstap = dnstap_new(cfg->dnstap, cfg->dnstap_identity,
+				     cfg->dnstap_version,
+				     (unsigned)d->nworkers, err, errlen)))
+		return false;
+	for (size_t i = 0; i < d->nworkers; i++) {
+		struct query_observer obs;
+		dnstap_observer(d->dnstap, (unsigned)i, &obs);
+		if (!worker_add_observer(d->workers[i], &obs)) {
+			snprintf(err, errlen, "dnstap: too many observers");
+			return false;
+		}
+	}
+	log_info("dnstap: writing to %s", cfg->dnstap);
+#else
+	(void)d, (void)err, (void)errlen;
+#endif
+	return true;
+}
+
 static void stop_workers(struct daemon *d)
 {
 	for (size_t i = 0; d->workers && i < d->nworkers; i++)
@@ -1880,6 +1956,10 @@ int main(int argc, char **argv)
 			strerror(errno));
 		goto out;
 	}
+	if (!start_dnstap(&d, err, sizeof(err))) {
+		log_err("%s", err);
+		goto out;
+	}
 	d.sigw.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	loop_on_wake(d.loop, on_main_wake, &d);
 	if (d.sigw.fd < 0 || loop_add(d.loop, &d.sigw, EPOLLIN) < 0) {
@@ -1915,6 +1995,9 @@ out:
 	metrics_free(d.metrics);
 	stop_workers(&d);
 	qlog_free(d.qlog); /* after the workers: it writes what they left */
+#ifdef HAVE_DNSTAP
+	dnstap_free(d.dnstap); /* after the workers: every message is in */
+#endif
 	if (d.reloading) {
 		pthread_join(d.reloader, NULL);
 		snapshot_unref(atomic_exchange(&d.built, NULL));
