@@ -54,7 +54,7 @@ struct tlsc_trust *tlsc_trust_new(const char *ca, char *err, size_t errlen)
 	}
 	if (ca)
 		rc = gnutls_certificate_set_x509_trust_file(
-			t->cred, ca, GNUTLS_X509_FMT_PEM);
+		    t->cred, ca, GNUTLS_X509_FMT_PEM);
 	else
 		rc = gnutls_certificate_set_x509_system_trust(t->cred);
 	if (rc <= 0) {
@@ -83,8 +83,8 @@ struct tlsc_trust *tlsc_trust_ref(struct tlsc_trust *t)
 
 void tlsc_trust_unref(struct tlsc_trust *t)
 {
-	if (!t || atomic_fetch_sub_explicit(&t->refs, 1,
-					    memory_order_acq_rel) != 1)
+	if (!t ||
+	    atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	gnutls_certificate_free_credentials(t->cred);
 	free(t);
@@ -127,8 +127,8 @@ struct tlsc *tlsc_new(struct tlsc_trust *trust, int fd, const char *name,
 		snprintf(why, whylen, "out of memory");
 		return NULL;
 	}
-	rc = gnutls_init(&s->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
-					  GNUTLS_NO_SIGNAL);
+	rc = gnutls_init(&s->tls,
+			 GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
 	if (rc == 0)
 		rc = gnutls_set_default_priority(s->tls);
 	if (rc == 0)
@@ -168,8 +168,8 @@ static void handshake_why(struct tlsc *s, int rc, char *why, size_t len)
 
 	if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
 	    gnutls_certificate_verification_status_print(
-		    gnutls_session_get_verify_cert_status(s->tls),
-		    GNUTLS_CRT_X509, &out, 0) == 0) {
+		gnutls_session_get_verify_cert_status(s->tls), GNUTLS_CRT_X509,
+		&out, 0) == 0) {
 		size_t n = out.size;
 		while (n && (out.data[n - 1] == ' ' || out.data[n - 1] == '\n'))
 			n--;
