@@ -798,6 +798,7 @@ static void server_fails(const char *text, const char *reason)
 		diag("why: %s", why ? why : "(null)");
 }
 
+#ifdef HAVE_TLS
 static void https_is(const char *text, const char *want_text, const char *host,
 		     const char *path, unsigned port, bool lookup)
 {
@@ -816,6 +817,8 @@ static void https_is(const char *text, const char *want_text, const char *host,
 		diag("text %s host %s path %s port %u lookup %d", a.text,
 		     a.host, a.path, a.port, a.lookup);
 }
+
+#endif
 
 static void test_servers(struct tmp *t)
 {
