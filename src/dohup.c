@@ -34,7 +34,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,13 +56,9 @@
 #define DOHUP_SLOTS 1024	  /* queries in flight per server */
 #define DOHUP_OUT_CAP (64 * 1024) /* bytes from nghttp2 not yet sent */
 #define DOHUP_IN_CAP 16384	  /* one TLS record */
-#define DOHUP_RECORD 16384	  /* at most one TLS record a call */
 #define DOHUP_MSG_MAX 65535	  /* a DNS message (RFC 8484 6) */
-#define DOHUP_BACKOFF_MIN_MS 1000
-#define DOHUP_BACKOFF_MAX_MS 60000
-#define DOHUP_LOG_EVERY_MS 10000
-#define DOHUP_ORPHANS_MAX 64 /* unanswered timed-out queries: it is gone */
-#define DOHUP_TTL_MIN 30     /* seconds a looked-up address is used */
+#define DOHUP_ORPHANS_MAX 64	  /* unanswered timed-out queries: it is gone */
+#define DOHUP_TTL_MIN 30	  /* seconds a looked-up address is used */
 #define DOHUP_TTL_MAX 3600
 #define DOHUP_WINDOW (1 << 20) /* HTTP/2 receive window per stream */
 
@@ -153,10 +148,7 @@ struct dohup {
 	TAILQ_HEAD(, hslot) free, busy, ended;
 	size_t pending;
 	uint64_t last_used;
-	uint64_t retry_at;
-	unsigned backoff_ms;
-	uint64_t logged_at;
-	unsigned unlogged;
+	struct tlsc_health health;
 	struct tlsc_ticket resume;
 	struct upstream *resolver; /* owned; NULL: #ADDR */
 	bool have_addr;
@@ -174,29 +166,12 @@ struct dohup {
 
 static void log_failure(struct dohup *d, const char *why)
 {
-	uint64_t now = loop_now(d->loop);
-
-	if (d->logged_at && now - d->logged_at < DOHUP_LOG_EVERY_MS) {
-		d->unlogged++;
-		return;
-	}
-	if (d->unlogged)
-		log_warn("upstream %s: %s (and %u more failures since the "
-			 "last report)",
-			 d->server.text, why, d->unlogged);
-	else
-		log_warn("upstream %s: %s", d->server.text, why);
-	d->logged_at = now;
-	d->unlogged = 0;
+	tlsc_log_failure(&d->health, loop_now(d->loop), d->server.text, why);
 }
 
 static void back_off(struct dohup *d)
 {
-	d->backoff_ms =
-	    d->backoff_ms ? d->backoff_ms * 2 : DOHUP_BACKOFF_MIN_MS;
-	if (d->backoff_ms > DOHUP_BACKOFF_MAX_MS)
-		d->backoff_ms = DOHUP_BACKOFF_MAX_MS;
-	d->retry_at = loop_now(d->loop) + d->backoff_ms;
+	tlsc_back_off(&d->health, loop_now(d->loop));
 }
 
 /* The connection after c: the current one first, then the retired. */
@@ -523,27 +498,18 @@ static bool conn_write(struct hconn *c)
 			if (c->out_len == 0)
 				break;
 		}
-		size_t n = c->out_try;
-		if (!n) {
-			n = c->out_len - c->out_off;
-			if (n > DOHUP_RECORD)
-				n = DOHUP_RECORD;
-		}
-		ssize_t k =
-		    tlsc_send(c->tls, c->out + c->out_off, n, why, sizeof(why));
-		if (k == 0) {
-			c->out_try = n;
+		int rc = tlsc_write(c->tls, c->out, &c->out_off, c->out_len,
+				    &c->out_try, why, sizeof(why));
+		if (rc == 0) {
 			want(c, EPOLLIN | EPOLLOUT);
 			return true;
 		}
-		if (k < 0) {
+		if (rc < 0) {
 			snprintf(line, sizeof(line),
 				 "%s; queries in flight: %u", why, c->inflight);
 			conn_close(c, false, line);
 			return false;
 		}
-		c->out_try = 0;
-		c->out_off += (size_t)k;
 	}
 	want(c, EPOLLIN);
 	return true;
@@ -591,7 +557,7 @@ static void conn_ready(struct hconn *c)
 	char desc[256];
 
 	c->state = CONN_READY;
-	d->backoff_ms = 0;
+	tlsc_healthy(&d->health);
 	d->last_used = loop_now(d->loop);
 	tlsc_describe(c->tls, desc, sizeof(desc));
 	log_debug("upstream %s: HTTPS connection up, %s handshake (%s)%s",
@@ -607,13 +573,7 @@ static void on_conn(struct loop_watch *w, uint32_t events)
 	char why[512];
 
 	if (c->state == CONN_CONNECTING) {
-		int e = 0;
-		socklen_t el = sizeof(e);
-		if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
-			e = errno;
-		if (e || (events & (EPOLLERR | EPOLLHUP))) {
-			snprintf(why, sizeof(why), "connect: %s",
-				 strerror(e ? e : ECONNRESET));
+		if (!tlsc_connected(w->fd, events, why, sizeof(why))) {
 			conn_close(c, true, why);
 			return;
 		}
@@ -652,26 +612,12 @@ static bool conn_connect(struct hconn *c, char *why, size_t len)
 {
 	struct dohup *d = c->d;
 	const struct conf_addr *a = &d->server;
-	int one = 1;
 
-	c->w.fd = socket(a->ss.ss_family,
-			 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->w.fd < 0) {
-		snprintf(why, len, "socket: %s", strerror(errno));
+	if ((c->w.fd = tlsc_connect(&a->ss, a->len, why, len)) < 0)
 		return false;
-	}
-	(void)setsockopt(c->w.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	bool ok = true;
-	if (connect(c->w.fd, (const struct sockaddr *)&a->ss, a->len) < 0 &&
-	    errno != EINPROGRESS) {
-		snprintf(why, len, "connect: %s", strerror(errno));
-		ok = false;
-	}
 	/* RFC 8484 5.2: HTTP/2, chosen in ALPN (RFC 7301). */
-	if (ok && !(c->tls = tlsc_new(d->trust, c->w.fd, a->tls_name, &a->ss,
-				      "h2", &d->resume, why, len)))
-		ok = false;
-	if (!ok) {
+	if (!(c->tls = tlsc_new(d->trust, c->w.fd, a->tls_name, &a->ss, "h2",
+				&d->resume, why, len))) {
 		close(c->w.fd);
 		c->w.fd = -1;
 		return false;
@@ -954,7 +900,7 @@ static struct hconn *current(struct dohup *d)
 	}
 	if (c)
 		return c;
-	if (loop_now(d->loop) < d->retry_at)
+	if (loop_now(d->loop) < d->health.retry_at)
 		return NULL;
 	if (!(c = conn_open(d, why, sizeof(why)))) {
 		back_off(d);

@@ -28,7 +28,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +48,6 @@
 #define DOT_SLOTS 1024                   /* queries in flight per server */
 #define DOT_OUT_CAP (128 * 1024)         /* framed queries not yet sent */
 #define DOT_IN_CAP (2 + 65535 + 16384)   /* one whole frame and more */
-#define DOT_RECORD 16384                 /* at most one TLS record a call */
-#define DOT_BACKOFF_MIN_MS 1000
-#define DOT_BACKOFF_MAX_MS 60000
-#define DOT_LOG_EVERY_MS 10000
 #define DOT_LATE_MAX 64 /* unanswered timed-out queries: the server is gone */
 
 struct dconn;
@@ -102,10 +97,7 @@ struct dot {
 	TAILQ_HEAD(, dslot) free, busy;
 	size_t pending;
 	uint64_t last_used;         /* the current connection's last query */
-	uint64_t retry_at;          /* backing off until then */
-	unsigned backoff_ms;
-	uint64_t logged_at;
-	unsigned unlogged;          /* failures since the last log line */
+	struct tlsc_health health;  /* backoff, log lines */
 	struct tlsc_ticket resume;  /* session data for the next handshake */
 	struct loop_timer timer;
 	struct loop_task flush;
@@ -134,34 +126,16 @@ static uint16_t fresh_id(struct dot *d)
 	return id;
 }
 
-/* One line per server per DOT_LOG_EVERY_MS: a dead server must not
- * flood the log at the query rate. */
 static void log_failure(struct dot *d, const char *why)
 {
-	uint64_t now = loop_now(d->loop);
-
-	if (d->logged_at && now - d->logged_at < DOT_LOG_EVERY_MS) {
-		d->unlogged++;
-		return;
-	}
-	if (d->unlogged)
-		log_warn("upstream %s: %s (and %u more failures since the "
-			 "last report)",
-			 d->server.text, why, d->unlogged);
-	else
-		log_warn("upstream %s: %s", d->server.text, why);
-	d->logged_at = now;
-	d->unlogged = 0;
+	tlsc_log_failure(&d->health, loop_now(d->loop), d->server.text, why);
 }
 
 /* After a connection that could not be used: leave the server alone
  * for a while, longer each time. */
 static void back_off(struct dot *d)
 {
-	d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : DOT_BACKOFF_MIN_MS;
-	if (d->backoff_ms > DOT_BACKOFF_MAX_MS)
-		d->backoff_ms = DOT_BACKOFF_MAX_MS;
-	d->retry_at = loop_now(d->loop) + d->backoff_ms;
+	tlsc_back_off(&d->health, loop_now(d->loop));
 }
 
 static void rearm(struct dot *d)
@@ -279,31 +253,20 @@ static void save_session(struct dconn *c)
  * closed. */
 static bool conn_write(struct dconn *c)
 {
-	while (c->out_off < c->out_len) {
-		size_t n = c->out_try;
-		if (!n) {
-			n = c->out_len - c->out_off;
-			if (n > DOT_RECORD)
-				n = DOT_RECORD;
-		}
-		char why[160], line[200];
-		ssize_t k = tlsc_send(c->tls, c->out + c->out_off, n, why,
-				      sizeof(why));
-		if (k == 0) {
-			/* The same bytes again, when the socket takes them. */
-			c->out_try = n;
-			want(c, EPOLLIN | EPOLLOUT);
-			return true;
-		}
-		if (k < 0) {
-			snprintf(line, sizeof(line),
-				 "%s; queries in flight: %u", why,
-				 c->inflight);
-			conn_close(c, false, line);
-			return false;
-		}
-		c->out_try = 0;
-		c->out_off += (size_t)k;
+	char why[160], line[200];
+	int rc = tlsc_write(c->tls, c->out, &c->out_off, c->out_len,
+			    &c->out_try, why, sizeof(why));
+
+	if (rc == 0) {
+		/* The same bytes again, when the socket takes them. */
+		want(c, EPOLLIN | EPOLLOUT);
+		return true;
+	}
+	if (rc < 0) {
+		snprintf(line, sizeof(line), "%s; queries in flight: %u", why,
+			 c->inflight);
+		conn_close(c, false, line);
+		return false;
 	}
 	c->out_off = c->out_len = 0;
 	want(c, EPOLLIN);
@@ -379,7 +342,7 @@ static void conn_ready(struct dconn *c)
 	char desc[256];
 
 	c->state = CONN_READY;
-	d->backoff_ms = 0;
+	tlsc_healthy(&d->health);
 	d->last_used = loop_now(d->loop);
 	tlsc_describe(c->tls, desc, sizeof(desc));
 	log_debug("upstream %s: TLS connection up, %s handshake (%s)",
@@ -406,14 +369,8 @@ static void on_conn(struct loop_watch *w, uint32_t events)
 	struct dconn *c = (struct dconn *)w;
 
 	if (c->state == CONN_CONNECTING) {
-		int e = 0;
-		socklen_t el = sizeof(e);
-		if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
-			e = errno;
-		if (e || (events & (EPOLLERR | EPOLLHUP))) {
-			char why[160];
-			snprintf(why, sizeof(why), "connect: %s",
-				 strerror(e ? e : ECONNRESET));
+		char why[160];
+		if (!tlsc_connected(w->fd, events, why, sizeof(why))) {
 			conn_close(c, true, why);
 			return;
 		}
@@ -438,8 +395,9 @@ static struct dconn *conn_open(struct dot *d, char *why, size_t len)
 {
 	const struct conf_addr *a = &d->server;
 	struct dconn *c = calloc(1, sizeof(*c));
-	int one = 1;
 
+	if (c)
+		c->w.fd = -1;
 	if (!c || !(c->out = malloc(DOT_OUT_CAP)) ||
 	    !(c->in = malloc(DOT_IN_CAP))) {
 		snprintf(why, len, "out of memory");
@@ -447,19 +405,8 @@ static struct dconn *conn_open(struct dot *d, char *why, size_t len)
 	}
 	TAILQ_INIT(&c->slots);
 	c->d = d;
-	c->w.fd = socket(a->ss.ss_family,
-			 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->w.fd < 0) {
-		snprintf(why, len, "socket: %s", strerror(errno));
+	if ((c->w.fd = tlsc_connect(&a->ss, a->len, why, len)) < 0)
 		goto fail;
-	}
-	(void)setsockopt(c->w.fd, IPPROTO_TCP, TCP_NODELAY, &one,
-			 sizeof(one));
-	if (connect(c->w.fd, (const struct sockaddr *)&a->ss, a->len) < 0 &&
-	    errno != EINPROGRESS) {
-		snprintf(why, len, "connect: %s", strerror(errno));
-		goto fail;
-	}
 	/* RFC 8310 8.1: SNI and the certificate both name the server;
 	 * without a name the certificate must carry its address. */
 	if (!(c->tls = tlsc_new(d->trust, c->w.fd, a->tls_name, &a->ss, NULL,
@@ -566,7 +513,7 @@ static struct dconn *current(struct dot *d)
 	}
 	if (c)
 		return c;
-	if (loop_now(d->loop) < d->retry_at)
+	if (loop_now(d->loop) < d->health.retry_at)
 		return NULL;
 	if (!(c = conn_open(d, why, sizeof(why)))) {
 		back_off(d);

@@ -10,16 +10,26 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "tlsc.h"
+
+#define TLSC_RECORD 16384 /* at most one TLS record a send */
+#define TLSC_BACKOFF_MIN_MS 1000
+#define TLSC_BACKOFF_MAX_MS 60000
+#define TLSC_LOG_EVERY_MS 10000
 
 struct tlsc_trust {
 	atomic_uint refs;
@@ -294,4 +304,86 @@ void tlsc_free(struct tlsc *s, bool bye)
 	gnutls_deinit(s->tls);
 	tlsc_trust_unref(s->trust);
 	free(s);
+}
+
+int tlsc_write(struct tlsc *s, const uint8_t *buf, size_t *off, size_t len,
+	       size_t *again, char *why, size_t whylen)
+{
+	while (*off < len) {
+		size_t n = *again;
+		if (!n)
+			n = len - *off < TLSC_RECORD ? len - *off : TLSC_RECORD;
+		ssize_t k = tlsc_send(s, buf + *off, n, why, whylen);
+		if (k == 0) {
+			*again = n;
+			return 0;
+		}
+		if (k < 0)
+			return -1;
+		*again = 0;
+		*off += (size_t)k;
+	}
+	return 1;
+}
+
+/* ---- around a session ---- */
+
+int tlsc_connect(const struct sockaddr_storage *ss, socklen_t len, char *why,
+		 size_t whylen)
+{
+	int one = 1;
+	int fd = socket(ss->ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		snprintf(why, whylen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)ss, len) < 0 &&
+	    errno != EINPROGRESS) {
+		snprintf(why, whylen, "connect: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+bool tlsc_connected(int fd, uint32_t events, char *why, size_t whylen)
+{
+	int e = 0;
+	socklen_t el = sizeof(e);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+		e = errno;
+	if (!e && !(events & (EPOLLERR | EPOLLHUP)))
+		return true;
+	snprintf(why, whylen, "connect: %s", strerror(e ? e : ECONNRESET));
+	return false;
+}
+
+void tlsc_back_off(struct tlsc_health *h, uint64_t now)
+{
+	h->backoff_ms = h->backoff_ms ? h->backoff_ms * 2 : TLSC_BACKOFF_MIN_MS;
+	if (h->backoff_ms > TLSC_BACKOFF_MAX_MS)
+		h->backoff_ms = TLSC_BACKOFF_MAX_MS;
+	h->retry_at = now + h->backoff_ms;
+}
+
+/* A dead server must not flood the log at the query rate. */
+void tlsc_log_failure(struct tlsc_health *h, uint64_t now, const char *server,
+		      const char *why)
+{
+	if (h->logged_at && now - h->logged_at < TLSC_LOG_EVERY_MS) {
+		h->unlogged++;
+		return;
+	}
+	if (h->unlogged)
+		log_warn("upstream %s: %s (and %u more failures since the "
+			 "last report)",
+			 server, why, h->unlogged);
+	else
+		log_warn("upstream %s: %s", server, why);
+	h->logged_at = now;
+	h->unlogged = 0;
 }

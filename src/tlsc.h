@@ -5,15 +5,17 @@
  * a name or an address, resuming an earlier session when it can.
  *
  * This is the only module that includes <gnutls/gnutls.h> for upstreams;
- * dot.c (DNS over TLS) and dohup.c (DNS over HTTPS) own the sockets,
- * the connections' life and the DNS on top.  A session is used by its
- * loop's thread only; the trust by any.
+ * dot.c (DNS over TLS) and dohup.c (DNS over HTTPS) own the connections'
+ * life and the DNS on top, with a few helpers from here that both need:
+ * the non-blocking connect, the backoff and the rate-limited log.  A session is
+ * used by its loop's thread only; the trust by any.
  */
 #ifndef SPLITDNS_TLSC_H
 #define SPLITDNS_TLSC_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -89,5 +91,47 @@ void tlsc_describe(const struct tlsc *s, char *buf, size_t len);
 /* Free the session and its trust reference; with bye, a close_notify
  * is attempted first (best effort).  NULL is fine. */
 void tlsc_free(struct tlsc *s, bool bye);
+
+/*
+ * Send buf[*off, len) as far as the socket takes it, at most one TLS
+ * record per call into GnuTLS: 1 when all is sent (*off == len), 0 when
+ * the socket is full (*again holds the size of the send to repeat, as
+ * GnuTLS asks; pass it back unchanged), -1 when the connection failed
+ * (why).
+ */
+int tlsc_write(struct tlsc *s, const uint8_t *buf, size_t *off, size_t len,
+	       size_t *again, char *why, size_t whylen);
+
+/* ---- what the encrypted upstreams share around a session ---- */
+
+/* A non-blocking TCP socket (TCP_NODELAY) connecting to ss: the fd, or
+ * -1 with the reason in why. */
+int tlsc_connect(const struct sockaddr_storage *ss, socklen_t len, char *why,
+		 size_t whylen);
+
+/* Whether the connect on fd succeeded, when the loop reported events
+ * (epoll) on it; false with the reason in why. */
+bool tlsc_connected(int fd, uint32_t events, char *why, size_t whylen);
+
+/* A server's record of failures: the backoff after connections that
+ * could not be used (1 s, doubling to 60 s), and log lines at most
+ * once per 10 s.  Zeroed is healthy. */
+struct tlsc_health {
+	uint64_t retry_at; /* backing off until then */
+	unsigned backoff_ms;
+	uint64_t logged_at;
+	unsigned unlogged; /* failures since the last log line */
+};
+
+/* A connection could not be used: back off longer. */
+void tlsc_back_off(struct tlsc_health *h, uint64_t now);
+
+/* A connection is up: no backoff the next time. */
+static inline void tlsc_healthy(struct tlsc_health *h) { h->backoff_ms = 0; }
+
+/* A warning "upstream SERVER: WHY", unless one was logged in the last
+ * 10 s (then it is counted, and the next line says how many). */
+void tlsc_log_failure(struct tlsc_health *h, uint64_t now, const char *server,
+		      const char *why);
 
 #endif
