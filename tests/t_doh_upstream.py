@@ -125,7 +125,10 @@ setKey("%(ckey)s")
 ''' % {"plain": self.plain, "doh": self.doh, "pem": cert[1],
        "key": cert[0], "backend": backend, "ctl": self.ctl,
        "ckey": self.key})
-        self.errpath = os.path.join(self.dir, "out")
+        self.start()
+
+    def start(self):
+        self.errpath = os.path.join(self.dir, "out.%d" % time.time_ns())
         self.proc = subprocess.Popen(
             ["dnsdist", "--supervised", "--disable-syslog", "-C", self.conf],
             stdin=subprocess.DEVNULL, stdout=open(self.errpath, "w"),
@@ -142,6 +145,10 @@ setKey("%(ckey)s")
                 return False
         check(wait_for(up, 15, step=0.3) and self.proc.poll() is None,
               "dnsdist did not start:\n" + open(self.errpath).read())
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
 
     def console(self, cmd):
         return subprocess.run(["dnsdist", "-c", "127.0.0.1:%d" % self.ctl,
@@ -169,8 +176,10 @@ setKey("%(ckey)s")
 up = Upstream()
 good = Dnsdist(GOOD, up.port)
 expired = Dnsdist(EXPIRED, up.port)
+dying = Dnsdist(GOOD, up.port)
 tap.at_end(good.stop)
 tap.at_end(expired.stop)
+tap.at_end(dying.stop)
 dead_port = free_port()  # nothing listens there
 
 SERVER = "https://doh.test:%d/dns-query" % good.doh
@@ -192,10 +201,14 @@ forward = (
     servers = ["https://doh.test:%(doh)d/nope#127.0.0.1",
                "udp://127.0.0.1:%(up)d"]; },
   { domain = "mixed.example.net";
-    servers = ["https://doh.test:%(dead)d#127.0.0.1", "127.0.0.1:%(up)d"]; }
+    servers = ["https://doh.test:%(dead)d#127.0.0.1", "127.0.0.1:%(up)d"]; },
+  { domain = "dying.example.net";
+    servers = ["https://doh.test:%(dying)d/dns-query#127.0.0.1",
+               "127.0.0.1:%(up)d"]; }
 );
 ''' % {"server": SERVER, "plain": good.plain, "doh": good.doh,
-       "exp": expired.doh, "dead": dead_port, "up": up.port, "ca": CA[1]}
+       "exp": expired.doh, "dead": dead_port, "up": up.port, "ca": CA[1],
+       "dying": dying.doh}
 d = Daemon(CONF, args=["-v"])
 P = d.port
 tap.at_end(d.stop)
@@ -206,6 +219,17 @@ upstream: { servers = ["https://doh.test:%d/dns-query#127.0.0.1"];
             timeout_ms = 500; tries = 2; };
 ''' % good.doh, args=["-v"])
 tap.at_end(d_sys.stop)
+# A client group (the daemon's IPv6 clients) whose own server is
+# https://, looked up through the top-level plain server (dnsdist's plain
+# port); everyone else has that plain server.
+d_grp = Daemon('''listen = {listen};
+threads = 1;
+upstream: { servers = ["127.0.0.1:%d"]; timeout_ms = 1000; tries = 2; };
+tls: { ca = "%s"; };
+clients = ( { name = "v6"; match = ["::1"];
+              upstream: { servers = ["https://doh.test:%d/dns-query"]; }; } );
+''' % (good.plain, CA[1], good.doh), args=["-v"])
+tap.at_end(d_grp.stop)
 
 
 def handshakes(daemon, server):
@@ -386,6 +410,74 @@ def t_mixed():
     check(any("https://doh.test:%d/dns-query#127.0.0.1: connect:" % dead_port
               in l for l in d.stderr().splitlines()), "the dead server "
           "logged")
+
+
+@tap.test("a client group's https:// server (looked up through the "
+          "top-level plain server)")
+def t_group():
+    f0 = good.frontend()
+    name = uniq("g6")
+    r = ask(make_query(name, qid=606), d_grp.port, addr="::1")
+    eq(rcode(r), "NOERROR")
+    eq(r.id, 606, "client ID")
+    eq(good.frontend()["POST"] - f0["POST"], 1, "POSTs at dnsdist")
+    name = uniq("g4")
+    eq(rcode(ask(make_query(name), d_grp.port)), "NOERROR")
+    eq(good.frontend()["POST"] - f0["POST"], 1, "POSTs at dnsdist")
+    eq(len(up.saw(name)), 1, "IPv4 client: through the plain server")
+    d_grp.stop()  # its connection would count in t_idle
+
+
+@tap.test("a reload that leaves the servers as they are keeps the "
+          "connection")
+def t_reload():
+    import signal
+    eq(rcode(ask(make_query(uniq("r1")), P)), "NOERROR")
+    n0, _ = handshakes(d, SERVER)
+    conns = set(sdtest.tcp_established(good.doh, ["127.0.0.1"]))
+    before = d.stderr().count("reloaded ")
+    d.proc.send_signal(signal.SIGHUP)
+    check(wait_for(lambda: d.stderr().count("reloaded ") > before, 5),
+          "no reload line")
+    eq(rcode(ask(make_query(uniq("r2")), P)), "NOERROR")
+    eq(handshakes(d, SERVER)[0], n0, "handshakes")
+    # Others of its connections may close idle meanwhile; none is new.
+    eq(set(sdtest.tcp_established(good.doh, ["127.0.0.1"])) - conns, set(),
+       "new connections at the server")
+
+
+@tap.test("the server dies with a query in flight: the next server answers "
+          "within the deadline; after a restart it serves again")
+def t_dies():
+    import threading
+    name = uniq("delay600", "dying.example.net")
+    res = {}
+
+    def go():
+        t0 = time.monotonic()
+        res["r"] = ask(make_query(name), P, timeout=6)
+        res["t"] = time.monotonic() - t0
+    th = threading.Thread(target=go)
+    th.start()
+    check(wait_for(lambda: up.saw(name), 3), "query at the backend")
+    dying.kill()
+    th.join(8)
+    eq(rcode(res["r"]), "NOERROR")
+    check(res["t"] < 2.0, "answered after %.2fs" % res["t"])
+    server = "https://doh.test:%d/dns-query#127.0.0.1" % dying.doh
+    check(wait_for(lambda: any(
+        server in l and "closed the connection" in l
+        and "queries in flight: 1" in l
+        for l in d.stderr().splitlines()), 2), d.stderr()[-1500:])
+    dying.start()
+
+    def via_doh():
+        f0 = dying.frontend()
+        n = uniq("back", "dying.example.net")
+        return (rcode(ask(make_query(n), P)) == "NOERROR"
+                and dying.frontend()["POST"] > f0["POST"])
+    check(wait_for(via_doh, 8, step=0.3), "no answer through the restarted "
+          "server:\n" + d.stderr()[-1500:])
 
 
 @tap.test("an idle connection closes; the next handshake is resumed")
