@@ -412,6 +412,24 @@ static void want(struct hconn *c, uint32_t events)
 		c->events = events;
 }
 
+static bool fill(struct hconn *c, char *why, size_t len);
+
+/* GOAWAY with NO_ERROR (RFC 9113 6.8) before closing a connection that
+ * has nothing left on it: best effort, one write, no wait. */
+static void say_goaway(struct hconn *c)
+{
+	char why[160];
+
+	if (c->out_try ||
+	    nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR) != 0)
+		return;
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (fill(c, why, sizeof(why)))
+		(void)tlsc_write(c->tls, c->out, &c->out_off, c->out_len,
+				 &c->out_try, why, sizeof(why));
+}
+
 /* Close c; a failure (before c was usable) starts the backoff and, for
  * a looked-up address, a new lookup next time.  Its queries fail (the
  * caller tries the next server) or, those whose streams ended, end. */
@@ -435,6 +453,9 @@ static void conn_close(struct hconn *c, bool failure, const char *why)
 		log_debug("upstream %s: %s", d->server.text, why);
 	if (c->w.fd >= 0) {
 		loop_del(d->loop, &c->w);
+		if (!failure && c->state == CONN_READY &&
+		    TAILQ_EMPTY(&c->slots))
+			say_goaway(c);
 		tlsc_free(c->tls, !failure && c->state == CONN_READY);
 		c->tls = NULL;
 		close(c->w.fd);
