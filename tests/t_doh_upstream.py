@@ -6,11 +6,14 @@ client's ID, many queries on one connection (counted at dnsdist), the
 address from #ADDR and looked up through the plain servers, refused
 certificates (another name, expired, unknown CA) that give SERVFAIL, a log
 line and no query anywhere, an HTTP error (404) that moves to the next
-server or gives SERVFAIL, a mixed list, idle close and resumption, and the
--t checks."""
+server or gives SERVFAIL, and nghttpd (an HTTP/2 server that is not DoH)
+for a body that is no DNS message, another content type and an oversized
+body; a mixed list, a client group, a reload, a server that dies, idle
+close and resumption, and the -t checks."""
 import base64
 import os
 import shutil
+import socket
 import subprocess
 import time
 
@@ -478,6 +481,96 @@ def t_dies():
                 and dying.frontend()["POST"] > f0["POST"])
     check(wait_for(via_doh, 8, step=0.3), "no answer through the restarted "
           "server:\n" + d.stderr()[-1500:])
+
+
+class Nghttpd:
+    """nghttpd (nghttp2-server) on 127.0.0.1:port: an HTTP/2 server that
+    answers any request with a file of its document root, whatever came,
+    with the content type its extension maps to: a server that does not
+    speak DoH but answers."""
+
+    def __init__(self, cert, files):
+        self.dir = tmpdir("sdngd.")
+        docs = os.path.join(self.dir, "htdocs")
+        os.mkdir(docs)
+        for name, data in files.items():
+            with open(os.path.join(docs, name), "wb") as f:
+                f.write(data)
+        types = sdtest.write(self.dir, "mime.types",
+                             "application/dns-message dns\n"
+                             "text/plain txt\n")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["nghttpd", "-d", docs, "--mime-types-file=" + types,
+             str(self.port), cert[0], cert[1]],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        sdtest._children.append(self.proc)
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return True
+            except OSError:
+                return self.proc.poll() is not None
+        check(wait_for(listening, 5, step=0.1) and self.proc.poll() is None,
+              "nghttpd did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+if shutil.which("nghttpd"):
+    @tap.test("an HTTP/2 server that is not DoH (nghttpd): a body that is "
+              "no DNS message, another content type, a body larger than a "
+              "DNS message: SERVFAIL and a log line; in a list, the next "
+              "server answers")
+    def t_not_doh():
+        ng = Nghttpd(GOOD, {"garbage.dns": b"not a DNS message",
+                            "plain.txt": bytes(64),
+                            "big.dns": bytes(70000)})
+        base = "https://doh.test:%d/%%s#127.0.0.1" % ng.port
+        cases = (("garbage.dns", "malformed DNS message"),
+                 ("plain.txt", "not application/dns-message"),
+                 ("big.dns", "malformed DNS message"))
+        forwards = ",\n".join(
+            '{ domain = "%s.example"; servers = ["%s"]; }'
+            % (f.split(".")[0], base % f) for f, _ in cases)
+        dn = Daemon('''listen = {listen};
+threads = 1;
+upstream: { servers = ["127.0.0.1:%d"]; timeout_ms = 1000; tries = 2; };
+tls: { ca = "%s"; };
+forward = ( %s,
+  { domain = "next.example"; servers = ["%s", "127.0.0.1:%d"]; } );
+''' % (up.port, CA[1], forwards, base % "garbage.dns", up.port),
+                    args=["-v"])
+        try:
+            for f, reason in cases:
+                name = uniq("x", f.split(".")[0] + ".example")
+                t0 = time.monotonic()
+                eq(rcode(ask(make_query(name), dn.port, timeout=5)),
+                   "SERVFAIL", name)
+                check(time.monotonic() - t0 < 1.0, "at once")
+                server = base % f
+                check(wait_for(lambda: any(
+                    server + ": " in l and reason in l
+                    for l in dn.stderr().splitlines()), 2),
+                    "no log line %r for %s:\n%s"
+                    % (reason, server, dn.stderr()[-1500:]))
+                eq(up.saw(name), [], "at the plain server")
+            name = uniq("n", "next.example")
+            r = ask(make_query(name, qid=4711), dn.port)
+            eq(rcode(r), "NOERROR")
+            eq(r.id, 4711, "client ID")
+            eq(len(up.saw(name)), 1, "the plain server answered")
+        finally:
+            dn.stop()
+            ng.stop()
+else:
+    tap.skip("an HTTP/2 server that is not DoH", "needs nghttpd "
+             "(nghttp2-server)")
 
 
 @tap.test("an idle connection closes; the next handshake is resumed")
