@@ -25,9 +25,9 @@
  * previous session's data, and a connection that fails before it was
  * usable (lookup, refused, handshake, certificate, a timeout) starts a
  * backoff of 1 s doubling to 60 s during which queries fail at once.
- * The address of a server without #ADDR is looked up through the
- * resolver (plain servers) when a connection is to be made and the last
- * answer's TTL (30 s to 1 h) has passed, or a connection to it failed.
+ * The address of a server without #ADDR comes from hostaddr.c: a
+ * connection to be made when none is known (or its TTL has passed, or
+ * a connection to it failed) waits for a lookup through the resolver.
  * Failures are logged at most once per 10 s per server, with the reason.
  */
 #include <config.h>
@@ -48,6 +48,7 @@
 
 #include "conf.h"
 #include "dohup.h"
+#include "hostaddr.h"
 #include "log.h"
 #include "loop.h"
 #include "tlsc.h"
@@ -58,9 +59,7 @@
 #define DOHUP_IN_CAP 16384	  /* one TLS record */
 #define DOHUP_MSG_MAX 65535	  /* a DNS message (RFC 8484 6) */
 #define DOHUP_ORPHANS_MAX 64	  /* unanswered timed-out queries: it is gone */
-#define DOHUP_TTL_MIN 30	  /* seconds a looked-up address is used */
-#define DOHUP_TTL_MAX 3600
-#define DOHUP_WINDOW (1 << 20) /* HTTP/2 receive window per stream */
+#define DOHUP_WINDOW (1 << 20)	  /* HTTP/2 receive window per stream */
 
 static const char dns_type[] = "application/dns-message";
 
@@ -119,22 +118,6 @@ struct hconn {
 	TAILQ_ENTRY(hconn) link; /* retired connections */
 };
 
-/* One address query (A or AAAA) through the resolver. */
-struct lookup {
-	struct upstream_req req; /* first: the resolver hands us this */
-	struct dohup *d;
-	uint16_t qtype;
-	bool busy;
-	bool found;
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	uint32_t ttl;
-	char why[96]; /* !found: what came instead */
-	uint8_t pkt[WIRE_HEADER_LEN + 256 + 4];
-	size_t len;
-	uint8_t buf[4096]; /* the reply, to check */
-};
-
 struct dohup {
 	struct upstream up; /* first: the interface */
 	struct loop *loop;
@@ -150,13 +133,7 @@ struct dohup {
 	uint64_t last_used;
 	struct tlsc_health health;
 	struct tlsc_ticket resume;
-	struct upstream *resolver; /* owned; NULL: #ADDR */
-	bool have_addr;
-	uint64_t addr_until;
-	struct lookup lk[2]; /* A, AAAA */
-	uint8_t qname[256];
-	size_t qname_len;
-	struct loop_task resolved;
+	struct hostaddr *addr; /* owned; NULL: #ADDR */
 	struct loop_timer timer;
 	struct loop_task flush;
 	struct hslot slot[DOHUP_SLOTS];
@@ -444,8 +421,8 @@ static void conn_close(struct hconn *c, bool failure, const char *why)
 		TAILQ_REMOVE(&d->retired, c, link);
 	if (failure) {
 		back_off(d);
-		if (d->resolver && c->state != CONN_RESOLVING)
-			d->have_addr = false;
+		if (d->addr && c->state != CONN_RESOLVING)
+			hostaddr_forget(d->addr);
 	}
 	if (why && (failure || c->inflight))
 		log_failure(d, why);
@@ -658,8 +635,6 @@ static bool conn_connect(struct hconn *c, char *why, size_t len)
 	return true;
 }
 
-static void start_lookup(struct dohup *d);
-
 /* A connection with its HTTP/2 session; it connects now, or once the
  * address is known. */
 static struct hconn *conn_open(struct dohup *d, char *why, size_t len)
@@ -696,14 +671,14 @@ static struct hconn *conn_open(struct dohup *d, char *why, size_t len)
 		goto fail;
 	}
 	c->handshake_by = loop_now(d->loop) + (uint64_t)d->timeout_ms;
-	if (d->have_addr &&
-	    (!d->resolver || loop_now(d->loop) < d->addr_until)) {
+	if (!d->addr || hostaddr_get(d->addr, d->server.port, &d->server.ss,
+				     &d->server.len)) {
 		if (!conn_connect(c, why, len))
 			goto fail;
 		return c;
 	}
 	c->state = CONN_RESOLVING;
-	start_lookup(d);
+	hostaddr_ask(d->addr);
 	return c;
 fail:
 	if (c) {
@@ -714,130 +689,30 @@ fail:
 	return NULL;
 }
 
-/* ---- looking the server's name up ---- */
+/* ---- the server's name looked up ---- */
 
-/* Read an address of type qtype from a checked reply. */
-static void lookup_parse(struct lookup *lk, size_t len)
-{
-	struct wire_rrs it;
-	struct wire_rr rr;
-	unsigned rc = WIRE_RCODE(wire_get16(lk->buf + 2));
-
-	if (rc != WIRE_NOERROR) {
-		snprintf(lk->why, sizeof(lk->why), "rcode %u", rc);
-		return;
-	}
-	if (!wire_rrs_begin(&it, lk->buf, len))
-		return;
-	snprintf(lk->why, sizeof(lk->why), "no address");
-	while (wire_rrs_next(&it, &rr) && rr.section == WIRE_ANSWER) {
-		size_t want = lk->qtype == WIRE_T_A ? 4 : 16;
-		if (rr.type != lk->qtype || rr.rdlen != want)
-			continue;
-		uint32_t ttl = wire_get32(lk->buf + rr.ttl_at);
-		if (lk->found) {
-			if (ttl < lk->ttl)
-				lk->ttl = ttl;
-			continue;
-		}
-		memset(&lk->ss, 0, sizeof(lk->ss));
-		if (lk->qtype == WIRE_T_A) {
-			struct sockaddr_in *v4 = (struct sockaddr_in *)&lk->ss;
-			v4->sin_family = AF_INET;
-			memcpy(&v4->sin_addr, lk->buf + rr.rdata, 4);
-			lk->sslen = sizeof(*v4);
-		} else {
-			struct sockaddr_in6 *v6 =
-			    (struct sockaddr_in6 *)&lk->ss;
-			v6->sin6_family = AF_INET6;
-			memcpy(&v6->sin6_addr, lk->buf + rr.rdata, 16);
-			lk->sslen = sizeof(*v6);
-		}
-		lk->found = true;
-		lk->ttl = ttl;
-	}
-}
-
-static void on_lookup(struct upstream_req *req, enum upstream_status st,
-		      const uint8_t *reply, size_t len)
-{
-	struct lookup *lk = (struct lookup *)req;
-	struct dohup *d = lk->d;
-
-	lk->busy = false;
-	if (st == UPSTREAM_CANCELLED)
-		return; /* the backend is going away */
-	if (st != UPSTREAM_OK)
-		snprintf(lk->why, sizeof(lk->why), "no answer");
-	else if (len > sizeof(lk->buf))
-		snprintf(lk->why, sizeof(lk->why), "reply too long");
-	else {
-		memcpy(lk->buf, reply, len);
-		if (!wire_check_reply(lk->buf, len, d->qname, d->qname_len,
-				      lk->qtype, WIRE_CLASS_IN))
-			snprintf(lk->why, sizeof(lk->why), "malformed reply");
-		else
-			lookup_parse(lk, len);
-	}
-	if (!d->lk[0].busy && !d->lk[1].busy)
-		loop_post(d->loop, &d->resolved);
-}
-
-static void start_lookup(struct dohup *d)
-{
-	if (d->lk[0].busy || d->lk[1].busy)
-		return;
-	for (int i = 0; i < 2; i++) {
-		struct lookup *lk = &d->lk[i];
-		lk->busy = true;
-		lk->found = false;
-		lk->why[0] = '\0';
-		memset(lk->pkt, 0, WIRE_HEADER_LEN);
-		wire_set16(lk->pkt + 2, WIRE_RD);
-		wire_set16(lk->pkt + 4, 1);
-		memcpy(lk->pkt + WIRE_HEADER_LEN, d->qname, d->qname_len);
-		wire_set16(lk->pkt + WIRE_HEADER_LEN + d->qname_len, lk->qtype);
-		wire_set16(lk->pkt + WIRE_HEADER_LEN + d->qname_len + 2,
-			   WIRE_CLASS_IN);
-		lk->len = WIRE_HEADER_LEN + d->qname_len + 4;
-		upstream_send(d->resolver, &lk->req, lk->pkt, lk->len,
-			      on_lookup);
-	}
-}
-
-/* Both lookups are back (after the batch): connect, or fail the
+/* A round of lookups is over (from the loop): connect, or fail the
  * connections that waited. */
-static void on_resolved(struct loop_task *t)
+static void on_resolved(void *ctx, const char *failed)
 {
-	struct dohup *d =
-	    (struct dohup *)((char *)t - offsetof(struct dohup, resolved));
-	struct lookup *lk = d->lk[0].found ? &d->lk[0] : &d->lk[1];
+	struct dohup *d = ctx;
 	char why[512];
 	struct hconn *c, *next;
+	bool found = !failed && hostaddr_get(d->addr, d->server.port,
+					     &d->server.ss, &d->server.len);
 
-	if (lk->found) {
-		uint32_t ttl = lk->ttl < DOHUP_TTL_MIN	 ? DOHUP_TTL_MIN
-			       : lk->ttl > DOHUP_TTL_MAX ? DOHUP_TTL_MAX
-							 : lk->ttl;
-		memcpy(&d->server.ss, &lk->ss, sizeof(lk->ss));
-		d->server.len = lk->sslen;
-		((struct sockaddr_in *)&d->server.ss)->sin_port =
-		    htons(d->server.port);
-		d->have_addr = true;
-		d->addr_until = loop_now(d->loop) + 1000 * (uint64_t)ttl;
-		log_debug("upstream %s: %s looked up, for %u s", d->server.text,
-			  d->server.host, ttl);
-	} else {
+	if (found)
+		log_debug("upstream %s: %s looked up", d->server.text,
+			  d->server.host);
+	else
 		snprintf(why, sizeof(why),
-			 "looking %s up through the plain servers: A: %s, "
-			 "AAAA: %s",
-			 d->server.host, d->lk[0].why, d->lk[1].why);
-	}
+			 "looking %s up through the plain servers: %s",
+			 d->server.host, failed ? failed : "expired");
 	for (c = next_conn(d, NULL); c; c = next) {
 		next = next_conn(d, c);
 		if (c->state != CONN_RESOLVING)
 			continue;
-		if (!lk->found || !conn_connect(c, why, sizeof(why)))
+		if (!found || !conn_connect(c, why, sizeof(why)))
 			conn_close(c, true, why);
 	}
 	rearm(d);
@@ -1022,10 +897,8 @@ static void dohup_free(struct upstream *u)
 	struct dohup *d = (struct dohup *)u;
 	struct hslot *s;
 
-	/* The lookups end (cancelled) with their resolver. */
-	upstream_free(d->resolver);
-	d->resolver = NULL;
-	loop_unpost(d->loop, &d->resolved);
+	hostaddr_free(d->addr); /* a round under way ends unheard */
+	d->addr = NULL;
 	while ((s = TAILQ_FIRST(&d->busy))) {
 		s->req->cancelled = true;
 		finish(d, s, UPSTREAM_CANCELLED, false);
@@ -1062,31 +935,23 @@ struct upstream *dohup_new(struct loop *loop, const struct conf_addr *server,
 			   size_t errlen)
 {
 	struct dohup *d = calloc(1, sizeof(*d));
-	const char *why;
 
-	if (!d) {
-		snprintf(err, errlen, "out of memory");
+	if (!d || (server->lookup && !conf->resolver)) {
+		snprintf(err, errlen, "%s: %s", server->text,
+			 d ? "nowhere to look its name up" : "out of memory");
 		upstream_free(conf->resolver);
+		free(d);
 		return NULL;
 	}
 	d->up.ops = &dohup_ops;
 	d->loop = loop;
 	d->server = *server;
-	d->resolver = conf->resolver;
-	if (server->lookup) {
-		char fqdn[sizeof(server->host) + 1];
-		snprintf(fqdn, sizeof(fqdn), "%s.", server->host);
-		int n = wire_name_from_text(fqdn, NULL, 0, d->qname, &why);
-		if (n < 0 || !d->resolver) {
-			snprintf(err, errlen, "%s: %s", server->text,
-				 n < 0 ? why : "nowhere to look its name up");
-			upstream_free(d->resolver);
-			free(d);
-			return NULL;
-		}
-		d->qname_len = (size_t)n;
-	} else {
-		d->have_addr = true;
+	if (!server->lookup)
+		upstream_free(conf->resolver); /* not needed */
+	else if (!(d->addr = hostaddr_new(loop, server->host, conf->resolver,
+					  on_resolved, d, err, errlen))) {
+		free(d);
+		return NULL;
 	}
 	if (server->port == 443)
 		snprintf(d->authority, sizeof(d->authority), "%s",
@@ -1100,11 +965,6 @@ struct upstream *dohup_new(struct loop *loop, const struct conf_addr *server,
 	d->max_queries = conf->max_queries ? conf->max_queries : 1;
 	d->timer.cb = on_timer;
 	d->flush.cb = on_flush;
-	d->resolved.cb = on_resolved;
-	for (int i = 0; i < 2; i++) {
-		d->lk[i].d = d;
-		d->lk[i].qtype = i == 0 ? WIRE_T_A : WIRE_T_AAAA;
-	}
 	TAILQ_INIT(&d->retired);
 	TAILQ_INIT(&d->free);
 	TAILQ_INIT(&d->busy);

@@ -205,6 +205,8 @@ forward = (
                "udp://127.0.0.1:%(up)d"]; },
   { domain = "mixed.example.net";
     servers = ["https://doh.test:%(dead)d#127.0.0.1", "127.0.0.1:%(up)d"]; },
+  { domain = "nxname.example.net";
+    servers = ["https://nx.doh.test:%(doh)d/dns-query"]; },
   { domain = "dying.example.net";
     servers = ["https://doh.test:%(dying)d/dns-query#127.0.0.1",
                "127.0.0.1:%(up)d"]; }
@@ -280,6 +282,23 @@ def t_lookup():
     eq(f1["POST"] - f0["POST"], 3, "POSTs at dnsdist's DoH frontend")
     check(any("%s: doh.test looked up" % SERVER in l
               for l in d.stderr().splitlines()), d.stderr()[-2000:])
+
+
+@tap.test("a NAME that does not resolve: SERVFAIL and a log line, nothing "
+          "sent to the DoH server")
+def t_lookup_fails():
+    f0 = good.frontend()
+    name = uniq("nxn", "nxname.example.net")
+    t0 = time.monotonic()
+    eq(rcode(ask(make_query(name), P, timeout=5)), "SERVFAIL")
+    check(time.monotonic() - t0 < 2.5, "within the deadline")
+    server = "https://nx.doh.test:%d/dns-query" % good.doh
+    check(wait_for(lambda: any(
+        server + ": looking nx.doh.test up" in l and "rcode 3" in l
+        for l in d.stderr().splitlines()), 2), d.stderr()[-1500:])
+    eq(good.frontend()["HTTP"], f0["HTTP"], "connections at dnsdist")
+    eq(up.saw(name), [], "at the backend")
+    eq(len(up.saw("nx.doh.test", "A")) >= 1, True, "the A lookup")
 
 
 @tap.test("https://NAME#ADDR: no lookup, the certificate checked against "
