@@ -372,6 +372,25 @@ def t_cap():
         dc.stop()
 
 
+@tap.test("a TSIG-signed query to an https:// server goes over HTTPS, "
+          "the signed reply back with the client's ID")
+def t_signed():
+    import dns.tsigkeyring
+    f0 = good.frontend()
+    name = uniq("signed")
+    q = make_query(name, qid=777)
+    q.use_tsig(dns.tsigkeyring.from_text({"k.": "c2VjcmV0c2VjcmV0"}),
+               keyname="k.")
+    raw = sdtest.udp_raw(q.to_wire(), P, timeout=4)
+    check(raw is not None, "a reply")
+    eq(int.from_bytes(raw[:2], "big"), 777, "client ID")
+    eq(good.frontend()["POST"] - f0["POST"], 1, "POSTs at dnsdist")
+    seen = up.saw(name)
+    eq(len(seen), 1, "at the backend")
+    check("tsig=k." in seen[0]["raw"], "signed at the backend: %r"
+          % seen[0]["raw"])
+
+
 @tap.test("a certificate for another name: SERVFAIL, a log line, nothing "
           "sent")
 def t_wrong_name():
