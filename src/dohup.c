@@ -301,10 +301,12 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *frame,
 	    s->state != SLOT_BUSY)
 		return 0;
 	if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
-		int st = 0;
-		for (size_t i = 0; i < valuelen && i < 3; i++)
-			st = st * 10 + (value[i] - '0');
-		s->status = valuelen == 3 ? st : -1;
+		int st = valuelen == 3 ? 0 : -1;
+		for (size_t i = 0; st >= 0 && i < 3; i++)
+			st = value[i] >= '0' && value[i] <= '9'
+				 ? st * 10 + (value[i] - '0')
+				 : -1;
+		s->status = st;
 	} else if (namelen == 12 && memcmp(name, "content-type", 12) == 0) {
 		/* The media type, parameters aside (RFC 9110 8.3.1). */
 		size_t n = strlen(dns_type);
