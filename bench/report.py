@@ -127,13 +127,15 @@ def main():
 
     for test in ("up-W3", "up-W4"):
         got = rows.get(test, {})
-        p, d = got.get("plain", {}), got.get("dotup", {})
-        if p or d:
-            print("\n%s splitdns forwarding plain vs DoT upstream: us/query %s vs %s (%s),"
-                  " q/s %s vs %s" % (test, fmt(p.get("us_per_query"), "%.2f"),
-                                     fmt(d.get("us_per_query"), "%.2f"),
-                                     ratio(d.get("us_per_query"), p.get("us_per_query")),
-                                     fmt(p.get("qps")), fmt(d.get("qps"))))
+        p = got.get("plain", {})
+        for kind, what in (("dotup", "DoT"), ("dohup", "DoH")):
+            d = got.get(kind, {})
+            if p or d:
+                print("\n%s splitdns forwarding plain vs %s upstream: us/query %s vs %s (%s),"
+                      " q/s %s vs %s" % (test, what, fmt(p.get("us_per_query"), "%.2f"),
+                                         fmt(d.get("us_per_query"), "%.2f"),
+                                         ratio(d.get("us_per_query"), p.get("us_per_query")),
+                                         fmt(p.get("qps")), fmt(d.get("qps"))))
 
     print("\nreload stall: one query per ms, two reloads of the 1M list (ms)")
     print("%-9s %9s %6s %6s %7s %7s %8s %9s %s" % ("server", "first(s)", "sent", "lost",

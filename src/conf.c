@@ -386,6 +386,129 @@ static bool tls_name_ok(const char *name, size_t n)
 	return true;
 }
 
+static bool listen_path(const char *p, struct conf_addr *out, const char **why);
+
+/* "NAME[:PORT][/PATH][#ADDR]" after "https://" (RFC 8484 3: the URI
+ * template's host and path; POST needs no variable).  NAME is what the
+ * certificate must carry, unless it is an address itself (then the
+ * certificate must carry that address, as with tls:// without a
+ * name).  Without #ADDR, a NAME is looked up when the server is first
+ * used (out->lookup), the port waiting in out->port. */
+static bool parse_https(const char *rest, struct conf_addr *out,
+			const char **why)
+{
+#ifndef HAVE_TLS
+	(void)rest;
+	memset(out, 0, sizeof(*out));
+	*why = "this splitdns was built without TLS (--without-tls): "
+	       "https:// upstreams are not available";
+	return false;
+#else
+	char host[256];
+	const char *hash = strchr(rest, '#');
+	size_t n = hash ? (size_t)(hash - rest) : strlen(rest);
+	const char *slash = memchr(rest, '/', n);
+	size_t hn = slash ? (size_t)(slash - rest) : n;
+	const char *port = NULL;
+	unsigned long p = 443;
+
+	memset(out, 0, sizeof(*out));
+	if (hn >= sizeof(host)) {
+		*why = "host name too long";
+		return false;
+	}
+	memcpy(host, rest, hn);
+	host[hn] = '\0';
+	char *colon = host[0] == '[' ? strchr(host, ']') : host;
+	if (!colon) {
+		*why = "missing ']'";
+		return false;
+	}
+	if ((colon = strchr(colon, ':'))) {
+		*colon = '\0';
+		port = colon + 1;
+	}
+	if (port) {
+		char *end;
+		errno = 0;
+		p = strtoul(port, &end, 10);
+		if (*port < '0' || *port > '9' || *end || errno || p == 0 ||
+		    p > 65535) {
+			*why = "port must be 1..65535";
+			return false;
+		}
+	}
+	bool literal = host[0] == '[' ||
+		       (host[0] && strspn(host, "0123456789.") == strlen(host));
+	if (literal) {
+		/* An address: the certificate must carry it. */
+		if (hash) {
+			*why = "'#ADDR' is for a server named by a host name";
+			return false;
+		}
+		if (!conf_parse_addr(host, (uint16_t)p, out, why))
+			return false;
+	} else {
+		size_t nl = strlen(host);
+		if (nl > 1 && host[nl - 1] == '.')
+			host[--nl] = '\0';
+		if (!tls_name_ok(host, nl)) {
+			*why = "NAME must be a host name (letters, digits, "
+			       "'-', dots) or an address";
+			return false;
+		}
+		if (hash) {
+			/* An address ("[v6]" too) without a port: the
+			 * port is the URL's. */
+			if (!conf_parse_addr(hash + 1, (uint16_t)p, out, why))
+				return false;
+			struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
+			if (ntohs(v4->sin_port) != p) {
+				*why = "'#ADDR' is an address without a port "
+				       "(the port is the URL's)";
+				return false;
+			}
+		} else {
+			out->lookup = true;
+			snprintf(out->addr, sizeof(out->addr), "?:%lu", p);
+		}
+		for (size_t i = 0; i < nl; i++)
+			out->tls_name[i] =
+			    (char)tolower((unsigned char)host[i]);
+		out->tls_name[nl] = '\0';
+	}
+	out->port = (uint16_t)p;
+	out->kind = CONF_HTTPS;
+	char pathbuf[sizeof(out->path)];
+	size_t pn = slash ? n - hn : 0;
+	if (pn >= sizeof(pathbuf)) {
+		*why = "path too long";
+		return false;
+	}
+	memcpy(pathbuf, slash ? slash : "/dns-query", slash ? pn : 11);
+	pathbuf[slash ? pn : 10] = '\0';
+	if (!listen_path(pathbuf, out, why))
+		return false;
+	/* https://NAME:PORT/PATH#ADDR, NAME an address in brackets. */
+	const char *h = out->tls_name;
+	char hbuf[sizeof(out->addr)];
+	if (!h[0]) {
+		memcpy(hbuf, out->addr, sizeof(hbuf));
+		*strrchr(hbuf, ':') = '\0';
+		h = hbuf;
+	}
+	char a[sizeof(out->addr)] = "";
+	if (out->tls_name[0] && !out->lookup) {
+		memcpy(a, out->addr, sizeof(a));
+		*strrchr(a, ':') = '\0';
+	}
+	snprintf(out->host, sizeof(out->host), "%s", h);
+	snprintf(out->text, sizeof(out->text), "https://%s:%lu%s%s%s", h, p,
+		 out->path, a[0] ? "#" : "", a);
+	return true;
+#endif
+}
+
 bool conf_parse_server(const char *text, struct conf_addr *out,
 		       const char **why)
 {
@@ -407,14 +530,11 @@ bool conf_parse_server(const char *text, struct conf_addr *out,
 			port = schemes[i].port;
 			rest = text + 6;
 		}
-	if (rest == text && strncasecmp(text, "https://", 8) == 0) {
-		*why = "DNS over HTTPS upstreams (https://) are not built in "
-		       "this version of splitdns";
-		return false;
-	}
+	if (rest == text && strncasecmp(text, "https://", 8) == 0)
+		return parse_https(text + 8, out, why);
 	if (rest == text && strstr(text, "://")) {
-		*why = "unknown scheme: expected ADDR[:PORT], udp://, tcp:// "
-		       "or tls://";
+		*why = "unknown scheme: expected ADDR[:PORT], udp://, tcp://, "
+		       "tls:// or https://";
 		return false;
 	}
 #ifndef HAVE_TLS
@@ -1844,6 +1964,46 @@ static bool check_loops(struct loader *ld, const struct conf *cfg)
 	return true;
 }
 
+/* An https:// server without #ADDR is looked up through the plain
+ * servers of upstream.servers (never through itself, nor through
+ * another encrypted server that might need the same lookup): there
+ * must be one. */
+static bool lookup_in(struct loader *ld, const struct conf *cfg,
+		      const struct conf_addr *servers, size_t n)
+{
+	bool plain = false;
+
+	for (size_t i = 0; i < cfg->nservers; i++)
+		plain = plain || cfg->servers[i].kind == CONF_UDP ||
+			cfg->servers[i].kind == CONF_TCP;
+	for (size_t i = 0; i < n && !plain; i++)
+		if (servers[i].lookup)
+			return errf(ld->err, ld->errlen,
+				    "%s:%d: %s: its address is looked up "
+				    "through the plain (udp:// or tcp://) "
+				    "servers of upstream.servers, and there "
+				    "are none: add one, or give the address "
+				    "as https://%s...#ADDR",
+				    cfg->path, servers[i].line, servers[i].text,
+				    servers[i].host);
+	return true;
+}
+
+static bool check_lookups(struct loader *ld, const struct conf *cfg)
+{
+	if (!lookup_in(ld, cfg, cfg->servers, cfg->nservers))
+		return false;
+	for (size_t i = 0; i < cfg->nforwards; i++)
+		if (!lookup_in(ld, cfg, cfg->forwards[i].servers,
+			       cfg->forwards[i].nservers))
+			return false;
+	for (size_t i = 0; i < cfg->nclients; i++)
+		if (!lookup_in(ld, cfg, cfg->clients[i].servers,
+			       cfg->clients[i].nservers))
+			return false;
+	return true;
+}
+
 struct conf *conf_load(const char *path, const char *const *override,
 			   size_t n_override, char *err, size_t errlen)
 {
@@ -1896,7 +2056,7 @@ struct conf *conf_load(const char *path, const char *const *override,
 	    !load_state_dir(&ld, root, cfg) || !load_tls(&ld, root, cfg) ||
 	    !load_clients(&ld, root, cfg) || !check_loops(&ld, cfg) ||
 	    !load_query_log(&ld, root, cfg) ||
-	    !load_zones(&ld, root, cfg))
+	    !check_lookups(&ld, cfg) || !load_zones(&ld, root, cfg))
 		goto out;
 	cfg->edns_size = (int)edns;
 	cfg->threads = (int)threads;

@@ -27,21 +27,29 @@ enum conf_transport {
 		       truncated replies upstream, a TCP listener) */
 	CONF_TCP,   /* "tcp://ADDR[:PORT]": TCP only (upstreams) */
 	CONF_TLS,   /* "tls://ADDR[:PORT][#NAME]": DNS over TLS (RFC 7858) */
-	CONF_HTTPS, /* "https://ADDR[:PORT][/PATH]": DNS over HTTPS (RFC 8484),
-		       listeners only in this version */
+	CONF_HTTPS, /* "https://ADDR[:PORT][/PATH]" (listeners),
+		       "https://NAME[:PORT][/PATH][#ADDR]" (upstreams): DNS
+		       over HTTPS (RFC 8484) */
 };
 
 struct conf_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char addr[56];  /* normalised "1.2.3.4:53" or "[::1]:53" */
-	char text[320]; /* addr, or the normalised URL: "tcp://1.2.3.4:53",
+	char text[640]; /* addr, or the normalised URL: "tcp://1.2.3.4:53",
 			   "tls://[::1]:853#dns.example", a listener's
-			   "https://[::1]:443/dns-query" */
+			   "https://[::1]:443/dns-query", an upstream's
+			   "https://dns.example:443/dns-query#192.0.2.1" */
 	enum conf_transport kind;
 	char tls_name[256]; /* tls upstreams: the name the certificate must
 			       carry; "": its address (an IP address entry) */
-	char path[256]; /* https listeners: where queries go ("/dns-query") */
+	char path[256]; /* https: where queries go ("/dns-query") */
+	char host[256]; /* https upstreams: NAME, or the address in the URL
+			   ("[::1]" in brackets): :authority */
+	uint16_t port;  /* https upstreams: the port, also when lookup */
+	bool lookup;    /* https upstreams: no address yet (ss is empty);
+			   NAME is looked up through the plain servers of
+			   upstream.servers */
 	int line;      /* where the configuration names it, 0 if nowhere */
 };
 

@@ -27,11 +27,7 @@
 #include <config.h>
 
 #include <errno.h>
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,21 +42,13 @@
 #include "dot.h"
 #include "log.h"
 #include "loop.h"
+#include "tlsc.h"
 #include "wire.h"
 
 #define DOT_SLOTS 1024                   /* queries in flight per server */
 #define DOT_OUT_CAP (128 * 1024)         /* framed queries not yet sent */
 #define DOT_IN_CAP (2 + 65535 + 16384)   /* one whole frame and more */
-#define DOT_RECORD 16384                 /* at most one TLS record a call */
-#define DOT_BACKOFF_MIN_MS 1000
-#define DOT_BACKOFF_MAX_MS 60000
-#define DOT_LOG_EVERY_MS 10000
 #define DOT_LATE_MAX 64 /* unanswered timed-out queries: the server is gone */
-
-struct dot_creds {
-	atomic_uint refs;
-	gnutls_certificate_credentials_t cred;
-};
 
 struct dconn;
 
@@ -81,9 +69,7 @@ enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY };
 struct dconn {
 	struct loop_watch w;        /* first: the loop hands us this */
 	struct dot *d;
-	gnutls_session_t tls;
-	gnutls_typed_vdata_st vdata; /* verify by IP: must outlive tls */
-	uint8_t ip[16];
+	struct tlsc *tls;
 	enum conn_state state;
 	uint32_t events;
 	uint64_t handshake_by;
@@ -103,7 +89,7 @@ struct dot {
 	struct upstream up;         /* first: the interface */
 	struct loop *loop;
 	struct conf_addr server;
-	struct dot_creds *creds;
+	struct tlsc_trust *trust;
 	int timeout_ms, idle_ms;
 	unsigned max_queries;
 	struct dconn *cur;          /* takes new queries; NULL: none */
@@ -111,11 +97,8 @@ struct dot {
 	TAILQ_HEAD(, dslot) free, busy;
 	size_t pending;
 	uint64_t last_used;         /* the current connection's last query */
-	uint64_t retry_at;          /* backing off until then */
-	unsigned backoff_ms;
-	uint64_t logged_at;
-	unsigned unlogged;          /* failures since the last log line */
-	gnutls_datum_t resume;      /* session data for the next handshake */
+	struct tlsc_health health;  /* backoff, log lines */
+	struct tlsc_ticket resume;  /* session data for the next handshake */
 	struct loop_timer timer;
 	struct loop_task flush;
 	uint16_t random[256];
@@ -123,62 +106,6 @@ struct dot {
 	uint16_t owner[65536];      /* ID -> slot index + 1; 0: unused */
 	struct dslot slot[DOT_SLOTS];
 };
-
-/* ---- credentials ---- */
-
-struct dot_creds *dot_creds_new(const char *ca, char *err, size_t errlen)
-{
-	struct dot_creds *c = calloc(1, sizeof(*c));
-	int rc;
-
-	if (!c) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	atomic_init(&c->refs, 1);
-	rc = gnutls_certificate_allocate_credentials(&c->cred);
-	if (rc < 0) {
-		snprintf(err, errlen, "TLS: %s", gnutls_strerror(rc));
-		free(c);
-		return NULL;
-	}
-	if (ca)
-		rc = gnutls_certificate_set_x509_trust_file(
-			c->cred, ca, GNUTLS_X509_FMT_PEM);
-	else
-		rc = gnutls_certificate_set_x509_system_trust(c->cred);
-	if (rc <= 0) {
-		if (ca)
-			snprintf(err, errlen, "tls.ca '%s': %s", ca,
-				 rc < 0 ? gnutls_strerror(rc)
-					: "no PEM certificate in it");
-		else
-			snprintf(err, errlen,
-				 "tls:// upstreams: no CA certificates in the "
-				 "system store (%s); install ca-certificates "
-				 "or set tls.ca",
-				 rc < 0 ? gnutls_strerror(rc) : "it is empty");
-		gnutls_certificate_free_credentials(c->cred);
-		free(c);
-		return NULL;
-	}
-	return c;
-}
-
-struct dot_creds *dot_creds_ref(struct dot_creds *c)
-{
-	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
-	return c;
-}
-
-void dot_creds_unref(struct dot_creds *c)
-{
-	if (!c || atomic_fetch_sub_explicit(&c->refs, 1,
-					    memory_order_acq_rel) != 1)
-		return;
-	gnutls_certificate_free_credentials(c->cred);
-	free(c);
-}
 
 /* ---- IDs, logs, the timer ---- */
 
@@ -199,34 +126,16 @@ static uint16_t fresh_id(struct dot *d)
 	return id;
 }
 
-/* One line per server per DOT_LOG_EVERY_MS: a dead server must not
- * flood the log at the query rate. */
 static void log_failure(struct dot *d, const char *why)
 {
-	uint64_t now = loop_now(d->loop);
-
-	if (d->logged_at && now - d->logged_at < DOT_LOG_EVERY_MS) {
-		d->unlogged++;
-		return;
-	}
-	if (d->unlogged)
-		log_warn("upstream %s: %s (and %u more failures since the "
-			 "last report)",
-			 d->server.text, why, d->unlogged);
-	else
-		log_warn("upstream %s: %s", d->server.text, why);
-	d->logged_at = now;
-	d->unlogged = 0;
+	tlsc_log_failure(&d->health, loop_now(d->loop), d->server.text, why);
 }
 
 /* After a connection that could not be used: leave the server alone
  * for a while, longer each time. */
 static void back_off(struct dot *d)
 {
-	d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : DOT_BACKOFF_MIN_MS;
-	if (d->backoff_ms > DOT_BACKOFF_MAX_MS)
-		d->backoff_ms = DOT_BACKOFF_MAX_MS;
-	d->retry_at = loop_now(d->loop) + d->backoff_ms;
+	tlsc_back_off(&d->health, loop_now(d->loop));
 }
 
 static void rearm(struct dot *d)
@@ -308,9 +217,7 @@ static void conn_close(struct dconn *c, bool failure, const char *why)
 		log_debug("upstream %s: %s", d->server.text, why);
 	loop_del(d->loop, &c->w);
 	if (c->tls) {
-		if (!failure && c->state == CONN_READY)
-			(void)gnutls_bye(c->tls, GNUTLS_SHUT_WR); /* best effort */
-		gnutls_deinit(c->tls);
+		tlsc_free(c->tls, !failure && c->state == CONN_READY);
 		c->tls = NULL;
 	}
 	close(c->w.fd);
@@ -333,54 +240,33 @@ static void conn_close(struct dconn *c, bool failure, const char *why)
 	rearm(d);
 }
 
-/* Keep this connection's session data for the next handshake.  In TLS
- * 1.3 it is usable only once the server's ticket has arrived (after the
- * handshake, before or with the first reply). */
+/* Keep this connection's session data for the next handshake (in TLS
+ * 1.3, once the server's ticket has come: after the handshake, before
+ * or with the first reply). */
 static void save_session(struct dconn *c)
 {
-	struct dot *d = c->d;
-	gnutls_datum_t data;
-
-	if (c->saved)
-		return;
-	if (gnutls_protocol_get_version(c->tls) == GNUTLS_TLS1_3 &&
-	    !(gnutls_session_get_flags(c->tls) & GNUTLS_SFLAGS_SESSION_TICKET))
-		return;
-	c->saved = true;
-	if (gnutls_session_get_data2(c->tls, &data) < 0)
-		return;
-	gnutls_free(d->resume.data);
-	d->resume = data;
+	if (!c->saved)
+		c->saved = tlsc_save(c->tls, &c->d->resume);
 }
 
 /* Write what is queued, as far as the socket takes it; false when c was
  * closed. */
 static bool conn_write(struct dconn *c)
 {
-	while (c->out_off < c->out_len) {
-		size_t n = c->out_try;
-		if (!n) {
-			n = c->out_len - c->out_off;
-			if (n > DOT_RECORD)
-				n = DOT_RECORD;
-		}
-		ssize_t k = gnutls_record_send(c->tls, c->out + c->out_off, n);
-		if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED) {
-			/* GnuTLS wants the same call again. */
-			c->out_try = n;
-			want(c, EPOLLIN | EPOLLOUT);
-			return true;
-		}
-		if (k < 0) {
-			char why[160];
-			snprintf(why, sizeof(why),
-				 "TLS write: %s; queries in flight: %u",
-				 gnutls_strerror((int)k), c->inflight);
-			conn_close(c, false, why);
-			return false;
-		}
-		c->out_try = 0;
-		c->out_off += (size_t)k;
+	char why[160], line[200];
+	int rc = tlsc_write(c->tls, c->out, &c->out_off, c->out_len,
+			    &c->out_try, why, sizeof(why));
+
+	if (rc == 0) {
+		/* The same bytes again, when the socket takes them. */
+		want(c, EPOLLIN | EPOLLOUT);
+		return true;
+	}
+	if (rc < 0) {
+		snprintf(line, sizeof(line), "%s; queries in flight: %u", why,
+			 c->inflight);
+		conn_close(c, false, line);
+		return false;
 	}
 	c->out_off = c->out_len = 0;
 	want(c, EPOLLIN);
@@ -418,26 +304,16 @@ static bool deliver(struct dconn *c, const uint8_t *msg, size_t len)
 static bool conn_read(struct dconn *c)
 {
 	for (;;) {
-		ssize_t k = gnutls_record_recv(c->tls, c->in + c->in_len,
-					       DOT_IN_CAP - c->in_len);
-		if (k == GNUTLS_E_AGAIN)
+		char why[160], line[200];
+		ssize_t k = tlsc_recv(c->tls, c->in + c->in_len,
+				      DOT_IN_CAP - c->in_len, why, sizeof(why));
+		if (k == 0)
 			break;
-		if (k == GNUTLS_E_INTERRUPTED ||
-		    (k < 0 && !gnutls_error_is_fatal((int)k)))
-			continue; /* a warning alert, a ticket */
-		if (k <= 0) {
-			char why[160];
-			if (k == 0 || k == GNUTLS_E_PREMATURE_TERMINATION)
-				snprintf(why, sizeof(why),
-					 "the server closed the connection%s; "
-					 "queries in flight: %u",
-					 k ? " (no TLS close_notify)" : "",
-					 c->inflight);
-			else
-				snprintf(why, sizeof(why),
-					 "TLS read: %s; queries in flight: %u",
-					 gnutls_strerror((int)k), c->inflight);
-			conn_close(c, false, why);
+		if (k < 0) {
+			snprintf(line, sizeof(line),
+				 "%s; queries in flight: %u", why,
+				 c->inflight);
+			conn_close(c, false, line);
 			return false;
 		}
 		c->in_len += (size_t)k;
@@ -463,64 +339,29 @@ static bool conn_read(struct dconn *c)
 static void conn_ready(struct dconn *c)
 {
 	struct dot *d = c->d;
-	char *desc = gnutls_session_get_desc(c->tls);
+	char desc[256];
 
 	c->state = CONN_READY;
-	d->backoff_ms = 0;
+	tlsc_healthy(&d->health);
 	d->last_used = loop_now(d->loop);
+	tlsc_describe(c->tls, desc, sizeof(desc));
 	log_debug("upstream %s: TLS connection up, %s handshake (%s)",
-		  d->server.text,
-		  gnutls_session_is_resumed(c->tls) ? "resumed" : "full",
-		  desc ? desc : "?");
-	gnutls_free(desc);
+		  d->server.text, tlsc_resumed(c->tls) ? "resumed" : "full",
+		  desc);
 	(void)conn_write(c); /* c may be gone: nothing follows */
-}
-
-/* Why a handshake failed, in words for the log. */
-static void handshake_why(struct dconn *c, int rc, char *why, size_t len)
-{
-	gnutls_datum_t out = {NULL, 0};
-
-	if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
-	    gnutls_certificate_verification_status_print(
-		    gnutls_session_get_verify_cert_status(c->tls),
-		    GNUTLS_CRT_X509, &out, 0) == 0) {
-		size_t n = out.size;
-		while (n && (out.data[n - 1] == ' ' || out.data[n - 1] == '\n'))
-			n--;
-		snprintf(why, len, "certificate rejected: %.*s", (int)n,
-			 (const char *)out.data);
-		gnutls_free(out.data);
-		return;
-	}
-	if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED)
-		snprintf(why, len, "TLS handshake: alert from the server: %s",
-			 gnutls_alert_get_name(gnutls_alert_get(c->tls)));
-	else
-		snprintf(why, len, "TLS handshake: %s", gnutls_strerror(rc));
 }
 
 static void conn_handshake(struct dconn *c)
 {
-	int rc;
-
-	/* A warning alert or an interruption: go on at once, the socket
-	 * may not signal again. */
-	do
-		rc = gnutls_handshake(c->tls);
-	while (rc < 0 && rc != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(rc));
-	if (rc == 0) {
-		conn_ready(c);
-		return;
-	}
-	if (rc == GNUTLS_E_AGAIN) {
-		want(c, gnutls_record_get_direction(c->tls) ? EPOLLOUT
-							     : EPOLLIN);
-		return;
-	}
 	char why[512];
-	handshake_why(c, rc, why, sizeof(why));
-	conn_close(c, true, why);
+	int rc = tlsc_handshake(c->tls, why, sizeof(why));
+
+	if (rc > 0)
+		conn_ready(c);
+	else if (rc == 0)
+		want(c, tlsc_want_write(c->tls) ? EPOLLOUT : EPOLLIN);
+	else
+		conn_close(c, true, why);
 }
 
 static void on_conn(struct loop_watch *w, uint32_t events)
@@ -528,14 +369,8 @@ static void on_conn(struct loop_watch *w, uint32_t events)
 	struct dconn *c = (struct dconn *)w;
 
 	if (c->state == CONN_CONNECTING) {
-		int e = 0;
-		socklen_t el = sizeof(e);
-		if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
-			e = errno;
-		if (e || (events & (EPOLLERR | EPOLLHUP))) {
-			char why[160];
-			snprintf(why, sizeof(why), "connect: %s",
-				 strerror(e ? e : ECONNRESET));
+		char why[160];
+		if (!tlsc_connected(w->fd, events, why, sizeof(why))) {
 			conn_close(c, true, why);
 			return;
 		}
@@ -560,8 +395,9 @@ static struct dconn *conn_open(struct dot *d, char *why, size_t len)
 {
 	const struct conf_addr *a = &d->server;
 	struct dconn *c = calloc(1, sizeof(*c));
-	int rc, one = 1;
 
+	if (c)
+		c->w.fd = -1;
 	if (!c || !(c->out = malloc(DOT_OUT_CAP)) ||
 	    !(c->in = malloc(DOT_IN_CAP))) {
 		snprintf(why, len, "out of memory");
@@ -569,54 +405,13 @@ static struct dconn *conn_open(struct dot *d, char *why, size_t len)
 	}
 	TAILQ_INIT(&c->slots);
 	c->d = d;
-	c->w.fd = socket(a->ss.ss_family,
-			 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->w.fd < 0) {
-		snprintf(why, len, "socket: %s", strerror(errno));
+	if ((c->w.fd = tlsc_connect(&a->ss, a->len, why, len)) < 0)
 		goto fail;
-	}
-	(void)setsockopt(c->w.fd, IPPROTO_TCP, TCP_NODELAY, &one,
-			 sizeof(one));
-	if (connect(c->w.fd, (const struct sockaddr *)&a->ss, a->len) < 0 &&
-	    errno != EINPROGRESS) {
-		snprintf(why, len, "connect: %s", strerror(errno));
+	/* RFC 8310 8.1: SNI and the certificate both name the server;
+	 * without a name the certificate must carry its address. */
+	if (!(c->tls = tlsc_new(d->trust, c->w.fd, a->tls_name, &a->ss, NULL,
+				&d->resume, why, len)))
 		goto fail;
-	}
-	rc = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
-					  GNUTLS_NO_SIGNAL);
-	if (rc == 0)
-		rc = gnutls_set_default_priority(c->tls);
-	if (rc == 0)
-		rc = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE,
-					    d->creds->cred);
-	if (rc == 0 && a->tls_name[0]) {
-		/* RFC 8310 8.1: SNI and the certificate both name it. */
-		rc = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS,
-					    a->tls_name, strlen(a->tls_name));
-		gnutls_session_set_verify_cert(c->tls, a->tls_name, 0);
-	} else if (rc == 0) {
-		/* No name: the certificate must carry the address. */
-		if (a->ss.ss_family == AF_INET) {
-			memcpy(c->ip, &((const struct sockaddr_in *)&a->ss)
-					       ->sin_addr, 4);
-			c->vdata.size = 4;
-		} else {
-			memcpy(c->ip, &((const struct sockaddr_in6 *)&a->ss)
-					       ->sin6_addr, 16);
-			c->vdata.size = 16;
-		}
-		c->vdata.type = GNUTLS_DT_IP_ADDRESS;
-		c->vdata.data = c->ip;
-		gnutls_session_set_verify_cert2(c->tls, &c->vdata, 1, 0);
-	}
-	if (rc == 0 && d->resume.data)
-		(void)gnutls_session_set_data(c->tls, d->resume.data,
-					      d->resume.size);
-	if (rc != 0) {
-		snprintf(why, len, "TLS: %s", gnutls_strerror(rc));
-		goto fail;
-	}
-	gnutls_transport_set_int(c->tls, c->w.fd);
 	c->w.cb = on_conn;
 	c->events = EPOLLOUT;
 	c->state = CONN_CONNECTING;
@@ -628,8 +423,7 @@ static struct dconn *conn_open(struct dot *d, char *why, size_t len)
 	return c;
 fail:
 	if (c) {
-		if (c->tls)
-			gnutls_deinit(c->tls);
+		tlsc_free(c->tls, false);
 		if (c->w.fd >= 0)
 			close(c->w.fd);
 		free(c->out);
@@ -719,7 +513,7 @@ static struct dconn *current(struct dot *d)
 	}
 	if (c)
 		return c;
-	if (loop_now(d->loop) < d->retry_at)
+	if (loop_now(d->loop) < d->health.retry_at)
 		return NULL;
 	if (!(c = conn_open(d, why, sizeof(why)))) {
 		back_off(d);
@@ -798,8 +592,8 @@ static void dot_free(struct upstream *u)
 		conn_close(TAILQ_FIRST(&d->retired), false, NULL);
 	loop_timer_del(d->loop, &d->timer);
 	loop_unpost(d->loop, &d->flush);
-	gnutls_free(d->resume.data);
-	dot_creds_unref(d->creds);
+	tlsc_ticket_clear(&d->resume);
+	tlsc_trust_unref(d->trust);
 	free(d);
 }
 
@@ -824,7 +618,7 @@ struct upstream *dot_new(struct loop *loop, const struct conf_addr *server,
 	d->up.ops = &dot_ops;
 	d->loop = loop;
 	d->server = *server;
-	d->creds = dot_creds_ref(conf->creds);
+	d->trust = tlsc_trust_ref(conf->trust);
 	d->timeout_ms = conf->timeout_ms;
 	d->idle_ms = conf->idle_timeout_ms;
 	d->max_queries = conf->max_queries ? conf->max_queries : 1;

@@ -4,7 +4,7 @@
  * flight on it (RFC 7766 6.2.1.1 pipelining, replies matched by ID in any
  * order).
  *
- * This is the only module that includes <gnutls/gnutls.h>.  It verifies
+ * The TLS session is tlsc.c's.  This module verifies
  * the server's certificate against the name after '#' in the server's URL
  * (or, without one, against its address as an IP address entry) and
  * never sends a query before that succeeded: a connection that fails
@@ -21,23 +21,10 @@
 
 struct conf_addr;
 struct loop;
-
-/* The certificates tls:// servers must chain to: shared, read-only, by
- * every loop (GnuTLS credentials may be read by many threads at once),
- * with a reference count. */
-struct dot_creds;
-
-/*
- * Trust the CA certificates in the PEM file ca, or the system's store
- * when ca is NULL.  Returns a reference, or NULL with a message in err.
- */
-struct dot_creds *dot_creds_new(const char *ca, char *err, size_t errlen);
-struct dot_creds *dot_creds_ref(struct dot_creds *c);
-/* Any thread; NULL is fine. */
-void dot_creds_unref(struct dot_creds *c);
+struct tlsc_trust;
 
 struct dot_conf {
-	struct dot_creds *creds; /* borrowed: dot_new takes a reference */
+	struct tlsc_trust *trust; /* borrowed: dot_new takes a reference */
 	int timeout_ms;          /* a try, and a handshake, last this long */
 	int idle_timeout_ms;     /* a connection without queries closes */
 	unsigned max_queries;    /* then a fresh connection takes over */

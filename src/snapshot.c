@@ -17,7 +17,7 @@
 
 #include "block.h"
 #include "conf.h"
-#include "dot.h"
+#include "tlsc.h"
 #include "errf.h"
 #include "policy.h"
 #include "snapshot.h"
@@ -52,7 +52,7 @@ static bool load_tls(struct snapshot_base *b, char *err, size_t errlen)
 }
 
 
-/* Load the trust for tls:// servers once per configuration load, here
+/* Load the trust for tls:// and https:// servers once per configuration load, here
  * (off the worker loops), when some upstream group names one; a refresh
  * of the block lists shares its base's. */
 static bool snapshot_tls(struct snapshot *s, char *err, size_t errlen)
@@ -68,14 +68,15 @@ static bool snapshot_tls(struct snapshot *s, char *err, size_t errlen)
 		size_t n;
 		const struct conf_addr *a = snapshot_servers(s, g, &n);
 		for (size_t i = 0; i < n; i++)
-			any = any || a[i].kind == CONF_TLS;
+			any = any || a[i].kind == CONF_TLS ||
+			      a[i].kind == CONF_HTTPS;
 	}
 	if (!any)
 		return true;
 #ifdef HAVE_TLS
 	char why[512];
 	if ((s->dot_trust = s->base->dot_trust =
-		 dot_creds_new(cfg->tls_ca, why, sizeof(why))))
+		 tlsc_trust_new(cfg->tls_ca, why, sizeof(why))))
 		return true;
 	if (cfg->tls_ca)
 		errf(err, errlen, "%s:%d: %s", cfg->path, cfg->tls_ca_line, why);
@@ -169,7 +170,7 @@ static void base_unref(struct snapshot_base *b)
 					    memory_order_acq_rel) != 1)
 		return;
 #ifdef HAVE_TLS
-	dot_creds_unref(b->dot_trust);
+	tlsc_trust_unref(b->dot_trust);
 	tls_creds_unref(b->tls);
 #endif
 	policy_free(b->policy);

@@ -31,7 +31,7 @@ struct conf;
 struct conf_block;
 struct conf_client;
 struct conf_prefix;
-struct dot_creds;
+struct tlsc_trust;
 struct policy;
 struct tls_creds;
 struct zone;
@@ -42,7 +42,8 @@ struct snapshot_base {
 	struct conf *cfg;
 	struct zone *zone;
 	struct policy *policy;
-	struct dot_creds *dot_trust; /* trust for tls:// servers, loaded by
+	struct tlsc_trust *dot_trust; /* trust for tls:// and https:// servers,
+					loaded by
 					the first snapshot that needs it;
 					NULL: none */
 	struct tls_creds *tls;      /* tls.cert and tls.key as read for this
@@ -97,7 +98,7 @@ struct snapshot {
 				       client group with servers of its
 				       own */
 	struct limit_conf limits;   /* what one client may take */
-	struct dot_creds *dot_trust; /* base->dot_trust (borrowed) */
+	struct tlsc_trust *dot_trust; /* base->dot_trust (borrowed) */
 	struct tls_creds *tls;      /* base->tls (borrowed): the listeners'
 				       certificate; NULL: none */
 };

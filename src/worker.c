@@ -20,6 +20,7 @@
 #include "cache.h"
 #include "conf.h"
 #include "direct.h"
+#include "dohup.h"
 #include "dot.h"
 #include "failover.h"
 #include "forward.h"
@@ -57,6 +58,59 @@ struct legs {
 	bool signed_queries;
 };
 
+static struct upstream *make_upstream(void *ctx, struct loop *loop,
+				      const struct snapshot *snap,
+				      const struct conf_addr *servers, size_t n,
+				      int timeout_ms, int tries, char *err,
+				      size_t errlen);
+
+/* An https:// server; one without #ADDR gets a resolver of its own over
+ * the plain servers of upstream.servers (conf.c made sure there is
+ * one), so that its name is never looked up through itself. */
+static struct upstream *make_https(const struct legs *l, struct loop *loop,
+				   const struct conf_addr *server,
+				   int timeout_ms, char *err, size_t errlen)
+{
+#ifdef HAVE_TLS
+	const struct conf *cfg = l->snap->cfg;
+	struct dohup_conf hc = {l->snap->dot_trust, timeout_ms,
+				cfg->tls_idle_timeout_ms,
+				(unsigned)cfg->tls_max_queries, NULL};
+	if (server->lookup) {
+		struct conf_addr *plain = calloc(cfg->nservers, sizeof(*plain));
+		size_t n = 0;
+		if (!plain) {
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+		for (size_t i = 0; i < cfg->nservers; i++)
+			if (cfg->servers[i].kind == CONF_UDP ||
+			    cfg->servers[i].kind == CONF_TCP)
+				plain[n++] = cfg->servers[i];
+		hc.resolver =
+		    n ? make_upstream(NULL, loop, l->snap, plain, n, timeout_ms,
+				      cfg->tries, err, errlen)
+		      : NULL;
+		free(plain);
+		if (!hc.resolver) {
+			if (!n)
+				snprintf(err, errlen,
+					 "%s: no plain upstream server to "
+					 "look its name up",
+					 server->text);
+			return NULL;
+		}
+	}
+	return dohup_new(loop, server, &hc, err, errlen);
+#else
+	(void)l;
+	(void)loop;
+	(void)timeout_ms;
+	snprintf(err, errlen, "%s: built without TLS", server->text);
+	return NULL;
+#endif
+}
+
 static struct upstream *make_leg(void *ctx, struct loop *loop,
 				 const struct conf_addr *server,
 				 int timeout_ms, char *err, size_t errlen)
@@ -75,6 +129,8 @@ static struct upstream *make_leg(void *ctx, struct loop *loop,
 		return NULL;
 #endif
 	}
+	if (server->kind == CONF_HTTPS)
+		return make_https(l, loop, server, timeout_ms, err, errlen);
 	if (l->signed_queries)
 		return direct_new(loop, server, 1, timeout_ms, 1, err, errlen);
 	return forward_new(loop, server, 1, timeout_ms, 1, err, errlen);
@@ -108,8 +164,9 @@ static struct upstream *make_upstream(void *ctx, struct loop *loop,
 			    err, errlen);
 }
 
-/* Signed queries: direct speaks udp and tcp servers itself; tls servers
- * take their turn through dot, never in the clear. */
+/* Signed queries: direct speaks udp and tcp servers itself; tls and
+ * https servers take their turn through dot and dohup, never in the
+ * clear. */
 static struct upstream *make_direct(void *ctx, struct loop *loop,
 				    const struct snapshot *snap,
 				    const struct conf_addr *servers, size_t n,
@@ -121,7 +178,8 @@ static struct upstream *make_direct(void *ctx, struct loop *loop,
 
 	(void)ctx;
 	for (size_t i = 0; i < n; i++)
-		plain = plain && servers[i].kind != CONF_TLS;
+		plain = plain && servers[i].kind != CONF_TLS &&
+			servers[i].kind != CONF_HTTPS;
 	if (plain)
 		return direct_new(loop, servers, n, timeout_ms, tries, err,
 				  errlen);

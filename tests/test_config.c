@@ -798,6 +798,28 @@ static void server_fails(const char *text, const char *reason)
 		diag("why: %s", why ? why : "(null)");
 }
 
+#ifdef HAVE_TLS
+static void https_is(const char *text, const char *want_text, const char *host,
+		     const char *path, unsigned port, bool lookup)
+{
+	struct conf_addr a;
+	const char *why = NULL;
+	bool good = conf_parse_server(text, &a, &why);
+
+	ok(good && a.kind == CONF_HTTPS && strcmp(a.text, want_text) == 0 &&
+	       strcmp(a.host, host) == 0 && strcmp(a.path, path) == 0 &&
+	       a.port == port && a.lookup == lookup &&
+	       (lookup || port_of(&a) == port),
+	   "parse_server '%s' -> %s", text, want_text);
+	if (!good)
+		diag("why: %s", why ? why : "(null)");
+	else
+		diag("text %s host %s path %s port %u lookup %d", a.text,
+		     a.host, a.path, a.port, a.lookup);
+}
+
+#endif
+
 static void test_servers(struct tmp *t)
 {
 	server_is("192.0.2.1", "192.0.2.1:53", CONF_UDP, 53, "");
@@ -808,7 +830,6 @@ static void test_servers(struct tmp *t)
 	server_is("tcp://[::1]:5300", "tcp://[::1]:5300", CONF_TCP, 5300, "");
 	server_fails("tcp://192.0.2.1#dns.example", "tls:// servers only");
 	server_fails("192.0.2.1#dns.example", "tls:// servers only");
-	server_fails("https://dns.example/dns-query", "not built");
 	server_fails("quic://192.0.2.1", "unknown scheme");
 	server_fails("tcp://", "address");
 	server_fails("tcp://192.0.2.1:0", "port");
@@ -855,9 +876,61 @@ static void test_servers(struct tmp *t)
 #else
 	server_fails("tls://1.1.1.1#cloudflare-dns.com", "--without-tls");
 #endif
-	load_fails(t, "upstream: { servers = [\"192.0.2.53\",\n"
-		      "  \"https://dns.example/dns-query\"]; };\n",
-		   NULL, 2, "DNS over HTTPS", "https:// in upstream.servers");
+#ifdef HAVE_TLS
+	https_is("https://dns.quad9.net/dns-query#9.9.9.9",
+		 "https://dns.quad9.net:443/dns-query#9.9.9.9", "dns.quad9.net",
+		 "/dns-query", 443, false);
+	https_is("HTTPS://DNS.Example.:8443#2001:db8::53",
+		 "https://dns.example:8443/dns-query#[2001:db8::53]",
+		 "dns.example", "/dns-query", 8443, false);
+	https_is("https://dns.example/resolve#[2001:db8::53]",
+		 "https://dns.example:443/resolve#[2001:db8::53]",
+		 "dns.example", "/resolve", 443, false);
+	https_is("https://doh.example:444/q/dns",
+		 "https://doh.example:444/q/dns", "doh.example", "/q/dns", 444,
+		 true);
+	https_is("https://1.1.1.1/dns-query", "https://1.1.1.1:443/dns-query",
+		 "1.1.1.1", "/dns-query", 443, false);
+	https_is("https://[2606:4700::1111]:8443",
+		 "https://[2606:4700::1111]:8443/dns-query",
+		 "[2606:4700::1111]", "/dns-query", 8443, false);
+	server_fails("https://1.1.1.1/dns-query#1.0.0.1", "host name");
+	server_fails("https://dns.example#dns2.example", "address");
+	server_fails("https://dns.example#192.0.2.1:53", "without a port");
+	server_fails("https://dns.example:0/", "port");
+	server_fails("https://dns.example:99999/", "port");
+	server_fails("https://dns..example/", "host name");
+	server_fails("https://dns.example/a b", "path");
+	server_fails("https://dns.example/dns-query?dns", "path");
+	server_fails("https:///dns-query", "host name");
+	load_fails(t,
+		   "upstream: { servers = [\"tls://192.0.2.1#dns.example\",\n"
+		   "  \"https://dns.example/dns-query\"]; };\n",
+		   NULL, 2, "looked up",
+		   "https:// without #ADDR, no plain server");
+	load_fails(
+	    t,
+	    "upstream: { servers = [\"https://a.example#192.0.2.1\"]; };\n"
+	    "forward = ( { domain = \"corp.example\";\n"
+	    "  servers = [\"https://b.example/\"]; } );\n",
+	    NULL, 3, "looked up", "a forward's https:// without #ADDR");
+	{
+		struct conf *cfg =
+		    load_ok(t,
+			    "upstream: { servers = [\"192.0.2.53\",\n"
+			    "  \"https://dns.example/dns-query\"]; };\n",
+			    "https:// looked up through a plain server");
+		ok(cfg && cfg->nservers == 2 && cfg->servers[1].lookup &&
+		       cfg->servers[1].line == 2,
+		   "the https:// server is to be looked up");
+		conf_free(cfg);
+	}
+#else
+	load_fails(t,
+		   "upstream: { servers = [\"192.0.2.53\",\n"
+		   "  \"https://dns.example/dns-query\"]; };\n",
+		   NULL, 2, "--without-tls", "https:// in upstream.servers");
+#endif
 	load_fails(t, UPSTREAM "forward = ( { domain = \"corp.example\";\n"
 			       "  servers = [\n \"tcp://10.0.0.1#x\"]; } );\n",
 		   NULL, 4, "tls:// servers only", "#NAME on a tcp:// forward");

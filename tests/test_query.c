@@ -84,7 +84,7 @@ struct fake_backend {
 	size_t n, cap;    /* requests ever sent */
 	unsigned made, freed;
 	uint16_t next_id;
-	char last_server[320];
+	char last_server[sizeof(((struct conf_addr *)0)->text)];
 };
 
 struct fake_up {
