@@ -1373,7 +1373,11 @@ static void on_stale(struct loop_timer *t, uint64_t now_ms)
 	struct query *q;
 	while ((q = TAILQ_FIRST(&env->stales)) && q->stale_at <= now_ms) {
 		stale_unlink(env, q);
-		if (!q->answered && reply_stale(env, q))
+		if (q->answered)
+			continue;
+		/* The observers' note is still the last query's. */
+		note_query(env, q, group_now(env, q));
+		if (reply_stale(env, q))
 			mark_answered(env, q);
 	}
 	if ((q = TAILQ_FIRST(&env->stales)))
