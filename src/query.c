@@ -1142,7 +1142,10 @@ static void answer_client(struct query_env *env, struct query *q,
 	if (q->answered)
 		return;
 	put_back_id(q);
+	/* A chase found blocked by on_upstream: blocked_for noted its list. */
+	const char *list = out == OUT_BLOCKED ? env->note.list : NULL;
 	note_query(env, q, group_now(env, q));
+	env->note.list = list;
 	if (out == OUT_REPLY && blocked_for(env, q, len))
 		out = OUT_BLOCKED;
 	switch (out) {

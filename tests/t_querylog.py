@@ -568,6 +568,29 @@ def t_stale_timer():
         s.stop()
 
 
+@test
+def t_chase_blocked():
+    """a local CNAME whose target, asked upstream, reaches a blocked name by
+    a CNAME: the blocked line names the list that blocked it"""
+    path = logpath("chase.log")
+    zone = ('origin = "home.lab";\nrecords = ( { name = "alias"; '
+            'type = "CNAME"; data = "cname.example.com."; } );\n')
+    d = Daemon('listen = @LISTEN@;\nupstream: { servers = ["127.0.0.1:%d"]; '
+               '};\nzones = ["home.zone"];\nthreads = 1;\n'
+               'block: { lists = ["list.txt"]; };\nlog_queries = "%s";\n'
+               % (up.port, path),
+               files={"home.zone": zone, "list.txt": "target.example.net\n"})
+    try:
+        ask("alias.home.lab", port=d.port)
+        e = wait_lines(path, 1)[0]
+        eq(e["name"], "alias.home.lab.", "name")
+        eq(e["kind"], "blocked", "kind")
+        assert e.get("list", "").endswith("/list.txt"), "no list in %r" % e
+        assert len(up.saw("cname.example.com")) >= 1, "asked upstream"
+    finally:
+        d.stop()
+
+
 try:
     done()
 finally:
