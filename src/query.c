@@ -1142,7 +1142,10 @@ static void answer_client(struct query_env *env, struct query *q,
 	if (q->answered)
 		return;
 	put_back_id(q);
+	/* A chase found blocked by on_upstream: blocked_for noted its list. */
+	const char *list = out == OUT_BLOCKED ? env->note.list : NULL;
 	note_query(env, q, group_now(env, q));
+	env->note.list = list;
 	if (out == OUT_REPLY && blocked_for(env, q, len))
 		out = OUT_BLOCKED;
 	switch (out) {
@@ -1373,7 +1376,11 @@ static void on_stale(struct loop_timer *t, uint64_t now_ms)
 	struct query *q;
 	while ((q = TAILQ_FIRST(&env->stales)) && q->stale_at <= now_ms) {
 		stale_unlink(env, q);
-		if (!q->answered && reply_stale(env, q))
+		if (q->answered)
+			continue;
+		/* The observers' note is still the last query's. */
+		note_query(env, q, group_now(env, q));
+		if (reply_stale(env, q))
 			mark_answered(env, q);
 	}
 	if ((q = TAILQ_FIRST(&env->stales)))

@@ -29,6 +29,7 @@ import time
 import dns.message
 import dns.name
 import dns.query
+import dns.rrset
 
 from harness import SPLITDNS, Daemon, Upstream, done, eq, free_port, run, test
 
@@ -496,6 +497,98 @@ def t_check_errors():
         eq(rc, 0, err)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Silent:
+    """An upstream on a free UDP port that answers (TTL 1) while
+    self.answer is true, and is silent after."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.answer = True
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            if not self.answer:
+                continue
+            q = dns.message.from_wire(data)
+            r = dns.message.make_response(q)
+            r.answer.append(dns.rrset.from_text(q.question[0].name, 1, "IN",
+                                                "A", "192.0.2.1"))
+            self.sock.sendto(r.to_wire(), peer)
+
+    def stop(self):
+        self.sock.close()
+
+
+@test
+def t_stale_timer():
+    """an expired answer served by the 1.8 s timer, while the upstream says
+    nothing, is logged with its own arrival time and fields, not those of
+    the query the pipeline saw last (a blocked one here)"""
+    s = Silent()
+    path = logpath("stale.log")
+    d = Daemon('listen = @LISTEN@;\nupstream: { servers = ["127.0.0.1:%d"]; '
+               'timeout_ms = 4000; tries = 1; };\nthreads = 1;\n'
+               'block: { lists = ["list.txt"]; };\nlog_queries = "%s";\n'
+               % (s.port, path), files={"list.txt": "ads.example.com\n"})
+    try:
+        ask("old.example.com", port=d.port)
+        wait_lines(path, 1)
+        time.sleep(1.5)            # its TTL of 1 s is over
+        s.answer = False
+        got = {}
+        t = threading.Thread(target=lambda: got.update(
+            r=ask("old.example.com", port=d.port)))
+        t0 = time.time()
+        t.start()
+        time.sleep(0.5)
+        ask("ads.example.com", port=d.port)  # blocked, with its list
+        t.join()
+        took = time.time() - t0
+        assert 1.5 < took < 3.5, "the stale answer took %.2f s" % took
+        e = wait_lines(path, 3)[2]
+        eq(e["kind"], "stale", "kind")
+        eq(e["name"], "old.example.com.", "name")
+        assert "list" not in e, "a list for a stale answer: %r" % e
+        eq(e.get("upstream"), "127.0.0.1:%d" % s.port, "its upstream")
+        assert e["duration_ms"] >= 1500, "duration of %r" % e
+        t = datetime.datetime.strptime(e["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        t = t.replace(tzinfo=datetime.timezone.utc).timestamp()
+        assert abs(t - t0) < 0.3, "time %s, asked at %.3f" % (e["time"], t0)
+    finally:
+        d.stop()
+        s.stop()
+
+
+@test
+def t_chase_blocked():
+    """a local CNAME whose target, asked upstream, reaches a blocked name by
+    a CNAME: the blocked line names the list that blocked it"""
+    path = logpath("chase.log")
+    zone = ('origin = "home.lab";\nrecords = ( { name = "alias"; '
+            'type = "CNAME"; data = "cname.example.com."; } );\n')
+    d = Daemon('listen = @LISTEN@;\nupstream: { servers = ["127.0.0.1:%d"]; '
+               '};\nzones = ["home.zone"];\nthreads = 1;\n'
+               'block: { lists = ["list.txt"]; };\nlog_queries = "%s";\n'
+               % (up.port, path),
+               files={"home.zone": zone, "list.txt": "target.example.net\n"})
+    try:
+        ask("alias.home.lab", port=d.port)
+        e = wait_lines(path, 1)[0]
+        eq(e["name"], "alias.home.lab.", "name")
+        eq(e["kind"], "blocked", "kind")
+        assert e.get("list", "").endswith("/list.txt"), "no list in %r" % e
+        assert len(up.saw("cname.example.com")) >= 1, "asked upstream"
+    finally:
+        d.stop()
 
 
 try:
