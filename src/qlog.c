@@ -709,6 +709,8 @@ struct qlog *qlog_new(const struct qlog_settings *set, unsigned nworkers,
 {
 	struct qlog *q = calloc(1, sizeof(*q));
 
+	if (q)
+		q->fd = -1; /* qlog_free on the way out closes no fd 0 */
 	if (!q || !(q->path = strdup(set->path)) ||
 	    !(q->prod = calloc(nworkers, sizeof(*q->prod))) ||
 	    !(q->buf = malloc(QLOG_BUF)))

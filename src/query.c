@@ -99,6 +99,7 @@ struct query {
 	size_t len;
 	struct chase *chase;     /* a local CNAME chain resolved upstream */
 	struct timespec t0;      /* arrival, when there are observers */
+	struct timespec t_up;    /* sent upstream, likewise */
 	uint8_t inline_pkt[QUERY_INLINE];
 };
 
@@ -600,7 +601,7 @@ static void observe_upstream(struct query_env *env, const struct query *q,
 	for (unsigned i = 0; i < env->nobs; i++)
 		if (env->obs[i].upstream)
 			env->obs[i].upstream(env->obs[i].ctx, response, kind,
-					     pkt, len, &q->t0);
+					     pkt, len, &q->t_up);
 }
 
 /* Replies by rcode (the header's four bits: an extended RCODE of EDNS,
@@ -1521,6 +1522,7 @@ static void send_up(struct query_env *env, struct query *q)
 		u = q->ep->signed_groups[q->group];
 	if (env->nobs) {
 		q->req.up = u; /* its kind, for the observers */
+		clock_gettime(CLOCK_REALTIME, &q->t_up);
 		if (q->chase)
 			observe_upstream(env, q, false, q->chase->upstream_pkt,
 					 q->chase->upstream_len);
