@@ -5,7 +5,8 @@ its memory, run dnsperf against it and read its CPU time.
   measure.py --name NAME --port PORT --query NAME [--perf FILE --seconds N
              --clients C --outstanding Q --passes P --server-cpu N
              --perf-cpu N --mode udp|tcp|dot|doh --perf-port P
-             --perf-opt NAME=VALUE...] -- COMMAND...
+             --perf-opt NAME=VALUE... --max-qps N --latency --settle S
+             --stderr FILE --usr1 --scrape URL --files GLOB...] -- COMMAND...
 
 The first answer is always asked over UDP on --port; dnsperf talks to
 --perf-port (default: --port) in --mode (dnsperf -m), with each
@@ -15,19 +16,40 @@ Prints one line of JSON: name, first_answer_s, rss_kib, peak_kib, threads,
 and with --perf: qps, completed, lost, rcodes, cpu_s, us_per_query (the server's
 utime + stime over the dnsperf run, all its threads, divided by the queries
 answered).  --server-cpu and --perf-cpu pin the server and dnsperf to one
-CPU each.  The server is stopped at the end.
+CPU each.  The server is stopped at the end.  Every run also gives
+lat_avg_ms and lat_max_ms (dnsperf's summary); --latency runs dnsperf -v
+(one line a query, into a temporary file) for lat_p50_ms, lat_p99_ms and
+lat_p999_ms too; --max-qps is dnsperf -Q.
+
+For the observe section (metrics, query log, dnstap): --settle S waits S
+seconds after dnsperf before the CPU time is read, so that a writer thread
+still emptying its queue is counted; --scrape URL fetches URL every second
+during the run (scrapes_ok: answers 200 with splitdns_queries_total in
+them, scrapes_failed: the rest); --stderr FILE keeps the server's stderr
+in FILE (appended), and --usr1 sends it SIGUSR1 after the run and reads
+back its lines "query log FILE: N lines written, M dropped" and "dnstap: N
+messages sent, M dropped" (qlog_written, qlog_dropped, dnstap_sent,
+dnstap_dropped) and the query count of its "stats:" line (server_queries);
+--files GLOB (repeatable) adds up the sizes of the files that match once
+the server has stopped (files_bytes: what a query log or dnstap file and
+its rotated copies hold).
 
 Also the module bench/stall.py takes its helpers from (query_wire, start,
 stop, status); standard library only.
 """
 import argparse
+import glob
 import json
 import os
 import signal
 import socket
 import struct
+import re
 import subprocess
+import tempfile
+import threading
 import time
+import urllib.request
 
 
 def query_wire(name, qid=0x4242, qtype=1):
@@ -60,14 +82,14 @@ def pinned(cpu):
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
-def start(cmd, port, qname, cpu=None, timeout=120):
+def start(cmd, port, qname, cpu=None, timeout=120, stderr=subprocess.DEVNULL):
     """Starts cmd and asks it for qname every 2 ms until it answers.
     Returns (process, seconds to the first answer or None)."""
     q = query_wire(qname)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(0.002)
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr,
                          preexec_fn=pinned(cpu))
     first = None
     try:
@@ -104,9 +126,35 @@ def dnsperf(a):
         cmd += ["-O", o]
     if a.passes:
         cmd += ["-n", str(a.passes)]
-    r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=pinned(a.perf_cpu))
+    if a.max_qps:
+        cmd += ["-Q", str(a.max_qps)]
     out = {}
-    for line in r.stdout.splitlines():
+    if a.latency:
+        # One line a query ("> NOERROR name A 0.000123"): into a file, so
+        # that reading it does not compete with the run for a CPU.
+        with tempfile.TemporaryFile("w+") as f:
+            subprocess.run(cmd + ["-v"], stdout=f, stderr=subprocess.DEVNULL, text=True,
+                           preexec_fn=pinned(a.perf_cpu))
+            f.seek(0)
+            lines, lat = [], []
+            for line in f:
+                if line.startswith("> "):
+                    w = line.split()
+                    try:
+                        lat.append(float(w[-1]))
+                    except (ValueError, IndexError):
+                        pass
+                else:
+                    lines.append(line)
+        lat.sort()
+        if lat:
+            for key, q in (("lat_p50_ms", 0.5), ("lat_p99_ms", 0.99), ("lat_p999_ms", 0.999)):
+                out[key] = round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3, 3)
+        stdout = "".join(lines)
+    else:
+        stdout = subprocess.run(cmd, capture_output=True, text=True,
+                                preexec_fn=pinned(a.perf_cpu)).stdout
+    for line in stdout.splitlines():
         line = line.strip()
         if line.startswith("Queries per second:"):
             out["qps"] = float(line.split()[-1])
@@ -119,6 +167,66 @@ def dnsperf(a):
             out["rcodes"] = {w[0]: int(w[1]) for w in
                              (c.split() for c in line.split(":", 1)[1].split(","))
                              if len(w) >= 2 and w[1].isdigit()}
+        elif line.startswith("Average Latency (s):"):
+            # "Average Latency (s):  0.000111 (min 0.000021, max 0.000483)"
+            m = re.match(r"Average Latency \(s\):\s+([0-9.]+) \(min ([0-9.]+), max ([0-9.]+)\)",
+                         line)
+            if m:
+                out["lat_avg_ms"] = round(float(m.group(1)) * 1e3, 3)
+                out["lat_max_ms"] = round(float(m.group(3)) * 1e3, 3)
+    return out
+
+
+class Scraper(threading.Thread):
+    """Fetches url once a second until stopped; counts the answers that
+    are 200 and hold splitdns_queries_total (ok) and the rest (failed)."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url, self.ok, self.failed = url, 0, 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            t = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    body = r.read()
+                if r.status == 200 and b"splitdns_queries_total" in body:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+            except OSError:
+                self.failed += 1
+            self.halt.wait(max(0.0, 1.0 - (time.monotonic() - t)))
+
+
+def usr1_counts(p, path):
+    """SIGUSR1 to p, then the counts of its observer lines in path (the
+    server's stderr): they follow its "cache:" line at once."""
+    size = os.path.getsize(path)
+    p.send_signal(signal.SIGUSR1)
+    text = ""
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and "cache:" not in text:
+        time.sleep(0.2)
+        with open(path, errors="replace") as f:
+            f.seek(size)
+            text = f.read()
+    time.sleep(0.2)
+    with open(path, errors="replace") as f:
+        f.seek(size)
+        text = f.read()
+    out = {}
+    m = re.search(r"stats: queries (\d+)", text)
+    if m:
+        out["server_queries"] = int(m.group(1))
+    m = re.search(r"query log .*: (\d+) lines written, (\d+) dropped", text)
+    if m:
+        out["qlog_written"], out["qlog_dropped"] = int(m.group(1)), int(m.group(2))
+    m = re.search(r"dnstap: (\d+) messages sent, (\d+) dropped", text)
+    if m:
+        out["dnstap_sent"], out["dnstap_dropped"] = int(m.group(1)), int(m.group(2))
     return out
 
 
@@ -137,10 +245,20 @@ def main():
     ap.add_argument("--mode", default="udp", choices=["udp", "tcp", "dot", "doh"])
     ap.add_argument("--perf-port", type=int)
     ap.add_argument("--perf-opt", action="append")
+    ap.add_argument("--max-qps", type=int, help="dnsperf -Q")
+    ap.add_argument("--latency", action="store_true", help="dnsperf -v: latency percentiles")
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds to wait after dnsperf before reading the CPU time")
+    ap.add_argument("--stderr", help="append the server's stderr to this file")
+    ap.add_argument("--usr1", action="store_true",
+                    help="SIGUSR1 after the run: read the observers' counts (needs --stderr)")
+    ap.add_argument("--scrape", help="URL to fetch every second during the run")
+    ap.add_argument("--files", action="append", help="glob: bytes of the files left (repeatable)")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
-    p, first = start(cmd, a.port, a.query, a.server_cpu)
+    err = open(a.stderr, "a") if a.stderr else subprocess.DEVNULL
+    p, first = start(cmd, a.port, a.query, a.server_cpu, stderr=err)
     out = {"name": a.name, "first_answer_s": first}
     pid = p.pid
     if first is not None:
@@ -149,14 +267,29 @@ def main():
         out["peak_kib"] = status(pid, "VmHWM")
         out["threads"] = status(pid, "Threads")
         if a.perf:
+            scraper = Scraper(a.scrape) if a.scrape else None
             c0 = cpu_seconds(pid)
+            if scraper:
+                scraper.start()
             out.update(dnsperf(a))
+            if scraper:
+                scraper.halt.set()
+                scraper.join()
+                out["scrapes_ok"], out["scrapes_failed"] = scraper.ok, scraper.failed
+            time.sleep(a.settle)
             c1 = cpu_seconds(pid)
             done = out.get("completed", 0)
             out["cpu_s"] = round(c1 - c0, 2)
             out["us_per_query"] = round((c1 - c0) * 1e6 / done, 2) if done else None
             out["rss_after_kib"] = status(pid, "VmRSS")
+        if a.usr1 and a.stderr:
+            err.flush()
+            out.update(usr1_counts(p, a.stderr))
     stop(p)
+    if a.stderr:
+        err.close()
+    if a.files:
+        out["files_bytes"] = sum(os.path.getsize(f) for g in a.files for f in glob.glob(g))
     print(json.dumps(out), flush=True)
 
 

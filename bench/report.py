@@ -7,9 +7,13 @@ Each line of results.jsonl is one JSON object from measure.py or stall.py
 whose "name" is TEST/SERVER (or a note in place of figures).  Prints the
 workloads side by side with CPU per query against the reflector's (the
 floor), the ratios splitdns / other, splitdns' threads = 1 against
-threads = 2, the reload stall, and issue 7's goals met or not.
+threads = 2, the reload stall, issue 7's goals met or not, and the
+observe section: CPU per query with the metrics, the query log or dnstap
+on against all three off, and issue 11's goals.  Tables with no rows
+(sections that did not run) are left out.
 """
 import json
+import statistics
 import sys
 
 SERVERS = ("splitdns", "dnsmasq", "unbound", "dnsdist", "reflector")
@@ -18,6 +22,8 @@ TESTS = (("L1W2", "L1 start + W2 blocked (1M list)"), ("W1", "W1 local names"),
 GOAL_FLOOR = 1.2      # W1-W3: splitdns CPU/query within 1.2x the reflector's
 GOAL_COLD_US = 12.0   # W4: cold forwarding CPU per query
 GOAL_STALL_MS = 10.0  # slowest answer during a reload
+OBSERVE = ("off", "metrics", "qlog", "dnstap")
+GOAL_OBSERVE = {"metrics": 1.05, "qlog": 1.5, "dnstap": 1.5}  # x "off", CPU/query
 
 
 def fmt(v, f="%.0f"):
@@ -32,14 +38,94 @@ def ratio(a, b):
     return "%.2f" % (a / b) if a and b else "-"
 
 
+def median(runs, key):
+    got = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(got) if got else None
+
+
+def total(runs, key):
+    got = [r[key] for r in runs if r.get(key) is not None]
+    return sum(got) if got else None
+
+
+def observe(runs):
+    """runs: {"W1": {"off": [row, ...], ...}, ...}, a row per round."""
+    if not runs:
+        return
+    rounds = max(len(v) for w in runs.values() for v in w.values())
+    print("\nsplitdns observers, each alone against all off: CPU us/query (x off)%s" % (
+        ", medians of %d rounds" % rounds if rounds > 1 else ""))
+    print("%-4s" % "" + "".join("%17s" % k for k in OBSERVE))
+    med = {}
+    for w in ("W1", "W2", "W3"):
+        got = runs.get(w, {})
+        if not got:
+            continue
+        med[w] = {k: median(got.get(k, []), "us_per_query") for k in OBSERVE}
+        off = med[w]["off"]
+        print("%-4s" % w + "".join("%17s" % (
+            "-" if med[w][k] is None else "%.2f" % med[w][k] +
+            ("" if k == "off" else " (%sx)" % ratio(med[w][k], off))) for k in OBSERVE))
+    print("\nlatency under the same load, ms: p50 / p99 / max (dnsperf; q/s beside)")
+    print("%-4s" % "" + "".join("%25s" % k for k in OBSERVE))
+    for w in ("W1", "W2", "W3"):
+        got = runs.get(w, {})
+        if not got:
+            continue
+        cells = []
+        for k in OBSERVE:
+            rs = got.get(k, [])
+            if not rs:
+                cells.append("-")
+                continue
+            cells.append("%s/%s/%s %sk" % (
+                fmt(median(rs, "lat_p50_ms"), "%.2f"), fmt(median(rs, "lat_p99_ms"), "%.2f"),
+                fmt(median(rs, "lat_max_ms"), "%.1f"),
+                fmt(None if median(rs, "qps") is None else median(rs, "qps") / 1000)))
+        print("%-4s" % w + "".join("%25s" % c for c in cells))
+    print("(under saturation, as by default, latency follows throughput: OBSERVE_QPS"
+          " holds the rate)")
+    print("\nobservers' own counts (all rounds): metrics scrapes ok/failed; query log"
+          " lines written/dropped of the queries answered, bytes a line; dnstap"
+          " messages sent/dropped, bytes a query")
+    for w in ("W1", "W2", "W3"):
+        got = runs.get(w, {})
+        if not got:
+            continue
+        m, q, d = got.get("metrics", []), got.get("qlog", []), got.get("dnstap", [])
+        qb, db = total(q, "files_bytes"), total(d, "files_bytes")
+        qn, dn = total(q, "qlog_written"), total(d, "server_queries")
+        print("%-4s scrapes %s/%s   qlog %s/%s of %s, %s B   dnstap %s/%s of %s, %s B" % (
+            w, fmt(total(m, "scrapes_ok"), "%d"), fmt(total(m, "scrapes_failed"), "%d"),
+            fmt(qn, "%d"), fmt(total(q, "qlog_dropped"), "%d"),
+            fmt(total(q, "server_queries"), "%d"), fmt(qb / qn if qb and qn else None),
+            fmt(total(d, "dnstap_sent"), "%d"), fmt(total(d, "dnstap_dropped"), "%d"),
+            fmt(dn, "%d"), fmt(db / dn if db and dn else None)))
+    print("\nissue 11 goals (CPU/query x off: metrics free, within noise (<= %.2fx);"
+          " query log, dnstap <= %.1fx; the lines and messages dropped beside)" % (
+              GOAL_OBSERVE["metrics"], GOAL_OBSERVE["qlog"]))
+    for w, got in sorted(med.items()):
+        for k in OBSERVE[1:]:
+            if got.get(k) is None or not got.get("off"):
+                continue
+            x = got[k] / got["off"]
+            drop = {"qlog": "qlog_dropped", "dnstap": "dnstap_dropped"}.get(k)
+            lost = total(runs[w].get(k, []), drop) if drop else None
+            ok = x <= GOAL_OBSERVE[k]
+            print("  %-3s %-8s %.2fx%s: %s" % (w, k, x, "" if lost is None else
+                                              ", %d dropped" % lost, "met" if ok else "not met"))
+
+
 def main():
-    rows, notes = {}, []
+    rows, notes, obs = {}, [], {}
     for line in open(sys.argv[1]):
         r = json.loads(line)
         test, server = r["name"].split("/", 1)
         if "note" in r:
             notes.append("%s %s: %s" % (test, server, r["note"]))
         rows.setdefault(test, {})[server] = r
+        if test.startswith("observe-") and "note" not in r:
+            obs.setdefault(test[len("observe-"):], {}).setdefault(server, []).append(r)
 
     head = "%-9s %9s %9s %9s %8s %9s %8s" % ("server", "first(s)", "RSS(MiB)", "q/s",
                                           "lost", "us/query", "x floor")
@@ -62,8 +148,9 @@ def main():
                 fmt(r.get("qps")), fmt(r.get("lost"), "%d"), fmt(us, "%.2f"),
                 ratio(us, floor) if server != "reflector" else ""))
 
-    print("\nratios splitdns / other (first answer, RSS, CPU/query: lower is better;"
-          " q/s: higher is better)")
+    if any(len(rows.get(t, {})) > 1 for t, _ in TESTS):
+        print("\nratios splitdns / other (first answer, RSS, CPU/query: lower is better;"
+              " q/s: higher is better)")
     for test, _ in TESTS:
         s = rows.get(test, {}).get("splitdns")
         for other in SERVERS[1:4]:
@@ -75,10 +162,11 @@ def main():
                 ratio(s.get("rss_kib"), o.get("rss_kib")), ratio(s.get("qps"), o.get("qps")),
                 ratio(s.get("us_per_query"), o.get("us_per_query"))))
 
-    print("\nsplitdns threads = 1 vs threads = 2, unpinned")
-    print("%-5s %9s %9s %4s %9s %9s %4s %9s %9s" % ("test", "t1 q/s", "t1 us/q", "thr",
-                                                 "t2 q/s", "t2 us/q", "thr", "q/s t2/t1",
-                                                 "CPU t2/t1"))
+    if any(rows.get("threads-" + t) for t, _ in TESTS):
+        print("\nsplitdns threads = 1 vs threads = 2, unpinned")
+        print("%-5s %9s %9s %4s %9s %9s %4s %9s %9s" % (
+            "test", "t1 q/s", "t1 us/q", "thr", "t2 q/s", "t2 us/q", "thr", "q/s t2/t1",
+            "CPU t2/t1"))
     for test, _ in TESTS:
         got = rows.get("threads-" + test, {})
         t1, t2 = got.get("t1"), got.get("t2")
@@ -92,7 +180,8 @@ def main():
             ratio(t2.get("qps"), t1.get("qps")),
             ratio(t2.get("us_per_query"), t1.get("us_per_query"))))
 
-    print("\nsplitdns with the 1M list, without and with 100 regexes (us/query)")
+    if rows.get("rules-W2") or rows.get("rules-W3"):
+        print("\nsplitdns with the 1M list, without and with 100 regexes (us/query)")
     for test in ("W2", "W3"):
         got = rows.get("rules-" + test, {})
         b, x = got.get("block", {}), got.get("regex", {})
@@ -101,10 +190,10 @@ def main():
                                       fmt(x.get("us_per_query"), "%.2f"),
                                       ratio(x.get("us_per_query"), b.get("us_per_query"))))
 
-    print("\nsplitdns with the 1M list, without and with 3 client groups (us/query)")
     got = rows.get("groups-W2", {})
     b, x = got.get("block", {}), got.get("groups", {})
     if b or x:
+        print("\nsplitdns with the 1M list, without and with 3 client groups (us/query)")
         print("%-5s %9s %9s %9s" % ("W2", fmt(b.get("us_per_query"), "%.2f"),
                                   fmt(x.get("us_per_query"), "%.2f"),
                                   ratio(x.get("us_per_query"), b.get("us_per_query"))))
@@ -137,11 +226,12 @@ def main():
                                          ratio(d.get("us_per_query"), p.get("us_per_query")),
                                          fmt(p.get("qps")), fmt(d.get("qps"))))
 
-    print("\nreload stall: one query per ms, two reloads of the 1M list (ms)")
-    print("%-9s %9s %6s %6s %7s %7s %8s %9s %s" % ("server", "first(s)", "sent", "lost",
-                                                "p50", "p99", "max", "quiet max",
-                                                "ctl returned (s)"))
     stall = rows.get("stall", {})
+    if stall:
+        print("\nreload stall: one query per ms, two reloads of the 1M list (ms)")
+        print("%-9s %9s %6s %6s %7s %7s %8s %9s %s" % (
+            "server", "first(s)", "sent", "lost", "p50", "p99", "max", "quiet max",
+            "ctl returned (s)"))
     for server in ("splitdns", "splitdns-t2") + SERVERS[1:4]:
         r = stall.get(server)
         if not r or "note" in r:
@@ -153,7 +243,8 @@ def main():
             fmt(r.get("quiet_max_ms"), "%.1f"),
             " ".join(fmt(x, "%.2f") for x in r.get("reload_cmd_s", []))))
 
-    print("\nissue 7 goals (splitdns)")
+    if any(rows.get(t, {}).get("splitdns") for t in ("L1W2", "W1", "W3", "W4")) or stall:
+        print("\nissue 7 goals (splitdns)")
     for test in ("L1W2", "W1", "W3"):
         s = rows.get(test, {}).get("splitdns", {}).get("us_per_query")
         f = rows.get(test, {}).get("reflector", {}).get("us_per_query")
@@ -169,6 +260,7 @@ def main():
         ok = r["max_ms"] <= GOAL_STALL_MS and r.get("lost") == 0
         print("  stall slowest answer %.1f ms, %d lost (goal <= %.0f ms, none lost): %s" % (
             r["max_ms"], r.get("lost", 0), GOAL_STALL_MS, "met" if ok else "not met"))
+    observe(obs)
     for n in notes:
         print(n)
     # Every workload's answers are NOERROR; anything else means a server
