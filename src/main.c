@@ -41,6 +41,7 @@
 #include "cache.h"
 #include "conf.h"
 #include "control.h"
+#include "daemon.h"
 #ifdef HAVE_DNSTAP
 #include "dnstap.h"
 #endif
@@ -65,63 +66,6 @@
 #ifndef SPLITDNS_CONF
 #define SPLITDNS_CONF "/etc/splitdns/splitdns.conf"
 #endif
-#define MAX_LISTEN_ARGS 64
-
-struct options {
-	const char *conf;
-	const char *pidfile;
-	const char *listen[MAX_LISTEN_ARGS];
-	size_t nlisten;
-	bool check;
-	const char *explain_name; /* --explain NAME [TYPE] */
-	const char *explain_type;
-	const char *explain_client; /* --client ADDR */
-	bool detach;
-	bool verbose;
-};
-
-/* The running daemon: main's state, passed down explicitly. */
-struct daemon {
-	struct options *o;
-	struct loop *loop;          /* main's: signals and reload results */
-	struct worker **workers;
-	size_t nworkers;
-	struct cache *cache;        /* shared by the workers */
-	struct server_budget budget; /* their TCP connections */
-	struct snapshot *snap;      /* the newest published */
-	uint64_t generation;
-	struct loop_watch sigw;
-	/* The reload thread: one at a time, one more if asked meanwhile.
-	 * It also runs refreshes of the subscribed lists: then job_from is
-	 * the snapshot (a reference) whose configuration it refreshes. */
-	pthread_t reloader;
-	bool reloading;
-	bool reload_again;
-	bool refresh_again;         /* a refresh asked during a build */
-	bool refresh_force;         /* ... of every URL, not the due ones */
-	struct snapshot *job_from;
-	bool job_force;
-	atomic_bool cancel;         /* shutting down: downloads give up */
-	struct fetch_sched *sched;  /* the build thread's while it runs */
-	struct loop_timer refresh_timer;
-	_Atomic(struct snapshot *) built; /* its result, NULL on failure */
-	atomic_bool reload_done;
-	char reload_err[CONF_ERR_MAX];
-	bool stop;
-	/* The control socket (splitdnsctl) and what it sets and shows. */
-	struct control *ctl;
-	struct pause_state pause;   /* read by the workers */
-	uint64_t started_ms;        /* monotonic */
-	uint64_t published_ms;      /* when d->snap was published */
-	uint64_t reloads, reload_failures;
-	uint64_t refreshes, refresh_failures; /* of subscribed lists */
-	struct qlog *qlog;          /* the query log; NULL: off */
-	uint64_t refresh_unchanged;  /* refreshes that changed no list */
-	uint64_t job_started_ms;     /* of the build running */
-	uint64_t reload_last_ms, refresh_last_ms; /* how long the last took */
-	struct metrics *metrics;     /* GET /metrics; NULL: off */
-	struct dnstap *dnstap;      /* dnstap = "...", or NULL */
-};
 
 static void usage(FILE *f)
 {
@@ -266,50 +210,6 @@ static void cache_limits_of(const struct conf *cfg, struct cache_limits *lim)
 	lim->serve_stale = (uint32_t)cfg->cache_serve_stale;
 }
 
-/* Does a block set before set k hold a source called name? */
-static bool named_before(const struct snapshot *s, size_t k, const char *name)
-{
-	for (size_t e = 0; e < k; e++)
-		for (unsigned j = 0; s->sets[e] && j < s->sets[e]->nsrc; j++)
-			if (strcmp(s->sets[e]->src[j].name, name) == 0)
-				return true;
-	return false;
-}
-
-/* Every block source of every set, each name once (a list that several
- * client groups' block sets hold is counted over all of them), with its
- * hits summed over the workers. */
-static void each_list(const struct daemon *d,
-		      void (*fn)(void *ctx, const struct block_source *src,
-				 uint64_t hits),
-		      void *ctx)
-{
-	const struct snapshot *s = d->snap;
-
-	for (size_t k = 0; k < s->nsets; k++) {
-		const struct block_set *b = s->sets[k];
-		for (unsigned i = 0; b && i < b->nsrc; i++) {
-			if (named_before(s, k, b->src[i].name))
-				continue;
-			uint64_t hits = 0;
-			for (size_t w = 0; w < d->nworkers; w++)
-				hits += worker_hits(d->workers[w],
-						    b->src[i].name);
-			fn(ctx, &b->src[i], hits);
-		}
-	}
-}
-
-/* Queries and blocking answers of the client group called name, summed
- * over the workers. */
-static void group_counts(const struct daemon *d, const char *name,
-			 uint64_t *queries, uint64_t *blocked)
-{
-	*queries = *blocked = 0;
-	for (size_t w = 0; w < d->nworkers; w++)
-		worker_group_stats(d->workers[w], name, queries, blocked);
-}
-
 static void log_list(void *ctx, const struct block_source *src,
 		     uint64_t hits)
 {
@@ -327,7 +227,7 @@ static void log_group_stats(const struct daemon *d)
 	for (size_t i = 1; s->ncgroups > 1 && i <= s->ncgroups; i++) {
 		const struct snapshot_group *g = &s->cgroups[i % s->ncgroups];
 		uint64_t queries, blocked;
-		group_counts(d, g->name, &queries, &blocked);
+		daemon_group_counts(d, g->name, &queries, &blocked);
 		log_info("client group %s: queries %" PRIu64
 			 ", blocked %" PRIu64,
 			 g->name, queries, blocked);
@@ -369,7 +269,7 @@ static void log_stats(const struct daemon *d)
 		 s.queries, s.local, s.canary, s.blocked, s.cached, s.stale,
 		 s.forwarded, s.joined, s.answered, s.servfail, s.refused, s.private_nx,
 		 s.rebind, s.malformed, s.dropped, s.truncated, s.prefetched);
-	each_list(d, log_list, NULL);
+	daemon_each_list(d, log_list, NULL);
 	log_group_stats(d);
 	struct cache_stats cs;
 	cache_get_stats(d->cache, &cs);
@@ -906,7 +806,7 @@ static void status_lists(const struct daemon *d, FILE *f, bool json)
 	struct status_out o = {f, json, true};
 
 	fprintf(f, json ? "\"lists\": [" : "");
-	each_list(d, status_list, &o);
+	daemon_each_list(d, status_list, &o);
 	fprintf(f, json ? "]" : "");
 }
 
@@ -921,7 +821,7 @@ static void status_groups(const struct daemon *d, FILE *f, bool json,
 		const char *name = s->cgroups[i].name;
 		uint64_t queries = all->queries, blocked = all->blocked;
 		if (s->ncgroups > 1)
-			group_counts(d, name, &queries, &blocked);
+			daemon_group_counts(d, name, &queries, &blocked);
 		if (json) {
 			fprintf(f, "%s{\"name\": ", i ? ", " : "");
 			control_json_str(f, name);
@@ -962,27 +862,6 @@ static void status_query_log(const struct daemon *d, FILE *f, bool json)
 	}
 }
 
-/* The upstream group labels of the snapshot, each once. */
-static bool upstream_seen(const struct snapshot *s, size_t g,
-			  const char *name)
-{
-	char other[4096];
-
-	for (size_t e = 0; e < g; e++)
-		if (strcmp(query_upstream_name(s, e, other, sizeof(other)),
-			   name) == 0)
-			return true;
-	return false;
-}
-
-static void upstream_sum(const struct daemon *d, const char *name,
-			 struct query_upstream_stats *u)
-{
-	memset(u, 0, sizeof(*u));
-	for (size_t w = 0; w < d->nworkers; w++)
-		query_env_upstream_stats(worker_env(d->workers[w]), name, u);
-}
-
 /*
  * The q-quantile (0..1) of an upstream histogram, in ms, as Prometheus'
  * histogram_quantile estimates it: linear within the bucket that holds
@@ -1021,9 +900,9 @@ static void status_upstreams(const struct daemon *d, FILE *f, bool json)
 	fprintf(f, json ? ", \"health\": [" : "");
 	for (size_t g = 0; g < s->ngroups; g++) {
 		query_upstream_name(s, g, name, sizeof(name));
-		if (!name[0] || upstream_seen(s, g, name))
+		if (!name[0] || daemon_upstream_seen(s, g, name))
 			continue;
-		upstream_sum(d, name, &u);
+		daemon_upstream_sum(d, name, &u);
 		double p50 = upstream_quantile(&u, 0.5);
 		double p90 = upstream_quantile(&u, 0.9);
 		if (json) {
@@ -1552,7 +1431,7 @@ static void metrics_groups(const struct daemon *d, FILE *f,
 		q[i] = all->queries;
 		b[i] = all->blocked;
 		if (s->ncgroups > 1)
-			group_counts(d, s->cgroups[i].name, &q[i], &b[i]);
+			daemon_group_counts(d, s->cgroups[i].name, &q[i], &b[i]);
 	}
 	metrics_family(f, "splitdns_group_queries_total", "counter",
 		       "Queries of each client group (default: the rest).");
@@ -1584,9 +1463,9 @@ static void metrics_upstreams(const struct daemon *d, FILE *f)
 	for (int part = 0; part < 3; part++)
 		for (size_t g = 0; g < s->ngroups; g++) {
 			query_upstream_name(s, g, name, sizeof(name));
-			if (!name[0] || upstream_seen(s, g, name))
+			if (!name[0] || daemon_upstream_seen(s, g, name))
 				continue;
-			upstream_sum(d, name, &u);
+			daemon_upstream_sum(d, name, &u);
 			if (part < 2) {
 				metric_l1(f, fam[part], "server", name,
 					  part ? u.errors : u.queries);
@@ -1719,7 +1598,7 @@ static void metrics_write(void *ctx, FILE *f)
 	metric_u64(f, "splitdns_inflight_queries", inflight);
 	metrics_family(f, "splitdns_list_hits_total", "counter",
 		       "Blocking decisions made by each block list.");
-	each_list(d, metrics_list, f);
+	daemon_each_list(d, metrics_list, f);
 	metrics_groups(d, f, &s);
 	metrics_cache(d, f);
 	metrics_upstreams(d, f);
