@@ -114,4 +114,15 @@ bool daemon_upstream_seen(const struct snapshot *s, size_t g, const char *name);
 void daemon_upstream_sum(const struct daemon *d, const char *name,
 			 struct query_upstream_stats *u);
 
+/* ---- main.c: reloads and refreshes, for the control commands ---- */
+
+/* Reload the configuration on the build thread; if a build runs, one
+ * more after it.  The result is published (or logged) by main's loop. */
+void daemon_start_reload(struct daemon *d);
+
+/* Download the subscribed lists that are due (force: all of them) on
+ * the build thread, and publish a new block set if one changed; queued
+ * after a build that runs. */
+void daemon_start_refresh(struct daemon *d, bool force);
+
 #endif
