@@ -118,9 +118,8 @@ static void metrics_upstreams(const struct daemon *d, FILE *f)
 	static const char *const fam[3] = {"splitdns_upstream_queries_total",
 					   "splitdns_upstream_errors_total",
 					   "splitdns_upstream_duration_seconds"};
-	const struct snapshot *s = d->snap;
-	char name[4096];
-	struct query_upstream_stats u;
+	size_t nup;
+	struct daemon_upstream *ups = daemon_upstreams(d, &nup);
 
 	metrics_family(f, fam[0], "counter",
 		       "Queries sent to each upstream server list.");
@@ -129,11 +128,9 @@ static void metrics_upstreams(const struct daemon *d, FILE *f)
 	metrics_family(f, fam[2], "histogram",
 		       "Time from sending to the answer, per server list.");
 	for (int part = 0; part < 3; part++)
-		for (size_t g = 0; g < s->ngroups; g++) {
-			query_upstream_name(s, g, name, sizeof(name));
-			if (!name[0] || daemon_upstream_seen(s, g, name))
-				continue;
-			daemon_upstream_sum(d, name, &u);
+		for (size_t i = 0; i < nup; i++) {
+			const char *name = ups[i].name;
+			const struct query_upstream_stats u = ups[i].st;
 			if (part < 2) {
 				metric_l1(f, fam[part], "server", name,
 					  part ? u.errors : u.queries);
@@ -159,6 +156,7 @@ static void metrics_upstreams(const struct daemon *d, FILE *f)
 			metrics_label(f, name);
 			fprintf(f, "} %" PRIu64 "\n", cum);
 		}
+	daemon_upstreams_free(ups, nup);
 }
 
 static void metrics_cache(const struct daemon *d, FILE *f)

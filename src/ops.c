@@ -242,17 +242,14 @@ static double upstream_quantile(const struct query_upstream_stats *u,
 /* Upstream health: per server list, queries, errors, median and p90. */
 static void status_upstreams(const struct daemon *d, FILE *f, bool json)
 {
-	const struct snapshot *s = d->snap;
-	char name[4096];
-	struct query_upstream_stats u;
+	size_t nup;
+	struct daemon_upstream *ups = daemon_upstreams(d, &nup);
 	bool first = true;
 
 	fprintf(f, json ? ", \"health\": [" : "");
-	for (size_t g = 0; g < s->ngroups; g++) {
-		query_upstream_name(s, g, name, sizeof(name));
-		if (!name[0] || daemon_upstream_seen(s, g, name))
-			continue;
-		daemon_upstream_sum(d, name, &u);
+	for (size_t i = 0; i < nup; i++) {
+		const char *name = ups[i].name;
+		const struct query_upstream_stats u = ups[i].st;
 		double p50 = upstream_quantile(&u, 0.5);
 		double p90 = upstream_quantile(&u, 0.9);
 		if (json) {
@@ -280,6 +277,7 @@ static void status_upstreams(const struct daemon *d, FILE *f, bool json)
 		first = false;
 	}
 	fprintf(f, json ? "]" : "");
+	daemon_upstreams_free(ups, nup);
 }
 
 static void op_status(void *ctx, struct control_reply *r)

@@ -1854,23 +1854,26 @@ uint64_t query_env_rcode(const struct query_env *env, unsigned rcode)
 				    memory_order_relaxed);
 }
 
-void query_env_upstream_stats(struct query_env *env, const char *name,
-			      struct query_upstream_stats *sum)
+void query_env_upstream_each(struct query_env *env,
+			     void (*fn)(void *ctx, const char *name,
+					const struct query_upstream_stats *u),
+			     void *ctx)
 {
 	pthread_mutex_lock(&env->hits_mu);
 	for (size_t g = 0; g < env->hits.nup; g++) {
 		const struct up_counters *u = &env->hits.up[g];
-		if (strcmp(env->hits.up_names[g], name) != 0)
-			continue;
-		sum->queries += atomic_load_explicit(&u->queries,
-						     memory_order_relaxed);
-		sum->errors += atomic_load_explicit(&u->errors,
-						    memory_order_relaxed);
-		sum->sum_ms += atomic_load_explicit(&u->sum_ms,
-						    memory_order_relaxed);
+		struct query_upstream_stats st = {
+		    .queries = atomic_load_explicit(&u->queries,
+						    memory_order_relaxed),
+		    .errors = atomic_load_explicit(&u->errors,
+						   memory_order_relaxed),
+		    .sum_ms = atomic_load_explicit(&u->sum_ms,
+						   memory_order_relaxed),
+		};
 		for (size_t b = 0; b <= QUERY_LATENCY_BUCKETS; b++)
-			sum->bucket[b] += atomic_load_explicit(
+			st.bucket[b] = atomic_load_explicit(
 			    &u->bucket[b], memory_order_relaxed);
+		fn(ctx, env->hits.up_names[g], &st);
 	}
 	pthread_mutex_unlock(&env->hits_mu);
 }

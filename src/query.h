@@ -290,11 +290,14 @@ struct query_upstream_stats {
 const char *query_upstream_name(const struct snapshot *s, size_t g,
 				char *buf, size_t cap);
 
-/* Add what the upstream group labelled name did in this env (every
- * group of the snapshot in use with that label) to *sum (any thread).
- * Counts carry over reloads by label. */
-void query_env_upstream_stats(struct query_env *env, const char *name,
-			      struct query_upstream_stats *sum);
+/* Call fn with each upstream group's label and figures in this env, for
+ * every group of the snapshot in use (counts carry over reloads by
+ * label; a label may come more than once).  Any thread; fn runs under
+ * the env's counter lock and must not call back into the env. */
+void query_env_upstream_each(struct query_env *env,
+			     void (*fn)(void *ctx, const char *name,
+					const struct query_upstream_stats *u),
+			     void *ctx);
 
 /* Is the client at sa in access.allow of the snapshot in use?  For the
  * server's check at TCP accept (a void *ctx callback: env is ctx). */
