@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -524,7 +525,7 @@ static int open_log(const char *path, int64_t *size, bool *regular)
 	struct stat st;
 	int fd = open(path,
 		      O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
-			  O_NOCTTY,
+			  O_NOCTTY | O_NONBLOCK,
 		      0640);
 
 	if (fd < 0)
@@ -556,6 +557,15 @@ static void flush(struct qlog *q)
 		ssize_t k = write(q->fd, q->buf + off, q->buflen - off);
 		if (k < 0 && errno == EINTR)
 			continue;
+		/* A pipe or socket whose reader is slow: wait for it, but
+		 * not past a stop (a reader that never reads must not keep
+		 * the daemon from exiting). */
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+		    !atomic_load(&q->stop)) {
+			struct pollfd pfd = {.fd = q->fd, .events = POLLOUT};
+			(void)poll(&pfd, 1, 100);
+			continue;
+		}
 		if (k <= 0) {
 			if (!q->failing)
 				log_err("query log %s: %s; lines are lost "
