@@ -1,11 +1,12 @@
 /*
  * daemon.h - the running daemon: main's state (struct daemon, one, on
  * main's stack, passed down explicitly) and what its pieces call on each
- * other.  main.c starts it, reads signals, reloads and publishes;
- * daemon.c sums the workers' figures (for the SIGUSR1 line, status and
- * metrics); ops.c answers the control socket; expo.c writes the
- * Prometheus body.  All of it runs on main's thread, except the reload
- * build, which reads only what build_snapshot in main.c says.
+ * other.  main.c starts it and reads signals; reload.c reloads,
+ * refreshes and publishes; daemon.c sums the workers' figures (for the
+ * SIGUSR1 line, status and metrics); ops.c answers the control socket;
+ * expo.c writes the Prometheus body.  All of it runs on main's thread,
+ * except the reload build, which reads only what build_snapshot in
+ * reload.c says.
  */
 #ifndef SPLITDNS_DAEMON_H
 #define SPLITDNS_DAEMON_H
@@ -120,7 +121,7 @@ struct daemon_upstream {
 struct daemon_upstream *daemon_upstreams(const struct daemon *d, size_t *n);
 void daemon_upstreams_free(struct daemon_upstream *u, size_t n);
 
-/* ---- main.c: reloads and refreshes, for the control commands ---- */
+/* ---- reload.c: reloads and refreshes, for the control commands ---- */
 
 /* Reload the configuration on the build thread; if a build runs, one
  * more after it.  The result is published (or logged) by main's loop. */

@@ -5,7 +5,7 @@
  * state (struct daemon, daemon.h): status and top read the workers'
  * counters, pause and resume set the pauses the workers read, flush
  * empties the shared cache, reload and refresh start a build that
- * main.c publishes, explain walks the rules of the snapshot being
+ * reload.c publishes, explain walks the rules of the snapshot being
  * served.  The socket itself is control.c's.
  */
 #include <config.h>

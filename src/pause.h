@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 /* Most client groups a pause can name: every group a configuration may
- * have (CONF_MAX_CLIENTS) and "default"; main.c asserts it at build. */
+ * have (CONF_MAX_CLIENTS) and "default"; ops.c asserts it at build. */
 #define PAUSE_MAX_GROUPS 65
 #define PAUSE_ALL 0
 
