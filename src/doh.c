@@ -15,6 +15,7 @@
 #include <config.h>
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,11 @@
 /* Header bytes per stream: a GET carries the query base64url-encoded
  * in :path (4/3 of DOH_MSG_MAX), the rest is small. */
 #define DOH_HEADER_MAX (DOH_MSG_MAX / 3 * 4 + 8192)
+/* Queries and replies up to this size stay in the stream object, and a
+ * session keeps up to DOH_SPARE closed stream objects for the next
+ * requests: a request of the usual size allocates nothing of ours. */
+#define DOH_INLINE 512
+#define DOH_SPARE 8
 
 enum doh_method { DOH_OTHER, DOH_GET, DOH_POST };
 
@@ -48,10 +54,12 @@ struct doh_stream {
 	bool answered;
 	int status;        /* decided while receiving (400, 413, 503); 0 */
 	size_t header_bytes;
-	uint8_t *body;     /* the DNS query, body_len bytes */
+	uint8_t *body;     /* the DNS query, body_len bytes (body_in or
+			      allocated) */
 	size_t body_len, body_cap;
-	uint8_t *resp;     /* the reply being sent */
+	uint8_t *resp;     /* the reply being sent (resp_in or allocated) */
 	size_t resp_len, resp_off;
+	uint8_t body_in[DOH_INLINE], resp_in[DOH_INLINE];
 };
 
 struct doh_session {
@@ -65,6 +73,8 @@ struct doh_session {
 	struct doh_stream *whead, **wtail; /* complete requests, in order,
 					      that the handler had no room
 					      for */
+	struct doh_stream *spare; /* closed stream objects to reuse */
+	unsigned nspare;
 	bool failed;
 };
 
@@ -94,9 +104,35 @@ static void stream_free(struct doh_session *s, struct doh_stream *st)
 	if (st->next)
 		st->next->prev = st->prev;
 	s->body_total -= st->body_len;
-	free(st->body);
-	free(st->resp);
-	free(st);
+	if (st->body != st->body_in)
+		free(st->body);
+	if (st->resp != st->resp_in)
+		free(st->resp);
+	if (s->nspare < DOH_SPARE) {
+		st->next = s->spare;
+		s->spare = st;
+		s->nspare++;
+	} else {
+		free(st);
+	}
+}
+
+/* A stream object as new: a spare one, or allocated. */
+static struct doh_stream *stream_new(struct doh_session *s)
+{
+	struct doh_stream *st = s->spare;
+
+	if (st) {
+		s->spare = st->next;
+		s->nspare--;
+	} else if (!(st = malloc(sizeof(*st)))) {
+		return NULL;
+	}
+	/* The fields; the inline buffers are written before read. */
+	memset(st, 0, offsetof(struct doh_stream, body_in));
+	st->body = st->body_in;
+	st->body_cap = sizeof(st->body_in);
+	return st;
 }
 
 /* ------------------------------------------------------- base64url */
@@ -194,12 +230,20 @@ static void get_param(struct doh_session *s, struct doh_stream *st,
 				st->status = 503;
 				return;
 			}
-			if (!(st->body = malloc(vlen / 4 * 3 + 3))) {
-				st->status = 503;
-				return;
+			size_t cap = vlen / 4 * 3 + 3;
+			if (cap > st->body_cap) {
+				uint8_t *b = malloc(cap);
+				if (!b) {
+					st->status = 503;
+					return;
+				}
+				if (st->body != st->body_in)
+					free(st->body); /* an earlier bad dns= */
+				st->body = b;
+				st->body_cap = cap;
 			}
 			long got = doh_base64url_decode(q + 4, vlen, st->body,
-							vlen / 4 * 3 + 3);
+							cap);
 			if (got < 0 || got > DOH_MSG_MAX) {
 				st->status = got < 0 ? 400 : 413;
 				return;
@@ -243,7 +287,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f,
 	if (f->hd.type != NGHTTP2_HEADERS ||
 	    f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	struct doh_stream *st = calloc(1, sizeof(*st));
+	struct doh_stream *st = stream_new(s);
 	if (!st)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
 	st->id = f->hd.stream_id;
@@ -302,16 +346,19 @@ static int on_data(nghttp2_session *h2, uint8_t flags, int32_t id,
 	if (st->body_len + len > st->body_cap) {
 		/* Grown as the body comes: a stream that sent a byte holds
 		 * little. */
-		size_t cap = st->body_cap ? st->body_cap : 512;
+		size_t cap = st->body_cap;
 		while (cap < st->body_len + len)
 			cap *= 2;
 		if (cap > DOH_MSG_MAX)
 			cap = DOH_MSG_MAX;
-		uint8_t *b = realloc(st->body, cap);
+		uint8_t *b = st->body == st->body_in ? malloc(cap)
+						     : realloc(st->body, cap);
 		if (!b) {
 			st->status = 503;
 			return 0;
 		}
+		if (st->body == st->body_in)
+			memcpy(b, st->body_in, st->body_len);
 		st->body = b;
 		st->body_cap = cap;
 	}
@@ -420,29 +467,47 @@ static ssize_t read_resp(nghttp2_session *h2, int32_t id, uint8_t *buf,
 	{(uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, \
 	 (vl), NGHTTP2_NV_FLAG_NONE}
 
+/* The decimal digits of v after prefix, in buf (at least 32 bytes);
+ * returns the length (snprintf costs a good part of a reply). */
+static size_t put_uint(char *buf, const char *prefix, uint32_t v)
+{
+	char digits[10];
+	size_t n = 0, len = strlen(prefix);
+
+	memcpy(buf, prefix, len);
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		buf[len++] = digits[--n];
+	return len;
+}
+
 void doh_reply(struct doh_session *s, int32_t id, const uint8_t *msg,
 	       size_t len)
 {
 	struct doh_stream *st = nghttp2_session_get_stream_user_data(s->h2, id);
-	char clen[24], cache[40];
+	char clen[32], cache[32];
 
 	if (!st || st->answered)
 		return;
-	if (!(st->resp = malloc(len ? len : 1))) {
+	st->resp = len <= sizeof(st->resp_in) ? st->resp_in : malloc(len);
+	if (!st->resp) {
 		doh_error(s, id, 503);
 		return;
 	}
 	memcpy(st->resp, msg, len);
 	st->resp_len = len;
 	st->answered = true;
-	int cl = snprintf(clen, sizeof(clen), "%zu", len);
-	int cc = snprintf(cache, sizeof(cache), "max-age=%u",
-			  (unsigned)doh_min_ttl(msg, len));
+	/* len is at most DOH_MSG_MAX (a DNS message). */
+	size_t cl = put_uint(clen, "", (uint32_t)len);
+	size_t cc = put_uint(cache, "max-age=", doh_min_ttl(msg, len));
 	const nghttp2_nv nv[] = {
 		NV(":status", "200", 3),
 		NV("content-type", "application/dns-message", 23),
-		NV("content-length", clen, (size_t)cl),
-		NV("cache-control", cache, (size_t)cc),
+		NV("content-length", clen, cl),
+		NV("cache-control", cache, cc),
 	};
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_resp};
 	if (nghttp2_submit_response(s->h2, id, nv, 4, &prd) != 0)
@@ -556,5 +621,10 @@ void doh_session_free(struct doh_session *s)
 	nghttp2_session_del(s->h2);
 	while (s->streams)
 		stream_free(s, s->streams);
+	while (s->spare) {
+		struct doh_stream *st = s->spare;
+		s->spare = st->next;
+		free(st);
+	}
 	free(s);
 }

@@ -83,6 +83,7 @@ struct transport {
 
 struct tcp_conn {
 	struct loop_watch w;
+	uint32_t events;         /* what w is registered for */
 	struct tcp_pool *pool;
 	const struct transport *tx;
 	struct tls_session *tls; /* tls:// connections, NULL otherwise */
@@ -415,13 +416,21 @@ static void conn_unref(struct tcp_conn *c)
 		loop_defer_free(c->pool->loop, c, conn_free);
 }
 
+/* Register for ev unless that is what c is registered for already: an
+ * event that changes nothing costs no epoll_ctl (two per DoH request
+ * otherwise). */
+static void watch_set(struct tcp_conn *c, uint32_t ev)
+{
+	if (c->events != ev && loop_mod(c->pool->loop, &c->w, ev) == 0)
+		c->events = ev;
+}
+
 static void conn_watch(struct tcp_conn *c)
 {
 	uint32_t ev = 0;
 #ifdef HAVE_TLS
 	if (c->handshaking) {
-		loop_mod(c->pool->loop, &c->w,
-			 tls_want_write(c->tls) ? EPOLLOUT : EPOLLIN);
+		watch_set(c, tls_want_write(c->tls) ? EPOLLOUT : EPOLLIN);
 		return;
 	}
 #endif
@@ -429,7 +438,7 @@ static void conn_watch(struct tcp_conn *c)
 		ev |= EPOLLIN;
 	if (unsent(c))
 		ev |= EPOLLOUT;
-	loop_mod(c->pool->loop, &c->w, ev);
+	watch_set(c, ev);
 }
 
 /* Close at once with a reset (SO_LINGER 0): the kernel drops what the
@@ -921,7 +930,8 @@ void tcp_pool_accept(struct tcp_pool *pool, int fd,
 	c->refs = 1;
 	c->peer = *peer;
 	c->peerlen = peerlen;
-	if (loop_add(pool->loop, &c->w, EPOLLIN) < 0) {
+	c->events = EPOLLIN;
+	if (loop_add(pool->loop, &c->w, c->events) < 0) {
 		atomic_fetch_sub(pool->open, 1);
 		close(fd);
 		free(c);

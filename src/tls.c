@@ -2,8 +2,9 @@
  * tls.c - GnuTLS for the listeners: credentials read from PEM files and
  * server sessions over non-blocking sockets.
  *
- * GnuTLS reads and writes the socket itself (its default push and pull
- * are send and recv on the descriptor); this module turns its status
+ * GnuTLS writes the socket itself (its default push, sendmsg on the
+ * descriptor) and reads it through pull below, which reads ahead so
+ * that a record costs one recv, not two; this module turns its status
  * codes into the errno convention tcp.c uses for plain sockets.  TLS 1.2
  * and 1.3 only (RFC 8310 9, RFC 8484 5.2 after RFC 7525); session
  * tickets (RFC 5077, TLS 1.3 PSK) so that clients resume, with a key
@@ -12,11 +13,13 @@
 #include <config.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <gnutls/gnutls.h>
 
@@ -31,10 +34,19 @@ struct tls_creds {
 	gnutls_datum_t ticket_key;
 };
 
+/* Socket bytes read ahead per session: GnuTLS asks for a record's
+ * 5-byte header and then for its body, two recv calls per record; one
+ * recv into this buffer usually takes both, and several records of
+ * pipelined queries. */
+#define TLS_READAHEAD 4096
+
 struct tls_session {
 	gnutls_session_t s;
 	struct tls_creds *creds;
+	int fd;
 	size_t send_pending; /* bytes of a send that returned EAGAIN */
+	size_t ra_off, ra_len; /* ra[ra_off..ra_len) not yet given to GnuTLS */
+	uint8_t ra[TLS_READAHEAD];
 };
 
 struct tls_creds *tls_creds_new(const char *cert, const char *key, char *err,
@@ -88,6 +100,41 @@ void tls_creds_unref(struct tls_creds *c)
 	free(c);
 }
 
+/* GnuTLS' pull: from the read-ahead buffer, refilled with one recv;
+ * a read as large as the buffer goes straight to the caller. */
+static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	struct tls_session *t = ptr;
+
+	if (t->ra_off == t->ra_len) {
+		if (len >= sizeof(t->ra))
+			return recv(t->fd, data, len, MSG_DONTWAIT);
+		ssize_t n = recv(t->fd, t->ra, sizeof(t->ra), MSG_DONTWAIT);
+		if (n <= 0)
+			return n; /* errno is GnuTLS' to read */
+		t->ra_off = 0;
+		t->ra_len = (size_t)n;
+	}
+	size_t n = t->ra_len - t->ra_off;
+	if (n > len)
+		n = len;
+	memcpy(data, t->ra + t->ra_off, n);
+	t->ra_off += n;
+	return (ssize_t)n;
+}
+
+/* Whether pull has something within ms (GnuTLS' pull timeout, which
+ * must know about the read-ahead buffer). */
+static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
+{
+	struct tls_session *t = ptr;
+	struct pollfd p = {.fd = t->fd, .events = POLLIN};
+
+	if (t->ra_off < t->ra_len)
+		return 1;
+	return poll(&p, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
 struct tls_session *tls_session_new(struct tls_creds *creds, int fd,
 				    enum tls_alpn alpn)
 {
@@ -117,7 +164,12 @@ struct tls_session *tls_session_new(struct tls_creds *creds, int fd,
 	/* No client certificates: DNS clients are not authenticated by
 	 * TLS (RFC 7858 4.2 leaves it to the server; access.allow does). */
 	gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_IGNORE);
-	gnutls_transport_set_int(t->s, fd);
+	/* Our pull, GnuTLS' own push (sendmsg on the descriptor). */
+	t->fd = fd;
+	gnutls_transport_set_ptr2(t->s, t,
+				  (gnutls_transport_ptr_t)(intptr_t)fd);
+	gnutls_transport_set_pull_function(t->s, pull);
+	gnutls_transport_set_pull_timeout_function(t->s, pull_timeout);
 	t->creds = tls_creds_ref(creds);
 	return t;
 }
@@ -192,7 +244,7 @@ bool tls_want_write(const struct tls_session *s)
 
 size_t tls_pending(const struct tls_session *s)
 {
-	return gnutls_record_check_pending(s->s);
+	return gnutls_record_check_pending(s->s) + (s->ra_len - s->ra_off);
 }
 
 void tls_session_free(struct tls_session *s)

@@ -59,8 +59,8 @@ ssize_t tls_send(struct tls_session *s, const void *buf, size_t len);
  * read): the epoll interest while a handshake or a send is pending. */
 bool tls_want_write(const struct tls_session *s);
 
-/* Decrypted bytes GnuTLS holds that tls_recv has not returned yet: the
- * socket will not signal them. */
+/* Bytes tls_recv has not returned yet that the socket will not signal:
+ * decrypted ones GnuTLS holds, and those read ahead from the socket. */
 size_t tls_pending(const struct tls_session *s);
 
 /* Free the session and its reference to the credentials (no
