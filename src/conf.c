@@ -1368,15 +1368,64 @@ static bool load_forward(struct loader *ld, config_setting_t *g,
 	return true;
 }
 
-/* Do two domain names in text mean the same name (case, final dot)? */
-static bool same_domain(const char *a, const char *b)
+/* A forward rule's domain in lowered wire form, for finding repeats. */
+struct fwd_key {
+	uint8_t name[WIRE_NAME_MAX];
+	size_t len;
+	size_t i; /* the rule's index */
+};
+
+static int fwd_key_cmp(const void *a, const void *b)
 {
-	uint8_t wa[WIRE_NAME_MAX], wb[WIRE_NAME_MAX];
+	const struct fwd_key *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->name, y->name, n);
+	if (c)
+		return c;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/* A second rule for a domain (case and the final dot aside) is refused
+ * at the first such rule in file order, naming the first rule's line.
+ * Sorted once: thousands of rules cost n log n, not n squared. */
+static bool forwards_unique(struct loader *ld, config_setting_t *list,
+			    const struct conf *cfg)
+{
+	size_t n = cfg->nforwards, dup = n, orig = 0;
+	struct fwd_key *k = ld_calloc(ld, n ? n : 1, sizeof(*k));
 	const char *why;
-	int na = wire_name_from_text(a, NULL, 0, wa, &why);
-	int nb = wire_name_from_text(b, NULL, 0, wb, &why);
-	return na > 0 && nb > 0 &&
-	       wire_name_equal(wa, (size_t)na, wb, (size_t)nb);
+
+	if (!k)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int len = wire_name_from_text(cfg->forwards[i].domain, NULL, 0,
+					      k[i].name, &why);
+		k[i].len = len > 0 ? (size_t)len : 0;
+		wire_name_lower(k[i].name, k[i].name, k[i].len);
+		k[i].i = i;
+	}
+	qsort(k, n, sizeof(*k), fwd_key_cmp);
+	for (size_t r = 1; r < n; r++) {
+		if (k[r].len != k[r - 1].len ||
+		    memcmp(k[r].name, k[r - 1].name, k[r].len) != 0)
+			continue;
+		size_t first = r - 1; /* the run's first: its smallest index */
+		while (first > 0 && k[first - 1].len == k[r].len &&
+		       memcmp(k[first - 1].name, k[r].name, k[r].len) == 0)
+			first--;
+		if (k[r].i < dup) {
+			dup = k[r].i;
+			orig = k[first].i;
+		}
+	}
+	free(k);
+	if (dup == n)
+		return true;
+	return fail(ld, config_setting_get_elem(list, (unsigned)dup),
+		    "a second forward rule for '%s' (the first is on line %d)",
+		    cfg->forwards[dup].domain, cfg->forwards[orig].line);
 }
 
 static bool load_forwards(struct loader *ld, config_setting_t *root,
@@ -1396,16 +1445,8 @@ static bool load_forwards(struct loader *ld, config_setting_t *root,
 		config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
 		if (!load_forward(ld, g, &cfg->forwards[i]))
 			return false;
-		for (size_t j = 0; j < i; j++)
-			if (same_domain(cfg->forwards[j].domain,
-					cfg->forwards[i].domain))
-				return fail(ld, g, "a second forward rule "
-						   "for '%s' (the first is "
-						   "on line %d)",
-					    cfg->forwards[i].domain,
-					    cfg->forwards[j].line);
 	}
-	return true;
+	return forwards_unique(ld, list, cfg);
 }
 
 static bool loop_in(struct loader *ld, const struct conf *cfg,

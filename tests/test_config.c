@@ -934,6 +934,16 @@ static void test_servers(struct tmp *t)
 	load_fails(t, UPSTREAM "forward = ( { domain = \"corp.example\";\n"
 			       "  servers = [\n \"tcp://10.0.0.1#x\"]; } );\n",
 		   NULL, 4, "tls:// servers only", "#NAME on a tcp:// forward");
+	/* A repeated domain (case and final dot aside) is refused at the
+	 * first repeat in file order, naming the first rule's line. */
+	load_fails(t, UPSTREAM "forward = (\n"
+			       "  { domain = \"a.example\"; servers = [\"10.0.0.1\"]; },\n"
+			       "  { domain = \"Corp.Example.\"; servers = [\"10.0.0.2\"]; },\n"
+			       "  { domain = \"b.example\"; servers = [\"10.0.0.3\"]; },\n"
+			       "  { domain = \"corp.example\"; refuse = true; },\n"
+			       "  { domain = \"a.EXAMPLE\"; refuse = true; } );\n",
+		   NULL, 6, "a second forward rule for 'corp.example' (the first is on line 4)",
+		   "a repeated forward domain");
 	{
 		struct conf *cfg = load_ok(
 			t, "upstream: { servers = [\"udp://192.0.2.53\", "
