@@ -1407,14 +1407,14 @@ static bool forwards_unique(struct loader *ld, config_setting_t *list,
 		k[i].i = i;
 	}
 	qsort(k, n, sizeof(*k), fwd_key_cmp);
+	size_t first = 0; /* where the run of equal names starts */
 	for (size_t r = 1; r < n; r++) {
 		if (k[r].len != k[r - 1].len ||
-		    memcmp(k[r].name, k[r - 1].name, k[r].len) != 0)
+		    memcmp(k[r].name, k[r - 1].name, k[r].len) != 0) {
+			first = r;
 			continue;
-		size_t first = r - 1; /* the run's first: its smallest index */
-		while (first > 0 && k[first - 1].len == k[r].len &&
-		       memcmp(k[first - 1].name, k[r].name, k[r].len) == 0)
-			first--;
+		}
+		/* k[first] has the run's smallest index: the first rule. */
 		if (k[r].i < dup) {
 			dup = k[r].i;
 			orig = k[first].i;

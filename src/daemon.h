@@ -116,8 +116,9 @@ struct daemon_upstream {
 
 /* Every upstream label of d->snap once, in the order of the groups, with
  * its figures summed over the workers: sorted once, so that a scrape with
- * thousands of forward rules costs n log n, not n squared.  Sets *n;
- * NULL when there is none or no memory.  daemon_upstreams_free frees. */
+ * thousands of forward rules costs n log n, not n squared.  Sets *n
+ * (0 when there is none); NULL only when out of memory, and then the
+ * callers show no upstream figures.  daemon_upstreams_free frees. */
 struct daemon_upstream *daemon_upstreams(const struct daemon *d, size_t *n);
 void daemon_upstreams_free(struct daemon_upstream *u, size_t n);
 

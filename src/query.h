@@ -166,9 +166,10 @@ struct query_event {
 	enum query_kind kind;
 	const char *group;           /* its client group, NULL: default */
 	const char *list;            /* blocked: the source, else NULL */
-	/* forwarded, servfail: the servers the query went to, as the
-	 * metrics label them (one server, or a group's plain servers
-	 * together: c-ares does not say which answered); else NULL */
+	/* a query sent upstream (forwarded, servfail, stale, rebind, and
+	 * blocked by a CNAME in the upstream's answer): the servers it went
+	 * to, as the metrics label them (one server, or a group's plain
+	 * servers together: c-ares does not say which answered); else NULL */
 	const char *upstream;
 	struct timespec received;    /* CLOCK_REALTIME when it arrived */
 };
