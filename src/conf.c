@@ -301,6 +301,21 @@ static void free_strings(char **v, size_t n)
 	free(v);
 }
 
+/* A port number in text: digits only, 1 to 65535. */
+static bool parse_port(const char *port, unsigned long *p, const char **why)
+{
+	char *end;
+
+	errno = 0;
+	*p = strtoul(port, &end, 10);
+	if (*port < '0' || *port > '9' || *end || errno || *p == 0 ||
+	    *p > 65535) {
+		*why = "port must be 1..65535";
+		return false;
+	}
+	return true;
+}
+
 bool conf_parse_addr(const char *text, uint16_t default_port,
 		       struct conf_addr *out, const char **why)
 {
@@ -337,16 +352,8 @@ bool conf_parse_addr(const char *text, uint16_t default_port,
 		}
 	}
 	unsigned long p = default_port;
-	if (port) {
-		char *end;
-		errno = 0;
-		p = strtoul(port, &end, 10);
-		if (*port < '0' || *port > '9' || *end || errno || p == 0 ||
-		    p > 65535) {
-			*why = "port must be 1..65535";
-			return false;
-		}
-	}
+	if (port && !parse_port(port, &p, why))
+		return false;
 	struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
 	char norm[INET6_ADDRSTRLEN];
@@ -428,16 +435,8 @@ static bool parse_https(const char *rest, struct conf_addr *out,
 		*colon = '\0';
 		port = colon + 1;
 	}
-	if (port) {
-		char *end;
-		errno = 0;
-		p = strtoul(port, &end, 10);
-		if (*port < '0' || *port > '9' || *end || errno || p == 0 ||
-		    p > 65535) {
-			*why = "port must be 1..65535";
-			return false;
-		}
-	}
+	if (port && !parse_port(port, &p, why))
+		return false;
 	bool literal = host[0] == '[' ||
 		       (host[0] && strspn(host, "0123456789.") == strlen(host));
 	if (literal) {

@@ -357,14 +357,6 @@ static uint16_t fresh_id(struct direct *d)
 }
 
 /* An allocation failed inside send: report it after the batch. */
-static void run_failed(struct loop_task *t)
-{
-	struct upstream_req *req =
-		(struct upstream_req *)((char *)t -
-					offsetof(struct upstream_req, task));
-	req->done(req, req->cancelled ? UPSTREAM_CANCELLED : UPSTREAM_FAILED,
-		  NULL, 0);
-}
 
 static void direct_send(struct upstream *u, struct upstream_req *req,
 			uint8_t *pkt, size_t len)
@@ -374,8 +366,7 @@ static void direct_send(struct upstream *u, struct upstream_req *req,
 
 	if (!r || !(r->pkt = malloc(len))) {
 		free(r);
-		req->task.cb = run_failed;
-		loop_post(d->loop, &req->task);
+		upstream_fail_later(d->loop, req);
 		return;
 	}
 	r->tw.fd = -1;

@@ -776,15 +776,6 @@ static void on_flush(struct loop_task *t)
 
 /* ---- the interface ---- */
 
-static void run_failed(struct loop_task *t)
-{
-	struct upstream_req *req =
-	    (struct upstream_req *)((char *)t -
-				    offsetof(struct upstream_req, task));
-	req->done(req, req->cancelled ? UPSTREAM_CANCELLED : UPSTREAM_FAILED,
-		  NULL, 0);
-}
-
 static struct hconn *current(struct dohup *d)
 {
 	struct hconn *c = d->cur;
@@ -879,8 +870,7 @@ static void dohup_send(struct upstream *u, struct upstream_req *req,
 	rearm(d);
 	return;
 failed:
-	req->task.cb = run_failed;
-	loop_post(d->loop, &req->task);
+	upstream_fail_later(d->loop, req);
 }
 
 static void dohup_cancel(struct upstream *u, struct upstream_req *req)

@@ -488,15 +488,6 @@ static void on_flush(struct loop_task *t)
 
 /* ---- the interface ---- */
 
-static void run_failed(struct loop_task *t)
-{
-	struct upstream_req *req =
-		(struct upstream_req *)((char *)t -
-					offsetof(struct upstream_req, task));
-	req->done(req, req->cancelled ? UPSTREAM_CANCELLED : UPSTREAM_FAILED,
-		  NULL, 0);
-}
-
 /* The current connection, a fresh one past the cap or none. */
 static struct dconn *current(struct dot *d)
 {
@@ -538,8 +529,7 @@ static void dot_send(struct upstream *u, struct upstream_req *req,
 		c->out_off = 0;
 	}
 	if (!c || !s || c->out_len + 2 + len > DOT_OUT_CAP) {
-		req->task.cb = run_failed;
-		loop_post(d->loop, &req->task);
+		upstream_fail_later(d->loop, req);
 		return;
 	}
 	TAILQ_REMOVE(&d->free, s, link);

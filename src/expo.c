@@ -39,6 +39,14 @@ static void metric_u64(FILE *f, const char *name, uint64_t v)
 	fprintf(f, "%s %" PRIu64 "\n", name, v);
 }
 
+/* A family of one sample without labels: its HELP, TYPE and value. */
+static void metric_one(FILE *f, const char *name, const char *type,
+		       const char *help, uint64_t v)
+{
+	metrics_family(f, name, type, help);
+	metric_u64(f, name, v);
+}
+
 /* One sample with one label. */
 static void metric_l1(FILE *f, const char *name, const char *label,
 		      const char *value, uint64_t v)
@@ -164,21 +172,11 @@ static void metrics_cache(const struct daemon *d, FILE *f)
 	struct cache_stats cs;
 
 	cache_get_stats(d->cache, &cs);
-	metrics_family(f, "splitdns_cache_entries", "gauge",
-		       "Answers in the cache.");
-	metric_u64(f, "splitdns_cache_entries", cs.entries);
-	metrics_family(f, "splitdns_cache_memory_bytes", "gauge",
-		       "Bytes the cached answers take.");
-	metric_u64(f, "splitdns_cache_memory_bytes", cs.bytes);
-	metrics_family(f, "splitdns_cache_hits_total", "counter",
-		       "Cache lookups that found an answer.");
-	metric_u64(f, "splitdns_cache_hits_total", cs.hits);
-	metrics_family(f, "splitdns_cache_misses_total", "counter",
-		       "Cache lookups that found none.");
-	metric_u64(f, "splitdns_cache_misses_total", cs.misses);
-	metrics_family(f, "splitdns_cache_evictions_total", "counter",
-		       "Answers pushed out of the cache to make room.");
-	metric_u64(f, "splitdns_cache_evictions_total", cs.evicted);
+	metric_one(f, "splitdns_cache_entries", "gauge", "Answers in the cache.", cs.entries);
+	metric_one(f, "splitdns_cache_memory_bytes", "gauge", "Bytes the cached answers take.", cs.bytes);
+	metric_one(f, "splitdns_cache_hits_total", "counter", "Cache lookups that found an answer.", cs.hits);
+	metric_one(f, "splitdns_cache_misses_total", "counter", "Cache lookups that found none.", cs.misses);
+	metric_one(f, "splitdns_cache_evictions_total", "counter", "Answers pushed out of the cache to make room.", cs.evicted);
 }
 
 static void metrics_snapshot(const struct daemon *d, FILE *f)
@@ -192,22 +190,12 @@ static void metrics_snapshot(const struct daemon *d, FILE *f)
 			names += lists_count(s->sets[k]->lists);
 			bytes += lists_memory(s->sets[k]->lists);
 		}
-	metrics_family(f, "splitdns_snapshot_generation", "gauge",
-		       "Generation of the snapshot being served.");
-	metric_u64(f, "splitdns_snapshot_generation", d->generation);
-	metrics_family(f, "splitdns_snapshot_age_seconds", "gauge",
-		       "Seconds since the snapshot was published.");
-	metric_u64(f, "splitdns_snapshot_age_seconds",
+	metric_one(f, "splitdns_snapshot_generation", "gauge", "Generation of the snapshot being served.", d->generation);
+	metric_one(f, "splitdns_snapshot_age_seconds", "gauge", "Seconds since the snapshot was published.",
 		   (now - d->published_ms) / 1000);
-	metrics_family(f, "splitdns_snapshot_local_names", "gauge",
-		       "Names with local data in the snapshot.");
-	metric_u64(f, "splitdns_snapshot_local_names", zone_size(s->zone));
-	metrics_family(f, "splitdns_snapshot_blocked_names", "gauge",
-		       "Blocked names over every block set of the snapshot.");
-	metric_u64(f, "splitdns_snapshot_blocked_names", names);
-	metrics_family(f, "splitdns_snapshot_block_memory_bytes", "gauge",
-		       "Heap bytes the snapshot's block sets hold.");
-	metric_u64(f, "splitdns_snapshot_block_memory_bytes", bytes);
+	metric_one(f, "splitdns_snapshot_local_names", "gauge", "Names with local data in the snapshot.", zone_size(s->zone));
+	metric_one(f, "splitdns_snapshot_blocked_names", "gauge", "Blocked names over every block set of the snapshot.", names);
+	metric_one(f, "splitdns_snapshot_block_memory_bytes", "gauge", "Heap bytes the snapshot's block sets hold.", bytes);
 	metrics_family(f, "splitdns_reloads_total", "counter",
 		       "Configuration reloads, by result.");
 	metric_l1(f, "splitdns_reloads_total", "result", "success", d->reloads);
@@ -245,23 +233,13 @@ static void metrics_write(void *ctx, FILE *f)
 	metrics_family(f, "splitdns_build_info", "gauge",
 		       "The version running (always 1).");
 	fprintf(f, "splitdns_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
-	metrics_family(f, "splitdns_uptime_seconds", "gauge",
-		       "Seconds since the daemon started.");
-	metric_u64(f, "splitdns_uptime_seconds",
+	metric_one(f, "splitdns_uptime_seconds", "gauge", "Seconds since the daemon started.",
 		   (loop_now_ms() - d->started_ms) / 1000);
 	metrics_queries(d, f);
-	metrics_family(f, "splitdns_truncated_total", "counter",
-		       "UDP replies cut to the client's size (TC=1).");
-	metric_u64(f, "splitdns_truncated_total", s.truncated);
-	metrics_family(f, "splitdns_joined_total", "counter",
-		       "Queries that waited for an identical one upstream.");
-	metric_u64(f, "splitdns_joined_total", s.joined);
-	metrics_family(f, "splitdns_prefetches_total", "counter",
-		       "Background refreshes of popular cached answers.");
-	metric_u64(f, "splitdns_prefetches_total", s.prefetched);
-	metrics_family(f, "splitdns_inflight_queries", "gauge",
-		       "Client queries waiting for an upstream answer.");
-	metric_u64(f, "splitdns_inflight_queries", inflight);
+	metric_one(f, "splitdns_truncated_total", "counter", "UDP replies cut to the client's size (TC=1).", s.truncated);
+	metric_one(f, "splitdns_joined_total", "counter", "Queries that waited for an identical one upstream.", s.joined);
+	metric_one(f, "splitdns_prefetches_total", "counter", "Background refreshes of popular cached answers.", s.prefetched);
+	metric_one(f, "splitdns_inflight_queries", "gauge", "Client queries waiting for an upstream answer.", inflight);
 	metrics_family(f, "splitdns_list_hits_total", "counter",
 		       "Blocking decisions made by each block list.");
 	daemon_each_list(d, metrics_list, f);
@@ -269,13 +247,9 @@ static void metrics_write(void *ctx, FILE *f)
 	metrics_cache(d, f);
 	metrics_upstreams(d, f);
 	metrics_snapshot(d, f);
-	metrics_family(f, "splitdns_tcp_connections", "gauge",
-		       "Client TCP connections open (TLS ones included).");
-	metric_u64(f, "splitdns_tcp_connections",
+	metric_one(f, "splitdns_tcp_connections", "gauge", "Client TCP connections open (TLS ones included).",
 		   atomic_load(&((struct daemon *)ctx)->budget.open));
-	metrics_family(f, "splitdns_tls_connections", "gauge",
-		       "Client connections open with TLS (DoT and DoH).");
-	metric_u64(f, "splitdns_tls_connections", tls);
+	metric_one(f, "splitdns_tls_connections", "gauge", "Client connections open with TLS (DoT and DoH).", tls);
 }
 
 /* access.allow of the snapshot being served, as for queries. */

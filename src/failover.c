@@ -90,15 +90,6 @@ static void on_leg(struct upstream_req *sub, enum upstream_status st,
 		      on_leg);
 }
 
-static void run_failed(struct loop_task *task)
-{
-	struct upstream_req *req =
-		(struct upstream_req *)((char *)task -
-					offsetof(struct upstream_req, task));
-	req->done(req, req->cancelled ? UPSTREAM_CANCELLED : UPSTREAM_FAILED,
-		  NULL, 0);
-}
-
 static void failover_send(struct upstream *u, struct upstream_req *req,
 			  uint8_t *pkt, size_t len)
 {
@@ -109,8 +100,7 @@ static void failover_send(struct upstream *u, struct upstream_req *req,
 		TAILQ_REMOVE(&f->spare, t, link);
 	else if (!(t = calloc(1, sizeof(*t)))) {
 		req->chan = NULL;
-		req->task.cb = run_failed;
-		loop_post(f->loop, &req->task);
+		upstream_fail_later(f->loop, req);
 		return;
 	}
 	t->f = f;

@@ -1,7 +1,8 @@
 /*
  * upstream.h - the interface every upstream backend implements: c-ares
  * over UDP/TCP (forward.c), raw UDP/TCP (direct.c), DNS over TLS
- * (dot.c), a mixed list of those in order (failover.c); HTTPS later.
+ * (dot.c), DNS over HTTPS (dohup.c), a mixed list of those in order
+ * (failover.c).
  *
  * The pipeline relays a validated query with upstream_send and hears back
  * exactly once through the request's done callback.  The contract, the
@@ -90,6 +91,11 @@ static inline size_t upstream_pending(const struct upstream *u)
 {
 	return u->ops->pending(u);
 }
+
+/* For a backend's send that cannot take req (no memory, no room): done
+ * runs after the loop's current batch with UPSTREAM_FAILED (or
+ * UPSTREAM_CANCELLED when cancelled meanwhile), never inside send. */
+void upstream_fail_later(struct loop *loop, struct upstream_req *req);
 
 /* NULL is fine. */
 static inline void upstream_free(struct upstream *u)
